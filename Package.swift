@@ -14,34 +14,62 @@ let package = Package(
         .executable(name: "smpctl", targets: ["smpctl"]),
         .library(name: "SMPCtlCBOR", targets: ["SMPCtlCBOR"]),
         .library(name: "SMPCtlProtocol", targets: ["SMPCtlProtocol"]),
+        .library(name: "SMPCtlImage", targets: ["SMPCtlImage"]),
+        .library(name: "SMPCtlTransport", targets: ["SMPCtlTransport"]),
+        .library(name: "SMPCtlClient", targets: ["SMPCtlClient"]),
+        .library(name: "SMPCtlSimulator", targets: ["SMPCtlSimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
-        // Pure CBOR codec: no I/O, no Foundation.
+        // Layer 1, pure codecs with no I/O.
         .target(name: "SMPCtlCBOR", swiftSettings: strictSwift),
-        // Pure SMP codec: header, packets, typed messages, errors, serial framing, BLE reassembly.
         .target(name: "SMPCtlProtocol", dependencies: ["SMPCtlCBOR"], swiftSettings: strictSwift),
-        .testTarget(
-            name: "SMPCtlCBORTests",
-            dependencies: ["SMPCtlCBOR"],
+        .target(
+            name: "SMPCtlImage",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
-        .testTarget(
-            name: "SMPCtlProtocolTests",
-            dependencies: ["SMPCtlProtocol", "SMPCtlCBOR"],
-            exclude: ["Fixtures"],
+        // Layer 2, transports behind one protocol.
+        .target(name: "SMPCtlTransport", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
+        // Layer 3, the client, management workflows, and the device simulator.
+        .target(
+            name: "SMPCtlClient",
+            dependencies: ["SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport",
+                           .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
+        .target(
+            name: "SMPCtlSimulator",
+            dependencies: ["SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport",
+                           .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSwift
+        ),
+        // Layer 4, the command line.
         .executableTarget(
             name: "smpctl",
             dependencies: [
-                "SMPCtlProtocol",
+                "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlClient", "SMPCtlSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
         ),
+        .testTarget(name: "SMPCtlCBORTests", dependencies: ["SMPCtlCBOR"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "SMPCtlProtocolTests", dependencies: ["SMPCtlProtocol", "SMPCtlCBOR"], swiftSettings: strictSwift),
+        .testTarget(name: "SMPCtlImageTests", dependencies: ["SMPCtlImage"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "SMPCtlSimulatorTests",
+            dependencies: ["SMPCtlSimulator", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SMPCtlClientTests",
+            dependencies: ["SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlProtocol", "SMPCtlImage"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(name: "SMPCtlCLITests", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
     ]
 )

@@ -1,0 +1,1 @@
+// The SMP client, management groups and workflows.

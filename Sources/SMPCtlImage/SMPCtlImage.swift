@@ -1,0 +1,1 @@
+// The MCUboot image format: header, TLVs, hashes and signature checks.

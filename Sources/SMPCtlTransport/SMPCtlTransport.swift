@@ -1,0 +1,1 @@
+// Transports: one protocol, UDP, serial and in-process implementations.

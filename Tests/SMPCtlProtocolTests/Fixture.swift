@@ -1,0 +1,34 @@
+import Foundation
+
+/// Locates files in `Tests/Fixtures`.
+enum Fixture {
+    static let directory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    static func data(_ name: String) throws -> Data {
+        try Data(contentsOf: directory.appendingPathComponent(name))
+    }
+
+    /// The `vectors` array of a JSON vector file.
+    static func vectors(_ name: String) throws -> [[String: Any]] {
+        let object = try JSONSerialization.jsonObject(with: data(name))
+        guard let root = object as? [String: Any], let vectors = root["vectors"] as? [[String: Any]] else {
+            throw CocoaError(.fileReadCorruptFile)
+        }
+        return vectors
+    }
+}
+
+extension Array where Element == UInt8 {
+    init(hex: String) {
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex, let next = hex.index(index, offsetBy: 2, limitedBy: hex.endIndex) {
+            bytes.append(UInt8(hex[index..<next], radix: 16) ?? 0)
+            index = next
+        }
+        self = bytes
+    }
+
+    var hex: String { map { String(format: "%02x", $0) }.joined() }
+}
