@@ -1,0 +1,92 @@
+import Foundation
+import Crypto
+
+/// A firmware file read in pieces, so that memory does not grow with its size.
+public struct FirmwareFile: Sendable {
+    /// The largest file accepted (a bound on anything read from disk).
+    public static let maximumLength = 256 * 1024 * 1024
+
+    public let path: String
+    public let length: Int
+    /// SHA-256 of the whole file: the upload's `sha`.
+    public let sha256: [UInt8]
+
+    /// Opens `path`, checks its size and hashes it in 64 KiB pieces.
+    public init(path: String) throws(SMPClientError) {
+        self.path = path
+        let handle: FileHandle
+        do {
+            handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        } catch {
+            throw .invalidInput("cannot open \(path): \(error.localizedDescription)")
+        }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        var total = 0
+        while true {
+            let piece: Data
+            do {
+                piece = try handle.read(upToCount: 65536) ?? Data()
+            } catch {
+                throw .invalidInput("cannot read \(path): \(error.localizedDescription)")
+            }
+            if piece.isEmpty { break }
+            total += piece.count
+            guard total <= Self.maximumLength else {
+                throw .invalidInput("\(path) is larger than \(Self.maximumLength) bytes; that is not a firmware image")
+            }
+            hasher.update(data: piece)
+        }
+        guard total > 0 else { throw .invalidInput("\(path) is empty") }
+        length = total
+        sha256 = Array(hasher.finalize())
+    }
+
+    /// Reads `count` bytes at `offset` (fewer at the end of the file).
+    public func read(offset: Int, count: Int) throws(SMPClientError) -> [UInt8] {
+        guard offset >= 0, count >= 0, offset <= length else {
+            throw .invalidInput("read outside \(path): offset \(offset)")
+        }
+        do {
+            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+            defer { try? handle.close() }
+            try handle.seek(toOffset: UInt64(offset))
+            let data = try handle.read(upToCount: min(count, length - offset)) ?? Data()
+            return [UInt8](data)
+        } catch {
+            throw .invalidInput("cannot read \(path): \(error.localizedDescription)")
+        }
+    }
+}
+
+/// Reads a file sequentially with one open handle, for the upload loop.
+final class FirmwareReader {
+    private let handle: FileHandle
+    private let file: FirmwareFile
+    private var position = 0
+
+    init(file: FirmwareFile) throws(SMPClientError) {
+        self.file = file
+        do {
+            handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file.path))
+        } catch {
+            throw .invalidInput("cannot open \(file.path): \(error.localizedDescription)")
+        }
+    }
+
+    deinit { try? handle.close() }
+
+    func read(offset: Int, count: Int) throws(SMPClientError) -> [UInt8] {
+        guard offset >= 0, offset <= file.length else {
+            throw .invalidInput("offset \(offset) is outside \(file.path)")
+        }
+        do {
+            if offset != position { try handle.seek(toOffset: UInt64(offset)) }
+            let data = try handle.read(upToCount: min(count, file.length - offset)) ?? Data()
+            position = offset + data.count
+            return [UInt8](data)
+        } catch {
+            throw .invalidInput("cannot read \(file.path): \(error.localizedDescription)")
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// The SMP client, management groups and workflows.

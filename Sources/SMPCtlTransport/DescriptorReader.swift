@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Musl)
+internal import Musl
+#endif
+import Foundation
+import Synchronization
+
+/// Reads a file descriptor on a dedicated thread and hands every chunk to a closure.
+///
+/// The thread polls with a short timeout so that `stop()` ends it promptly. The closure runs
+/// on the reader thread; it must be quick and thread-safe.
+final class DescriptorReader: Sendable {
+    /// What the reader reports.
+    enum Output: Sendable {
+        case bytes([UInt8])
+        case closed(Int32?)
+    }
+
+    /// Flags shared with the reader thread.
+    private final class Flags: Sendable {
+        let stopped = Mutex(false)
+        let finished = Mutex(false)
+    }
+
+    private let flags = Flags()
+
+    /// Starts reading `fd`, up to `bufferSize` bytes per read.
+    ///
+    /// For datagram sockets pass `datagrams: true`: an empty read is then an empty datagram, not
+    /// end of file, and a refused datagram (`ECONNREFUSED`) is not fatal.
+    init(fd: Int32, bufferSize: Int, name: String, datagrams: Bool = false,
+        onOutput: @escaping @Sendable (Output) -> Void)
+    {
+        let thread = Thread { [flags] in
+            var buffer = [UInt8](repeating: 0, count: bufferSize)
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            loop: while !flags.stopped.withLock({ $0 }) {
+                pfd.revents = 0
+                let ready = poll(&pfd, 1, 50)
+                if ready < 0 {
+                    if errno == EINTR { continue }
+                    onOutput(.closed(errno))
+                    break
+                }
+                if ready == 0 { continue }
+                if flags.stopped.withLock({ $0 }) { break }
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, bufferSize) }
+                if count > 0 || (count == 0 && datagrams) {
+                    onOutput(.bytes(Array(buffer[0..<count])))
+                } else if count == 0 {
+                    // End of file: the other side of a PTY or a stream closed.
+                    onOutput(.closed(nil))
+                    break loop
+                } else {
+                    let code = errno
+                    if code == EINTR || code == EAGAIN || (datagrams && code == ECONNREFUSED) { continue }
+                    onOutput(.closed(code))
+                    break loop
+                }
+            }
+            flags.finished.withLock { $0 = true }
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    /// Asks the thread to stop and waits (briefly) until it has.
+    func stop() async {
+        flags.stopped.withLock { $0 = true }
+        for _ in 0..<100 {
+            if flags.finished.withLock({ $0 }) { return }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+}
+
+/// Writes all of `bytes` to `fd`, waiting with poll when the descriptor is full.
+func writeAll(fd: Int32, _ bytes: [UInt8]) throws(SMPTransportError) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeBytes { raw in
+            write(fd, raw.baseAddress.map { $0 + offset }, bytes.count - offset)
+        }
+        if written > 0 {
+            offset += written
+            continue
+        }
+        let code = errno
+        if written < 0 && (code == EAGAIN || code == EWOULDBLOCK) {
+            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&pfd, 1, 1000)
+            continue
+        }
+        if written < 0 && code == EINTR { continue }
+        throw SMPTransportError(.sendFailed, "write failed", errno: code)
+    }
+}

@@ -1,1 +1,0 @@
-// Transports: one protocol, UDP, serial and in-process implementations.

@@ -1,0 +1,139 @@
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Musl)
+internal import Musl
+#endif
+import Synchronization
+public import SMPCtlProtocol
+
+/// Terminal settings shared by the serial client and the PTY server.
+enum Terminal {
+    /// The termios speed constant for a baud rate, if the rate is a standard one.
+    static func speed(for baud: Int) -> speed_t? {
+        switch baud {
+        case 1200: speed_t(B1200)
+        case 2400: speed_t(B2400)
+        case 4800: speed_t(B4800)
+        case 9600: speed_t(B9600)
+        case 19200: speed_t(B19200)
+        case 38400: speed_t(B38400)
+        case 57600: speed_t(B57600)
+        case 115200: speed_t(B115200)
+        case 230400: speed_t(B230400)
+        case 460800: speed_t(B460800)
+        case 500000: speed_t(B500000)
+        case 576000: speed_t(B576000)
+        case 921600: speed_t(B921600)
+        case 1000000: speed_t(B1000000)
+        case 1152000: speed_t(B1152000)
+        case 1500000: speed_t(B1500000)
+        case 2000000: speed_t(B2000000)
+        case 3000000: speed_t(B3000000)
+        case 4000000: speed_t(B4000000)
+        default: nil
+        }
+    }
+
+    /// Puts `fd` in raw mode (no echo, no line editing, 8N1) at `baud`, if given.
+    static func makeRaw(fd: Int32, baud: Int?) throws(SMPTransportError) {
+        var settings = termios()
+        guard tcgetattr(fd, &settings) == 0 else {
+            throw SMPTransportError(.openFailed, "not a terminal", errno: errno)
+        }
+        cfmakeraw(&settings)
+        settings.c_cflag |= tcflag_t(CLOCAL | CREAD)
+        if let baud {
+            guard let speed = speed(for: baud) else {
+                throw SMPTransportError(.invalidAddress, "unsupported baud rate \(baud)")
+            }
+            cfsetispeed(&settings, speed)
+            cfsetospeed(&settings, speed)
+        }
+        guard tcsetattr(fd, TCSANOW, &settings) == 0 else {
+            throw SMPTransportError(.openFailed, "cannot configure the terminal", errno: errno)
+        }
+    }
+}
+
+/// SMP over a serial line (USB-CDC ACM, a UART, or a pseudo-terminal) with console framing.
+public final class SerialTransport: SMPTransport {
+    private struct State {
+        var fd: Int32 = -1
+        var reader: DescriptorReader?
+    }
+
+    /// The device path, such as `/dev/ttyACM0`.
+    public let path: String
+    /// The baud rate (ignored by USB-CDC devices, required by UARTs).
+    public let baud: Int
+    private let packetLimit: Int
+    private let state = Mutex(State())
+
+    public init(path: String, baud: Int = 115_200, maximumPacketSize: Int = 8192) {
+        self.path = path
+        self.baud = baud
+        self.packetLimit = maximumPacketSize
+    }
+
+    public var description: String { "serial \(path) at \(baud) baud" }
+    public var maximumPacketSize: Int { packetLimit }
+
+    public func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {
+        await close()
+        let fd = Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw SMPTransportError(.openFailed, "cannot open \(path)", errno: errno) }
+        do {
+            try Terminal.makeRaw(fd: fd, baud: baud)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        let box = DecoderBox(maxPacketLength: packetLimit)
+        let reader = DescriptorReader(fd: fd, bufferSize: 4096, name: "smpctl-serial") { output in
+            switch output {
+            case .bytes(let bytes):
+                for event in box.feed(bytes) {
+                    switch event {
+                    case .packet(let packet): events.yield(.packet(packet))
+                    case .consoleText(let text): events.yield(.console(text))
+                    case .error(let error): events.yield(.invalid(error.description))
+                    }
+                }
+            case .closed(let code):
+                events.yield(.disconnected(SMPTransportError(.disconnected, "\(self.path) closed", errno: code)))
+            }
+        }
+        state.withLock {
+            $0.fd = fd
+            $0.reader = reader
+        }
+    }
+
+    public func send(_ packet: [UInt8]) async throws(SMPTransportError) {
+        guard packet.count <= packetLimit else {
+            throw SMPTransportError(.packetTooLarge, "packet of \(packet.count) bytes exceeds \(packetLimit)")
+        }
+        let fd = state.withLock { $0.fd }
+        guard fd >= 0 else { throw SMPTransportError(.notConnected, "\(path) is not open") }
+        try writeAll(fd: fd, SMPSerialFraming.encode(packet: packet))
+    }
+
+    public func close() async {
+        let (fd, reader) = state.withLock { s in
+            defer {
+                s.fd = -1
+                s.reader = nil
+            }
+            return (s.fd, s.reader)
+        }
+        await reader?.stop()
+        if fd >= 0 { Glibc.close(fd) }
+    }
+}
+
+/// Holds a serial decoder shared with the reader thread.
+final class DecoderBox: Sendable {
+    private let decoder: Mutex<SMPSerialDecoder>
+    init(maxPacketLength: Int) { decoder = Mutex(SMPSerialDecoder(maxPacketLength: maxPacketLength)) }
+    func feed(_ bytes: [UInt8]) -> [SMPSerialDecoder.Event] { decoder.withLock { $0.feed(bytes) } }
+}

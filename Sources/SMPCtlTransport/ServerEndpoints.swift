@@ -1,0 +1,175 @@
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Musl)
+internal import Musl
+#endif
+import Foundation
+import Synchronization
+public import SMPCtlProtocol
+
+/// Serves an ``SMPPacketServer`` on a UDP socket: one request per datagram, replies to its sender.
+public final class UDPServerEndpoint: Sendable {
+    /// The port the socket is bound to (the one the system chose when 0 was asked).
+    public let boundPort: UInt16
+    private let flags = StopFlag()
+
+    /// Binds `host:port` (port 0 picks a free port) and starts answering with `server`.
+    public init(host: String, port: UInt16, server: any SMPPacketServer) throws(SMPTransportError) {
+        let address = try SocketAddress.resolve(host: host, port: port)
+        let fd = socket(address.family, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw SMPTransportError(.openFailed, "cannot create a UDP socket", errno: errno) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard address.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw SMPTransportError(.openFailed, "cannot bind UDP \(address)", errno: code)
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        // sin_port and sin6_port sit at the same offset.
+        boundPort = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+        }
+
+        let (requests, continuation) = AsyncStream<Datagram>.makeStream()
+        let flags = self.flags
+        let thread = Thread {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            while !flags.isStopped {
+                pfd.revents = 0
+                guard poll(&pfd, 1, 50) > 0 else { continue }
+                var source = sockaddr_storage()
+                var sourceLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let count = withUnsafeMutablePointer(to: &source) { sourcePointer in
+                    sourcePointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                        buffer.withUnsafeMutableBytes { recvfrom(fd, $0.baseAddress, 65536, 0, address, &sourceLength) }
+                    }
+                }
+                guard count >= 0 else { continue }
+                continuation.yield(Datagram(bytes: Array(buffer[0..<count]), source: source, sourceLength: sourceLength))
+            }
+            continuation.finish()
+        }
+        thread.name = "smpctl-udp-server"
+        thread.start()
+        Task {
+            for await request in requests {
+                let reply = await server.handle(request.bytes)
+                var source = request.source
+                for response in reply.responses {
+                    _ = withUnsafePointer(to: &source) { sourcePointer in
+                        sourcePointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                            response.withUnsafeBytes {
+                                sendto(fd, $0.baseAddress, response.count, 0, address, request.sourceLength)
+                            }
+                        }
+                    }
+                }
+            }
+            Glibc.close(fd)
+        }
+    }
+
+    /// One received datagram and where it came from.
+    private struct Datagram: Sendable {
+        var bytes: [UInt8]
+        var source: sockaddr_storage
+        var sourceLength: socklen_t
+    }
+
+    /// Stops serving; the socket closes once pending replies are sent.
+    public func stop() { flags.stop() }
+}
+
+/// A stop flag shared with a worker thread.
+final class StopFlag: Sendable {
+    private let flag = Mutex(false)
+    func stop() { flag.withLock { $0 = true } }
+    var isStopped: Bool { flag.withLock { $0 } }
+}
+
+/// Serves an ``SMPPacketServer`` on a new pseudo-terminal with SMP console framing.
+///
+/// Clients open ``path`` as a serial port. The server keeps the terminal side open itself, so a
+/// client may close and reopen it.
+public final class PTYServerEndpoint: Sendable {
+    /// The terminal path clients open, such as `/dev/pts/3`.
+    public let path: String
+    private let master: Int32
+    private let slave: Int32
+    private let reader: DescriptorReader
+
+    /// Creates the pseudo-terminal and starts answering with `server`.
+    public init(server: any SMPPacketServer, maximumPacketSize: Int = 8192) throws(SMPTransportError) {
+        let master = try Self.openPseudoTerminal()
+        let path = master.path
+        let slave = Glibc.open(path, O_RDWR | O_NOCTTY)
+        guard slave >= 0 else {
+            let code = errno
+            Glibc.close(master.fd)
+            throw SMPTransportError(.openFailed, "cannot open \(path)", errno: code)
+        }
+        do {
+            try Terminal.makeRaw(fd: slave, baud: nil)
+        } catch let error as SMPTransportError {
+            Glibc.close(slave)
+            Glibc.close(master.fd)
+            throw error
+        }
+        let masterFD = master.fd
+        self.path = path
+        self.master = masterFD
+        self.slave = slave
+        let (requests, continuation) = AsyncStream<[UInt8]>.makeStream()
+        let box = DecoderBox(maxPacketLength: maximumPacketSize)
+        reader = DescriptorReader(fd: masterFD, bufferSize: 4096, name: "smpctl-pty-server") { output in
+            if case .bytes(let bytes) = output {
+                for event in box.feed(bytes) {
+                    if case .packet(let packet) = event { continuation.yield(packet) }
+                }
+            }
+        }
+        Task {
+            for await request in requests {
+                let reply = await server.handle(request)
+                for response in reply.responses {
+                    try? writeAll(fd: masterFD, SMPSerialFraming.encode(packet: response))
+                }
+            }
+        }
+    }
+
+    /// Opens `/dev/ptmx` and unlocks the new terminal, as `posix_openpt`, `unlockpt` and `ptsname` do.
+    private static func openPseudoTerminal() throws(SMPTransportError) -> (fd: Int32, path: String) {
+        // Linux ioctl numbers, the same on every architecture Swift supports here.
+        let setLock: UInt = 0x4004_5431  // TIOCSPTLCK
+        let getNumber: UInt = 0x8004_5430  // TIOCGPTN
+        let fd = Glibc.open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else { throw SMPTransportError(.openFailed, "cannot open /dev/ptmx", errno: errno) }
+        var unlock: Int32 = 0
+        var number: UInt32 = 0
+        guard ioctl(fd, setLock, &unlock) == 0, ioctl(fd, getNumber, &number) == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw SMPTransportError(.openFailed, "cannot unlock the pseudo-terminal", errno: code)
+        }
+        return (fd, "/dev/pts/\(number)")
+    }
+
+    /// Writes console text to the terminal, as a device's log output would appear.
+    public func writeConsole(_ text: String) {
+        try? writeAll(fd: master, Array(text.utf8))
+    }
+
+    /// Stops serving and closes the terminal.
+    public func stop() async {
+        await reader.stop()
+        Glibc.close(slave)
+        Glibc.close(master)
+    }
+}

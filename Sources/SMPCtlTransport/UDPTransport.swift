@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Musl)
+internal import Musl
+#endif
+import Synchronization
+
+/// A resolved IPv4 or IPv6 socket address.
+public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
+    let storage: [UInt8]
+    let family: Int32
+    public let description: String
+
+    /// Resolves `host` (a name, an IPv4 address, or an IPv6 address with or without brackets) and `port`.
+    public static func resolve(host: String, port: UInt16) throws(SMPTransportError) -> SocketAddress {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(bare, String(port), &hints, &result)
+        guard status == 0, let first = result else {
+            let text = gai_strerror(status).map { String(cString: $0) } ?? "error \(status)"
+            throw SMPTransportError(.invalidAddress, "cannot resolve \(host): \(text)")
+        }
+        defer { freeaddrinfo(result) }
+        guard let sockaddrPointer = first.pointee.ai_addr else {
+            throw SMPTransportError(.invalidAddress, "no address for \(host)")
+        }
+        let length = Int(first.pointee.ai_addrlen)
+        let bytes = [UInt8](UnsafeRawBufferPointer(start: UnsafeRawPointer(sockaddrPointer), count: length))
+        let display = first.pointee.ai_family == AF_INET6 ? "[\(bare)]:\(port)" : "\(bare):\(port)"
+        return SocketAddress(storage: bytes, family: first.pointee.ai_family, description: display)
+    }
+
+    init(storage: [UInt8], family: Int32, description: String) {
+        self.storage = storage
+        self.family = family
+        self.description = description
+    }
+
+    func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        storage.withUnsafeBytes { raw in
+            body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(storage.count))
+        }
+    }
+}
+
+/// SMP over UDP: one SMP packet per datagram (Zephyr's default port is 1337).
+public final class UDPTransport: SMPTransport {
+    /// Zephyr's default SMP UDP port.
+    public static let defaultPort: UInt16 = 1337
+
+    private struct State {
+        var fd: Int32 = -1
+        var reader: DescriptorReader?
+    }
+
+    public let address: SocketAddress
+    private let datagramLimit: Int
+    private let state = Mutex(State())
+
+    /// Creates a transport to `address`; `maximumDatagram` bounds each packet (Zephyr's UDP MTU default is 1500).
+    public init(address: SocketAddress, maximumDatagram: Int = 1500) {
+        self.address = address
+        self.datagramLimit = maximumDatagram
+    }
+
+    public var description: String { "udp \(address)" }
+    public var maximumPacketSize: Int { datagramLimit }
+
+    public func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {
+        await close()
+        let fd = socket(address.family, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw SMPTransportError(.openFailed, "cannot create a UDP socket", errno: errno) }
+        let connected = address.withSockaddr { connect(fd, $0, $1) }
+        guard connected == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw SMPTransportError(.openFailed, "cannot connect the UDP socket to \(address)", errno: code)
+        }
+        let reader = DescriptorReader(fd: fd, bufferSize: 65536, name: "smpctl-udp", datagrams: true) { output in
+            switch output {
+            case .bytes(let datagram): events.yield(.packet(datagram))
+            case .closed(let code):
+                // ECONNREFUSED arrives when nothing listens on the port; it is not fatal for UDP.
+                events.yield(.disconnected(SMPTransportError(.disconnected, "UDP socket closed", errno: code)))
+            }
+        }
+        state.withLock {
+            $0.fd = fd
+            $0.reader = reader
+        }
+    }
+
+    public func send(_ packet: [UInt8]) async throws(SMPTransportError) {
+        guard packet.count <= datagramLimit else {
+            throw SMPTransportError(.packetTooLarge, "packet of \(packet.count) bytes exceeds the UDP limit of \(datagramLimit)")
+        }
+        let fd = state.withLock { $0.fd }
+        guard fd >= 0 else { throw SMPTransportError(.notConnected, "the UDP transport is not open") }
+        let sent = packet.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, packet.count, 0) }
+        if sent < 0 {
+            let code = errno
+            // A refused datagram (nothing listening yet) is a lost packet: the client retries on timeout.
+            if code == ECONNREFUSED { return }
+            throw SMPTransportError(.sendFailed, "UDP send to \(address) failed", errno: code)
+        }
+    }
+
+    public func close() async {
+        let (fd, reader) = state.withLock { s in
+            defer {
+                s.fd = -1
+                s.reader = nil
+            }
+            return (s.fd, s.reader)
+        }
+        await reader?.stop()
+        if fd >= 0 { Glibc.close(fd) }
+    }
+}
