@@ -38,7 +38,7 @@ public actor SMPClient {
     /// The transport in use.
     public let transport: any SMPTransport
     /// The options in force.
-    public private(set) var options: SMPClientOptions
+    public internal(set) var options: SMPClientOptions
     /// The SMP version requests use now; it changes when the device answers in v1.
     public private(set) var version: SMPVersion
     /// The device's SMP buffer parameters, once read.

@@ -1,0 +1,185 @@
+public import SMPCtlProtocol
+
+/// How far a firmware update goes.
+public enum FirmwareUpdateMode: String, Sendable, CaseIterable {
+    /// Upload, mark for test, reset, check the new image runs, then confirm it (the safe default).
+    case testAndConfirm = "test-and-confirm"
+    /// Upload, confirm permanently before the reset, reset, check it runs.
+    case confirmOnly = "confirm-only"
+    /// Upload, mark for test, reset, check it runs; leave it unconfirmed (it reverts on the next reset).
+    case testOnly = "test-only"
+    /// Upload only.
+    case uploadOnly = "upload-only"
+}
+
+/// A step of a firmware update, reported as it happens.
+public enum FirmwareUpdateEvent: Sendable {
+    case readParameters(OSManagement.ParametersResponse, supported: Bool)
+    case alreadyOnDevice(slot: Int, active: Bool, confirmed: Bool)
+    case uploadStarted(length: Int, chunkBudget: Int)
+    case uploadProgress(UploadProgress)
+    case uploadFinished(UploadResult)
+    case verifiedUpload(slot: Int)
+    case markedForTest
+    case markedPermanent
+    case resetting
+    case reconnected(afterSeconds: Double)
+    case runningNewImage(confirmed: Bool)
+    case confirmed
+}
+
+/// What a firmware update did, for the report at the end.
+public struct FirmwareUpdateReport: Sendable {
+    public var mode: FirmwareUpdateMode
+    /// Whether the upload was skipped because the device already held the image.
+    public var uploadSkipped = false
+    public var upload: UploadResult?
+    /// Whether the new image is running at the end (false for upload-only).
+    public var running = false
+    public var confirmed = false
+    /// Seconds from the reset until the device answered again.
+    public var reconnectSeconds: Double?
+    /// The image slots at the end.
+    public var finalState: [ImageManagement.SlotState] = []
+}
+
+/// Settings for a firmware update.
+public struct FirmwareUpdateOptions: Sendable {
+    public var mode: FirmwareUpdateMode = .testAndConfirm
+    public var upload = UploadOptions()
+    /// How long to wait for the device to come back after the reset.
+    public var reconnectTimeout: Duration = .seconds(30)
+    /// A pause after the reset before trying to reconnect.
+    public var resetGrace: Duration = .milliseconds(200)
+
+    public init(mode: FirmwareUpdateMode = .testAndConfirm, upload: UploadOptions = UploadOptions()) {
+        self.mode = mode
+        self.upload = upload
+    }
+}
+
+extension SMPClient {
+    /// Runs a firmware update: upload, test or confirm, reset, reconnect, verify, confirm.
+    ///
+    /// - Parameters:
+    ///   - file: the signed image file.
+    ///   - imageHash: the image's hash TLV (what the device lists), not the SHA-256 of the file.
+    public func update(
+        _ file: FirmwareFile, imageHash: [UInt8], options: FirmwareUpdateOptions = FirmwareUpdateOptions(),
+        events: (@Sendable (FirmwareUpdateEvent) -> Void)? = nil
+    ) async throws(SMPClientError) -> FirmwareUpdateReport {
+        var report = FirmwareUpdateReport(mode: options.mode)
+        let image = options.upload.image ?? 0
+        let parameters = try await readParameters()
+        events?(.readParameters(parameters, supported: parametersSupported))
+
+        let before = try await send(ImageManagement.StateReadRequest())
+        if let slot = before.images.first(where: { $0.image == image && $0.hash == imageHash }) {
+            events?(.alreadyOnDevice(slot: slot.slot, active: slot.active, confirmed: slot.confirmed))
+            report.uploadSkipped = true
+            if slot.active {
+                // Already running: only the confirmation can be missing.
+                report.running = true
+                if !slot.confirmed, options.mode == .testAndConfirm || options.mode == .confirmOnly {
+                    try await confirmRunning(imageHash: imageHash, image: image)
+                    events?(.confirmed)
+                }
+                let final = try await send(ImageManagement.StateReadRequest())
+                report.confirmed = final.images.contains { $0.image == image && $0.hash == imageHash && $0.confirmed }
+                report.finalState = final.images
+                return report
+            }
+        } else {
+            events?(.uploadStarted(length: file.length, chunkBudget: await maximumRequestSize()))
+            let result = try await upload(file, options: options.upload) { progress in
+                events?(.uploadProgress(progress))
+            }
+            report.upload = result
+            events?(.uploadFinished(result))
+        }
+
+        // The device must list the image's hash before anything is marked or confirmed.
+        let afterUpload = try await send(ImageManagement.StateReadRequest())
+        guard let uploaded = afterUpload.images.first(where: { $0.image == image && $0.hash == imageHash }) else {
+            throw .verificationFailed(
+                "after the upload the device does not list an image with hash \(hex(imageHash)); the slot does not hold a valid image (was the file signed, and does the slot size match?)")
+        }
+        events?(.verifiedUpload(slot: uploaded.slot))
+        if options.mode == .uploadOnly {
+            report.finalState = afterUpload.images
+            return report
+        }
+
+        let permanent = options.mode == .confirmOnly
+        if !uploaded.pending {
+            _ = try await send(ImageManagement.StateWriteRequest(hash: imageHash, confirm: permanent))
+        }
+        events?(permanent ? .markedPermanent : .markedForTest)
+
+        events?(.resetting)
+        _ = try await send(OSManagement.ResetRequest())
+        let reconnectSeconds = try await waitForDevice(after: options)
+        report.reconnectSeconds = reconnectSeconds
+        events?(.reconnected(afterSeconds: reconnectSeconds))
+
+        let afterReset = try await send(ImageManagement.StateReadRequest())
+        guard let running = afterReset.images.first(where: { $0.image == image && $0.hash == imageHash }), running.active
+        else {
+            report.finalState = afterReset.images
+            throw .verificationFailed(
+                "the device came back without the new image running: the bootloader did not swap to it, or it swapped and reverted. Usually MCUboot rejected the image (signature made with another key, image too large for the slot, slot layout different between the application and MCUboot) or the new image crashed before it could be confirmed. Check MCUboot's console output at boot.")
+        }
+        report.running = true
+        events?(.runningNewImage(confirmed: running.confirmed))
+
+        if options.mode == .testAndConfirm, !running.confirmed {
+            try await confirmRunning(imageHash: imageHash, image: image)
+            events?(.confirmed)
+        }
+        let final = try await send(ImageManagement.StateReadRequest())
+        report.finalState = final.images
+        report.confirmed = final.images.contains { $0.image == image && $0.hash == imageHash && $0.confirmed }
+        if options.mode == .testAndConfirm || options.mode == .confirmOnly, !report.confirmed {
+            throw .verificationFailed("the device does not show the new image as confirmed after confirming it")
+        }
+        return report
+    }
+
+    /// Confirms the running image whose hash has been read back from the device.
+    private func confirmRunning(imageHash: [UInt8], image: Int) async throws(SMPClientError) {
+        let response = try await send(ImageManagement.StateWriteRequest(hash: imageHash, confirm: true))
+        guard response.images.contains(where: { $0.image == image && $0.hash == imageHash && $0.confirmed }) else {
+            throw .verificationFailed("the device did not mark image \(hex(imageHash)) as confirmed")
+        }
+    }
+
+    /// Reopens the link after a reset and waits until the device answers an echo.
+    public func waitForDevice(after options: FirmwareUpdateOptions) async throws(SMPClientError) -> Double {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let deadline = start + options.reconnectTimeout
+        try? await Task.sleep(for: options.resetGrace)
+        let savedTimeout = self.options.timeout
+        let savedRetries = self.options.retries
+        self.options.timeout = min(savedTimeout, .seconds(1))
+        self.options.retries = 0
+        defer {
+            self.options.timeout = savedTimeout
+            self.options.retries = savedRetries
+        }
+        var lastError: SMPClientError?
+        while clock.now < deadline {
+            do {
+                try await reopen()
+                _ = try await send(OSManagement.EchoRequest("smpctl"))
+                let elapsed = clock.now - start
+                return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            } catch {
+                lastError = error
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
+        throw .verificationFailed(
+            "the device did not answer within \(options.reconnectTimeout) after the reset (last error: \(lastError.map { "\($0)" } ?? "none")). It may be stuck in the bootloader, or it came back on another port or address.")
+    }
+}
