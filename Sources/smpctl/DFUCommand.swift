@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import SMPCtlClient
+import SMPCtlProtocol
+
+extension FirmwareUpdateMode: ExpressibleByArgument {}
+
+struct DFUCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dfu",
+        abstract: "Update the firmware: upload, test, reset, verify the new image runs, confirm.",
+        discussion: """
+            Modes: test-and-confirm (default) marks the image for one test boot, resets, checks \
+            that the new image runs, then confirms it. confirm-only confirms before the reset. \
+            test-only leaves the new image unconfirmed, so the next reset reverts it. upload-only \
+            stops after the upload. If the device already holds the image, the upload is skipped.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var upload: UploadArguments
+
+    @Option(help: ArgumentHelp("test-and-confirm, confirm-only, test-only or upload-only.", valueName: "mode"))
+    var mode: FirmwareUpdateMode = .testAndConfirm
+
+    @Option(name: .customLong("reconnect-timeout"), help: ArgumentHelp("Seconds to wait for the device after the reset.", valueName: "seconds"))
+    var reconnectTimeout: Double = 30
+
+    func run() async throws {
+        let output = Output(json: global.json)
+        let (file, identity) = try upload.load(output: output)
+        guard let identity else {
+            output.fail(status: .usage, message: "dfu needs a signed MCUboot image to verify; \(upload.file) is not one")
+            throw CommandFailure(status: .usage)
+        }
+        output.line("image \(upload.file): version \(identity.version), hash \(hexString(identity.hash)), \(formatBytes(file.length))")
+        var options = FirmwareUpdateOptions(mode: mode, upload: upload.uploadOptions)
+        options.reconnectTimeout = .milliseconds(Int(reconnectTimeout * 1000))
+        let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal)
+        let report = try await global.withClient { client, _ throws(SMPClientError) in
+            try await client.update(file, imageHash: identity.hash, options: options) { event in
+                Self.describe(event, output: output, bar: bar)
+            }
+        }
+        output.line(report.confirmed ? "done: the new image is running and confirmed" : report.running ? "done: the new image is running (not confirmed)" : "done: the image is uploaded")
+        output.document([
+            "ok": true, "mode": .string(mode.rawValue), "image_hash": .string(hexString(identity.hash)),
+            "version": .string(identity.version), "upload_skipped": .bool(report.uploadSkipped),
+            "uploaded_bytes": report.upload.map { .int($0.length - $0.resumedFrom) } ?? 0,
+            "resumed_from": report.upload.map { .int($0.resumedFrom) } ?? .null,
+            "upload_seconds": report.upload.map { .double($0.seconds) } ?? .null,
+            "reconnect_seconds": report.reconnectSeconds.map { .double($0) } ?? .null,
+            "running": .bool(report.running), "confirmed": .bool(report.confirmed),
+            "images": SlotTable.json(report.finalState),
+        ])
+    }
+
+    static func describe(_ event: FirmwareUpdateEvent, output: Output, bar: ProgressBar) {
+        switch event {
+        case .readParameters(let params, let supported):
+            output.line(supported ? "device buffers: \(params.bufferCount) x \(params.bufferSize) bytes" : "device does not report buffer sizes; using \(params.bufferSize)-byte requests")
+            output.event(["event": "params", "buf_size": .int(params.bufferSize), "buf_count": .int(params.bufferCount), "supported": .bool(supported)])
+        case .alreadyOnDevice(let slot, let active, let confirmed):
+            output.line("the device already holds this image in slot \(slot)\(active ? " and runs it" : ""); skipping the upload")
+            output.event(["event": "already_on_device", "slot": .int(slot), "active": .bool(active), "confirmed": .bool(confirmed)])
+        case .uploadStarted(let length, let budget):
+            output.line("uploading \(formatBytes(length)) in requests of up to \(budget) bytes")
+            output.event(["event": "upload_started", "length": .int(length), "request_size": .int(budget)])
+        case .uploadProgress(let progress):
+            bar.update(progress)
+            output.event(["event": "upload", "offset": .int(progress.offset), "total": .int(progress.total)])
+        case .uploadFinished(let result):
+            if result.resumedFrom > 0 { output.line("resumed a previous upload at offset \(result.resumedFrom)") }
+            output.line("uploaded in \(String(format: "%.2f", result.seconds)) s, \(result.chunks) chunks")
+            output.event(["event": "upload_finished", "seconds": .double(result.seconds), "resumed_from": .int(result.resumedFrom)])
+        case .verifiedUpload(let slot):
+            output.line("the device lists the new image in slot \(slot)")
+            output.event(["event": "verified_upload", "slot": .int(slot)])
+        case .markedForTest:
+            output.line("marked for a test boot")
+            output.event(["event": "marked", "permanent": false])
+        case .markedPermanent:
+            output.line("marked permanent")
+            output.event(["event": "marked", "permanent": true])
+        case .resetting:
+            output.line("resetting the device")
+            output.event(["event": "reset"])
+        case .reconnected(let seconds):
+            output.line(String(format: "device back after %.2f s", seconds))
+            output.event(["event": "reconnected", "seconds": .double(seconds)])
+        case .runningNewImage(let confirmed):
+            output.line("the new image is running\(confirmed ? " and confirmed" : "")")
+            output.event(["event": "running", "confirmed": .bool(confirmed)])
+        case .confirmed:
+            output.line("confirmed")
+            output.event(["event": "confirmed"])
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import SMPCtlClient
+import SMPCtlProtocol
+import SMPCtlTransport
+
+/// Options every device command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(
+        name: [.customShort("c"), .long],
+        help: ArgumentHelp(
+            "The device connection: sim, udp:HOST[:PORT], serial:PATH[?baud=N], or a profile name.",
+            discussion: "Defaults to the SMPCTL_CONNECTION environment variable.",
+            valueName: "uri"))
+    var connection: String?
+
+    @Option(help: ArgumentHelp("Seconds to wait for each response.", valueName: "seconds"))
+    var timeout: Double = 3
+
+    @Option(help: ArgumentHelp("Times a request is sent again after a timeout.", valueName: "count"))
+    var retries: Int = 3
+
+    @Option(name: .customLong("smp-version"), help: ArgumentHelp("Force SMP version 1 or 2 (default: 2, falling back to 1).", valueName: "1|2"))
+    var smpVersion: Int?
+
+    @Flag(help: "Print one JSON document on standard output; progress goes to standard error as JSON Lines.")
+    var json = false
+
+    @Flag(name: [.customShort("v"), .long], help: "Log every frame as hex, and ignored responses, on standard error.")
+    var verbose = false
+
+    func validate() throws {
+        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
+        guard (0...100).contains(retries) else { throw ValidationError("--retries must be between 0 and 100") }
+        if let smpVersion, smpVersion != 1 && smpVersion != 2 { throw ValidationError("--smp-version must be 1 or 2") }
+    }
+
+    /// Client options from the flags.
+    var clientOptions: SMPClientOptions {
+        var options = SMPClientOptions()
+        options.timeout = .milliseconds(Int(timeout * 1000))
+        options.retries = retries
+        if let smpVersion { options.forcedVersion = smpVersion == 1 ? .v1 : .v2 }
+        if verbose {
+            options.log = { line in Output.diagnostic(line) }
+        }
+        return options
+    }
+
+    /// Resolves the connection, opens it, runs `body`, and reports failures with the right exit status.
+    func withClient<T>(
+        _ body: (SMPClient, Output) async throws(SMPClientError) -> T
+    ) async throws -> T {
+        let output = Output(json: json)
+        let spec: ConnectionSpec
+        let transport: any SMPTransport
+        do {
+            spec = try resolveConnection(connection)
+            transport = try makeTransport(spec)
+        } catch {
+            output.fail(status: .usage, message: "\(error)", fields: ["error": "connection"])
+            throw CommandFailure(status: .usage)
+        }
+        let client = SMPClient(transport: transport, options: clientOptions)
+        do {
+            try await client.open()
+            let result = try await body(client, output)
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            output.report(error)
+            throw CommandFailure(status: ExitStatus(error))
+        }
+    }
+}
+
+extension ExitStatus {
+    init(_ error: SMPClientError) {
+        switch error {
+        case .device: self = .device
+        case .malformedResponse, .transport, .timedOut: self = .transport
+        case .verificationFailed: self = .verification
+        case .invalidInput: self = .usage
+        }
+    }
+}

@@ -1,0 +1,245 @@
+import ArgumentParser
+import Foundation
+import SMPCtlClient
+import SMPCtlProtocol
+
+struct ImageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "image", abstract: "List, upload, test, confirm and erase firmware images.",
+        subcommands: [
+            ImageListCommand.self, ImageUploadCommand.self, ImageTestCommand.self, ImageConfirmCommand.self,
+            ImageEraseCommand.self, ImageSlotInfoCommand.self,
+        ])
+}
+
+/// Human and JSON renderings of slot states.
+enum SlotTable {
+    static func lines(_ slots: [ImageManagement.SlotState]) -> [String] {
+        if slots.isEmpty { return ["no images"] }
+        var lines = ["image slot version          flags                                   hash"]
+        for slot in slots {
+            var flags: [String] = []
+            if slot.active { flags.append("active") }
+            if slot.confirmed { flags.append("confirmed") }
+            if slot.pending { flags.append("pending") }
+            if slot.permanent { flags.append("permanent") }
+            if slot.bootable { flags.append("bootable") }
+            let version = slot.version.padding(toLength: 16, withPad: " ", startingAt: 0)
+            let flagText = flags.joined(separator: ",").padding(toLength: 39, withPad: " ", startingAt: 0)
+            lines.append("\(String(slot.image).leftPad(5)) \(String(slot.slot).leftPad(4)) \(version) \(flagText) \(slot.hash.map(hexString) ?? "-")")
+        }
+        return lines
+    }
+
+    static func json(_ slots: [ImageManagement.SlotState]) -> JSONValue {
+        .array(slots.map { slot in
+            [
+                "image": .int(slot.image), "slot": .int(slot.slot), "version": .string(slot.version),
+                "hash": slot.hash.map { .string(hexString($0)) } ?? .null, "active": .bool(slot.active),
+                "confirmed": .bool(slot.confirmed), "pending": .bool(slot.pending), "permanent": .bool(slot.permanent),
+                "bootable": .bool(slot.bootable),
+            ]
+        })
+    }
+}
+
+struct ImageListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List the images in every slot with their version, hash and flags.")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let state = try await global.withClient { client, _ throws(SMPClientError) in
+            try await client.send(ImageManagement.StateReadRequest())
+        }
+        let output = Output(json: global.json)
+        SlotTable.lines(state.images).forEach(output.line)
+        output.document(["ok": true, "images": SlotTable.json(state.images)])
+    }
+}
+
+/// Options shared by `image upload` and `dfu`.
+struct UploadArguments: ParsableArguments {
+    @Argument(help: "The signed MCUboot image file (for example zephyr.signed.bin).") var file: String
+
+    @Option(help: ArgumentHelp("The image number to update (1 is the nRF5340 network core).", valueName: "n"))
+    var image: Int?
+
+    @Flag(help: "Ask the device to refuse the image unless it is newer than the running one.") var upgrade = false
+
+    @Option(help: ArgumentHelp("Align chunk data to this many bytes, for devices that need aligned writes.", valueName: "bytes"))
+    var align: Int = 1
+
+    @Option(name: .customLong("first-timeout"), help: ArgumentHelp("Seconds to wait for the first chunk, while the device erases the slot.", valueName: "seconds"))
+    var firstTimeout: Double = 40
+
+    @Flag(help: "Upload even if the file is not a valid signed MCUboot image.") var force = false
+
+    func validate() throws {
+        if let image, !(0...15).contains(image) { throw ValidationError("--image must be between 0 and 15") }
+        guard [1, 2, 4, 8, 16, 32, 64, 128, 256, 512].contains(align) else {
+            throw ValidationError("--align must be a power of two from 1 to 512")
+        }
+        guard firstTimeout > 0, firstTimeout <= 3600 else { throw ValidationError("--first-timeout must be between 0 and 3600") }
+    }
+
+    var uploadOptions: UploadOptions {
+        var options = UploadOptions(image: image, upgrade: upgrade, alignment: align)
+        options.firstChunkTimeout = .milliseconds(Int(firstTimeout * 1000))
+        return options
+    }
+
+    /// Opens the file and reads its image identity; refuses files that are not images unless forced.
+    func load(output: Output) throws -> (FirmwareFile, FirmwareImageIdentity?) {
+        do {
+            let file = try FirmwareFile(path: file)
+            do {
+                return (file, try FirmwareImageIdentity(file: file))
+            } catch {
+                if force {
+                    Output.diagnostic("smpctl: warning: \(error); uploading anyway because of --force")
+                    return (file, nil)
+                }
+                throw error
+            }
+        } catch {
+            output.report(error)
+            throw CommandFailure(status: .usage)
+        }
+    }
+}
+
+struct ImageUploadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upload",
+        abstract: "Upload an image to the secondary slot, resuming a previous upload of the same file.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var upload: UploadArguments
+
+    func run() async throws {
+        let output = Output(json: global.json)
+        let (file, identity) = try upload.load(output: output)
+        let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal)
+        let (result, state) = try await global.withClient { client, _ throws(SMPClientError) in
+            let result = try await client.upload(file, options: upload.uploadOptions) { progress in
+                bar.update(progress)
+                output.event(["event": "upload", "offset": .int(progress.offset), "total": .int(progress.total)])
+            }
+            let state = try await client.send(ImageManagement.StateReadRequest())
+            if let identity, !state.images.contains(where: { $0.hash == identity.hash }) {
+                throw .verificationFailed(
+                    "the upload finished but the device does not list an image with hash \(hexString(identity.hash))")
+            }
+            return (result, state)
+        }
+        if result.resumedFrom > 0 { output.line("resumed at offset \(result.resumedFrom)") }
+        output.line("uploaded \(formatBytes(result.length)) in \(String(format: "%.2f", result.seconds)) s (\(result.chunks) chunks of up to \(result.chunkSize) bytes)")
+        if let identity { output.line("device lists image \(hexString(identity.hash))") }
+        output.document([
+            "ok": true, "length": .int(result.length), "resumed_from": .int(result.resumedFrom),
+            "chunks": .int(result.chunks), "chunk_size": .int(result.chunkSize), "seconds": .double(result.seconds),
+            "match": result.match.json, "image_hash": identity.map { .string(hexString($0.hash)) } ?? .null,
+            "images": SlotTable.json(state.images),
+        ])
+    }
+}
+
+struct ImageTestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test", abstract: "Mark an image to boot once at the next reset (it reverts unless confirmed).")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The image hash (64 hex digits) as `image list` shows it.") var hash: String
+
+    func run() async throws {
+        guard let bytes = parseHex(hash), bytes.count == 32 else {
+            Output(json: global.json).fail(status: .usage, message: "the hash must be 64 hex digits")
+            throw CommandFailure(status: .usage)
+        }
+        let state = try await global.withClient { client, _ throws(SMPClientError) in
+            try await client.send(ImageManagement.StateWriteRequest(hash: bytes, confirm: false))
+        }
+        let output = Output(json: global.json)
+        SlotTable.lines(state.images).forEach(output.line)
+        output.document(["ok": true, "images": SlotTable.json(state.images)])
+    }
+}
+
+struct ImageConfirmCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "confirm", abstract: "Confirm an image permanently; with no hash, confirm the running image.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The image hash (64 hex digits); omit it to confirm the running image.") var hash: String?
+
+    func run() async throws {
+        var bytes: [UInt8]?
+        if let hash {
+            guard let parsed = parseHex(hash), parsed.count == 32 else {
+                Output(json: global.json).fail(status: .usage, message: "the hash must be 64 hex digits")
+                throw CommandFailure(status: .usage)
+            }
+            bytes = parsed
+        }
+        let state = try await global.withClient { client, _ throws(SMPClientError) in
+            try await client.send(ImageManagement.StateWriteRequest(hash: bytes, confirm: true))
+        }
+        let output = Output(json: global.json)
+        SlotTable.lines(state.images).forEach(output.line)
+        output.document(["ok": true, "images": SlotTable.json(state.images)])
+    }
+}
+
+struct ImageEraseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "erase", abstract: "Erase a slot (by default the inactive one).")
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("The slot to erase.", valueName: "n")) var slot: Int?
+
+    func run() async throws {
+        try await global.withClient { client, _ throws(SMPClientError) in
+            _ = try await client.send(ImageManagement.EraseRequest(slot: slot), timeout: .seconds(max(global.timeout, 30)))
+        }
+        let output = Output(json: global.json)
+        output.line("erased")
+        output.document(["ok": true, "erased": true, "slot": slot.json])
+    }
+}
+
+struct ImageSlotInfoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slot-info", abstract: "Show the size of every slot and the largest image that fits.")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let info = try await global.withClient { client, _ throws(SMPClientError) in
+            try await client.send(ImageManagement.SlotInfoRequest())
+        }
+        let output = Output(json: global.json)
+        for image in info.images {
+            output.line("image \(image.image)\(image.maxImageSize.map { " (largest image \(formatBytes($0)))" } ?? "")")
+            for slot in image.slots {
+                let size = slot.size.map { "\(formatBytes($0)) (\($0) bytes)" } ?? "cannot be opened (rc \(slot.rc ?? -1))"
+                output.line("  slot \(slot.slot): \(size)\(slot.uploadImageID.map { ", upload with --image \($0)" } ?? "")")
+            }
+        }
+        output.document([
+            "ok": true,
+            "images": .array(info.images.map { image in
+                [
+                    "image": .int(image.image), "max_image_size": image.maxImageSize.json,
+                    "slots": .array(image.slots.map { slot in
+                        [
+                            "slot": .int(slot.slot), "size": slot.size.json, "upload_image_id": slot.uploadImageID.json,
+                            "rc": slot.rc.json,
+                        ]
+                    }),
+                ]
+            }),
+        ])
+    }
+}

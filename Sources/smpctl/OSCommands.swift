@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+import SMPCtlClient
+import SMPCtlProtocol
+
+struct EchoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "echo", abstract: "Send text to the device and print what it echoes back.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The text to echo.") var text: String
+
+    func run() async throws {
+        let reply = try await global.withClient { client, _ throws(SMPClientError) in
+            try await client.send(OSManagement.EchoRequest(text))
+        }
+        let output = Output(json: global.json)
+        output.line(reply.text)
+        output.document(["ok": true, "echo": .string(reply.text)])
+    }
+}
+
+struct ResetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reset", abstract: "Reset the device.")
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Reset even when an application hook refuses (the device answered busy).") var force = false
+
+    func run() async throws {
+        try await global.withClient { client, _ throws(SMPClientError) in
+            _ = try await client.send(OSManagement.ResetRequest(force: force))
+        }
+        let output = Output(json: global.json)
+        output.line("reset requested")
+        output.document(["ok": true, "reset": true])
+    }
+}
+
+struct ParamsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "params", abstract: "Show the device's SMP buffer size and count (mcumgr params).")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let params = try await global.withClient { client, _ throws(SMPClientError) in
+            try await client.send(OSManagement.ParametersRequest())
+        }
+        let output = Output(json: global.json)
+        output.line("buf_size: \(params.bufferSize)\nbuf_count: \(params.bufferCount)")
+        output.document(["ok": true, "buf_size": .int(params.bufferSize), "buf_count": .int(params.bufferCount)])
+    }
+}
+
+struct InfoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info", abstract: "Show OS and application information.")
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("Letters selecting fields: s n r v b m p i o, or a for all.", valueName: "letters"))
+    var format: String?
+
+    func run() async throws {
+        let info = try await global.withClient { client, _ throws(SMPClientError) in
+            try await client.send(OSManagement.InfoRequest(format: format))
+        }
+        let output = Output(json: global.json)
+        output.line(info.output)
+        output.document(["ok": true, "output": .string(info.output)])
+    }
+}
+
+struct BootloaderInfoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bootloader-info", abstract: "Show the bootloader's name and MCUboot mode.")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let (name, mode) = try await global.withClient { client, _ throws(SMPClientError) in
+            let name = try await client.send(OSManagement.BootloaderInfoRequest())
+            let mode = try? await client.send(OSManagement.BootloaderInfoRequest(query: "mode"))
+            return (name, mode)
+        }
+        let output = Output(json: global.json)
+        output.line("bootloader: \(name.bootloader ?? "unknown")")
+        if let value = mode?.mode {
+            output.line("mode: \(value) (\(OSManagement.mcubootModeName(value)))")
+        }
+        if let noDowngrade = mode?.noDowngrade { output.line("no-downgrade: \(noDowngrade)") }
+        output.document([
+            "ok": true, "bootloader": name.bootloader.json, "mode": (mode?.mode).json,
+            "mode_name": (mode?.mode).map { .string(OSManagement.mcubootModeName($0)) } ?? .null,
+            "no_downgrade": (mode?.noDowngrade).json,
+        ])
+    }
+}
+
+struct TaskStatCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "taskstat", abstract: "Show per-thread statistics.")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let stats = try await global.withClient { client, _ throws(SMPClientError) in
+            try await client.send(OSManagement.TaskStatisticsRequest())
+        }
+        let output = Output(json: global.json)
+        output.line("task                 prio  state  stack use/size  switches")
+        for task in stats.tasks {
+            let name = task.name.padding(toLength: 20, withPad: " ", startingAt: 0)
+            output.line("\(name) \(String(task.priority ?? 0).leftPad(5))  \(String(task.state ?? 0).leftPad(5))  \("\(task.stackUse ?? 0)/\(task.stackSize ?? 0)".leftPad(14))  \(String(task.contextSwitches ?? 0).leftPad(8))")
+        }
+        output.document([
+            "ok": true,
+            "tasks": .array(stats.tasks.map { task in
+                [
+                    "name": .string(task.name), "priority": task.priority.json, "state": task.state.json,
+                    "stack_use": task.stackUse.json, "stack_size": task.stackSize.json,
+                    "context_switches": task.contextSwitches.json, "runtime": task.runtime.json,
+                ]
+            }),
+        ])
+    }
+}
+
+struct DateTimeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "datetime", abstract: "Read or set the device's date and time.")
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("Set the clock to this value (yyyy-MM-ddTHH:mm:ss[.SSSSSS][+HH:MM]), or \"now\".", valueName: "datetime"))
+    var set: String?
+
+    func run() async throws {
+        let output = Output(json: global.json)
+        if let value = set {
+            let text = value == "now" ? Self.now() : value
+            try await global.withClient { client, _ throws(SMPClientError) in
+                _ = try await client.send(OSManagement.DateTimeSetRequest(dateTime: text))
+            }
+            output.line("set to \(text)")
+            output.document(["ok": true, "datetime": .string(text)])
+        } else {
+            let response = try await global.withClient { client, _ throws(SMPClientError) in
+                try await client.send(OSManagement.DateTimeGetRequest())
+            }
+            output.line(response.dateTime)
+            output.document(["ok": true, "datetime": .string(response.dateTime)])
+        }
+    }
+
+    static func now() -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS"
+        return formatter.string(from: Date())
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import SMPCtlClient
+import SMPCtlProtocol
+
+/// Writes results for people or, with `--json`, for scripts.
+struct Output: Sendable {
+    let json: Bool
+
+    /// Whether standard error is a terminal (progress bars go there).
+    static let stderrIsTerminal = isatty(STDERR_FILENO) == 1
+
+    static func diagnostic(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// Prints a human line (not in JSON mode).
+    func line(_ text: String) {
+        guard !json else { return }
+        print(text)
+    }
+
+    /// Prints the command's JSON document (in JSON mode).
+    func document(_ value: JSONValue) {
+        guard json else { return }
+        print(value.text)
+    }
+
+    /// Writes a progress event: a JSON line on standard error in JSON mode.
+    func event(_ value: JSONValue) {
+        guard json else { return }
+        Self.diagnostic(value.text)
+    }
+
+    /// Reports a failure that is not a device or transport error.
+    func fail(status: ExitStatus, message: String, fields: [String: JSONValue] = [:]) {
+        if json {
+            var object = fields
+            object["ok"] = false
+            object["message"] = .string(message)
+            object["exit_status"] = .int(Int(status.rawValue))
+            print(JSONValue.object(object).text)
+        } else {
+            Self.diagnostic("smpctl: error: \(message)")
+        }
+    }
+
+    /// Reports a client failure with the device's own code and name.
+    func report(_ error: SMPClientError) {
+        let status = ExitStatus(error)
+        var fields: [String: JSONValue] = ["error": .string(Self.kind(error))]
+        if case .device(let deviceError) = error {
+            fields["device_error"] = Self.json(deviceError)
+        }
+        fail(status: status, message: error.description, fields: fields)
+    }
+
+    static func kind(_ error: SMPClientError) -> String {
+        switch error {
+        case .device: "device"
+        case .malformedResponse: "malformed-response"
+        case .transport: "transport"
+        case .timedOut: "timeout"
+        case .verificationFailed: "verification"
+        case .invalidInput: "input"
+        }
+    }
+
+    static func json(_ error: SMPDeviceError) -> JSONValue {
+        var object: [String: JSONValue] = [
+            "smp_version": .int(Int(error.version.rawValue) + 1),
+            "request_group": .int(Int(error.requestGroup.rawValue)),
+            "command": .int(Int(error.command)),
+            "rc": .int(error.rawCode),
+            "name": error.entry.map { .string($0.name) } ?? .null,
+            "meaning": error.entry.map { .string($0.meaning) } ?? .null,
+            "reason": error.reason.json,
+        ]
+        switch error.kind {
+        case .smp: object["kind"] = "smp"
+        case .group(let group, _):
+            object["kind"] = "group"
+            object["group"] = .int(Int(group.rawValue))
+        }
+        return .object(object)
+    }
+}
+
+/// A one-line progress bar on standard error, redrawn in place.
+final class ProgressBar: @unchecked Sendable {
+    // Only touched from the upload's progress callback, which runs on one task at a time.
+    private var lastDraw = 0.0
+    private let enabled: Bool
+    private let label: String
+
+    init(label: String, enabled: Bool) {
+        self.label = label
+        self.enabled = enabled
+    }
+
+    func update(_ progress: UploadProgress) {
+        guard enabled else { return }
+        let now = Date().timeIntervalSince1970
+        guard progress.offset == progress.total || now - lastDraw >= 0.1 else { return }
+        lastDraw = now
+        let width = 30
+        let fraction = progress.total > 0 ? Double(progress.offset) / Double(progress.total) : 1
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        var text = "\r\(label) [\(bar)] \(Int(fraction * 100))% \(formatBytes(progress.offset))/\(formatBytes(progress.total)) \(formatBytes(Int(progress.rate)))/s"
+        if let remaining = progress.remaining, progress.offset < progress.total {
+            text += " ETA \(Int(remaining.rounded()))s"
+        }
+        text += "   "
+        if progress.offset == progress.total { text += "\n" }
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
+
+func formatBytes(_ count: Int) -> String {
+    if count >= 1 << 20 { return String(format: "%.1f MiB", Double(count) / 1_048_576) }
+    if count >= 1 << 10 { return String(format: "%.1f KiB", Double(count) / 1024) }
+    return "\(count) B"
+}
+
+func hexString(_ bytes: [UInt8]) -> String {
+    bytes.map { String(format: "%02x", $0) }.joined()
+}
+
+/// Parses a hex string such as an image hash.
+func parseHex(_ text: String) -> [UInt8]? {
+    let clean = text.lowercased().filter { !$0.isWhitespace && $0 != ":" }
+    guard clean.count % 2 == 0, clean.count <= 256 else { return nil }
+    var bytes: [UInt8] = []
+    var index = clean.startIndex
+    while index < clean.endIndex {
+        let next = clean.index(index, offsetBy: 2)
+        guard let byte = UInt8(clean[index..<next], radix: 16) else { return nil }
+        bytes.append(byte)
+        index = next
+    }
+    return bytes
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+
+struct ProfileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "profile", abstract: "Save named connections in $XDG_CONFIG_HOME/smpctl/profiles.json.",
+        subcommands: [Add.self, List.self, Remove.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Save a connection under a name.")
+        @Argument(help: "The profile name.") var name: String
+        @Argument(help: "The connection, such as udp:192.0.2.1 or serial:/dev/ttyACM0.") var connection: String
+
+        func run() throws {
+            guard !name.contains(":"), !name.contains("?"), name != "sim" else {
+                throw ValidationError("a profile name cannot contain ':' or '?', and cannot be 'sim'")
+            }
+            do {
+                guard try ConnectionSpec.parse(connection) != nil else {
+                    throw ValidationError("\"\(connection)\" is not a connection.\n" + ConnectionSpec.forms)
+                }
+            } catch let error as ConnectionError {
+                throw ValidationError(error.message)
+            }
+            let store = ProfileStore()
+            var profiles = try store.load()
+            profiles[name] = connection
+            try store.save(profiles)
+            print("saved \(name) = \(connection)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List saved connections.")
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let profiles = try ProfileStore().load()
+            if json {
+                print(JSONValue.object(profiles.mapValues(JSONValue.string)).text)
+            } else {
+                for name in profiles.keys.sorted() { print("\(name) = \(profiles[name] ?? "")") }
+            }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a saved connection.")
+        @Argument(help: "The profile name.") var name: String
+
+        func run() throws {
+            let store = ProfileStore()
+            var profiles = try store.load()
+            guard profiles.removeValue(forKey: name) != nil else { throw ValidationError("no profile named \(name)") }
+            try store.save(profiles)
+        }
+    }
+}

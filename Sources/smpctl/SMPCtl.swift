@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+
+/// The `smpctl` command.
+@main
+struct SMPCtl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "smpctl",
+        abstract: "Update and manage microcontroller firmware over the Simple Management Protocol (SMP/mcumgr).",
+        discussion: """
+            smpctl talks to Zephyr, nRF Connect SDK and MCUboot devices over UDP, a serial port \
+            or the embedded simulator (connection "sim").
+
+            \(ConnectionSpec.forms)
+
+            Exit status: \(ExitStatus.summary)
+            """,
+        version: SMPCtlVersion.string,
+        subcommands: [
+            DFUCommand.self, ImageCommand.self, EchoCommand.self, ResetCommand.self, ParamsCommand.self,
+            InfoCommand.self, BootloaderInfoCommand.self, TaskStatCommand.self, DateTimeCommand.self,
+            SimulateCommand.self, ProfileCommand.self,
+        ]
+    )
+
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as CommandFailure {
+            Foundation.exit(failure.status.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                // Print ArgumentParser's message, but exit with our documented usage status.
+                let message = fullMessage(for: error)
+                if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+                Foundation.exit(ExitStatus.usage.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// The version printed by `--version`.
+enum SMPCtlVersion {
+    static let string = "0.1.0"
+}
+
+/// Exit statuses, documented in the man page.
+enum ExitStatus: Int32, CaseIterable {
+    case success = 0
+    case failure = 1
+    case usage = 2
+    case transport = 3
+    case device = 4
+    case verification = 5
+
+    var meaning: String {
+        switch self {
+        case .success: "success"
+        case .failure: "an unexpected failure"
+        case .usage: "a usage error: bad arguments, connection string or input file"
+        case .transport: "a connection or transport failure, including no response in time"
+        case .device: "the device answered with an error code"
+        case .verification: "verification failed: the device's state after the operation is not what it should be"
+        }
+    }
+
+    static var summary: String {
+        allCases.map { "\($0.rawValue) \($0.meaning)" }.joined(separator: "; ") + "."
+    }
+}
+
+/// A failure already reported to the user; only its exit status is left to apply.
+struct CommandFailure: Error {
+    var status: ExitStatus
+}

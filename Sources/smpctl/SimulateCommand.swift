@@ -1,0 +1,234 @@
+import ArgumentParser
+import Foundation
+import SMPCtlProtocol
+import SMPCtlSimulator
+import SMPCtlTransport
+
+/// Simulator settings, from `smpctl simulate` flags or the query of a `sim?...` connection.
+struct SimulatorOptions: ParsableArguments {
+    @Option(name: .customLong("slot-size"), help: ArgumentHelp("Size of each image slot in bytes.", valueName: "bytes"))
+    var slotSize: Int = 256 * 1024
+
+    @Option(name: .customLong("sector-size"), help: ArgumentHelp("Flash erase sector size in bytes.", valueName: "bytes"))
+    var sectorSize: Int = 4096
+
+    @Option(name: .customLong("secondary-slot-size"), help: ArgumentHelp("Make secondary slots this size (a slot too small for the image).", valueName: "bytes"))
+    var secondarySlotSize: Int?
+
+    @Option(help: ArgumentHelp("Number of updatable images (1 or 2).", valueName: "n"))
+    var images: Int = 1
+
+    @Option(name: .customLong("buf-size"), help: ArgumentHelp("SMP buffer size reported by mcumgr params.", valueName: "bytes"))
+    var bufferSize: Int = 2048
+
+    @Option(name: .customLong("buf-count"), help: ArgumentHelp("SMP buffer count reported by mcumgr params.", valueName: "n"))
+    var bufferCount: Int = 4
+
+    @Flag(name: .customLong("no-params"), help: "Answer mcumgr params with rc 8 (not supported).")
+    var noParams = false
+
+    @Flag(name: .customLong("no-slot-info"), help: "Answer slot info with rc 8 (not supported).")
+    var noSlotInfo = false
+
+    @Flag(name: .customLong("reject-v1"), help: "Answer SMP v1 requests with rc 12 (version too old).")
+    var rejectV1 = false
+
+    @Flag(name: .customLong("refuse-reset"), help: "Answer reset with rc 10 (busy) unless it is forced.")
+    var refuseReset = false
+
+    @Option(name: .customLong("running-version"), help: ArgumentHelp("Version of the factory image that runs at start.", valueName: "version"))
+    var runningVersion: String = "1.0.0"
+
+    @Option(
+        name: .customLong("fail"),
+        help: ArgumentHelp(
+            "Answer a command with an error: GROUP:COMMAND:rc=N or GROUP:COMMAND:err=N, optionally ,count=N and ,from=OFFSET (uploads).",
+            discussion: "GROUP and COMMAND are numbers or names (os, image; echo, reset, params, state, upload, erase, slot-info). May be repeated.",
+            valueName: "rule"))
+    var fail: [String] = []
+
+    @Option(name: .customLong("drop"), help: ArgumentHelp("Drop the responses to these requests (1-based, comma-separated).", valueName: "n,..."))
+    var drop: String?
+
+    @Option(name: .customLong("drop-rate"), help: ArgumentHelp("Drop each response with this probability (0 to 1).", valueName: "p"))
+    var dropRate: Double?
+
+    @Option(name: .customLong("delay"), help: ArgumentHelp("Delay every response by this many milliseconds.", valueName: "ms"))
+    var delay: Int = 0
+
+    @Option(name: .customLong("busy"), help: ArgumentHelp("Answer this many upload requests with rc 10 (busy).", valueName: "n"))
+    var busy: Int = 0
+
+    @Option(name: .customLong("reset-at"), help: ArgumentHelp("Reset the device while an upload reaches this offset.", valueName: "offset"))
+    var resetAt: Int?
+
+    @Option(name: .customLong("disconnect-after"), help: ArgumentHelp("Cut the link once this many request bytes have arrived.", valueName: "bytes"))
+    var disconnectAfter: Int?
+
+    func validate() throws {
+        guard slotSize > 0, slotSize <= 64 << 20 else { throw ValidationError("--slot-size must be 1 byte to 64 MiB") }
+        guard sectorSize > 0, sectorSize <= slotSize else { throw ValidationError("--sector-size must be positive and at most the slot size") }
+        guard images == 1 || images == 2 else { throw ValidationError("--images must be 1 or 2") }
+        guard bufferSize >= 64, bufferSize <= 65535 else { throw ValidationError("--buf-size must be 64 to 65535") }
+        guard bufferCount >= 1, bufferCount <= 64 else { throw ValidationError("--buf-count must be 1 to 64") }
+        if let dropRate, !(0...1).contains(dropRate) { throw ValidationError("--drop-rate must be between 0 and 1") }
+        for rule in fail { _ = try Self.parseRule(rule) }
+        _ = try dropSet()
+    }
+
+    private func dropSet() throws -> Set<Int>? {
+        guard let drop else { return nil }
+        var numbers = Set<Int>()
+        for part in drop.split(separator: ",") {
+            guard let n = Int(part), n > 0 else { throw ValidationError("--drop takes request numbers such as 3,7") }
+            numbers.insert(n)
+        }
+        return numbers
+    }
+
+    /// The simulator configuration these options describe.
+    func configuration() throws -> SimulatorConfiguration {
+        var configuration = SimulatorConfiguration()
+        configuration.slotSize = slotSize
+        configuration.sectorSize = sectorSize
+        configuration.secondarySlotSizeOverride = secondarySlotSize
+        configuration.imageCount = images
+        configuration.bufferSize = bufferSize
+        configuration.bufferCount = bufferCount
+        configuration.supportsParams = !noParams
+        configuration.supportsSlotInfo = !noSlotInfo
+        configuration.rejectV1 = rejectV1
+        configuration.refuseResetUnlessForced = refuseReset
+        configuration.initialVersion = runningVersion
+        configuration.forcedErrors = try fail.map(Self.parseRule)
+        if let numbers = try dropSet() {
+            configuration.dropResponses = .requests(numbers)
+        } else if let dropRate {
+            configuration.dropResponses = .random(probability: dropRate, seed: 1)
+        }
+        configuration.responseDelay = .milliseconds(delay)
+        configuration.busyCount = busy
+        configuration.resetDuringUploadAtOffset = resetAt
+        configuration.disconnectAfterBytes = disconnectAfter
+        return configuration
+    }
+
+    /// Builds a configuration from a `sim?key=value&...` query, using the same names as the flags.
+    static func configuration(from query: [String: String]) throws -> SimulatorConfiguration {
+        var arguments: [String] = []
+        for key in query.keys.sorted() {
+            let value = query[key] ?? ""
+            if value.isEmpty || value == "true" {
+                arguments.append("--\(key)")
+            } else {
+                for part in key == "fail" ? value.split(separator: ";").map(String.init) : [value] {
+                    arguments.append("--\(key)")
+                    arguments.append(part)
+                }
+            }
+        }
+        do {
+            return try SimulatorOptions.parse(arguments).configuration()
+        } catch {
+            throw ConnectionError("invalid simulator option in the sim connection: \(SimulatorOptions.message(for: error))")
+        }
+    }
+
+    static func parseRule(_ text: String) throws -> FaultRule {
+        let usage = "a --fail rule looks like image:upload:err=30 or os:reset:rc=10[,count=N][,from=OFFSET]"
+        let fields = text.split(separator: ",")
+        guard let head = fields.first else { throw ValidationError(usage) }
+        let parts = head.split(separator: ":")
+        guard parts.count == 3, let group = SMPGroupID(nameOrNumber: String(parts[0])) else { throw ValidationError(usage) }
+        guard let command = commandNumber(String(parts[1]), group: group) else {
+            throw ValidationError("unknown command \(parts[1]) in --fail \(text)")
+        }
+        let code = parts[2].split(separator: "=")
+        guard code.count == 2, let value = Int(code[1]) else { throw ValidationError(usage) }
+        let error: SimulatedError
+        switch code[0] {
+        case "rc": error = .smp(value)
+        case "err": error = .group(value)
+        default: throw ValidationError(usage)
+        }
+        var rule = FaultRule(group: group, command: command, error: error)
+        for field in fields.dropFirst() {
+            let pair = field.split(separator: "=")
+            guard pair.count == 2, let number = Int(pair[1]) else { throw ValidationError(usage) }
+            switch pair[0] {
+            case "count": rule.count = number
+            case "from": rule.minimumUploadOffset = number
+            default: throw ValidationError(usage)
+            }
+        }
+        return rule
+    }
+
+    static func commandNumber(_ text: String, group: SMPGroupID) -> UInt8? {
+        if let number = UInt8(text) { return number }
+        let names: [String: UInt8]
+        switch group {
+        case .os:
+            names = ["echo": 0, "taskstat": 2, "datetime": 4, "reset": 5, "params": 6, "info": 7, "bootloader-info": 8]
+        case .image:
+            names = ["state": 0, "upload": 1, "erase": 5, "slot-info": 6]
+        default:
+            names = [:]
+        }
+        return names[text]
+    }
+}
+
+struct SimulateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Run the device simulator as an SMP server over UDP or a pseudo-terminal.",
+        discussion: """
+            The simulator behaves like a Zephyr device with MCUboot: two slots per image, MCUboot \
+            test/confirm/revert semantics across resets, and the image checks Zephyr makes. The \
+            fault options reproduce failures seen in the field. It runs until interrupted.
+            """)
+
+    @Option(help: ArgumentHelp("Serve SMP over UDP on HOST:PORT (port 0 picks a free one).", valueName: "host:port"))
+    var udp: String?
+
+    @Flag(help: "Serve SMP console framing on a new pseudo-terminal and print its path.")
+    var pty = false
+
+    @Option(name: .customLong("exit-after"), help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
+    var exitAfter: Double?
+
+    @OptionGroup var simulator: SimulatorOptions
+
+    func validate() throws {
+        guard udp != nil || pty else { throw ValidationError("choose --udp HOST:PORT or --pty") }
+    }
+
+    func run() async throws {
+        let device = SimulatedDevice(configuration: try simulator.configuration())
+        let server = SimulatorServer(device: device)
+        var udpEndpoint: UDPServerEndpoint?
+        var ptyEndpoint: PTYServerEndpoint?
+        if let udp {
+            guard case .udp(let host, let port)? = try? ConnectionSpec.parse("udp:" + udp) else {
+                throw ValidationError("--udp takes HOST:PORT, such as 127.0.0.1:1337")
+            }
+            let endpoint = try UDPServerEndpoint(host: host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port, server: server)
+            udpEndpoint = endpoint
+            print("listening on udp:\(host):\(endpoint.boundPort)")
+        }
+        if pty {
+            let endpoint = try PTYServerEndpoint(server: server)
+            ptyEndpoint = endpoint
+            print("serial:\(endpoint.path)")
+        }
+        fflush(stdout)
+        if let exitAfter {
+            try? await Task.sleep(for: .milliseconds(Int(exitAfter * 1000)))
+        } else {
+            while true { try? await Task.sleep(for: .seconds(3600)) }
+        }
+        udpEndpoint?.stop()
+        await ptyEndpoint?.stop()
+    }
+}
