@@ -1,0 +1,397 @@
+public import SMPCtlProtocol
+import SMPCtlCBOR
+import SMPCtlImage
+
+/// What the device did with one incoming packet.
+public struct SimulatorOutput: Sendable, Hashable {
+    /// Encoded response packets, one per request in the packet; empty when lost or not answered.
+    public var responses: [[UInt8]]
+    /// The transport should cut the link after sending ``responses``.
+    public var disconnect: Bool
+    /// The device is rebooting after this packet (reset command or an injected reset).
+    public var resetting: Bool
+
+    public init(responses: [[UInt8]] = [], disconnect: Bool = false, resetting: Bool = false) {
+        self.responses = responses
+        self.disconnect = disconnect
+        self.resetting = resetting
+    }
+}
+
+/// One packet handed to the device, for tests.
+public struct SimulatorRequestRecord: Sendable, Hashable {
+    /// 1-based count of packets handled so far.
+    public var number: Int
+    /// The decoded header of the first request, if the packet had one.
+    public var header: SMPHeader?
+    /// The raw packet.
+    public var bytes: [UInt8]
+    /// Whether the response was lost (drop policy), or nothing was answered.
+    public var responseDropped: Bool
+}
+
+/// The result of the last upload that reached its full length.
+public struct SimulatorCompletedUpload: Sendable, Hashable {
+    public var slot: Int
+    public var length: Int
+    /// `match` as reported: the file SHA-256 equals the `sha` sent; `nil` without a 32-byte `sha`.
+    public var match: Bool?
+    /// The image group code `img_mgmt_read_info` would give for the slot, `nil` when valid.
+    public var validationError: Int?
+}
+
+/// A simulated Zephyr device with mcumgr and MCUboot (swap using move): a pure-logic SMP
+/// server with flash slots, no sockets.
+///
+/// Decisions: the upload state lives in RAM and is lost on every reset unless
+/// ``SimulatorConfiguration/keepUploadStateAcrossReset`` is set; the date/time is lost on
+/// reset too. Responses are encoded with indefinite-length maps like zcbor.
+public actor SimulatedDevice {
+    /// The configuration the device was built with.
+    public let configuration: SimulatorConfiguration
+
+    enum PendingKind: Sendable, Hashable {
+        case test
+        case permanent
+    }
+
+    struct BootState: Sendable {
+        /// Set by image state write on the secondary slot.
+        var pending: PendingKind?
+        /// The primary runs a tested image that is not confirmed yet: the next boot reverts.
+        var revertArmed = false
+    }
+
+    struct UploadSession: Sendable {
+        var image: Int
+        var slot: Int
+        var offset: Int
+        var length: Int
+        var sha: [UInt8]?
+    }
+
+    var flash: [[UInt8]]
+    var boot: [BootState]
+    var upload: UploadSession?
+    var dateTime: String?
+    var log: [SimulatorRequestRecord] = []
+    var packetCount = 0
+    var bytesReceived = 0
+    var busyRemaining: Int
+    var faultRemaining: [Int?]
+    var resetAtOffset: Int?
+    var disconnectArmed: Bool
+    var dropGenerator: SimulatorRandom?
+    /// Number of boots after the first.
+    public private(set) var bootCount = 0
+    /// The last upload that reached its full length.
+    public internal(set) var lastCompletedUpload: SimulatorCompletedUpload?
+
+    public init(configuration: SimulatorConfiguration = SimulatorConfiguration()) {
+        self.configuration = configuration
+        let slots = configuration.slotCount
+        var flash: [[UInt8]] = []
+        for slot in 0..<slots {
+            flash.append([UInt8](repeating: 0xFF, count: configuration.size(ofSlot: slot)))
+        }
+        for image in 0..<(slots / 2) {
+            let factory: [UInt8]
+            if image == 0, let custom = configuration.initialImage {
+                factory = custom
+            } else {
+                factory = Self.factoryImage(version: configuration.initialVersion, image: image)
+            }
+            let count = min(factory.count, flash[2 * image].count)
+            flash[2 * image].replaceSubrange(0..<count, with: factory[0..<count])
+        }
+        self.flash = flash
+        boot = Array(repeating: BootState(), count: slots / 2)
+        busyRemaining = configuration.busyCount
+        faultRemaining = configuration.forcedErrors.map(\.count)
+        resetAtOffset = configuration.resetDuringUploadAtOffset
+        disconnectArmed = configuration.disconnectAfterBytes != nil
+        if case .random(_, let seed) = configuration.dropResponses {
+            dropGenerator = SimulatorRandom(seed: seed)
+        }
+    }
+
+    /// A valid unsigned image (SHA-256 TLV only) with a deterministic payload.
+    static func factoryImage(version: String, image: Int) -> [UInt8] {
+        var generator = SimulatorRandom(seed: 0x5EED_0000 &+ UInt64(image))
+        let payload = (0..<2048).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        let parsed = MCUbootImageVersion(string: version) ?? MCUbootImageVersion(major: 1, minor: 0, revision: 0)
+        return MCUbootImageBuilder(version: parsed, payload: payload).build()
+    }
+
+    // MARK: Accessors for tests
+
+    /// The slots as image state read reports them.
+    public var slotStates: [ImageManagement.SlotState] {
+        var states: [ImageManagement.SlotState] = []
+        for slot in 0..<flash.count {
+            guard let image = validImage(slot), let hash = image.sha256TLV else { continue }
+            let flags = stateFlags(slot: slot)
+            states.append(ImageManagement.SlotState(
+                image: slot / 2, slot: slot % 2, version: image.versionString, hash: hash, bootable: image.isBootable,
+                pending: flags.pending, confirmed: flags.confirmed, active: flags.active, permanent: flags.permanent))
+        }
+        return states
+    }
+
+    /// The whole contents of an absolute slot (empty for an unknown slot).
+    public func flashContents(slot: Int) -> [UInt8] {
+        flash.indices.contains(slot) ? flash[slot] : []
+    }
+
+    /// The offset of the upload in progress, or `nil` when none is.
+    public var uploadOffset: Int? { upload?.offset }
+
+    /// Every packet handled, in order.
+    public var requestLog: [SimulatorRequestRecord] { log }
+
+    /// The date/time last set, if any.
+    public var storedDateTime: String? { dateTime }
+
+    // MARK: Packets
+
+    /// Handles one packet (one or more concatenated requests) and returns what the device sends.
+    public func handle(_ request: [UInt8]) async -> SimulatorOutput {
+        packetCount += 1
+        bytesReceived += request.count
+        let number = packetCount
+        var output = SimulatorOutput()
+        var firstHeader: SMPHeader?
+        var reset = false
+
+        if configuration.enforceBufferSize && request.count > configuration.bufferSize {
+            firstHeader = try? SMPHeader(decoding: request)
+        } else {
+            var position = 0
+            while request.count - position >= SMPHeader.size {
+                guard let header = try? SMPHeader(decoding: request[position..<(position + SMPHeader.size)]) else {
+                    break  // An OP of 4–7: not a request or response; Zephyr ignores it.
+                }
+                if firstHeader == nil { firstHeader = header }
+                let bodyStart = position + SMPHeader.size
+                let bodyEnd = bodyStart + Int(header.length)
+                guard bodyEnd <= request.count else {
+                    output.responses.append(respond(to: header, .smp(SMPReturnCode.corrupt.rawValue)))
+                    break
+                }
+                position = bodyEnd
+                let reply = process(header: header, body: Array(request[bodyStart..<bodyEnd]))
+                switch reply {
+                case .silentReset:
+                    reset = true
+                case .resetAfter(let value):
+                    output.responses.append(respond(to: header, .success(value)))
+                    reset = true
+                default:
+                    output.responses.append(respond(to: header, reply))
+                }
+                if reset || reply.isError { break }
+            }
+        }
+
+        let dropped = output.responses.isEmpty || shouldDrop(number)
+        if dropped { output.responses = [] }
+        if disconnectArmed, let limit = configuration.disconnectAfterBytes, bytesReceived >= limit {
+            disconnectArmed = false
+            output.disconnect = true
+        }
+        if reset {
+            output.resetting = true
+            powerCycle()
+        }
+        log.append(SimulatorRequestRecord(number: number, header: firstHeader, bytes: request, responseDropped: dropped))
+        if configuration.responseDelay > .zero {
+            try? await Task.sleep(for: configuration.responseDelay)
+        }
+        return output
+    }
+
+    private func shouldDrop(_ number: Int) -> Bool {
+        switch configuration.dropResponses {
+        case .requests(let numbers)?:
+            return numbers.contains(number)
+        case .random(let probability, _)?:
+            guard var generator = dropGenerator else { return false }
+            let draw = Double(generator.next() >> 11) / Double(UInt64(1) << 53)
+            dropGenerator = generator
+            return draw < probability
+        case nil:
+            return false
+        }
+    }
+
+    /// A handler's answer.
+    enum Reply {
+        case success(CBORValue)
+        /// A top-level `rc`.
+        case smp(Int)
+        /// A group error of the request's group.
+        case group(Int)
+        /// Answer with success, then reboot.
+        case resetAfter(CBORValue)
+        /// Reboot without answering.
+        case silentReset
+
+        var isError: Bool {
+            switch self {
+            case .smp, .group: true
+            default: false
+            }
+        }
+    }
+
+    /// The response packet bytes for `reply`.
+    func respond(to request: SMPHeader, _ reply: Reply) -> [UInt8] {
+        let version: SMPVersion = request.version > .v2 ? .v2 : request.version
+        var body = CBORMap()
+        switch reply {
+        case .success(let value), .resetAfter(let value):
+            body = value.mapValue ?? CBORMap()
+        case .smp(let rc):
+            body["rc"] = .int(Int64(rc))
+        case .group(let code):
+            if version == .v1 {
+                body["rc"] = .int(Int64(Self.v1Code(group: request.group, code: code)))
+            } else {
+                body["err"] = .map(CBORMap([
+                    .init(key: "group", value: .unsigned(UInt64(request.group.rawValue))),
+                    .init(key: "rc", value: .unsigned(UInt64(max(code, 0)))),
+                ]))
+            }
+        case .silentReset:
+            break
+        }
+        let header = SMPHeader(
+            operation: request.operation == .read ? .readResponse : .writeResponse, version: version, length: 0,
+            group: request.group, sequence: request.sequence, command: request.command)
+        return SMPPacket(header: header, body: IndefiniteCBOR.encode(.map(body))).bytes
+    }
+
+    /// The SMP v1 `rc` a group error code is translated to (`mg_translate_error`).
+    public static func v1Code(group: SMPGroupID, code: Int) -> Int {
+        switch group {
+        case .image:
+            switch code {
+            case 0: return 0
+            case 3, 4: return 5  // NO_IMAGE, NO_TLVS → ENOENT
+            case 9, 27, 28: return 6  // NO_FREE_SLOT, CURRENT_VERSION_IS_NEWER, IMAGE_ALREADY_PENDING → EBADSTATE
+            case 14, 19, 20, 21, 22, 24, 25: return 3  // → EINVAL
+            case 15: return 2  // NO_FREE_MEMORY → ENOMEM
+            default: return 1  // EUNKNOWN, including 30–34
+            }
+        case .os:
+            // os_mgmt_translate_error_code (Zephyr os_mgmt.c); not in the reference tables.
+            switch code {
+            case 0: return 0
+            case 2: return 3  // INVALID_FORMAT → EINVAL
+            case 3, 4, 6: return 5  // no answer / RTC not set / invalid value → ENOENT
+            default: return 1
+            }
+        default:
+            return code == 0 ? 0 : 1
+        }
+    }
+
+    /// Runs one request through the SMP layer checks, fault injection and the group handlers.
+    func process(header: SMPHeader, body: [UInt8]) -> Reply {
+        if header.operation.isResponse { return .smp(SMPReturnCode.notSupported.rawValue) }
+        if header.version > .v2 { return .smp(SMPReturnCode.versionTooNew.rawValue) }
+        if header.version == .v1 && configuration.rejectV1 { return .smp(SMPReturnCode.versionTooOld.rawValue) }
+
+        var map: CBORMap?
+        if body.isEmpty {
+            map = CBORMap()
+        } else if let value = try? SMPResponseDecoder.cbor.decode(body), case .map(let decoded) = value {
+            map = decoded
+        }
+        let isUpload = header.group == .image && header.command == ImageManagement.Command.upload.rawValue
+
+        for (index, rule) in configuration.forcedErrors.enumerated() {
+            guard rule.group == header.group, rule.command == nil || rule.command == header.command else { continue }
+            if let remaining = faultRemaining[index], remaining <= 0 { continue }
+            if let minimum = rule.minimumUploadOffset {
+                guard isUpload, let off = map?["off"]?.uint64, off >= UInt64(minimum) else { continue }
+            }
+            if let remaining = faultRemaining[index] { faultRemaining[index] = remaining - 1 }
+            switch rule.error {
+            case .smp(let rc): return .smp(rc)
+            case .group(let code): return .group(code)
+            }
+        }
+        if isUpload && header.operation == .write && busyRemaining > 0 {
+            busyRemaining -= 1
+            return .smp(SMPReturnCode.busy.rawValue)
+        }
+        guard let map else { return .smp(SMPReturnCode.invalidArgument.rawValue) }
+
+        switch header.group {
+        case .os: return handleOS(header, map)
+        case .image: return handleImage(header, map)
+        default: return .smp(SMPReturnCode.notSupported.rawValue)
+        }
+    }
+
+    // MARK: Reboot
+
+    /// Reboots the device with MCUboot swap-using-move semantics.
+    ///
+    /// Per image: a pending secondary whose image is valid (hash checked) is swapped into the
+    /// primary; after a test swap the new image runs unconfirmed and the following boot reverts
+    /// unless it was confirmed; a permanent swap stays. An invalid pending image is erased.
+    /// RAM state (upload session unless kept by configuration, date/time) is lost.
+    public func powerCycle() {
+        bootCount += 1
+        for index in boot.indices {
+            let primary = 2 * index
+            let secondary = primary + 1
+            if let pending = boot[index].pending {
+                boot[index].pending = nil
+                if let image = validImage(secondary), image.hashMatches, image.isBootable {
+                    swapSlots(primary, secondary)
+                    boot[index].revertArmed = pending == .test
+                } else {
+                    eraseSlot(secondary)
+                }
+            } else if boot[index].revertArmed {
+                swapSlots(primary, secondary)
+                boot[index].revertArmed = false
+            }
+        }
+        if !configuration.keepUploadStateAcrossReset { upload = nil }
+        dateTime = nil
+    }
+
+    func swapSlots(_ a: Int, _ b: Int) {
+        let first = flash[a]
+        let second = flash[b]
+        flash[a] = Self.resized(second, to: first.count)
+        flash[b] = Self.resized(first, to: second.count)
+    }
+
+    static func resized(_ bytes: [UInt8], to count: Int) -> [UInt8] {
+        if bytes.count >= count { return Array(bytes[0..<count]) }
+        return bytes + [UInt8](repeating: 0xFF, count: count - bytes.count)
+    }
+
+    func eraseSlot(_ slot: Int) {
+        guard flash.indices.contains(slot) else { return }
+        flash[slot] = [UInt8](repeating: 0xFF, count: flash[slot].count)
+    }
+}
+
+/// SplitMix64, for reproducible fault injection.
+struct SimulatorRandom: Sendable {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
