@@ -1,6 +1,6 @@
-import ArgumentParser
+public import ArgumentParser
+public import SMPCtlClient
 import Foundation
-import SMPCtlClient
 import SMPCtlProtocol
 
 extension FirmwareUpdateMode: ExpressibleByArgument {}

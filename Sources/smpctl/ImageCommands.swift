@@ -92,7 +92,7 @@ struct UploadArguments: ParsableArguments {
 
     /// Opens the file and reads its image identity; refuses files that are not images unless forced.
     func load(output: Output) throws -> (FirmwareFile, FirmwareImageIdentity?) {
-        do {
+        do throws(SMPClientError) {
             let file = try FirmwareFile(path: file)
             do {
                 return (file, try FirmwareImageIdentity(file: file))

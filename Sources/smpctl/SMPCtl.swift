@@ -23,6 +23,8 @@ struct SMPCtl: AsyncParsableCommand {
         ]
     )
 
+    @OptionGroup var global: GlobalOptions
+
     static func main() async {
         do {
             var command = try parseAsRoot()

@@ -204,6 +204,11 @@ struct SimulateCommand: AsyncParsableCommand {
         guard udp != nil || pty else { throw ValidationError("choose --udp HOST:PORT or --pty") }
     }
 
+    /// Prints a connection string clients can use, unbuffered so scripts see it at once.
+    private func announce(_ connection: String) {
+        FileHandle.standardOutput.write(Data((connection + "\n").utf8))
+    }
+
     func run() async throws {
         let device = SimulatedDevice(configuration: try simulator.configuration())
         let server = SimulatorServer(device: device)
@@ -215,14 +220,13 @@ struct SimulateCommand: AsyncParsableCommand {
             }
             let endpoint = try UDPServerEndpoint(host: host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port, server: server)
             udpEndpoint = endpoint
-            print("listening on udp:\(host):\(endpoint.boundPort)")
+            announce("udp:\(host):\(endpoint.boundPort)")
         }
         if pty {
             let endpoint = try PTYServerEndpoint(server: server)
             ptyEndpoint = endpoint
-            print("serial:\(endpoint.path)")
+            announce("serial:\(endpoint.path)")
         }
-        fflush(stdout)
         if let exitAfter {
             try? await Task.sleep(for: .milliseconds(Int(exitAfter * 1000)))
         } else {
