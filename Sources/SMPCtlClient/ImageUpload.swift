@@ -1,4 +1,5 @@
 public import SMPCtlProtocol
+import SMPCtlTransport
 
 /// How to upload an image.
 public struct UploadOptions: Sendable {
@@ -10,6 +11,8 @@ public struct UploadOptions: Sendable {
     public var alignment: Int = 1
     /// How long to wait for the first chunk's answer: the device erases the slot then.
     public var firstChunkTimeout: Duration = .seconds(40)
+    /// How many times a lost link is reopened during an upload, which then resumes from the device's offset.
+    public var reconnectAttempts: Int = 3
 
     public init(image: Int? = nil, upgrade: Bool = false, alignment: Int = 1) {
         self.image = image
@@ -76,7 +79,7 @@ extension SMPClient {
         var largestChunk = 0
         var match: Bool?
         var rejectedAnswers = 0
-        var sentFirst = false
+        var reconnects = 0
 
         func elapsed() -> Double {
             let duration = clock.now - start
@@ -101,7 +104,18 @@ extension SMPClient {
             let request = ImageManagement.UploadRequest(offset: offset, data: data, first: fields)
             chunks += 1
             largestChunk = max(largestChunk, count)
-            let response = try await send(request, timeout: isFirst ? options.firstChunkTimeout : nil)
+            let response: ImageManagement.UploadResponse
+            do {
+                response = try await send(request, timeout: isFirst ? options.firstChunkTimeout : nil)
+            } catch .transport(let error) {
+                reconnects += 1
+                guard reconnects <= options.reconnectAttempts else { throw .transport(error) }
+                log("link lost during the upload (\(error)); reconnecting to resume")
+                try await reopenAfterLoss(error)
+                // A first chunk with the same sha makes the device report how far it got.
+                offset = 0
+                continue
+            }
             guard let reported = response.offset, reported <= file.length else {
                 throw .malformedResponse(
                     SMPDecodingError(.unexpectedType, "upload offset \(response.offset ?? -1) is beyond the file's \(file.length) bytes"))
@@ -110,10 +124,9 @@ extension SMPClient {
             if isFirst {
                 if reported > sentEnd {
                     // The device kept a previous upload of this same file (same sha): resume.
-                    resumedFrom = sentFirst ? resumedFrom : reported
+                    if resumedFrom == 0 { resumedFrom = reported }
                     log("device resumes a previous upload at offset \(reported)")
                 }
-                sentFirst = true
             } else if reported > sentEnd {
                 rejectedAnswers += 1
                 log("ignored an upload answer with offset \(reported) beyond the \(sentEnd) bytes sent")
@@ -133,5 +146,20 @@ extension SMPClient {
         return UploadResult(
             length: file.length, resumedFrom: resumedFrom, chunks: chunks, chunkSize: largestChunk, seconds: elapsed(),
             match: match)
+    }
+
+    /// Reopens the link after it was lost, trying for a few seconds.
+    func reopenAfterLoss(_ error: SMPTransportError) async throws(SMPClientError) {
+        var lastError = SMPClientError.transport(error)
+        for attempt in 0..<20 {
+            try? await Task.sleep(for: .milliseconds(attempt == 0 ? 50 : 250))
+            do {
+                try await reopen()
+                return
+            } catch let failure {
+                lastError = failure
+            }
+        }
+        throw lastError
     }
 }
