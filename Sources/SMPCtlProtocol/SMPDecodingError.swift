@@ -24,6 +24,8 @@ public struct SMPDecodingError: Error, Sendable, Hashable, CustomStringConvertib
         case invalidBase64
         /// A serial packet whose length prefix is impossible.
         case invalidFrameLength
+        /// A serial line longer than the decoder's bound; it was dropped.
+        case lineTooLong
     }
 
     public var code: Code
