@@ -3,7 +3,7 @@
 /// A packet `P` becomes the stream `len16_BE(len(P) + 2) || P || crc16_BE(P)`, which is
 /// base64-encoded and cut into lines. The first line starts with `0x06 0x09`, later lines
 /// with `0x04 0x14`; every line ends with `0x0A`.
-public enum SMPSerialFraming {
+public enum SMPSerialFraming: Sendable {
     /// The largest line Zephyr accepts, markers and newline included (`MCUMGR_SERIAL_MAX_FRAME`).
     public static let defaultMaxFrameLength = 127
 
@@ -15,7 +15,7 @@ public enum SMPSerialFraming {
     public static let lineFeed: UInt8 = 0x0A
 
     /// The largest packet the 16-bit length prefix can describe.
-    public static let maxPacketLength = Int(UInt16.max) - 2
+    public static let maxEncodablePacketLength = Int(UInt16.max) - 2
 
     /// CRC-16/XMODEM (poly 0x1021, init 0, no reflection, no final xor), as Zephyr's
     /// `crc16_itu_t(0, …)`.
@@ -48,7 +48,7 @@ public enum SMPSerialFraming {
     ///
     /// Each line holds at most ``base64CharactersPerFrame(maxFrameLength:)`` base64 characters,
     /// so it is at most `maxFrameLength` bytes long (for `maxFrameLength` ≥ 7).
-    /// Packets longer than ``maxPacketLength`` cannot be described by the length prefix;
+    /// Packets longer than ``maxEncodablePacketLength`` cannot be described by the length prefix;
     /// the caller must not pass them (the prefix would wrap).
     public static func encode(packet: [UInt8], maxFrameLength: Int = defaultMaxFrameLength) -> [UInt8] {
         var stream: [UInt8] = []

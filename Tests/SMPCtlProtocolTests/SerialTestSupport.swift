@@ -122,5 +122,22 @@ enum SerialTestSupport {
         return out
     }
 
+    /// Whether `encoded` is a sequence of lines, each at most `maxLine` bytes with whole base64
+    /// groups, the first marked `06 09` and the rest `04 14`.
+    static func framesAreWellFormed(_ encoded: [UInt8], maxLine: Int) -> Bool {
+        var start = 0
+        var first = true
+        while start < encoded.count {
+            guard let newline = encoded[start...].firstIndex(of: 0x0A) else { return false }
+            let length = newline - start + 1
+            guard length <= maxLine, length >= 7, (length - 3) % 4 == 0 else { return false }
+            let marker = (encoded[start], encoded[start + 1])
+            guard first ? marker == (0x06, 0x09) : marker == (0x04, 0x14) else { return false }
+            first = false
+            start = newline + 1
+        }
+        return !first
+    }
+
     static func ascii(_ text: String) -> [UInt8] { Array(text.utf8) }
 }
