@@ -3,7 +3,7 @@
 /// A packet `P` becomes the stream `len16_BE(len(P) + 2) || P || crc16_BE(P)`, which is
 /// base64-encoded and cut into lines. The first line starts with `0x06 0x09`, later lines
 /// with `0x04 0x14`; every line ends with `0x0A`.
-public enum SMPSerialFraming {
+public enum SMPSerialFraming: Sendable {
     /// The largest line Zephyr accepts, markers and newline included (`MCUMGR_SERIAL_MAX_FRAME`).
     public static let defaultMaxFrameLength = 127
 
@@ -15,11 +15,21 @@ public enum SMPSerialFraming {
     public static let lineFeed: UInt8 = 0x0A
 
     /// The largest packet the 16-bit length prefix can describe.
-    public static let maxPacketLength = Int(UInt16.max) - 2
+    public static let maxEncodablePacketLength = Int(UInt16.max) - 2
 
     /// CRC-16/XMODEM (poly 0x1021, init 0, no reflection, no final xor), as Zephyr's
     /// `crc16_itu_t(0, …)`.
     public static func crc16(_ bytes: some Collection<UInt8>) -> UInt16 {
+        let contiguous = bytes.withContiguousStorageIfAvailable { buffer in
+            crcTable.withUnsafeBufferPointer { table in
+                var crc: UInt16 = 0
+                for byte in buffer {
+                    crc = (crc << 8) ^ table[Int(UInt8(truncatingIfNeeded: crc >> 8) ^ byte)]
+                }
+                return crc
+            }
+        }
+        if let contiguous { return contiguous }
         var crc: UInt16 = 0
         for byte in bytes {
             crc = (crc << 8) ^ crcTable[Int(UInt8(truncatingIfNeeded: crc >> 8) ^ byte)]
@@ -38,7 +48,7 @@ public enum SMPSerialFraming {
     ///
     /// Each line holds at most ``base64CharactersPerFrame(maxFrameLength:)`` base64 characters,
     /// so it is at most `maxFrameLength` bytes long (for `maxFrameLength` ≥ 7).
-    /// Packets longer than ``maxPacketLength`` cannot be described by the length prefix;
+    /// Packets longer than ``maxEncodablePacketLength`` cannot be described by the length prefix;
     /// the caller must not pass them (the prefix would wrap).
     public static func encode(packet: [UInt8], maxFrameLength: Int = defaultMaxFrameLength) -> [UInt8] {
         var stream: [UInt8] = []
@@ -51,21 +61,37 @@ public enum SMPSerialFraming {
         stream.append(UInt8(crc >> 8))
         stream.append(UInt8(crc & 0xFF))
 
-        let text = base64Encode(stream)
         let perFrame = base64CharactersPerFrame(maxFrameLength: maxFrameLength)
-        var out: [UInt8] = []
-        out.reserveCapacity(encodedLength(packetLength: packet.count, maxFrameLength: maxFrameLength))
-        var start = 0
-        var first = true
-        while start < text.count {
-            let end = min(start + perFrame, text.count)
-            out.append(contentsOf: first ? firstFrameMarker : continuationFrameMarker)
-            out.append(contentsOf: text[start..<end])
-            out.append(lineFeed)
-            start = end
-            first = false
+        let total = encodedLength(packetLength: packet.count, maxFrameLength: maxFrameLength)
+        return [UInt8](unsafeUninitializedCapacity: total) { out, count in
+            stream.withUnsafeBufferPointer { input in
+                alphabet.withUnsafeBufferPointer { table in
+                    let groupsPerFrame = perFrame / 4
+                    var groupsLeft = 0
+                    var o = 0
+                    var i = 0
+                    while i < input.count {
+                        if groupsLeft == 0 {
+                            let marker = o == 0 ? firstFrameMarker : continuationFrameMarker
+                            if o > 0 {
+                                out[o] = lineFeed
+                                o += 1
+                            }
+                            out[o] = marker[0]
+                            out[o + 1] = marker[1]
+                            o += 2
+                            groupsLeft = groupsPerFrame
+                        }
+                        encodeGroup(input, at: i, table: table, into: out, at: o)
+                        i += 3
+                        o += 4
+                        groupsLeft -= 1
+                    }
+                    out[o] = lineFeed
+                    count = o + 1
+                }
+            }
         }
-        return out
     }
 
     /// The exact number of bytes ``encode(packet:maxFrameLength:)`` produces for a packet of
@@ -101,73 +127,88 @@ public enum SMPSerialFraming {
         return crc
     }
 
+    /// Writes the 4 base64 characters of the (up to) 3 bytes at `input[i...]`, `=`-padded.
+    @inline(__always)
+    private static func encodeGroup(
+        _ input: UnsafeBufferPointer<UInt8>, at i: Int, table: UnsafeBufferPointer<UInt8>,
+        into out: UnsafeMutableBufferPointer<UInt8>, at o: Int
+    ) {
+        let rest = input.count - i
+        let b0 = UInt32(input[i])
+        let b1 = rest > 1 ? UInt32(input[i + 1]) : 0
+        let b2 = rest > 2 ? UInt32(input[i + 2]) : 0
+        let value = b0 << 16 | b1 << 8 | b2
+        out[o] = table[Int(value >> 18 & 0x3F)]
+        out[o + 1] = table[Int(value >> 12 & 0x3F)]
+        out[o + 2] = rest > 1 ? table[Int(value >> 6 & 0x3F)] : padding
+        out[o + 3] = rest > 2 ? table[Int(value & 0x3F)] : padding
+    }
+
     /// Standard base64 with `=` padding.
     static func base64Encode(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var index = 0
-        while index + 3 <= bytes.count {
-            let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            out.append(alphabet[Int(value >> 18 & 0x3F)])
-            out.append(alphabet[Int(value >> 12 & 0x3F)])
-            out.append(alphabet[Int(value >> 6 & 0x3F)])
-            out.append(alphabet[Int(value & 0x3F)])
-            index += 3
+        let length = (bytes.count + 2) / 3 * 4
+        return [UInt8](unsafeUninitializedCapacity: length) { out, count in
+            bytes.withUnsafeBufferPointer { input in
+                alphabet.withUnsafeBufferPointer { table in
+                    var i = 0
+                    var o = 0
+                    while i < input.count {
+                        encodeGroup(input, at: i, table: table, into: out, at: o)
+                        i += 3
+                        o += 4
+                    }
+                    count = o
+                }
+            }
         }
-        let rest = bytes.count - index
-        if rest == 1 {
-            let value = UInt32(bytes[index]) << 16
-            out.append(alphabet[Int(value >> 18 & 0x3F)])
-            out.append(alphabet[Int(value >> 12 & 0x3F)])
-            out.append(padding)
-            out.append(padding)
-        } else if rest == 2 {
-            let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8
-            out.append(alphabet[Int(value >> 18 & 0x3F)])
-            out.append(alphabet[Int(value >> 12 & 0x3F)])
-            out.append(alphabet[Int(value >> 6 & 0x3F)])
-            out.append(padding)
-        }
-        return out
     }
 
     /// Strict base64 decoding of whole 4-character groups; padding only in the last group.
     /// Returns `nil` for malformed text.
     static func base64Decode(_ text: ArraySlice<UInt8>) -> [UInt8]? {
         guard text.count % 4 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(text.count / 4 * 3)
-        var index = text.startIndex
-        let end = text.endIndex
-        while index < end {
-            let c0 = text[index], c1 = text[index + 1], c2 = text[index + 2], c3 = text[index + 3]
-            let isLast = index + 4 == end
-            let v0 = decodeTable[Int(c0)], v1 = decodeTable[Int(c1)]
-            guard v0 != invalid, v1 != invalid else { return nil }
-            let high = UInt32(v0) << 18 | UInt32(v1) << 12
-            if c2 == padding {
-                guard c3 == padding, isLast else { return nil }
-                out.append(UInt8(truncatingIfNeeded: high >> 16))
-            } else {
-                let v2 = decodeTable[Int(c2)]
-                guard v2 != invalid else { return nil }
-                let three = high | UInt32(v2) << 6
-                if c3 == padding {
-                    guard isLast else { return nil }
-                    out.append(UInt8(truncatingIfNeeded: three >> 16))
-                    out.append(UInt8(truncatingIfNeeded: three >> 8))
-                } else {
-                    let v3 = decodeTable[Int(c3)]
-                    guard v3 != invalid else { return nil }
-                    let value = three | UInt32(v3)
-                    out.append(UInt8(truncatingIfNeeded: value >> 16))
-                    out.append(UInt8(truncatingIfNeeded: value >> 8))
-                    out.append(UInt8(truncatingIfNeeded: value))
+        var valid = true
+        let decoded = [UInt8](unsafeUninitializedCapacity: text.count / 4 * 3) { out, count in
+            count = 0
+            text.withUnsafeBufferPointer { input in
+                decodeTable.withUnsafeBufferPointer { table in
+                    var i = 0
+                    var o = 0
+                    while i < input.count {
+                        let c2 = input[i + 2], c3 = input[i + 3]
+                        let v0 = table[Int(input[i])], v1 = table[Int(input[i + 1])]
+                        let v2 = table[Int(c2)], v3 = table[Int(c3)]
+                        let isLast = i + 4 == input.count
+                        guard v0 != invalid, v1 != invalid else {
+                            valid = false
+                            return
+                        }
+                        let high = UInt32(v0) << 18 | UInt32(v1) << 12
+                        if v2 != invalid, v3 != invalid {
+                            let value = high | UInt32(v2) << 6 | UInt32(v3)
+                            out[o] = UInt8(truncatingIfNeeded: value >> 16)
+                            out[o + 1] = UInt8(truncatingIfNeeded: value >> 8)
+                            out[o + 2] = UInt8(truncatingIfNeeded: value)
+                            o += 3
+                        } else if v2 != invalid, c3 == padding, isLast {
+                            let value = high | UInt32(v2) << 6
+                            out[o] = UInt8(truncatingIfNeeded: value >> 16)
+                            out[o + 1] = UInt8(truncatingIfNeeded: value >> 8)
+                            o += 2
+                        } else if c2 == padding, c3 == padding, isLast {
+                            out[o] = UInt8(truncatingIfNeeded: high >> 16)
+                            o += 1
+                        } else {
+                            valid = false
+                            return
+                        }
+                        i += 4
+                    }
+                    count = o
                 }
             }
-            index += 4
         }
-        return out
+        return valid ? decoded : nil
     }
 }
 
