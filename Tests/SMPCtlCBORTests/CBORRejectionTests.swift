@@ -149,6 +149,17 @@ struct CBORRejectionTests {
         #expect(units <= 3)
     }
 
+    @Test("containers that each claim the rest of the input store no more than the input",
+          arguments: ["8b00000900002a00a161726568656c6c6f", "87bf636f66661912", "8383000000",
+                      "84848400000000", "a1a1a1a4000000000000000000"])
+    func nestedClaims(_ hex: String) {
+        // Found by the fuzzer: the decoder used to reserve every declared count up front.
+        let bytes = [UInt8](hexString: hex)
+        let (error, units) = attempt(bytes)
+        #expect(error != nil)
+        #expect(units <= bytes.count)
+    }
+
     @Test("nesting deeper than maxDepth is rejected", arguments: [1, 4, 16, 32])
     func nestingDepth(_ maxDepth: Int) throws {
         let decoder = CBORDecoder(maxDepth: maxDepth)
