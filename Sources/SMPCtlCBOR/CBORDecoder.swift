@@ -47,9 +47,11 @@ public struct CBORDecoder: Sendable {
         return (value, reader.position)
     }
 
-    /// Decodes one item and reports how many elements and bytes it reserved storage for.
+    /// Decodes one item and adds to `allocationUnits` the elements, entries and string bytes it stored.
     ///
-    /// Tests use the count to show that storage never exceeds the input size.
+    /// Units are counted as items are read (also when decoding fails part-way), so the count never
+    /// exceeds the number of input bytes consumed. Tests use it to show that storage is bounded by
+    /// the input size.
     package func decode(_ bytes: [UInt8], allocationUnits: inout Int) throws(CBORError) -> CBORValue {
         var reader = Reader(bytes: bytes, decoder: self)
         let value = try reader.item(depth: 0, units: &allocationUnits)
@@ -169,16 +171,22 @@ extension CBORDecoder {
                 var elements: [CBORValue] = []
                 if let declared = try argument(info, at: start) {
                     let count = try checkedCount(declared, minimumBytes: 1, at: start)
-                    units += count
-                    elements.reserveCapacity(count)
-                    for _ in 0..<count { elements.append(try item(depth: depth + 1, units: &units)) }
+                    // Storage grows with the elements actually read, never ahead of them: reserving
+                    // the declared count at every level would let nested containers that each claim
+                    // the rest of the input reserve many times the input size before failing.
+                    for _ in 0..<count {
+                        let element = try item(depth: depth + 1, units: &units)
+                        units += 1
+                        elements.append(element)
+                    }
                 } else {
                     while try !atBreak() {
                         guard elements.count < decoder.maxContainerCount else {
                             throw CBORError(.lengthExceedsLimit, at: start, "array exceeds the limit of \(decoder.maxContainerCount) elements")
                         }
+                        let element = try item(depth: depth + 1, units: &units)
                         units += 1
-                        elements.append(try item(depth: depth + 1, units: &units))
+                        elements.append(element)
                     }
                 }
                 return .array(elements)
@@ -187,11 +195,11 @@ extension CBORDecoder {
                 var entries: [CBORMap.Entry] = []
                 if let declared = try argument(info, at: start) {
                     let count = try checkedCount(declared, minimumBytes: 2, at: start)
-                    units += count
-                    entries.reserveCapacity(count)
+                    // As for arrays: count storage per entry read, not per entry declared.
                     for _ in 0..<count {
                         let key = try item(depth: depth + 1, units: &units)
                         let value = try item(depth: depth + 1, units: &units)
+                        units += 1
                         entries.append(CBORMap.Entry(key: key, value: value))
                     }
                 } else {
@@ -199,12 +207,12 @@ extension CBORDecoder {
                         guard entries.count < decoder.maxContainerCount else {
                             throw CBORError(.lengthExceedsLimit, at: start, "map exceeds the limit of \(decoder.maxContainerCount) entries")
                         }
-                        units += 1
                         let key = try item(depth: depth + 1, units: &units)
                         if position < bytes.count, bytes[position] == 0xFF {
                             throw CBORError(.unexpectedBreak, at: position, "map key without a value")
                         }
                         let value = try item(depth: depth + 1, units: &units)
+                        units += 1
                         entries.append(CBORMap.Entry(key: key, value: value))
                     }
                 }
@@ -252,7 +260,13 @@ extension CBORDecoder {
                     throw CBORError(.lengthExceedsLimit, at: chunkStart, "string exceeds the limit of \(decoder.maxStringLength) bytes")
                 }
                 units += length
-                data.append(contentsOf: take(length))
+                let chunk = take(length)
+                // RFC 8949 3.2.3: a code point cannot be split between chunks, so each chunk of a
+                // text string must be valid UTF-8 on its own.
+                if major == 3, String(validating: chunk, as: UTF8.self) == nil {
+                    throw CBORError(.invalidUTF8, at: chunkStart, "text string chunk is not valid UTF-8")
+                }
+                data.append(contentsOf: chunk)
             }
             return data
         }
