@@ -205,3 +205,42 @@ import Testing
         #expect(elapsed >= .milliseconds(5))
     }
 }
+
+@Suite struct SimulatorRobustnessTests {
+    /// Mutated and random packets never trap and every answer decodes as an SMP packet.
+    @Test func mutatedPacketsNeverTrap() async throws {
+        let device = SimulatedDevice()
+        let file = try SimFixture.testImage()
+        let seeds: [[UInt8]] = [
+            ImageManagement.UploadRequest(
+                offset: 0, data: Array(file[0..<512]), first: .init(length: file.count, sha: SimFixture.fileSHA)
+            ).packet(sequence: 1).bytes,
+            ImageManagement.UploadRequest(offset: 512, data: Array(file[512..<1024])).packet(sequence: 2).bytes,
+            ImageManagement.StateWriteRequest(hash: SimFixture.imageHash, confirm: false).packet(sequence: 3).bytes,
+            ImageManagement.EraseRequest(slot: 1).packet(sequence: 4).bytes,
+            OSManagement.InfoRequest(format: "a").packet(sequence: 5).bytes,
+            OSManagement.DateTimeSetRequest(dateTime: "2026-01-01T00:00:00").packet(sequence: 6).bytes,
+        ]
+        var state: UInt64 = 0xC0FFEE
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        for _ in 0..<3000 {
+            var packet = seeds[Int(next() % UInt64(seeds.count))]
+            for _ in 0..<(1 + Int(next() % 3)) {
+                packet[Int(next() % UInt64(packet.count))] = UInt8(truncatingIfNeeded: next())
+            }
+            if next() % 4 == 0 { packet = Array(packet.prefix(Int(next() % UInt64(packet.count + 1)))) }
+            let output = await device.handle(packet)
+            for response in output.responses {
+                let decoded = try SMPPacket(decoding: response)
+                #expect(decoded.header.operation.isResponse)
+                _ = try SMPResponseDecoder.map(from: decoded.body)
+            }
+        }
+    }
+}
