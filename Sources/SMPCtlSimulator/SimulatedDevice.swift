@@ -314,7 +314,7 @@ public actor SimulatedDevice {
             guard rule.group == header.group, rule.command == nil || rule.command == header.command else { continue }
             if let remaining = faultRemaining[index], remaining <= 0 { continue }
             if let minimum = rule.minimumUploadOffset {
-                guard isUpload, let off = map?["off"]?.uint64, off >= UInt64(minimum) else { continue }
+                guard isUpload, let off = map?["off"]?.uint64, off >= UInt64(clamping: minimum) else { continue }
             }
             if let remaining = faultRemaining[index] { faultRemaining[index] = remaining - 1 }
             switch rule.error {
