@@ -1,4 +1,4 @@
-public import SMPCtlProtocol
+import SMPCtlProtocol
 import SMPCtlTransport
 
 /// How to upload an image.

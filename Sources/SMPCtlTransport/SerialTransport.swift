@@ -4,7 +4,7 @@ internal import Glibc
 internal import Musl
 #endif
 import Synchronization
-public import SMPCtlProtocol
+import SMPCtlProtocol
 
 /// Terminal settings shared by the serial client and the PTY server.
 enum Terminal {

@@ -5,7 +5,7 @@ internal import Musl
 #endif
 import Foundation
 import Synchronization
-public import SMPCtlProtocol
+import SMPCtlProtocol
 
 /// Serves an ``SMPPacketServer`` on a UDP socket: one request per datagram, replies to its sender.
 public final class UDPServerEndpoint: Sendable {

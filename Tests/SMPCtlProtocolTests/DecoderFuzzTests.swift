@@ -3,21 +3,6 @@ import Testing
 import SMPCtlCBOR
 import SMPCtlProtocol
 
-/// SplitMix64 (Steele, Lea, Flood 2014): small, fast and deterministic for a given seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
-}
-
 /// Counts what the fuzzer saw, so a run that never exercises a path fails.
 struct FuzzStats {
     var inputs = 0
