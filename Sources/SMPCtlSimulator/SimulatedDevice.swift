@@ -350,7 +350,9 @@ public actor SimulatedDevice {
             let secondary = primary + 1
             if let pending = boot[index].pending {
                 boot[index].pending = nil
-                if let image = validImage(secondary), image.hashMatches, image.isBootable {
+                if !configuration.bootloaderRejectsImages, let image = validImage(secondary), image.hashMatches,
+                    image.isBootable
+                {
                     swapSlots(primary, secondary)
                     boot[index].revertArmed = pending == .test
                 } else {

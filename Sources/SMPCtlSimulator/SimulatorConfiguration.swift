@@ -72,6 +72,10 @@ public struct SimulatorConfiguration: Sendable {
 
     // MARK: Fault injection
 
+    /// MCUboot refuses every new image at boot, as when it was signed with another key: the
+    /// pending image is erased instead of swapped in, and the old image keeps running.
+    public var bootloaderRejectsImages: Bool = false
+
     /// Rules checked before a request is handled; the first match answers instead.
     public var forcedErrors: [FaultRule] = []
     /// Responses to lose.

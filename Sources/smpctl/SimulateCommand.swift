@@ -33,6 +33,9 @@ struct SimulatorOptions: ParsableArguments {
     @Flag(name: .customLong("reject-v1"), help: "Answer SMP v1 requests with rc 12 (version too old).")
     var rejectV1 = false
 
+    @Flag(name: .customLong("reject-images"), help: "Make the bootloader refuse every new image at boot (as with a signature from another key).")
+    var rejectImages = false
+
     @Flag(name: .customLong("refuse-reset"), help: "Answer reset with rc 10 (busy) unless it is forced.")
     var refuseReset = false
 
@@ -99,6 +102,7 @@ struct SimulatorOptions: ParsableArguments {
         configuration.supportsSlotInfo = !noSlotInfo
         configuration.rejectV1 = rejectV1
         configuration.refuseResetUnlessForced = refuseReset
+        configuration.bootloaderRejectsImages = rejectImages
         configuration.initialVersion = runningVersion
         configuration.forcedErrors = try fail.map(Self.parseRule)
         if let numbers = try dropSet() {
