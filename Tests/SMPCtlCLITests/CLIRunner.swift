@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+
+/// Runs the built `smpctl` binary and captures what it prints.
+struct CLIResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    /// The stdout JSON document.
+    func json() throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(stdout.utf8))
+        return try #require(object as? [String: Any], "stdout is not a JSON object: \(stdout)")
+    }
+}
+
+enum CLI {
+    static let packageRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The `smpctl` executable next to the test bundle.
+    static var executable: URL {
+        get throws {
+            let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            var directory = me.deletingLastPathComponent()
+            while directory.path != "/" {
+                let candidate = directory.appendingPathComponent("smpctl")
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                    return candidate
+                }
+                directory = directory.deletingLastPathComponent()
+            }
+            let fallback = packageRoot.appendingPathComponent(".build/debug/smpctl")
+            guard FileManager.default.fileExists(atPath: fallback.path) else {
+                throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "build smpctl first (swift build)"])
+            }
+            return fallback
+        }
+    }
+
+    static func path(_ relative: String) -> String { packageRoot.appendingPathComponent(relative).path }
+
+    /// Runs smpctl with `arguments`, waiting at most `timeout` seconds.
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], timeout: Double = 60
+    ) throws -> CLIResult {
+        let process = Process()
+        process.executableURL = try executable
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "SMPCTL_CONNECTION")
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let outData = Reader(out.fileHandleForReading)
+        let errData = Reader(err.fileHandleForReading)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            Issue.record("smpctl \(arguments.joined(separator: " ")) timed out after \(timeout) s")
+        }
+        process.waitUntilExit()
+        return CLIResult(status: process.terminationStatus, stdout: outData.finish(), stderr: errData.finish())
+    }
+
+    /// Starts `smpctl simulate ...` and returns the process and the connection it prints.
+    static func startSimulator(_ arguments: [String]) throws -> (Process, String) {
+        let process = Process()
+        process.executableURL = try executable
+        process.arguments = ["simulate"] + arguments + ["--exit-after", "60"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        let handle = out.fileHandleForReading
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let byte = handle.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data([0x0A]) { break }
+            line.append(byte)
+        }
+        let connection = String(decoding: line, as: UTF8.self)
+        guard !connection.isEmpty else {
+            process.terminate()
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "simulator printed no connection"])
+        }
+        return (process, connection)
+    }
+}
+
+/// Drains a pipe on a background thread so a chatty child never blocks.
+final class Reader: @unchecked Sendable {
+    // `data` is written by the reading thread and read only after `done` is signalled.
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        Thread.detachNewThread { [self] in
+            data = handle.readDataToEndOfFile()
+            done.signal()
+        }
+    }
+
+    func finish() -> String {
+        done.wait()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

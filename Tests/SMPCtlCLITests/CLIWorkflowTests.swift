@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+
+@Suite("smpctl end to end", .serialized)
+struct CLIWorkflowTests {
+    let image = CLI.path("Examples/images/blinky-1.1.0.signed.bin")
+    let imageHash = "bbbb0742c8f06e0d32ad81f346c9aaf5ac370c48da21ecbdf7b29b38f276a620"
+
+    func checkConfirmed(_ result: CLIResult) throws {
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let json = try result.json()
+        #expect(json["ok"] as? Bool == true)
+        #expect(json["confirmed"] as? Bool == true)
+        #expect(json["running"] as? Bool == true)
+        #expect(json["image_hash"] as? String == imageHash)
+        let images = try #require(json["images"] as? [[String: Any]])
+        let slot0 = try #require(images.first { $0["slot"] as? Int == 0 })
+        #expect(slot0["hash"] as? String == imageHash)
+        #expect(slot0["active"] as? Bool == true)
+        #expect(slot0["confirmed"] as? Bool == true)
+        #expect(slot0["version"] as? String == "1.1.0")
+    }
+
+    @Test("dfu over the in-process simulator")
+    func dfuInProcess() throws {
+        try checkConfirmed(CLI.run(["-c", "sim", "--json", "dfu", image]))
+    }
+
+    @Test("dfu over UDP to smpctl simulate")
+    func dfuUDP() throws {
+        let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
+        defer { server.terminate() }
+        #expect(connection.hasPrefix("udp:127.0.0.1:"))
+        try checkConfirmed(CLI.run(["-c", connection, "--json", "dfu", image]))
+        let list = try CLI.run(["-c", connection, "--json", "image", "list"])
+        let images = try #require(try list.json()["images"] as? [[String: Any]])
+        #expect(images.contains { $0["hash"] as? String == imageHash && $0["active"] as? Bool == true })
+    }
+
+    @Test("dfu over a pseudo-terminal to smpctl simulate")
+    func dfuPTY() throws {
+        let (server, connection) = try CLI.startSimulator(["--pty"])
+        defer { server.terminate() }
+        #expect(connection.hasPrefix("serial:/dev/pts/"))
+        try checkConfirmed(CLI.run(["-c", connection, "--json", "dfu", image]))
+    }
+
+    @Test("dfu resumes after an injected disconnect")
+    func dfuResume() throws {
+        let result = try CLI.run(["-c", "sim?disconnect-after=20000", "--json", "dfu", image])
+        try checkConfirmed(result)
+        let resumed = try #require(try result.json()["resumed_from"] as? Int)
+        #expect(resumed > 0 && resumed <= 20000)
+        // JSON Lines progress events go to standard error, one object per line.
+        let events = result.stderr.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        #expect(events.contains { $0["event"] as? String == "upload_finished" })
+        #expect(events.contains { $0["event"] as? String == "confirmed" })
+    }
+
+    @Test("dfu over UDP with lost responses still completes")
+    func dfuLossy() throws {
+        let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0", "--drop", "3,9,20"])
+        defer { server.terminate() }
+        try checkConfirmed(CLI.run(["-c", connection, "--timeout", "0.5", "--json", "dfu", image]))
+    }
+
+    @Test("a second dfu of the same image skips the upload")
+    func dfuSkipsPresentImage() throws {
+        let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
+        defer { server.terminate() }
+        _ = try CLI.run(["-c", connection, "dfu", image])
+        let again = try CLI.run(["-c", connection, "dfu", image])
+        #expect(again.status == 0)
+        #expect(again.stdout.contains("already holds this image"))
+    }
+
+    @Test("the connection can come from SMPCTL_CONNECTION and from a saved profile")
+    func connectionSources() throws {
+        let env = try CLI.run(["echo", "hello"], environment: ["SMPCTL_CONNECTION": "sim"])
+        #expect(env.status == 0)
+        #expect(env.stdout == "hello\n")
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("smpctl-test-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: config) }
+        let xdg = ["XDG_CONFIG_HOME": config.path]
+        #expect(try CLI.run(["profile", "add", "bench", "sim?buf-size=512"], environment: xdg).status == 0)
+        let list = try CLI.run(["profile", "list", "--json"], environment: xdg)
+        #expect(list.stdout.contains("\"bench\":\"sim?buf-size=512\""))
+        let params = try CLI.run(["-c", "bench", "--json", "params"], environment: xdg)
+        #expect(try params.json()["buf_size"] as? Int == 512)
+        #expect(try CLI.run(["profile", "add", "bad", "nonsense"], environment: xdg).status == 2)
+    }
+}
+
+@Suite("smpctl exit statuses")
+struct CLIExitStatusTests {
+    let image = CLI.path("Examples/images/blinky-1.1.0.signed.bin")
+
+    @Test("no connection: usage error listing the accepted forms")
+    func noConnection() throws {
+        let result = try CLI.run(["image", "list"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("udp:HOST[:PORT]"))
+        #expect(result.stderr.contains("serial:PATH"))
+        #expect(result.stderr.contains("SMPCTL_CONNECTION"))
+    }
+
+    @Test("bad arguments: usage error")
+    func badArguments() throws {
+        #expect(try CLI.run(["-c", "sim", "image", "list", "--no-such-flag"]).status == 2)
+        #expect(try CLI.run(["-c", "warp:drive", "image", "list"]).status == 2)
+        #expect(try CLI.run(["-c", "sim", "image", "test", "zz"]).status == 2)
+    }
+
+    @Test("a file that is not a signed image is refused before connecting")
+    func notAnImage() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("zephyr-\(UUID().uuidString).bin")
+        try Data(repeating: 0x20, count: 4096).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let result = try CLI.run(["-c", "sim", "dfu", file.path])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("not a signed MCUboot image"))
+    }
+
+    @Test("device error: exit 4 with the device's group and code in JSON")
+    func deviceError() throws {
+        let result = try CLI.run(["-c", "sim?secondary-slot-size=4096", "--json", "dfu", image])
+        #expect(result.status == 4)
+        let json = try result.json()
+        #expect(json["ok"] as? Bool == false)
+        let device = try #require(json["device_error"] as? [String: Any])
+        #expect(device["kind"] as? String == "group")
+        #expect(device["group"] as? Int == 1)
+        #expect(device["rc"] as? Int == 30)
+        #expect(device["name"] as? String == "IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE")
+    }
+
+    @Test("top-level rc and group rc stay distinct")
+    func smpLevelError() throws {
+        let result = try CLI.run(["-c", "sim?fail=os:echo:rc=8", "--json", "echo", "x"])
+        #expect(result.status == 4)
+        let device = try #require(try result.json()["device_error"] as? [String: Any])
+        #expect(device["kind"] as? String == "smp")
+        #expect(device["name"] as? String == "MGMT_ERR_ENOTSUP")
+    }
+
+    @Test("bootloader refuses the image: verification failure, exit 5")
+    func verificationFailure() throws {
+        let result = try CLI.run(["-c", "sim?reject-images", "dfu", image])
+        #expect(result.status == 5)
+        #expect(result.stderr.contains("did not swap"))
+    }
+
+    @Test("nobody answering: transport failure, exit 3")
+    func transportFailure() throws {
+        let result = try CLI.run(["-c", "udp:127.0.0.1:9", "--timeout", "0.2", "--retries", "1", "echo", "x"])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("after 2 attempts"))
+    }
+}
