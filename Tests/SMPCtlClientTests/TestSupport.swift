@@ -389,3 +389,29 @@ final class FaultyTransport: SMPTransport {
         await inner.close()
     }
 }
+
+/// Loses the first OS reset request on its way to the device, or the device's answer to it.
+final class LossyResetServer: SMPPacketServer {
+    enum Loss: String, Sendable, CaseIterable { case request, response }
+    let inner: SimulatorServer
+    let loss: Loss
+    private let fired = Mutex(false)
+    init(inner: SimulatorServer, loss: Loss) {
+        self.inner = inner
+        self.loss = loss
+    }
+
+    func handle(_ packet: [UInt8]) async -> SMPServerReply {
+        guard let header = try? SMPHeader(decoding: packet), header.group == .os,
+            header.command == OSManagement.Command.reset.rawValue,
+            fired.withLock({ done in defer { done = true }; return !done })
+        else { return await inner.handle(packet) }
+        switch loss {
+        case .request: return SMPServerReply(responses: [])
+        case .response:
+            var reply = await inner.handle(packet)
+            reply.responses = []
+            return reply
+        }
+    }
+}

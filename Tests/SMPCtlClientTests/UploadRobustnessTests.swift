@@ -26,7 +26,8 @@ struct UploadRobustnessTests {
     func resumeAfterDisconnect() async throws {
         let image = try TestImage.built(payloadSize: 120 * 1024, seed: 7)
         let (device, server) = simulator { $0.disconnectAfterBytes = 50_000 }
-        let client = try await openClient(InProcessTransport(server: server))
+        // No timeout is expected here; a long one keeps a slow machine from resending a chunk.
+        let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: .seconds(1)))
         var options = UploadOptions()
         options.firstChunkTimeout = .milliseconds(500)
         let result = try await client.upload(image.file, options: options)
@@ -72,7 +73,8 @@ struct UploadRobustnessTests {
         let image = try TestImage.built(payloadSize: 40 * 1024, seed: 9)
         let resetAt = 20_000
         let (device, server) = simulator { $0.resetDuringUploadAtOffset = resetAt }
-        let client = try await openClient(InProcessTransport(server: server))
+        // One timeout is expected (the reset chunk); a longer one keeps a slow machine from resending others.
+        let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: .milliseconds(500)))
         var options = UploadOptions()
         options.firstChunkTimeout = .milliseconds(500)
         let result = try await client.upload(image.file, options: options)
@@ -106,7 +108,7 @@ struct UploadRobustnessTests {
             $0.resetDuringUploadAtOffset = resetAt
             $0.keepUploadStateAcrossReset = true
         }
-        let client = try await openClient(InProcessTransport(server: server))
+        let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: .milliseconds(500)))
         var options = UploadOptions()
         options.firstChunkTimeout = .milliseconds(500)
         let result = try await client.upload(image.file, options: options)
@@ -170,6 +172,22 @@ struct UploadRobustnessTests {
         #expect(report.running && report.confirmed)
         let primary = try #require(await device.slotStates.first { $0.slot == 0 })
         #expect(primary.hash == image.hash && primary.confirmed)
+        #expect(await device.bootCount == 1)
+        await client.close()
+    }
+
+    @Test("a lost reset request is sent again; a lost reset answer is not (the device resets once)",
+        arguments: LossyResetServer.Loss.allCases)
+    func lostReset(loss: LossyResetServer.Loss) async throws {
+        let image = try TestImage(path: Fixture.testImagePath)
+        let (device, inner) = simulator()
+        let server = LossyResetServer(inner: inner, loss: loss)
+        let client = try await openClient(InProcessTransport(server: server))
+        let report = try await client.update(image.file, imageHash: image.hash, options: testUpdateOptions())
+        #expect(report.running && report.confirmed)
+        #expect(await device.bootCount == 1)
+        let primary = try #require(await device.slotStates.first { $0.slot == 0 })
+        #expect(primary.hash == image.hash && primary.active && primary.confirmed)
         await client.close()
     }
 
@@ -199,7 +217,7 @@ struct UploadRobustnessTests {
     func busy() async throws {
         let image = try TestImage.built(payloadSize: 16 * 1024, seed: 13)
         let (device, server) = simulator { $0.busyCount = 5 }
-        let client = try await openClient(InProcessTransport(server: server))
+        let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: .seconds(1)))
         let result = try await client.upload(image.file)
         #expect(result.length == image.file.length)
         await expectUploaded(image, on: device)
@@ -215,7 +233,7 @@ struct UploadRobustnessTests {
         let image = try TestImage.built(payloadSize: 20 * 1024, seed: 14)
         let (device, inner) = simulator()
         let server = BadOffsetServer(inner: inner, badAnswerAt: 3, jump: 5000)
-        let client = try await openClient(InProcessTransport(server: server))
+        let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: .seconds(1)))
         let result = try await client.upload(image.file)
         #expect(result.length == image.file.length)
         await expectUploaded(image, on: device)
