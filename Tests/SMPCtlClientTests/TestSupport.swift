@@ -56,7 +56,17 @@ struct TestImage: Sendable {
     {
         var generator = SplitMix64(seed: seed)
         var payload = [UInt8](repeating: 0, count: payloadSize)
-        for index in payload.indices { payload[index] = UInt8(truncatingIfNeeded: generator.next()) }
+        payload.withUnsafeMutableBytes { raw in
+            var index = 0
+            while index < raw.count {
+                var word = generator.next()
+                for _ in 0..<min(8, raw.count - index) {
+                    raw[index] = UInt8(truncatingIfNeeded: word)
+                    word >>= 8
+                    index += 1
+                }
+            }
+        }
         let bytes = MCUbootImageBuilder(version: version, payload: payload).build()
         let url = FileManager.default.temporaryDirectory
             .appendingPathComponent("smpctl-client-test-\(UUID().uuidString).bin")
@@ -413,5 +423,22 @@ final class LossyResetServer: SMPPacketServer {
             reply.responses = []
             return reply
         }
+    }
+}
+
+/// Loses the device's answer to the last upload chunk (the one carrying `match`), once.
+final class LostFinalAnswerServer: SMPPacketServer {
+    let inner: SimulatorServer
+    private let fired = Mutex(false)
+    init(inner: SimulatorServer) { self.inner = inner }
+
+    func handle(_ packet: [UInt8]) async -> SMPServerReply {
+        var reply = await inner.handle(packet)
+        guard let response = reply.responses.first,
+            let map = try? SMPResponseDecoder.map(from: Array(response.dropFirst(SMPHeader.size))), map["match"] != nil,
+            fired.withLock({ done in defer { done = true }; return !done })
+        else { return reply }
+        reply.responses = []
+        return reply
     }
 }

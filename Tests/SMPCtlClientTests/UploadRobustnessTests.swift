@@ -29,7 +29,7 @@ struct UploadRobustnessTests {
         // No timeout is expected here; a long one keeps a slow machine from resending a chunk.
         let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: .seconds(1)))
         var options = UploadOptions()
-        options.firstChunkTimeout = .milliseconds(500)
+        options.firstChunkTimeout = .seconds(2)
         let result = try await client.upload(image.file, options: options)
 
         #expect(result.length == image.file.length)
@@ -76,7 +76,7 @@ struct UploadRobustnessTests {
         // One timeout is expected (the reset chunk); a longer one keeps a slow machine from resending others.
         let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: .milliseconds(500)))
         var options = UploadOptions()
-        options.firstChunkTimeout = .milliseconds(500)
+        options.firstChunkTimeout = .seconds(2)
         let result = try await client.upload(image.file, options: options)
         #expect(result.length == image.file.length)
         #expect(result.resumedFrom == 0)
@@ -110,7 +110,7 @@ struct UploadRobustnessTests {
         }
         let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: .milliseconds(500)))
         var options = UploadOptions()
-        options.firstChunkTimeout = .milliseconds(500)
+        options.firstChunkTimeout = .seconds(2)
         let result = try await client.upload(image.file, options: options)
         #expect(result.length == image.file.length)
         await expectUploaded(image, on: device)
@@ -208,6 +208,23 @@ struct UploadRobustnessTests {
         #expect(await device.requestLog.contains { $0.responseDropped })
         let state = try await client.send(ImageManagement.StateReadRequest())
         #expect(state.images.contains { $0.slot == 1 && $0.hash == image.hash })
+        await client.close()
+    }
+
+    @Test("a lost answer to the last chunk: the device has forgotten the finished upload; the client starts over and completes")
+    func lostFinalAnswer() async throws {
+        let image = try TestImage.built(payloadSize: 12 * 1024, seed: 15)
+        let (device, inner) = simulator()
+        let client = try await openClient(InProcessTransport(server: LostFinalAnswerServer(inner: inner)))
+        let result = try await client.upload(image.file)
+        #expect(result.length == image.file.length)
+        #expect(result.match == true)
+        await expectUploaded(image, on: device)
+        // Zephyr clears its upload state when the last chunk is written, so the resent last chunk
+        // is answered with offset 0 and the whole image goes again (same as the simulator).
+        let uploads = await uploadRequests(device)
+        #expect(uploads.filter(\.first).count == 2)
+        #expect(uploads.last.map { $0.offset + $0.dataLength } == image.file.length)
         await client.close()
     }
 
