@@ -116,13 +116,23 @@ extension SMPClient {
         }
         events?(permanent ? .markedPermanent : .markedForTest)
 
-        events?(.resetting)
-        _ = try await send(OSManagement.ResetRequest())
-        let reconnectSeconds = try await waitForDevice(after: options)
-        report.reconnectSeconds = reconnectSeconds
-        events?(.reconnected(afterSeconds: reconnectSeconds))
-
-        let afterReset = try await send(ImageManagement.StateReadRequest())
+        var afterReset: ImageManagement.StateResponse
+        var resets = 0
+        while true {
+            events?(.resetting)
+            try await requestReset()
+            resets += 1
+            let reconnectSeconds = try await waitForDevice(after: options)
+            report.reconnectSeconds = reconnectSeconds
+            events?(.reconnected(afterSeconds: reconnectSeconds))
+            afterReset = try await send(ImageManagement.StateReadRequest())
+            // Still pending in the secondary slot: the reset request was lost and the device did not reboot.
+            let stillPending = afterReset.images.contains {
+                $0.image == image && $0.hash == imageHash && !$0.active && $0.pending
+            }
+            guard stillPending, resets <= self.options.retries else { break }
+            log("the device did not reset (the image is still pending); sending the reset again")
+        }
         guard let running = afterReset.images.first(where: { $0.image == image && $0.hash == imageHash }), running.active
         else {
             report.finalState = afterReset.images
@@ -143,6 +153,20 @@ extension SMPClient {
             throw .verificationFailed("the device does not show the new image as confirmed after confirming it")
         }
         return report
+    }
+
+    /// Asks the device to reset, without resending on timeout: a reset sent again after its answer
+    /// was lost would reboot the device a second time, and a tested image would revert. A missing
+    /// answer is not an error; the state read after reconnecting tells whether the device reset.
+    private func requestReset() async throws(SMPClientError) {
+        let savedRetries = options.retries
+        options.retries = 0
+        defer { options.retries = savedRetries }
+        do {
+            _ = try await send(OSManagement.ResetRequest())
+        } catch .timedOut {
+            log("no answer to the reset request; assuming the device is resetting")
+        }
     }
 
     /// Confirms the running image whose hash has been read back from the device.

@@ -126,6 +126,9 @@ public actor SMPClient {
         var busyWait = options.busyDelay
         var versionSwitches = 0
         while true {
+            // The fallback decisions depend on the version this request went out with: a device that
+            // answers rc 13 in a v1 header has already switched `version` below.
+            let sentVersion = version
             let packet = try await sendWithRetries(request, timeout: timeout ?? options.timeout)
             if packet.header.version == .v1, version != .v1, options.forcedVersion == nil {
                 log("device answered with an SMP v1 header; using v1 from now on")
@@ -142,13 +145,13 @@ public actor SMPClient {
                 continue
             }
             if options.forcedVersion == nil, versionSwitches < 2 {
-                if deviceError.kind == .smp(.versionTooNew), version == .v2 {
+                if deviceError.kind == .smp(.versionTooNew), sentVersion == .v2 {
                     log("device rejects SMP v2; falling back to v1")
                     version = .v1
                     versionSwitches += 1
                     continue
                 }
-                if deviceError.kind == .smp(.versionTooOld), version == .v1 {
+                if deviceError.kind == .smp(.versionTooOld), sentVersion == .v1 {
                     log("device requires SMP v2; switching to v2")
                     version = .v2
                     versionSwitches += 1
