@@ -32,11 +32,11 @@ struct ProfileCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List saved connections.")
-        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var global: GlobalOptions
 
         func run() throws {
             let profiles = try ProfileStore().load()
-            if json {
+            if global.json {
                 print(JSONValue.object(profiles.mapValues(JSONValue.string)).text)
             } else {
                 for name in profiles.keys.sorted() { print("\(name) = \(profiles[name] ?? "")") }

@@ -41,7 +41,7 @@ struct ManPageTests {
             if let subcommands = help.stdout.components(separatedBy: "SUBCOMMANDS:").dropFirst().first {
                 for line in subcommands.split(separator: "\n") {
                     guard let name = line.split(separator: " ").first.map(String.init), !name.isEmpty,
-                        line.hasPrefix("  "), name != "help", !name.hasPrefix("See")
+                        line.hasPrefix("  "), !line.hasPrefix("   "), name != "help", !name.hasPrefix("See")
                     else { continue }
                     #expect(pages.contains { $0.path == page.path + [name] }, "no man page for \(page.path + [name])")
                 }
