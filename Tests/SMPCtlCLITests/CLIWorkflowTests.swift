@@ -63,7 +63,7 @@ struct CLIWorkflowTests {
     func dfuLossy() throws {
         let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0", "--drop", "3,9,20"])
         defer { server.terminate() }
-        try checkConfirmed(CLI.run(["-c", connection, "--timeout", "0.5", "--json", "dfu", image]))
+        try checkConfirmed(CLI.run(["-c", connection, "--timeout", "0.5", "--json", "dfu", "--first-timeout", "1", image]))
     }
 
     @Test("a second dfu of the same image skips the upload")
