@@ -18,6 +18,9 @@ let package = Package(
         .library(name: "SMPCtlTransport", targets: ["SMPCtlTransport"]),
         .library(name: "SMPCtlClient", targets: ["SMPCtlClient"]),
         .library(name: "SMPCtlSimulator", targets: ["SMPCtlSimulator"]),
+        .library(name: "SMPCtlDBus", targets: ["SMPCtlDBus"]),
+        .library(name: "SMPCtlBlueZ", targets: ["SMPCtlBlueZ"]),
+        .library(name: "SMPCtlDiagnosis", targets: ["SMPCtlDiagnosis"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,6 +37,13 @@ let package = Package(
         ),
         // Layer 2, transports behind one protocol.
         .target(name: "SMPCtlTransport", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
+        // libdbus-1, wrapped once; only SMPCtlDBus imports it.
+        .systemLibrary(
+            name: "CSMPCtlDBus", pkgConfig: "dbus-1", providers: [.apt(["libdbus-1-dev"]), .yum(["dbus-devel"])]),
+        .target(name: "SMPCtlDBus", dependencies: ["CSMPCtlDBus"], swiftSettings: strictSwift),
+        .target(
+            name: "SMPCtlBlueZ", dependencies: ["SMPCtlDBus", "SMPCtlTransport", "SMPCtlProtocol"],
+            swiftSettings: strictSwift),
         // Layer 3, the client, management workflows, and the device simulator.
         .target(
             name: "SMPCtlClient",
@@ -47,11 +57,19 @@ let package = Package(
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
+        // Diagnosis of failed updates: the knowledge base (data), image checks, build-folder doctor.
+        .target(
+            name: "SMPCtlDiagnosis",
+            dependencies: ["SMPCtlProtocol", "SMPCtlImage", .product(name: "Crypto", package: "swift-crypto")],
+            resources: [.copy("Knowledge")],
+            swiftSettings: strictSwift
+        ),
         // Layer 4, the command line.
         .executableTarget(
             name: "smpctl",
             dependencies: [
                 "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlClient", "SMPCtlSimulator",
+                "SMPCtlBlueZ", "SMPCtlDiagnosis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -71,5 +89,16 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(name: "SMPCtlCLITests", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
+        .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlDBus"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "SMPCtlBlueZTests",
+            dependencies: ["SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlProtocol"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SMPCtlDiagnosisTests",
+            dependencies: ["SMPCtlDiagnosis", "SMPCtlProtocol", "SMPCtlImage"],
+            swiftSettings: strictSwift
+        ),
     ]
 )

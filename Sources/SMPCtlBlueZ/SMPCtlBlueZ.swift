@@ -1,0 +1,1 @@
+// BlueZ proxies, scanning and the BLE SMP transport.

@@ -1,0 +1,1 @@
+// Swift over libdbus-1: one owning thread, async method calls, signals, fd passing, exported objects.

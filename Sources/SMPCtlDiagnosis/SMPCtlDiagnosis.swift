@@ -1,0 +1,1 @@
+// Diagnosis of failed updates: knowledge base, image inspection, build-folder doctor.
