@@ -13,6 +13,8 @@ public struct UploadOptions: Sendable {
     public var firstChunkTimeout: Duration = .seconds(40)
     /// How many times a lost link is reopened during an upload, which then resumes from the device's offset.
     public var reconnectAttempts: Int = 3
+    /// How many chunks may be in flight; `nil` takes the device's buffer count less one.
+    public var window: Int?
 
     public init(image: Int? = nil, upgrade: Bool = false, alignment: Int = 1) {
         self.image = image
@@ -51,6 +53,15 @@ public struct UploadResult: Sendable {
     public var seconds: Double
     /// The device's `match` on the last chunk, if it sent one.
     public var match: Bool?
+    /// How many chunks were allowed in flight.
+    public var window: Int = 1
+}
+
+/// A chunk sent and not yet answered.
+struct InFlightChunk: Sendable {
+    var offset: Int
+    var end: Int
+    var ticket: SMPResponseTicket
 }
 
 extension SMPClient {
@@ -71,15 +82,23 @@ extension SMPClient {
         let first = ImageManagement.UploadRequest.FirstChunkFields(
             length: file.length, sha: file.sha256, image: options.image, upgrade: options.upgrade)
         let reader = try FirmwareReader(file: file)
+        let window = max(1, options.window ?? defaultUploadWindow)
         let clock = ContinuousClock()
         let start = clock.now
-        var offset = 0
+        var offset = 0  // what the device has acknowledged
+        var nextOffset = 0  // where the next chunk starts
+        var highestSent = 0  // the end of the furthest chunk sent
+        var inFlight: [InFlightChunk] = []
+        var resync = false
         var resumedFrom = 0
         var chunks = 0
         var largestChunk = 0
         var match: Bool?
         var rejectedAnswers = 0
         var reconnects = 0
+        var stalls = 0
+        var busyLeft = self.options.busyRetries
+        var busyWait = self.options.busyDelay
 
         func elapsed() -> Double {
             let duration = clock.now - start
@@ -87,65 +106,152 @@ extension SMPClient {
         }
 
         while offset < file.length {
-            let isFirst = offset == 0
-            let fields = isFirst ? first : nil
-            var count = ImageManagement.UploadRequest.largestDataLength(
-                bodyBudget: bodyBudget, offset: offset, first: fields)
-            count = min(count, file.length - offset)
-            if count < file.length - offset, options.alignment > 1 {
-                count -= count % options.alignment
+            // Fill the window. The first chunk goes alone: the device erases the slot and may resume.
+            while !resync, nextOffset < file.length, inFlight.count < (offset == 0 ? 1 : window) {
+                let isFirst = nextOffset == 0
+                let fields = isFirst ? first : nil
+                var count = ImageManagement.UploadRequest.largestDataLength(
+                    bodyBudget: bodyBudget, offset: nextOffset, first: fields)
+                count = min(count, file.length - nextOffset)
+                if count < file.length - nextOffset, options.alignment > 1 {
+                    count -= count % options.alignment
+                }
+                let minimum = isFirst ? min(32, file.length) : 1
+                guard count >= minimum else {
+                    throw .invalidInput(
+                        "the device's buffer (\(packetLimit) bytes per request) is too small to carry an upload chunk at offset \(nextOffset)")
+                }
+                let request = ImageManagement.UploadRequest(
+                    offset: nextOffset, data: try reader.read(offset: nextOffset, count: count), first: fields)
+                let ticket: SMPResponseTicket
+                do {
+                    ticket = try await submit(
+                        group: request.group, command: request.command, operation: request.operation,
+                        body: request.bodyBytes, timeout: isFirst ? options.firstChunkTimeout : self.options.timeout)
+                } catch .transport(let error) {
+                    try await recoverLink(error, attempt: &reconnects, limit: options.reconnectAttempts)
+                    inFlight.removeAll()
+                    (offset, nextOffset, resync) = (0, 0, false)
+                    continue
+                }
+                inFlight.append(InFlightChunk(offset: nextOffset, end: nextOffset + count, ticket: ticket))
+                chunks += 1
+                largestChunk = max(largestChunk, count)
+                nextOffset += count
+                highestSent = max(highestSent, nextOffset)
+                if isFirst { break }
             }
-            let minimum = isFirst ? min(32, file.length) : 1
-            guard count >= minimum else {
-                throw .invalidInput(
-                    "the device's buffer (\(packetLimit) bytes per request) is too small to carry an upload chunk at offset \(offset)")
-            }
-            let data = try reader.read(offset: offset, count: count)
-            let request = ImageManagement.UploadRequest(offset: offset, data: data, first: fields)
-            chunks += 1
-            largestChunk = max(largestChunk, count)
-            let response: ImageManagement.UploadResponse
-            do {
-                response = try await send(request, timeout: isFirst ? options.firstChunkTimeout : nil)
-            } catch .transport(let error) {
-                reconnects += 1
-                guard reconnects <= options.reconnectAttempts else { throw .transport(error) }
-                log("link lost during the upload (\(error)); reconnecting to resume")
-                try await reopenAfterLoss(error)
-                // A first chunk with the same sha makes the device report how far it got.
-                offset = 0
+            guard !inFlight.isEmpty else {
+                // Nothing in flight and nothing to send: continue from the device's offset.
+                nextOffset = offset
+                resync = false
                 continue
             }
-            guard let reported = response.offset, reported <= file.length else {
-                throw .malformedResponse(
-                    SMPDecodingError(.unexpectedType, "upload offset \(response.offset ?? -1) is beyond the file's \(file.length) bytes"))
-            }
-            let sentEnd = offset + count
-            if isFirst {
-                if reported > sentEnd {
-                    // The device kept a previous upload of this same file (same sha): resume.
-                    if resumedFrom == 0 { resumedFrom = reported }
-                    log("device resumes a previous upload at offset \(reported)")
+
+            // Take the oldest answer; later ones wait in their tickets, in whatever order they came.
+            let chunk = inFlight.removeFirst()
+            let reported: Int
+            do throws(SMPClientError) {
+                let packet = try await chunk.ticket.response()
+                let response = try decodeUploadResponse(packet)
+                guard let value = response.offset, value <= file.length else {
+                    throw SMPClientError.malformedResponse(SMPDecodingError(
+                        .unexpectedType, "upload offset \(response.offset ?? -1) is beyond the file's \(file.length) bytes"))
                 }
-            } else if reported > sentEnd {
+                reported = value
+                if reported == file.length { match = response.match }
+            } catch .transport(let error) {
+                try await recoverLink(error, attempt: &reconnects, limit: options.reconnectAttempts)
+                inFlight.removeAll()
+                (offset, nextOffset, resync) = (0, 0, false)
+                continue
+            } catch .timedOut(let group, let command, _) {
+                stalls += 1
+                guard stalls <= self.options.retries else {
+                    throw .timedOut(group: group, command: command, attempts: stalls)
+                }
+                log("no answer for the chunk at offset \(chunk.offset); resending from the device's offset")
+                resync = true
+                if inFlight.isEmpty { (nextOffset, resync) = (offset, false) }
+                continue
+            } catch .device(let error) where error.isBusy && busyLeft > 0 {
+                busyLeft -= 1
+                log("device busy; resending from offset \(offset) in \(busyWait)")
+                try? await Task.sleep(for: busyWait)
+                busyWait = min(busyWait * 2, .seconds(1))
+                resync = true
+                if inFlight.isEmpty { (nextOffset, resync) = (offset, false) }
+                continue
+            }
+
+            if reported > highestSent, !(chunk.offset == 0 && reported > chunk.end) {
+                // Never move to an offset the client has not sent (a resume answer to a first chunk aside).
                 rejectedAnswers += 1
-                log("ignored an upload answer with offset \(reported) beyond the \(sentEnd) bytes sent")
+                log("ignored an upload answer with offset \(reported) beyond the \(highestSent) bytes sent")
                 guard rejectedAnswers <= self.options.retries else {
                     throw .verificationFailed("the device keeps reporting offsets beyond the data sent")
                 }
+                resync = true
+            } else if reported == 0, chunk.offset > 0 {
+                // The device lost its upload state (a reset, another client): start over with a first chunk.
+                log("device restarted the upload at offset 0; resending the first chunk")
+                inFlight.removeAll()
+                (offset, nextOffset, resync) = (0, 0, false)
                 continue
+            } else {
+                if chunk.offset == 0, reported > chunk.end {
+                    if resumedFrom == 0 { resumedFrom = reported }
+                    log("device resumes a previous upload at offset \(reported)")
+                }
+                if reported != chunk.end { resync = true }
+                if reported > offset {
+                    offset = reported
+                    stalls = 0
+                    progress?(UploadProgress(
+                        offset: offset, total: file.length, startOffset: resumedFrom, elapsed: elapsed()))
+                }
             }
-            if reported == 0, offset > 0 { log("device restarted the upload at offset 0; resending the first chunk") }
-            offset = reported
-            if reported == file.length { match = response.match }
-            progress?(UploadProgress(offset: offset, total: file.length, startOffset: resumedFrom, elapsed: elapsed()))
+            if resync, inFlight.isEmpty { (nextOffset, resync) = (offset, false) }
         }
         if match == false {
             throw .verificationFailed("the device reports that the uploaded data does not match the file's SHA-256")
         }
         return UploadResult(
             length: file.length, resumedFrom: resumedFrom, chunks: chunks, chunkSize: largestChunk, seconds: elapsed(),
-            match: match)
+            match: match, window: window)
+    }
+
+    /// The window used when `--window` is not given: one less than the device's buffer count,
+    /// and 1 when the device does not report its buffers.
+    public var defaultUploadWindow: Int {
+        guard parametersSupported, let count = parameters?.bufferCount else { return 1 }
+        return max(1, count - 1)
+    }
+
+    /// Decodes an upload answer, applying the v1/v2 switch the way `exchange` does.
+    private func decodeUploadResponse(_ packet: SMPPacket) throws(SMPClientError) -> ImageManagement.UploadResponse {
+        if packet.header.version == .v1, version != .v1, options.forcedVersion == nil {
+            log("device answered with an SMP v1 header; using v1 from now on")
+            version = .v1
+        }
+        do {
+            return try SMPResponseDecoder.decode(ImageManagement.UploadResponse.self, from: packet)
+        } catch {
+            switch error {
+            case .device(let deviceError): throw .device(deviceError)
+            case .malformed(let decodingError): throw .malformedResponse(decodingError)
+            }
+        }
+    }
+
+    /// Reopens a lost link, within the allowed number of reconnects.
+    private func recoverLink(
+        _ error: SMPTransportError, attempt: inout Int, limit: Int
+    ) async throws(SMPClientError) {
+        attempt += 1
+        guard attempt <= limit else { throw .transport(error) }
+        log("link lost during the upload (\(error)); reconnecting to resume")
+        try await reopenAfterLoss(error)
     }
 
     /// Reopens the link after it was lost, trying for a few seconds.

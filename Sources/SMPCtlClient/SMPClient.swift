@@ -31,8 +31,14 @@ public actor SMPClient {
     private struct Pending {
         let group: SMPGroupID
         let command: UInt8
-        let continuation: CheckedContinuation<SMPPacket, any Error>
+        let deliver: AsyncStream<Result<SMPPacket, SMPClientError>>.Continuation
         var timeoutTask: Task<Void, Never>?
+
+        func resolve(_ result: Result<SMPPacket, SMPClientError>) {
+            timeoutTask?.cancel()
+            deliver.yield(result)
+            deliver.finish()
+        }
     }
 
     /// The transport in use.
@@ -40,7 +46,7 @@ public actor SMPClient {
     /// The options in force.
     public internal(set) var options: SMPClientOptions
     /// The SMP version requests use now; it changes when the device answers in v1.
-    public private(set) var version: SMPVersion
+    public internal(set) var version: SMPVersion
     /// The device's SMP buffer parameters, once read.
     public private(set) var parameters: OSManagement.ParametersResponse?
     /// Whether the device answered the params command (false when it is unsupported).
@@ -186,8 +192,23 @@ public actor SMPClient {
     public func sendOnce(
         group: SMPGroupID, command: UInt8, operation: SMPOperation, body: [UInt8], timeout: Duration
     ) async throws(SMPClientError) -> SMPPacket {
+        let ticket = try await submit(
+            group: group, command: command, operation: operation, body: body, timeout: timeout)
+        return try await ticket.response()
+    }
+
+    /// Sends one packet now and returns a ticket for its response.
+    ///
+    /// Packets are handed to the transport in the order `submit` is called, so several requests
+    /// can be in flight in a known order (the windowed upload relies on this).
+    public func submit(
+        group: SMPGroupID, command: UInt8, operation: SMPOperation, body: [UInt8], timeout: Duration
+    ) async throws(SMPClientError) -> SMPResponseTicket {
         guard isOpen else {
             throw .transport(lastDisconnect ?? SMPTransportError(.notConnected, "the link is not open"))
+        }
+        guard body.count <= Int(UInt16.max) else {
+            throw .invalidInput("a request body of \(body.count) bytes does not fit the 16-bit SMP length field")
         }
         let sequence = allocateSequence()
         let packet = SMPPacket(
@@ -196,29 +217,19 @@ public actor SMPClient {
             body: body)
         let bytes = packet.bytes
         if options.log != nil { log("tx seq \(sequence): \(hex(bytes))") }
-        do {
-            return try await withCheckedThrowingContinuation { continuation in
-                pending[sequence] = Pending(group: group, command: command, continuation: continuation)
-                let timeoutTask = Task { [weak self] in
-                    try? await Task.sleep(for: timeout)
-                    guard !Task.isCancelled else { return }
-                    await self?.fail(
-                        sequence: sequence, with: .timedOut(group: group, command: command, attempts: 1))
-                }
-                pending[sequence]?.timeoutTask = timeoutTask
-                Task { [weak self, transport] in
-                    do throws(SMPTransportError) {
-                        try await transport.send(bytes)
-                    } catch {
-                        await self?.fail(sequence: sequence, with: .transport(error))
-                    }
-                }
-            }
-        } catch let error as SMPClientError {
-            throw error
-        } catch {
-            throw .transport(SMPTransportError(.disconnected, "\(error)"))
+        let (stream, continuation) = AsyncStream<Result<SMPPacket, SMPClientError>>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let timeoutTask = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            guard !Task.isCancelled else { return }
+            await self?.fail(sequence: sequence, with: .timedOut(group: group, command: command, attempts: 1))
         }
+        pending[sequence] = Pending(group: group, command: command, deliver: continuation, timeoutTask: timeoutTask)
+        do {
+            try await transport.send(bytes)
+        } catch {
+            fail(sequence: sequence, with: .transport(error))
+        }
+        return SMPResponseTicket(sequence: sequence, results: stream)
     }
 
     private func allocateSequence() -> UInt8 {
@@ -233,17 +244,13 @@ public actor SMPClient {
 
     private func fail(sequence: UInt8, with error: SMPClientError) {
         guard let entry = pending.removeValue(forKey: sequence) else { return }
-        entry.timeoutTask?.cancel()
-        entry.continuation.resume(throwing: error)
+        entry.resolve(.failure(error))
     }
 
     private func failAll(_ error: SMPClientError) {
         let entries = pending
         pending.removeAll()
-        for entry in entries.values {
-            entry.timeoutTask?.cancel()
-            entry.continuation.resume(throwing: error)
-        }
+        for entry in entries.values { entry.resolve(.failure(error)) }
     }
 
     private func handle(_ event: SMPTransportEvent) {
@@ -270,8 +277,7 @@ public actor SMPClient {
                 return
             }
             pending.removeValue(forKey: packet.header.sequence)
-            entry.timeoutTask?.cancel()
-            entry.continuation.resume(returning: packet)
+            entry.resolve(.success(packet))
         case .console(let bytes):
             log("console: \(String(decoding: bytes, as: UTF8.self))")
         case .invalid(let reason):
@@ -317,6 +323,19 @@ public actor SMPClient {
     public func maximumRequestSize() async -> Int {
         let device = parameters?.bufferSize ?? Self.defaultBufferSize
         return min(device, await transport.maximumPacketSize)
+    }
+}
+
+/// The pending response to a submitted request.
+public struct SMPResponseTicket: Sendable {
+    /// The request's sequence number.
+    public let sequence: UInt8
+    let results: AsyncStream<Result<SMPPacket, SMPClientError>>
+
+    /// Waits for the response, a timeout, or the link's loss.
+    public func response() async throws(SMPClientError) -> SMPPacket {
+        for await result in results { return try result.get() }
+        throw .transport(SMPTransportError(.notConnected, "the request was abandoned"))
     }
 }
 

@@ -76,17 +76,22 @@ struct UploadArguments: ParsableArguments {
 
     @Flag(help: "Upload even if the file is not a valid signed MCUboot image.") var force = false
 
+    @Option(help: ArgumentHelp("Upload chunks kept in flight (default: the device's buffer count less one).", valueName: "n"))
+    var window: Int?
+
     func validate() throws {
         if let image, !(0...15).contains(image) { throw ValidationError("--image must be between 0 and 15") }
         guard [1, 2, 4, 8, 16, 32, 64, 128, 256, 512].contains(align) else {
             throw ValidationError("--align must be a power of two from 1 to 512")
         }
+        if let window, !(1...32).contains(window) { throw ValidationError("--window must be between 1 and 32") }
         guard firstTimeout > 0, firstTimeout <= 3600 else { throw ValidationError("--first-timeout must be between 0 and 3600") }
     }
 
     var uploadOptions: UploadOptions {
         var options = UploadOptions(image: image, upgrade: upgrade, alignment: align)
         options.firstChunkTimeout = .milliseconds(Int(firstTimeout * 1000))
+        options.window = window
         return options
     }
 
@@ -135,11 +140,11 @@ struct ImageUploadCommand: AsyncParsableCommand {
             return (result, state)
         }
         if result.resumedFrom > 0 { output.line("resumed at offset \(result.resumedFrom)") }
-        output.line("uploaded \(formatBytes(result.length)) in \(String(format: "%.2f", result.seconds)) s (\(result.chunks) chunks of up to \(result.chunkSize) bytes)")
+        output.line("uploaded \(formatBytes(result.length)) in \(String(format: "%.2f", result.seconds)) s (\(result.chunks) chunks of up to \(result.chunkSize) bytes, \(result.window) in flight)")
         if let identity { output.line("device lists image \(hexString(identity.hash))") }
         output.document([
             "ok": true, "length": .int(result.length), "resumed_from": .int(result.resumedFrom),
-            "chunks": .int(result.chunks), "chunk_size": .int(result.chunkSize), "seconds": .double(result.seconds),
+            "chunks": .int(result.chunks), "chunk_size": .int(result.chunkSize), "window": .int(result.window), "seconds": .double(result.seconds),
             "match": result.match.json, "image_hash": identity.map { .string(hexString($0.hash)) } ?? .null,
             "images": SlotTable.json(state.images),
         ])

@@ -109,6 +109,18 @@ func simulator(_ configure: (inout SimulatorConfiguration) -> Void = { _ in }) -
     return (device, SimulatorServer(device: device))
 }
 
+/// Checks that the secondary slot holds `image` and the device matched its SHA-256.
+func expectUploaded(_ image: TestImage, on device: SimulatedDevice, sourceLocation: SourceLocation = #_sourceLocation)
+    async
+{
+    let slot = await device.flashContents(slot: 1)
+    #expect(Array(slot.prefix(image.bytes.count)) == image.bytes, sourceLocation: sourceLocation)
+    let completed = await device.lastCompletedUpload
+    #expect(completed?.match == true, sourceLocation: sourceLocation)
+    #expect(completed?.validationError == nil, sourceLocation: sourceLocation)
+    #expect(await device.slotStates.contains { $0.slot == 1 && $0.hash == image.hash }, sourceLocation: sourceLocation)
+}
+
 /// One upload request as the device received it.
 struct LoggedUpload: Sendable, Hashable {
     var offset: Int
