@@ -11,10 +11,10 @@ public struct FirmwareImageIdentity: Sendable {
 
     /// Reads and checks a signed MCUboot image: header magic, TLV area, and a hash TLV that matches the contents.
     public init(file: FirmwareFile) throws(SMPClientError) {
-        let bytes = try file.read(offset: 0, count: file.length)
         let image: MCUbootImage
         do {
-            image = try MCUbootImage(parsing: bytes)
+            // Reads the header and the TLV areas only; the hash is computed piece by piece.
+            image = try MCUbootImage(reading: file)
         } catch {
             throw .invalidInput("\(file.path) is not a signed MCUboot image: \(error.description)")
         }
@@ -27,5 +27,17 @@ public struct FirmwareImageIdentity: Sendable {
         self.hash = hash
         self.version = image.versionString
         self.image = image
+    }
+}
+
+extension FirmwareFile: MCUbootImageSource {
+    public var count: Int { length }
+
+    public func read(_ range: Range<Int>) throws(MCUbootImageError) -> [UInt8] {
+        do {
+            return try read(offset: range.lowerBound, count: range.count)
+        } catch {
+            throw MCUbootImageError(.truncated, "cannot read \(path): \(error)", offset: range.lowerBound)
+        }
     }
 }

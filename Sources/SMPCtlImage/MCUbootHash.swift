@@ -46,6 +46,46 @@ public enum MCUbootHashAlgorithm: String, Sendable, Hashable, CaseIterable {
 
     /// Hashes `bytes`.
     public func digest(_ bytes: [UInt8]) -> [UInt8] { digest(bytes[...]) }
+
+    /// An incremental hash of this algorithm, for data read in pieces.
+    public struct Hasher: Sendable {
+        private enum State: Sendable {
+            case sha256(SHA256)
+            case sha384(SHA384)
+            case sha512(SHA512)
+        }
+        private var state: State
+
+        public init(_ algorithm: MCUbootHashAlgorithm) {
+            switch algorithm {
+            case .sha256: state = .sha256(SHA256())
+            case .sha384: state = .sha384(SHA384())
+            case .sha512: state = .sha512(SHA512())
+            }
+        }
+
+        public mutating func update(_ bytes: [UInt8]) {
+            switch state {
+            case .sha256(var h):
+                h.update(data: bytes)
+                state = .sha256(h)
+            case .sha384(var h):
+                h.update(data: bytes)
+                state = .sha384(h)
+            case .sha512(var h):
+                h.update(data: bytes)
+                state = .sha512(h)
+            }
+        }
+
+        public func finalize() -> [UInt8] {
+            switch state {
+            case .sha256(let h): Array(h.finalize())
+            case .sha384(let h): Array(h.finalize())
+            case .sha512(let h): Array(h.finalize())
+            }
+        }
+    }
 }
 
 /// Builds unsigned MCUboot images (header, payload, optional protected TLVs and a hash TLV).

@@ -241,6 +241,18 @@ public struct MCUbootTLV: Sendable, Hashable {
 ///
 /// Bytes after the unprotected TLV area (slot padding, a pre-written trailer) are allowed and
 /// ignored.
+/// Random access to an image's bytes: an array in memory, or a file read piece by piece.
+public protocol MCUbootImageSource: Sendable {
+    /// The number of bytes.
+    var count: Int { get }
+    /// The bytes in `range`, which lies within `0..<count`.
+    func read(_ range: Range<Int>) throws(MCUbootImageError) -> [UInt8]
+}
+
+extension Array: MCUbootImageSource where Element == UInt8 {
+    public func read(_ range: Range<Int>) throws(MCUbootImageError) -> [UInt8] { Array(self[range]) }
+}
+
 public struct MCUbootImage: Sendable {
     /// The header magic of current MCUboot images.
     public static let magic: UInt32 = 0x96f3_b83d
@@ -253,8 +265,10 @@ public struct MCUbootImage: Sendable {
     /// Magic of the protected TLV info header.
     public static let protectedTLVInfoMagic: UInt16 = 0x6908
 
-    /// The bytes that were parsed.
-    public let bytes: [UInt8]
+    /// The bytes that were parsed, when the image was parsed from memory; empty when it was read from a source.
+    public private(set) var bytes: [UInt8]
+    /// Where the image's bytes come from.
+    private let source: any MCUbootImageSource
 
     public let magic: UInt32
     public let loadAddress: UInt32
@@ -282,6 +296,18 @@ public struct MCUbootImage: Sendable {
 
     /// Parses and bounds-checks an image.
     public init(parsing bytes: [UInt8]) throws(MCUbootImageError) {
+        try self.init(reading: bytes)
+        self.bytes = bytes
+    }
+
+    /// Parses an image from a source without holding its payload: only the header and the TLV
+    /// areas are read; the hash is computed piece by piece.
+    public init(reading source: some MCUbootImageSource) throws(MCUbootImageError) {
+        guard source.count >= Self.headerLength else {
+            throw MCUbootImageError(
+                .tooShort, "an MCUboot header is \(Self.headerLength) bytes, got \(source.count)", offset: 0)
+        }
+        let bytes = try source.read(0..<Self.headerLength)
         guard bytes.count >= Self.headerLength else {
             throw MCUbootImageError(
                 .tooShort, "an MCUboot header is \(Self.headerLength) bytes, got \(bytes.count)", offset: 0)
@@ -296,7 +322,8 @@ public struct MCUbootImage: Sendable {
             }
             throw MCUbootImageError(.badMagic, "expected magic 0x96f3b83d, found \(what)", offset: 0)
         }
-        self.bytes = bytes
+        self.bytes = []
+        self.source = source
         self.magic = magic
         loadAddress = Self.le32(bytes, 4)
         headerSize = Int(Self.le16(bytes, 8))
@@ -312,16 +339,16 @@ public struct MCUbootImage: Sendable {
         }
         // Int is 64-bit on every supported platform: 16-bit + 32-bit sums cannot overflow.
         let payloadEnd = headerSize + imageSize
-        guard payloadEnd <= bytes.count else {
+        guard payloadEnd <= source.count else {
             throw MCUbootImageError(
-                .truncated, "the payload ends at \(payloadEnd) but the file has \(bytes.count) bytes",
-                offset: bytes.count)
+                .truncated, "the payload ends at \(payloadEnd) but the file has \(source.count) bytes",
+                offset: source.count)
         }
 
         var protectedTLVs: [MCUbootTLV] = []
         if protectedTLVSize > 0 {
             let (_, tlvs) = try Self.parseArea(
-                bytes, at: payloadEnd, magic: Self.protectedTLVInfoMagic, area: .protected,
+                source, at: payloadEnd, magic: Self.protectedTLVInfoMagic, area: .protected,
                 expectedTotal: protectedTLVSize)
             protectedTLVs = tlvs
             protectedTLVInfoOffset = payloadEnd
@@ -329,7 +356,7 @@ public struct MCUbootImage: Sendable {
             protectedTLVInfoOffset = nil
         }
         tlvInfoOffset = payloadEnd + protectedTLVSize
-        let (total, tlvs) = try Self.parseArea(bytes, at: tlvInfoOffset, magic: Self.tlvInfoMagic, area: .unprotected)
+        let (total, tlvs) = try Self.parseArea(source, at: tlvInfoOffset, magic: Self.tlvInfoMagic, area: .unprotected)
         tlvAreaSize = total
         self.protectedTLVs = protectedTLVs
         unprotectedTLVs = tlvs
@@ -337,20 +364,22 @@ public struct MCUbootImage: Sendable {
 
     /// Parses one TLV area starting with its info header at `start`.
     private static func parseArea(
-        _ bytes: [UInt8], at start: Int, magic expected: UInt16, area: MCUbootTLVArea, expectedTotal: Int? = nil
+        _ source: some MCUbootImageSource, at start: Int, magic expected: UInt16, area: MCUbootTLVArea,
+        expectedTotal: Int? = nil
     ) throws(MCUbootImageError) -> (total: Int, tlvs: [MCUbootTLV]) {
         let name = area == .protected ? "protected TLV info" : "TLV info"
-        guard start <= bytes.count - 4 else {
+        guard start <= source.count - 4 else {
             throw MCUbootImageError(.truncated, "the file ends before the \(name) header at \(start)", offset: start)
         }
-        let magic = le16(bytes, start)
+        let info = try source.read(start..<(start + 4))
+        let magic = le16(info, 0)
         guard magic == expected else {
             throw MCUbootImageError(
                 .badTLVMagic,
                 "expected \(name) magic 0x\(String(expected, radix: 16)), found 0x\(String(magic, radix: 16))",
                 offset: start)
         }
-        let total = Int(le16(bytes, start + 2))
+        let total = Int(le16(info, 2))
         guard total >= 4 else {
             throw MCUbootImageError(.badTLVAreaSize, "\(name) total \(total) is below 4", offset: start + 2)
         }
@@ -360,29 +389,32 @@ public struct MCUbootImage: Sendable {
                 offset: start + 2)
         }
         let end = start + total
-        guard end <= bytes.count else {
+        guard end <= source.count else {
             throw MCUbootImageError(
-                .truncated, "the \(area.rawValue) TLV area ends at \(end) but the file has \(bytes.count) bytes",
-                offset: bytes.count)
+                .truncated, "the \(area.rawValue) TLV area ends at \(end) but the file has \(source.count) bytes",
+                offset: source.count)
         }
+        // The area is at most 64 KiB (a 16-bit total), so it is read whole.
+        let areaBytes = try source.read(start..<end)
         var tlvs: [MCUbootTLV] = []
-        var position = start + 4
-        while position < end {
-            guard end - position >= 4 else {
+        var position = 4
+        while position < total {
+            guard total - position >= 4 else {
                 throw MCUbootImageError(
-                    .tlvOverrun, "a TLV header at \(position) runs past the area end \(end)", offset: position)
+                    .tlvOverrun, "a TLV header at \(start + position) runs past the area end \(end)",
+                    offset: start + position)
             }
-            let type = le16(bytes, position)
-            let length = Int(le16(bytes, position + 2))
+            let type = le16(areaBytes, position)
+            let length = Int(le16(areaBytes, position + 2))
             let valueStart = position + 4
-            guard length <= end - valueStart else {
+            guard length <= total - valueStart else {
                 throw MCUbootImageError(
                     .tlvOverrun, "TLV 0x\(String(type, radix: 16)) of \(length) bytes runs past the area end \(end)",
-                    offset: position)
+                    offset: start + position)
             }
             tlvs.append(MCUbootTLV(
-                area: area, offset: position, type: MCUbootTLVType(rawValue: type),
-                value: Array(bytes[valueStart..<(valueStart + length)])))
+                area: area, offset: start + position, type: MCUbootTLVType(rawValue: type),
+                value: Array(areaBytes[valueStart..<(valueStart + length)])))
             position = valueStart + length
         }
         return (total, tlvs)
@@ -436,8 +468,20 @@ public struct MCUbootImage: Sendable {
     }
 
     /// Hashes the hashed region with ``hashAlgorithm``.
+    ///
+    /// The region is read from the image's source in 64 KiB pieces; an unreadable source gives an
+    /// empty result, which matches no hash.
     public func computeImageHash() -> [UInt8] {
-        hashAlgorithm.digest(bytes[0..<hashedRegionLength])
+        if bytes.count >= hashedRegionLength { return hashAlgorithm.digest(bytes[0..<hashedRegionLength]) }
+        var hasher = MCUbootHashAlgorithm.Hasher(hashAlgorithm)
+        var position = 0
+        while position < hashedRegionLength {
+            let end = min(position + 65536, hashedRegionLength)
+            guard let piece = try? source.read(position..<end), piece.count == end - position else { return [] }
+            hasher.update(piece)
+            position = end
+        }
+        return hasher.finalize()
     }
 
     /// Whether the hash TLV equals the computed hash (false when there is no hash TLV).
