@@ -32,10 +32,9 @@ public actor SMPClient {
         let group: SMPGroupID
         let command: UInt8
         let deliver: AsyncStream<Result<SMPPacket, SMPClientError>>.Continuation
-        var timeoutTask: Task<Void, Never>?
+        let deadline: ContinuousClock.Instant
 
         func resolve(_ result: Result<SMPPacket, SMPClientError>) {
-            timeoutTask?.cancel()
             deliver.yield(result)
             deliver.finish()
         }
@@ -55,6 +54,7 @@ public actor SMPClient {
     private var pending: [UInt8: Pending] = [:]
     private var nextSequence: UInt8 = 0
     private var eventTask: Task<Void, Never>?
+    private var timeoutWatch: Task<Void, Never>?
     private var isOpen = false
     private var lastDisconnect: SMPTransportError?
 
@@ -218,18 +218,43 @@ public actor SMPClient {
         let bytes = packet.bytes
         if options.log != nil { log("tx seq \(sequence): \(hex(bytes))") }
         let (stream, continuation) = AsyncStream<Result<SMPPacket, SMPClientError>>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let timeoutTask = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            guard !Task.isCancelled else { return }
-            await self?.fail(sequence: sequence, with: .timedOut(group: group, command: command, attempts: 1))
-        }
-        pending[sequence] = Pending(group: group, command: command, deliver: continuation, timeoutTask: timeoutTask)
+        pending[sequence] = Pending(
+            group: group, command: command, deliver: continuation, deadline: ContinuousClock.now + timeout)
+        startTimeoutWatch()
         do {
             try await transport.send(bytes)
         } catch {
             fail(sequence: sequence, with: .transport(error))
         }
         return SMPResponseTicket(sequence: sequence, results: stream)
+    }
+
+    /// One task checks every request's deadline, rather than a sleeping task per request:
+    /// at thousands of chunks a second, per-request timers would pile up until they expire.
+    private func startTimeoutWatch() {
+        guard timeoutWatch == nil else { return }
+        timeoutWatch = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.timeoutResolution)
+                guard let self, await self.expireOverdue() else { return }
+            }
+        }
+    }
+
+    /// How precisely timeouts are applied.
+    static let timeoutResolution: Duration = .milliseconds(20)
+
+    /// Fails requests past their deadline; returns whether the watch should go on.
+    private func expireOverdue() -> Bool {
+        let now = ContinuousClock.now
+        for (sequence, entry) in pending where entry.deadline <= now {
+            fail(sequence: sequence, with: .timedOut(group: entry.group, command: entry.command, attempts: 1))
+        }
+        if pending.isEmpty {
+            timeoutWatch = nil
+            return false
+        }
+        return true
     }
 
     private func allocateSequence() -> UInt8 {
