@@ -48,7 +48,7 @@ public struct SimulatorCompletedUpload: Sendable, Hashable {
 /// reset too. Responses are encoded with indefinite-length maps like zcbor.
 public actor SimulatedDevice {
     /// The configuration the device was built with.
-    public let configuration: SimulatorConfiguration
+    nonisolated public let configuration: SimulatorConfiguration
 
     enum PendingKind: Sendable, Hashable {
         case test

@@ -29,15 +29,24 @@ public final class InProcessTransport: SMPTransport {
         await close()
         let (requests, requestsContinuation) = AsyncStream<[UInt8]>.makeStream()
         let server = self.server
+        let scheduler = ReplyScheduler()
         let worker = Task { [weak self] in
             for await request in requests {
                 let reply = await server.handle(request)
+                if reply.deliverAt != nil {
+                    scheduler.schedule(reply) { [weak self] reply in
+                        for response in reply.responses { events.yield(.packet(response)) }
+                        if reply.disconnect { self?.disconnect(events: events) }
+                    }
+                    continue
+                }
                 for response in reply.responses { events.yield(.packet(response)) }
                 if reply.disconnect {
                     self?.disconnect(events: events)
                     break
                 }
             }
+            _ = scheduler
         }
         state.withLock {
             $0.events = events

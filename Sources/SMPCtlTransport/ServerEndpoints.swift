@@ -58,19 +58,24 @@ public final class UDPServerEndpoint: Sendable {
         thread.name = "smpctl-udp-server"
         thread.start()
         Task {
+            let scheduler = ReplyScheduler()
             for await request in requests {
                 let reply = await server.handle(request.bytes)
-                var source = request.source
-                for response in reply.responses {
-                    _ = withUnsafePointer(to: &source) { sourcePointer in
-                        sourcePointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                            response.withUnsafeBytes {
-                                sendto(fd, $0.baseAddress, response.count, 0, address, request.sourceLength)
+                let destination = request
+                scheduler.schedule(reply) { reply in
+                    var source = destination.source
+                    for response in reply.responses {
+                        _ = withUnsafePointer(to: &source) { sourcePointer in
+                            sourcePointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                                response.withUnsafeBytes {
+                                    sendto(fd, $0.baseAddress, response.count, 0, address, destination.sourceLength)
+                                }
                             }
                         }
                     }
                 }
             }
+            try? await Task.sleep(for: .milliseconds(100))
             Glibc.close(fd)
         }
     }
@@ -135,10 +140,13 @@ public final class PTYServerEndpoint: Sendable {
             }
         }
         Task {
+            let scheduler = ReplyScheduler()
             for await request in requests {
                 let reply = await server.handle(request)
-                for response in reply.responses {
-                    try? writeAll(fd: masterFD, SMPSerialFraming.encode(packet: response))
+                scheduler.schedule(reply) { reply in
+                    for response in reply.responses {
+                        try? writeAll(fd: masterFD, SMPSerialFraming.encode(packet: response))
+                    }
                 }
             }
         }

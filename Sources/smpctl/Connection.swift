@@ -149,8 +149,7 @@ func resolveConnection(_ option: String?) throws(ConnectionError) -> ConnectionS
 func makeTransport(_ spec: ConnectionSpec) throws -> any SMPTransport {
     switch spec {
     case .simulator(let options):
-        let configuration = try SimulatorOptions.configuration(from: options)
-        return InProcessTransport(server: SimulatorServer(device: SimulatedDevice(configuration: configuration)))
+        return InProcessTransport(server: try SimulatorOptions.server(from: options))
     case .udp(let host, let port):
         return UDPTransport(address: try SocketAddress.resolve(host: host, port: port))
     case .serial(let path, let baud):

@@ -65,10 +65,36 @@ struct SimulatorOptions: ParsableArguments {
     @Option(name: .customLong("reset-at"), help: ArgumentHelp("Reset the device while an upload reaches this offset.", valueName: "offset"))
     var resetAt: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Emulate a link: ble:mtu=N,interval=Nms,ppe=N,phy=1m|2m|coded,dle=N,reassembly=yes|no, serial:BAUD or ideal, optionally followed by ;erase=Nms,write=Nms (flash time per sector and per KiB).",
+            valueName: "link"))
+    var link: String?
+
     @Option(name: .customLong("disconnect-after"), help: ArgumentHelp("Cut the link once this many request bytes have arrived.", valueName: "bytes"))
     var disconnectAfter: Int?
 
+    /// The emulated link.
+    func linkModel() throws -> LinkModel {
+        guard let link else { return .ideal }
+        do {
+            return try LinkModel(parsing: link)
+        } catch {
+            throw ValidationError("--link: \(error)")
+        }
+    }
+
+    /// The simulator behind a server adapter with the emulated link.
+    func server() throws -> SimulatorServer {
+        let link = try linkModel()
+        var configuration = try configuration()
+        // A BLE device without reassembly takes one write per request: its buffer is MTU − 3.
+        if let limit = link.maximumRequestSize { configuration.bufferSize = min(configuration.bufferSize, limit) }
+        return SimulatorServer(device: SimulatedDevice(configuration: configuration), link: link)
+    }
+
     func validate() throws {
+        _ = try linkModel()
         guard slotSize > 0, slotSize <= 64 << 20 else { throw ValidationError("--slot-size must be 1 byte to 64 MiB") }
         guard sectorSize > 0, sectorSize <= slotSize else { throw ValidationError("--sector-size must be positive and at most the slot size") }
         guard images == 1 || images == 2 else { throw ValidationError("--images must be 1 or 2") }
@@ -117,8 +143,8 @@ struct SimulatorOptions: ParsableArguments {
         return configuration
     }
 
-    /// Builds a configuration from a `sim?key=value&...` query, using the same names as the flags.
-    static func configuration(from query: [String: String]) throws -> SimulatorConfiguration {
+    /// Builds the simulator from a `sim?key=value&...` query, using the same names as the flags.
+    static func server(from query: [String: String]) throws -> SimulatorServer {
         var arguments: [String] = []
         for key in query.keys.sorted() {
             let value = query[key] ?? ""
@@ -132,7 +158,7 @@ struct SimulatorOptions: ParsableArguments {
             }
         }
         do {
-            return try SimulatorOptions.parse(arguments).configuration()
+            return try SimulatorOptions.parse(arguments).server()
         } catch {
             throw ConnectionError("invalid simulator option in the sim connection: \(SimulatorOptions.message(for: error))")
         }
@@ -214,8 +240,17 @@ struct SimulateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let device = SimulatedDevice(configuration: try simulator.configuration())
-        let server = SimulatorServer(device: device)
+        let server = try simulator.server()
+        if server.link != .ideal {
+            let requestSize = server.device.configuration.bufferSize
+            var line = "link: \(server.link)"
+            if let capacity = server.link.uploadCapacity(
+                fileLength: 1 << 20, requestSize: requestSize, sectorSize: server.device.configuration.sectorSize)
+            {
+                line += String(format: "; upload capacity %.1f KiB/s with %d-byte requests", capacity / 1024, requestSize)
+            }
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
         var udpEndpoint: UDPServerEndpoint?
         var ptyEndpoint: PTYServerEndpoint?
         if let udp {
