@@ -174,7 +174,8 @@ struct DeviceErrorTests {
                 group: .image, command: ImageManagement.Command.upload.rawValue, error: .group(31), count: 1,
                 minimumUploadOffset: 4000)]
         }
-        let client = try await openClient(InProcessTransport(server: server))
+        // A generous timeout: a chunk resent after a spurious timeout would use up the one-shot fault.
+        let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: .seconds(3)))
         let image = try TestImage.built(payloadSize: 16 * 1024, seed: 40)
         let error = await capture { _ = try await client.upload(image.file) }
         #expect(error.flatMap(deviceError)?.kind == .group(.image, 31))
