@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "SMPCtlImageTests", dependencies: ["SMPCtlImage"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlSimulatorTests",
-            dependencies: ["SMPCtlSimulator", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR"],
+            dependencies: ["SMPCtlSimulator", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR", "SMPCtlTransport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

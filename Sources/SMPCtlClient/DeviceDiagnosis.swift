@@ -73,31 +73,8 @@ extension SMPClient {
         if let parameters = try? await readParameters() {
             report.parameters = parameters
             report.parametersSupported = parametersSupported
-            if !parametersSupported {
-                report.findings.append(DiagnosisFinding(
-                    id: "params-unsupported", severity: .info,
-                    summary: "the device does not report its SMP buffers (mcumgr params)",
-                    why: "smpctl then sends small requests (\(SMPClient.defaultBufferSize) bytes) one at a time, which is slow",
-                    fix: "enable the mcumgr params command in the firmware",
-                    settings: ["CONFIG_MCUMGR_GRP_OS_MCUMGR_PARAMS"]))
-            } else {
-                if parameters.bufferSize < 1024 {
-                    report.findings.append(DiagnosisFinding(
-                        id: "small-buffer", severity: .warning,
-                        summary: "SMP buffers are \(parameters.bufferSize) bytes",
-                        why: "every upload request carries less than \(parameters.bufferSize) bytes, so uploads need many round trips",
-                        fix: "raise the netbuf size (2475 bytes fits a 2 KiB chunk with headers; on BLE pair it with MTU 498 and reassembly)",
-                        settings: ["CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE", "CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY"]))
-                }
-                if parameters.bufferCount < 2 {
-                    report.findings.append(DiagnosisFinding(
-                        id: "single-buffer", severity: .warning,
-                        summary: "the device has \(parameters.bufferCount) SMP buffer",
-                        why: "with one buffer only one request can be in flight, so the link idles while the device writes flash",
-                        fix: "give mcumgr at least 4 buffers so smpctl can pipeline chunks",
-                        settings: ["CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT"]))
-                }
-            }
+            report.findings += SpeedAdvisor.advise(
+                parameters: parameters, supported: parametersSupported, link: await transport.linkModel)
         }
 
         if let info = try? await send(OSManagement.BootloaderInfoRequest()) { report.bootloader = info.bootloader }

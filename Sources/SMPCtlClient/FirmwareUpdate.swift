@@ -15,6 +15,8 @@ public enum FirmwareUpdateMode: String, Sendable, CaseIterable {
 /// A step of a firmware update, reported as it happens.
 public enum FirmwareUpdateEvent: Sendable {
     case readParameters(OSManagement.ParametersResponse, supported: Bool)
+    /// Settings that would make uploads faster, when the current ones are slow.
+    case speedAdvice([DiagnosisFinding])
     case alreadyOnDevice(slot: Int, active: Bool, confirmed: Bool)
     case uploadStarted(length: Int, chunkBudget: Int)
     case uploadProgress(UploadProgress)
@@ -72,6 +74,9 @@ extension SMPClient {
         let image = options.upload.image ?? 0
         let parameters = try await readParameters()
         events?(.readParameters(parameters, supported: parametersSupported))
+        let advice = SpeedAdvisor.advise(
+            parameters: parameters, supported: parametersSupported, link: await transport.linkModel)
+        if !advice.isEmpty { events?(.speedAdvice(advice)) }
 
         let before = try await send(ImageManagement.StateReadRequest())
         if let slot = before.images.first(where: { $0.image == image && $0.hash == imageHash }) {

@@ -16,11 +16,17 @@ public final class InProcessTransport: SMPTransport {
     private let packetLimit: Int
     private let state = Mutex(State())
 
-    /// Creates a transport to `server`; `maximumPacketSize` bounds every request.
-    public init(server: any SMPPacketServer, maximumPacketSize: Int = 65_535 + SMPHeader.size) {
+    private let emulatedLink: LinkModel?
+
+    /// Creates a transport to `server`; `maximumPacketSize` bounds every request; `linkModel` is the
+    /// link the server emulates, if any.
+    public init(server: any SMPPacketServer, maximumPacketSize: Int = 65_535 + SMPHeader.size, linkModel: LinkModel? = nil) {
         self.server = server
         self.packetLimit = maximumPacketSize
+        self.emulatedLink = linkModel
     }
+
+    public var linkModel: LinkModel? { emulatedLink }
 
     public var description: String { "in-process simulator" }
     public var maximumPacketSize: Int { packetLimit }

@@ -25,6 +25,13 @@ public protocol SMPTransport: Sendable {
     func send(_ packet: [UInt8]) async throws(SMPTransportError)
     /// Closes the link. Calling it on a closed transport does nothing.
     func close() async
+    /// A model of the link's speed when the transport knows it (a serial baud rate, a BLE MTU),
+    /// used to estimate what faster firmware settings would gain.
+    var linkModel: LinkModel? { get async }
+}
+
+extension SMPTransport {
+    public var linkModel: LinkModel? { get async { nil } }
 }
 
 /// A transport-level failure, with an errno or a description of what the link said.

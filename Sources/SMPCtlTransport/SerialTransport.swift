@@ -76,6 +76,8 @@ public final class SerialTransport: SMPTransport {
     }
 
     public var description: String { "serial \(path) at \(baud) baud" }
+    /// A UART at the configured baud rate (a USB-CDC device is faster than this).
+    public var linkModel: LinkModel? { LinkModel(medium: .serial(baud: baud)) }
     public var maximumPacketSize: Int { packetLimit }
 
     public func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {

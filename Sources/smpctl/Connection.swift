@@ -149,7 +149,8 @@ func resolveConnection(_ option: String?) throws(ConnectionError) -> ConnectionS
 func makeTransport(_ spec: ConnectionSpec) throws -> any SMPTransport {
     switch spec {
     case .simulator(let options):
-        return InProcessTransport(server: try SimulatorOptions.server(from: options))
+        let server = try SimulatorOptions.server(from: options)
+        return InProcessTransport(server: server, linkModel: server.link == .ideal ? nil : server.link)
     case .udp(let host, let port):
         return UDPTransport(address: try SocketAddress.resolve(host: host, port: port))
     case .serial(let path, let baud):

@@ -59,6 +59,15 @@ struct DFUCommand: AsyncParsableCommand {
         case .readParameters(let params, let supported):
             output.line(supported ? "device buffers: \(params.bufferCount) x \(params.bufferSize) bytes" : "device does not report buffer sizes; using \(params.bufferSize)-byte requests")
             output.event(["event": "params", "buf_size": .int(params.bufferSize), "buf_count": .int(params.bufferCount), "supported": .bool(supported)])
+        case .speedAdvice(let findings):
+            for finding in findings {
+                output.line("speed: \(finding.summary): \(finding.why)")
+                output.line("  to speed up: \(finding.fix) (\(finding.settings.joined(separator: ", ")))")
+            }
+            output.event([
+                "event": "speed_advice",
+                "findings": .array(findings.map { ["id": .string($0.id), "summary": .string($0.summary), "why": .string($0.why), "settings": .array($0.settings.map(JSONValue.string))] }),
+            ])
         case .alreadyOnDevice(let slot, let active, let confirmed):
             output.line("the device already holds this image in slot \(slot)\(active ? " and runs it" : ""); skipping the upload")
             output.event(["event": "already_on_device", "slot": .int(slot), "active": .bool(active), "confirmed": .bool(confirmed)])

@@ -72,3 +72,20 @@ struct DiagnoseTests {
         #expect(result.stdout.contains("[no-answer]"))
     }
 }
+
+@Suite("smpctl dfu speed advice")
+struct SpeedAdviceCLITests {
+    @Test("dfu over a slow emulated BLE link names the settings and the modelled gain")
+    func advice() throws {
+        let result = try CLI.run([
+            "-c", "sim?link=ble:mtu=65,interval=7.5ms,dle=27,phy=1m&buf-size=512&buf-count=2", "dfu",
+            CLI.path("Examples/images/blinky-1.1.0.signed.bin"),
+        ])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("CONFIG_BT_L2CAP_TX_MTU=498"))
+        #expect(result.stdout.contains("CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE=2475"))
+        #expect(result.stdout.contains("× faster"))
+        let fast = try CLI.run(["-c", "sim", "dfu", CLI.path("Examples/images/blinky-1.1.0.signed.bin")])
+        #expect(!fast.stdout.contains("speed:"))
+    }
+}

@@ -1,5 +1,6 @@
 import Testing
 @testable import SMPCtlSimulator
+import SMPCtlTransport
 import SMPCtlProtocol
 
 @Suite("Link model")

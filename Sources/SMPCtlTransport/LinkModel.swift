@@ -1,7 +1,7 @@
 public import SMPCtlProtocol
 
-/// A model of the link between a client and a device, used by the simulator to answer as slowly
-/// as a real link would.
+/// A model of the link between a client and a device: the simulator uses it to answer as slowly
+/// as a real link would, and `dfu` and `diagnose` use it to estimate what faster firmware settings gain.
 ///
 /// These are models, not measurements. Each direction of the link is a queue: a packet starts when
 /// the previous one in the same direction has finished, and takes the time the formulas below give.
@@ -197,8 +197,14 @@ public struct LinkModel: Sendable, Hashable, CustomStringConvertible {
         case .ideal: return "ideal"
         case .serial(let baud): return "serial \(baud) baud"
         case .ble(let mtu, let interval, let perEvent, let phy, let dle, let reassembly):
-            return "BLE MTU \(mtu), \(interval.seconds * 1000) ms interval, \(perEvent) packets/event, \(phy.rawValue.uppercased()) PHY, DLE \(dle), \(reassembly ? "reassembly" : "no reassembly")"
+            return "BLE MTU \(mtu), \(Self.milliseconds(interval)) ms interval, \(perEvent) packets/event, \(phy.rawValue.uppercased()) PHY, DLE \(dle), \(reassembly ? "reassembly" : "no reassembly")"
         }
+    }
+
+    /// A duration in milliseconds without float noise: "7.5", "15".
+    static func milliseconds(_ duration: Duration) -> String {
+        let tenths = Int((duration.seconds * 10_000).rounded())
+        return tenths % 10 == 0 ? "\(tenths / 10)" : "\(tenths / 10).\(tenths % 10)"
     }
 
     private static func pairs(_ text: String) throws(LinkModelError) -> [(key: String, value: String)] {
@@ -247,7 +253,7 @@ public struct LinkModelError: Error, Sendable, CustomStringConvertible {
 
 extension Duration {
     /// The duration in seconds.
-    var seconds: Double {
+    package var seconds: Double {
         Double(components.seconds) + Double(components.attoseconds) * 1e-18
     }
 }
