@@ -21,10 +21,11 @@ struct DoctorCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The build folder (the one given to west build -d).", valueName: "build-dir"))
     var buildDirectory: String
 
-    @Flag(help: "Print one JSON document on standard output.")
-    var json = false
+    // `--json` comes from the options every command shares (the root command claims the flag).
+    @OptionGroup var global: GlobalOptions
 
     func run() throws {
+        let json = global.json
         let output = Output(json: json)
         guard let report = Doctor.examine(path: buildDirectory) else {
             output.fail(
