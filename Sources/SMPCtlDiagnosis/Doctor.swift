@@ -1,0 +1,486 @@
+// `smpctl doctor`: checks a Zephyr / nRF Connect SDK build folder for the misconfigurations that
+// make firmware updates fail in the field. Each check names the public reports it is based on
+// (keys into DoctorReferences).
+
+/// How bad a finding is.
+public enum DoctorSeverity: String, Sendable, Comparable {
+    case error, warning, info
+
+    var rank: Int {
+        switch self {
+        case .error: 0
+        case .warning: 1
+        case .info: 2
+        }
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rank < rhs.rank }
+}
+
+/// Where a finding comes from: a file, a line when known, and the key (option, partition, property).
+public struct DoctorLocation: Sendable, Equatable {
+    public var file: String
+    public var line: Int?
+    public var key: String?
+
+    public init(file: String, line: Int? = nil, key: String? = nil) {
+        self.file = file
+        self.line = line
+        self.key = key
+    }
+
+    /// `file:line (key)`.
+    public var description: String {
+        var text = file
+        if let line { text += ":\(line)" }
+        if let key { text += " (\(key))" }
+        return text
+    }
+}
+
+/// One misconfiguration.
+public struct DoctorFinding: Sendable, Equatable {
+    /// A stable identifier such as `slot-size-mismatch`.
+    public var id: String
+    public var severity: DoctorSeverity
+    public var location: DoctorLocation
+    /// One line: what is wrong.
+    public var summary: String
+    /// Why it breaks DFU, and the symptom people see.
+    public var why: String
+    /// What to change.
+    public var fix: String
+    /// Keys into ``DoctorReferences``.
+    public var references: [String]
+}
+
+/// The result of checking a build folder.
+public struct DoctorReport: Sendable {
+    public var build: DoctorBuild
+    public var findings: [DoctorFinding]
+    /// The file to upload over SMP, when the build has one.
+    public var uploadFile: String?
+
+    /// Findings at error level.
+    public var errorCount: Int { findings.filter { $0.severity == .error }.count }
+    /// Findings at warning level.
+    public var warningCount: Int { findings.filter { $0.severity == .warning }.count }
+}
+
+/// The build-folder doctor.
+public enum Doctor {
+    /// Flash drivers that the Partition Manager recognises for an external region.
+    static let inTreeExternalCompatibles: Set<String> = ["nordic,qspi-nor", "jedec,spi-nor", "jedec,mspi-nor"]
+
+    /// Partitions whose address and size must sit on erase-page boundaries.
+    static let erasablePartitions: Set<String> = [
+        "mcuboot", "mcuboot_primary", "mcuboot_secondary", "mcuboot_primary_1", "mcuboot_secondary_1",
+        "mcuboot_scratch", "settings_storage", "nvs_storage", "littlefs_storage", "zboss_nvram", "storage",
+    ]
+
+    /// Reads and checks a build folder; nil when `path` is not a build folder.
+    public static func examine(path: String) -> DoctorReport? {
+        guard let build = DoctorBuild.load(path: path) else { return nil }
+        return check(build)
+    }
+
+    /// Runs every check on a loaded build.
+    public static func check(_ build: DoctorBuild) -> DoctorReport {
+        var context = Context(build: build)
+        context.checkExternalFlash()
+        context.checkQSPIWithoutNode()
+        context.checkSPINorBus()
+        context.checkSlotSizes()
+        context.checkAlignment()
+        context.checkForeignPartitionFile()
+        context.checkSectors()
+        context.checkImages()
+        context.checkSigningKey()
+        let findings = context.findings.sorted { ($0.severity, $0.id) < ($1.severity, $1.id) }
+        return DoctorReport(build: build, findings: findings, uploadFile: context.uploadFile())
+    }
+
+    struct Context {
+        let build: DoctorBuild
+        var findings: [DoctorFinding] = []
+
+        init(build: DoctorBuild) { self.build = build }
+
+        var app: DoctorImage { build.application }
+        var images: [DoctorImage] { [build.application] + (build.mcuboot.map { [$0] } ?? []) }
+        var partitionsFile: String { build.partitionsFile ?? "partitions.yml" }
+
+        mutating func add(
+            _ id: String, _ severity: DoctorSeverity, _ location: DoctorLocation, _ summary: String,
+            why: String, fix: String, references: [String]
+        ) {
+            findings.append(DoctorFinding(
+                id: id, severity: severity, location: location, summary: summary, why: why, fix: fix, references: references))
+        }
+
+        /// The secondary slot, when it is in an external region.
+        var externalSecondary: DoctorPartition? {
+            guard let secondary = build.partitions["mcuboot_secondary"] ?? build.pmStatic["mcuboot_secondary"] else { return nil }
+            return secondary.region.contains("external") ? secondary : nil
+        }
+
+        func partitionLocation(_ partition: DoctorPartition, key: String? = nil) -> DoctorLocation {
+            let inPartitions = build.partitions[partition.name] != nil
+            return DoctorLocation(
+                file: inPartitions ? partitionsFile : (build.pmStaticFile ?? "pm_static.yml"),
+                line: partition.line, key: key ?? partition.name)
+        }
+
+        func hasExternalDriver(_ config: DoctorKconfig) -> Bool {
+            config.isEnabled("CONFIG_NORDIC_QSPI_NOR") || config.isEnabled("CONFIG_SPI_NOR")
+                || config.isEnabled("CONFIG_PM_EXTERNAL_FLASH_HAS_DRIVER")
+        }
+
+        // MARK: External flash: drivers, chosen node, override.
+
+        mutating func checkExternalFlash() {
+            for image in images {
+                if let dts = image.devicetree { checkChosen(dts, image: image) }
+            }
+            guard let secondary = externalSecondary else { return }
+            for image in images {
+                guard let config = image.kconfig else { continue }
+                let name = image.role == "MCUboot" ? "mcuboot" : "app"
+                let dts = image.devicetree
+                let extNode = dts?.chosenNode("nordic,pm-ext-flash") ?? dts?.chosenNode("zephyr,external-flash")
+                if let dts {
+                    if dts.chosen["nordic,pm-ext-flash"] == nil {
+                        add("pm-ext-flash-missing", .error, DoctorLocation(file: dts.file, key: "chosen/nordic,pm-ext-flash"),
+                            "The secondary slot is in external flash, but the \(image.role) devicetree chooses no nordic,pm-ext-flash.",
+                            why: "Partition Manager places the external_flash region on the node chosen as nordic,pm-ext-flash. "
+                                + "Without it the \(image.role) has no device for the secondary slot: the build fails, or "
+                                + "MCUboot and img_mgmt cannot open the slot (Failed to open flash area, -19 or -2).",
+                            fix: "Add `chosen { nordic,pm-ext-flash = &<flash-node>; };` to the \(image.role)'s overlay"
+                                + (image.role == "MCUboot" ? " (sysbuild/mcuboot.overlay, or child_image/mcuboot.overlay before sysbuild)." : "."),
+                            references: ["ncs-pm-external-flash", "sdk-zephyr-pr-1010", "devzone-122329"])
+                    } else if let extNode, !dts.isEnabled(extNode) {
+                        add("ext-flash-node-disabled", .error,
+                            DoctorLocation(file: dts.file, line: extNode.propertyLines["status"] ?? extNode.line, key: extNode.path),
+                            "The external flash chosen for the secondary slot is disabled in the \(image.role) devicetree.",
+                            why: "A disabled node has no driver instance, so the \(image.role) cannot reach the secondary slot "
+                                + "(Failed to open flash area: -19, or a link error on __device_dts_ord_N).",
+                            fix: "Set `status = \"okay\";` on \(extNode.path) and on its bus in the \(image.role)'s overlay.",
+                            references: ["devzone-122329", "devzone-119044"])
+                    }
+                }
+                if hasExternalDriver(config) { continue }
+                let compatibles = extNode?.compatibles ?? []
+                let outOfTree = !compatibles.isEmpty && Doctor.inTreeExternalCompatibles.isDisjoint(with: compatibles)
+                if config.isEnabled("CONFIG_PM_OVERRIDE_EXTERNAL_DRIVER_CHECK") {
+                    add("pm-override-without-driver", .error, config.location("CONFIG_PM_OVERRIDE_EXTERNAL_DRIVER_CHECK"),
+                        "CONFIG_PM_OVERRIDE_EXTERNAL_DRIVER_CHECK is set in the \(image.role), but no external flash driver is compiled in.",
+                        why: "The override keeps the external partitions in the flash map although nothing can drive them: "
+                            + "the link fails with undefined reference to '__device_dts_ord_N', or the slot cannot be opened at run time.",
+                        fix: "Enable the driver for the external flash in the \(image.role) (CONFIG_SPI_NOR=y or CONFIG_NORDIC_QSPI_NOR=y, "
+                            + "with the node enabled), or remove the override.",
+                        references: ["ncs-ext-flash-troubleshooting", "sdk-nrf-pr-9423"])
+                } else if outOfTree {
+                    add("oot-driver-no-has-driver", .error, config.location("CONFIG_PM_EXTERNAL_FLASH_HAS_DRIVER"),
+                        "The external flash (\(compatibles.joined(separator: ", "))) uses an out-of-tree driver that does not select CONFIG_PM_EXTERNAL_FLASH_HAS_DRIVER in the \(image.role).",
+                        why: "Partition Manager leaves partitions of a region without a known driver out of the flash map, so "
+                            + "the secondary slot is not accessible: MCUboot prints \"Failed reading sectors; BOOT_MAX_IMG_SECTORS=… - too small?\" "
+                            + "and uploads fail.",
+                        fix: "Add `select PM_EXTERNAL_FLASH_HAS_DRIVER` to the driver's Kconfig symbol (or set "
+                            + "CONFIG_PM_OVERRIDE_EXTERNAL_DRIVER_CHECK=y with the driver enabled) in every image that uses the slot.",
+                        references: ["ncs-ext-flash-troubleshooting", "sdk-nrf-pr-9423"])
+                } else {
+                    let driverOption = compatibles.contains("jedec,spi-nor") ? "CONFIG_SPI_NOR" : "CONFIG_NORDIC_QSPI_NOR"
+                    let symptom = image.role == "MCUboot"
+                        ? "MCUboot cannot read the secondary slot: \"Failed reading sectors; BOOT_MAX_IMG_SECTORS=… - too small?\", then \"Cannot upgrade: not a compatible amount of sectors\" or \"Failed to open flash area … -19\"."
+                        : "The application cannot write the secondary slot: uploads fail with rc 5 (\"Image upload inspect failed: 5\") or \"Failed to open flash area … -19\"."
+                    add("ext-flash-no-driver-\(name)", .error, config.location(driverOption),
+                        "The secondary slot is in external flash (\(secondary.device ?? secondary.region)), but the \(image.role) has no flash driver for it.",
+                        why: symptom,
+                        fix: "Enable the driver in the \(image.role): \(driverOption)=y"
+                            + (driverOption == "CONFIG_SPI_NOR" ? " with CONFIG_SPI=y" : "")
+                            + (image.role == "MCUboot" ? " in sysbuild/mcuboot.conf (child_image/mcuboot.conf before sysbuild), and give MCUboot the same devicetree overlay." : " in prj.conf."),
+                        references: ["ncs-ext-flash-troubleshooting", "devzone-123633", "devzone-119044"])
+                }
+            }
+        }
+
+        mutating func checkChosen(_ dts: DoctorDevicetree, image: DoctorImage) {
+            guard let pm = dts.chosen["nordic,pm-ext-flash"], let zephyr = dts.chosen["zephyr,external-flash"] else { return }
+            let pmNode = dts.chosenNode("nordic,pm-ext-flash")?.path ?? pm
+            let zephyrNode = dts.chosenNode("zephyr,external-flash")?.path ?? zephyr
+            let same = pmNode == zephyrNode
+            add("ext-flash-chosen-conflict", same ? .warning : .error,
+                DoctorLocation(file: dts.file, line: dts.chosenLines["zephyr,external-flash"], key: "chosen/zephyr,external-flash"),
+                same
+                    ? "The \(image.role) devicetree chooses both zephyr,external-flash and nordic,pm-ext-flash."
+                    : "The \(image.role) devicetree chooses zephyr,external-flash (\(zephyrNode)) and nordic,pm-ext-flash (\(pmNode)) as different devices.",
+                why: "Partition Manager only follows nordic,pm-ext-flash. A second chosen external flash means the code that opens "
+                    + "the slot and the partition map can disagree on the device, and the slot is then written to one chip and read from another, or not found.",
+                fix: "Keep one chosen external flash: `nordic,pm-ext-flash = &<node>;` and remove zephyr,external-flash from the overlays.",
+                references: ["ncs-pm-external-flash"])
+        }
+
+        // MARK: QSPI driver enabled without an enabled QSPI flash node.
+
+        mutating func checkQSPIWithoutNode() {
+            for image in images {
+                guard let config = image.kconfig, let dts = image.devicetree, config.isEnabled("CONFIG_NORDIC_QSPI_NOR") else { continue }
+                let enabled = dts.nodes(compatible: "nordic,qspi-nor").contains { dts.isEnabled($0) }
+                guard !enabled else { continue }
+                let implied = config.isEnabled("CONFIG_NCS_SAMPLE_MCUMGR_BT_OTA_DFU")
+                add("qspi-driver-without-node", .error, config.location("CONFIG_NORDIC_QSPI_NOR"),
+                    "CONFIG_NORDIC_QSPI_NOR is on in the \(image.role), but its devicetree has no enabled QSPI flash node"
+                        + (implied ? " (it is implied by CONFIG_NCS_SAMPLE_MCUMGR_BT_OTA_DFU)." : "."),
+                    why: "The QSPI NOR driver is built for a device that does not exist: the build breaks in nrf_qspi_nor.c or at link "
+                        + "time, or the image ends up without the flash device it expects, and uploads fail with rc 5.",
+                    fix: "Set CONFIG_NORDIC_QSPI_NOR=n in the \(image.role) (an `imply` can be overridden), or enable the &qspi node "
+                        + "and its flash if the board has one.",
+                    references: ["devzone-104264"])
+            }
+        }
+
+        // MARK: SPI NOR on a disabled bus, or without the SPI driver.
+
+        mutating func checkSPINorBus() {
+            for image in images {
+                guard let config = image.kconfig, let dts = image.devicetree, config.isEnabled("CONFIG_SPI_NOR") else { continue }
+                for node in dts.nodes(compatible: "jedec,spi-nor") where node.isOkay {
+                    guard let bus = dts.parent(of: node) else { continue }
+                    let busOff = !dts.isEnabled(bus)
+                    let spiOff = !config.isEnabled("CONFIG_SPI")
+                    guard busOff || spiOff else { continue }
+                    add("spi-nor-bus-unavailable", .error,
+                        busOff ? DoctorLocation(file: dts.file, line: bus.propertyLines["status"] ?? bus.line, key: bus.path)
+                            : config.location("CONFIG_SPI"),
+                        "The SPI NOR flash \(node.path) is enabled in the \(image.role), but "
+                            + (busOff ? "its bus \(bus.path) is disabled." : "CONFIG_SPI is not set."),
+                        why: "The flash driver refers to a bus device that is not built, so linking fails with "
+                            + "undefined reference to '__device_dts_ord_N' (often inside the MCUboot image).",
+                        fix: busOff
+                            ? "Enable the bus (`&\(bus.labels.first ?? bus.name) { status = \"okay\"; };`) in the \(image.role)'s overlay, with its pinctrl."
+                            : "Set CONFIG_SPI=y in the \(image.role)'s configuration.",
+                        references: ["devzone-117351", "devzone-112849", "devzone-122329"])
+                }
+            }
+        }
+
+        // MARK: Slot sizes.
+
+        mutating func checkSlotSizes() {
+            let table = build.partitions.isEmpty ? build.pmStatic : build.partitions
+            for suffix in ["", "_1"] {
+                guard let primary = table["mcuboot_primary" + suffix], let secondary = table["mcuboot_secondary" + suffix],
+                    let primarySize = primary.size, let secondarySize = secondary.size, primarySize != secondarySize
+                else { continue }
+                add("slot-size-mismatch", .error, partitionLocation(secondary, key: secondary.name + ".size"),
+                    "\(primary.name) is \(kib(primarySize)) but \(secondary.name) is \(kib(secondarySize)).",
+                    why: "MCUboot swaps or copies whole slots and finds the image trailer at the end of each slot. With different "
+                        + "sizes the trailer is looked for in the wrong place: the device answers \"Hash not found\" (image error 8), "
+                        + "the test request is ignored, or the swap is refused.",
+                    fix: "Give both slots the same size (0x\(String(primarySize, radix: 16))) in pm_static.yml "
+                        + "(or CONFIG_PM_PARTITION_SIZE_MCUBOOT_SECONDARY in the application and MCUboot).",
+                    references: ["devzone-121133"])
+            }
+        }
+
+        // MARK: Alignment to erase pages.
+
+        func internalEraseSize() -> UInt64 {
+            for dts in images.compactMap(\.devicetree) {
+                if let flash = dts.chosenNode("zephyr,flash"), let size = flash.cells("erase-block-size").first, size > 0 { return size }
+                for node in dts.nodes(compatible: "soc-nv-flash") {
+                    if let size = node.cells("erase-block-size").first, size > 0 { return size }
+                }
+            }
+            return 4096
+        }
+
+        func spuRegionSize() -> UInt64? {
+            guard let config = app.kconfig, config.isEnabled("CONFIG_BUILD_WITH_TFM") || config.isEnabled("CONFIG_TRUSTED_EXECUTION_NONSECURE")
+            else { return nil }
+            return config.integer("CONFIG_NRF_SPU_FLASH_REGION_SIZE")
+        }
+
+        mutating func checkAlignment() {
+            let table = build.partitions.isEmpty ? build.pmStatic : build.partitions
+            let internalPage = internalEraseSize()
+            for name in table.keys.sorted() where Doctor.erasablePartitions.contains(name) {
+                guard let partition = table[name], let address = partition.address, let size = partition.size else { continue }
+                let external = partition.region.contains("external")
+                if partition.region.contains("ram") || partition.region == "otp" { continue }
+                let page: UInt64 = external ? 4096 : internalPage
+                guard page > 0, address % page != 0 || size % page != 0 else { continue }
+                let slot = name.hasPrefix("mcuboot")
+                add("partition-misaligned", slot ? .error : .warning, partitionLocation(partition),
+                    "\(name) (address 0x\(String(address, radix: 16)), size 0x\(String(size, radix: 16))) is not aligned to the \(external ? "external" : "internal") flash erase page of 0x\(String(page, radix: 16)).",
+                    why: "Flash is erased a page at a time. A partition that starts or ends inside a page shares it with its neighbour, "
+                        + "so erasing the slot before an upload (or during a swap) destroys data next to it, and MCUboot counts sectors "
+                        + "that do not match (\"Cannot upgrade: slots have non-compatible sectors\").",
+                    fix: "Move and size \(name) in pm_static.yml to multiples of 0x\(String(page, radix: 16)) (the erase-block-size of the flash node).",
+                    references: ["ncs-ext-flash-troubleshooting", "devzone-122634"])
+            }
+            if let region = spuRegionSize(), region > 0, let primary = table["mcuboot_primary"], let address = primary.address,
+                address % region != 0
+            {
+                add("partition-misaligned", .error, partitionLocation(primary, key: "mcuboot_primary.address"),
+                    "mcuboot_primary starts at 0x\(String(address, radix: 16)), which is not on a 0x\(String(region, radix: 16)) SPU region boundary.",
+                    why: "With TF-M the flash is split into secure and non-secure parts in SPU regions; a slot that starts inside a region "
+                        + "cannot be given the right security attribute, and the image does not boot.",
+                    fix: "Align mcuboot_primary (and the partitions before it) to CONFIG_NRF_SPU_FLASH_REGION_SIZE in pm_static.yml.",
+                    references: ["devzone-122634"])
+            }
+        }
+
+        // MARK: A partition file from another SoC.
+
+        mutating func checkForeignPartitionFile() {
+            guard let config = app.kconfig else { return }
+            let multiCore = config.isEnabled("CONFIG_SOC_NRF5340_CPUAPP") || config.isEnabled("CONFIG_SOC_SERIES_NRF53X")
+            guard !multiCore else { return }
+            let mcubootImages = build.mcuboot?.kconfig?.integer("CONFIG_UPDATEABLE_IMAGE_NUMBER") ?? 1
+            let sources: [(String, [String: DoctorPartition])] = [
+                (build.pmStaticFile ?? "pm_static.yml", build.pmStatic), (partitionsFile, build.partitions),
+            ]
+            for (file, table) in sources {
+                let foreign = table.values.filter {
+                    (($0.name == "mcuboot_primary_1" || $0.name == "mcuboot_secondary_1") && mcubootImages < 2)
+                        || $0.region == "ram_flash" || $0.device == "flash_ctrl"
+                }.sorted { $0.line < $1.line }
+                guard let first = foreign.first else { continue }
+                let soc = config.values.keys.filter { $0.hasPrefix("CONFIG_SOC_NRF") && config.isEnabled($0) && !$0.contains("SERIES") }
+                    .sorted().first.map { String($0.dropFirst("CONFIG_SOC_".count)) } ?? "this SoC"
+                add("pm-static-foreign-soc", .error, DoctorLocation(file: file, line: first.line, key: first.name),
+                    "\(file) has \(foreign.map(\.name).joined(separator: ", ")), which exist only on the nRF5340 (network-core update), but the build is for \(soc).",
+                    why: "The file was copied from a multi-core project. MCUboot and img_mgmt are built for one image pair here, so "
+                        + "the extra partitions either break the layout or leave slot numbers pointing at areas that do not exist "
+                        + "(Failed to open flash area … -2).",
+                    fix: "Regenerate the static layout for this SoC: delete \(file), build once, and copy the new partitions.yml "
+                        + "to pm_static.yml; or remove the *_1 and ram_flash entries.",
+                    references: ["sdk-mcuboot-pr-206", "devzone-107589"])
+                break
+            }
+        }
+
+        // MARK: BOOT_MAX_IMG_SECTORS and sector sizes.
+
+        mutating func checkSectors() {
+            guard let mcuboot = build.mcuboot?.kconfig else { return }
+            let table = build.partitions.isEmpty ? build.pmStatic : build.partitions
+            guard let primary = table["mcuboot_primary"], let primarySize = primary.size else { return }
+            let internalPage = internalEraseSize()
+            var secondarySector = internalPage
+            var layoutOption: String?
+            if externalSecondary != nil {
+                for option in ["CONFIG_NORDIC_QSPI_NOR_FLASH_LAYOUT_PAGE_SIZE", "CONFIG_SPI_NOR_FLASH_LAYOUT_PAGE_SIZE"] {
+                    if let size = mcuboot.integer(option), size > 0 { secondarySector = size; layoutOption = option; break }
+                }
+            }
+            let secondarySize = table["mcuboot_secondary"]?.size ?? primarySize
+            let needed = max(
+                (primarySize + internalPage - 1) / max(internalPage, 1),
+                (secondarySize + secondarySector - 1) / max(secondarySector, 1))
+            if !mcuboot.isEnabled("CONFIG_BOOT_MAX_IMG_SECTORS_AUTO"), let configured = mcuboot.integer("CONFIG_BOOT_MAX_IMG_SECTORS"),
+                configured < needed
+            {
+                add("max-img-sectors-too-small", .error, mcuboot.location("CONFIG_BOOT_MAX_IMG_SECTORS"),
+                    "MCUboot's CONFIG_BOOT_MAX_IMG_SECTORS is \(configured), but the slots need \(needed) sectors (\(kib(primarySize)) in 0x\(String(internalPage, radix: 16))-byte sectors).",
+                    why: "MCUboot keeps a table of at most BOOT_MAX_IMG_SECTORS sectors per slot. A larger slot cannot be read: "
+                        + "\"Failed reading sectors; BOOT_MAX_IMG_SECTORS=\(configured) - too small?\", then \"Cannot upgrade: not a compatible amount of sectors\", "
+                        + "and the uploaded image is never installed.",
+                    fix: "Set CONFIG_BOOT_MAX_IMG_SECTORS=\(nextPowerOfTwo(needed)) (at least \(needed)) in MCUboot's configuration "
+                        + "(sysbuild/mcuboot.conf or child_image/mcuboot.conf), or CONFIG_BOOT_MAX_IMG_SECTORS_AUTO=y where available.",
+                    references: ["ncs-ext-flash-troubleshooting", "devzone-81563", "devzone-120384"])
+            }
+            if let layoutOption, secondarySector != internalPage, mcuboot.isEnabled("CONFIG_BOOT_SWAP_USING_MOVE") {
+                add("sector-size-mismatch", .error, mcuboot.location(layoutOption),
+                    "MCUboot sees the external secondary slot in 0x\(String(secondarySector, radix: 16))-byte sectors but the primary slot in 0x\(String(internalPage, radix: 16))-byte sectors.",
+                    why: "Swap using move needs the same sector size in both slots. MCUboot refuses the upgrade with "
+                        + "\"Cannot upgrade: slots have non-compatible sectors\" and keeps running the old image.",
+                    fix: "Set \(layoutOption)=\(internalPage) in MCUboot's configuration (the external chip erases 4 KiB sectors).",
+                    references: ["nrf5340-audio-ext-flash-conf", "devzone-128074"])
+            }
+        }
+
+        // MARK: The application image and img_mgmt.
+
+        mutating func checkImages() {
+            guard let config = app.kconfig else { return }
+            let prefix = app.directory.isEmpty ? "" : app.directory + "/"
+            let hasMCUboot = build.mcuboot != nil || (build.sysbuild?.isEnabled("SB_CONFIG_BOOTLOADER_MCUBOOT") ?? false)
+            if hasMCUboot && !config.isEnabled("CONFIG_BOOTLOADER_MCUBOOT") {
+                add("app-not-built-for-mcuboot", .error, config.location("CONFIG_BOOTLOADER_MCUBOOT"),
+                    "The build has MCUboot, but the application is not built for it (CONFIG_BOOTLOADER_MCUBOOT is not set).",
+                    why: "The application is linked for the start of flash and is not signed, so MCUboot rejects it and an upload "
+                        + "fails with rc 5 or leaves an image that never boots.",
+                    fix: "Set CONFIG_BOOTLOADER_MCUBOOT=y in the application (with sysbuild, SB_CONFIG_BOOTLOADER_MCUBOOT=y in sysbuild.conf).",
+                    references: ["mcuboot-imgtool"])
+            } else if config.isEnabled("CONFIG_BOOTLOADER_MCUBOOT"), uploadFile() == nil,
+                build.existingFiles.contains(prefix + "zephyr/zephyr.bin")
+            {
+                add("unsigned-image", .warning, DoctorLocation(file: prefix + "zephyr/zephyr.bin"),
+                    "The build folder has only the unsigned zephyr.bin; there is no signed image to upload.",
+                    why: "zephyr.bin has no MCUboot header or TLVs. Uploaded, it is refused (\"Image upload inspect failed: 5\", rc 5) "
+                        + "or sits in the secondary slot where MCUboot ignores it.",
+                    fix: "Upload zephyr.signed.bin (sysbuild) or app_update.bin (older NCS), or dfu_application.zip with a phone app; "
+                        + "check that signing ran (CONFIG_MCUBOOT_SIGNATURE_KEY_FILE / imgtool) and rebuild.",
+                    references: ["mcuboot-imgtool"])
+            }
+            let imageGroup = config.isEnabled("CONFIG_MCUMGR_GRP_IMG") || config.isEnabled("CONFIG_MCUMGR_CMD_IMG_MGMT")
+                || config.isEnabled("CONFIG_IMG_MGMT")
+            let serialRecovery = build.mcuboot?.kconfig?.isEnabled("CONFIG_MCUBOOT_SERIAL") ?? false
+            if hasMCUboot && config.isEnabled("CONFIG_BOOTLOADER_MCUBOOT") && !imageGroup && !serialRecovery {
+                add("img-mgmt-missing", .warning, config.location("CONFIG_MCUMGR_GRP_IMG"),
+                    "The application has no SMP image management group (CONFIG_MCUMGR_GRP_IMG), and MCUboot has no serial recovery.",
+                    why: "Nothing on the device can receive an image over SMP: upload requests get rc 8 (not supported) or no answer.",
+                    fix: "Enable CONFIG_MCUMGR=y, CONFIG_MCUMGR_GRP_IMG=y, CONFIG_IMG_MANAGER=y and a transport "
+                        + "(CONFIG_NCS_SAMPLE_MCUMGR_BT_OTA_DFU=y for Bluetooth on NCS).",
+                    references: ["ncs-ext-flash-troubleshooting"])
+            }
+        }
+
+        /// The signed image in the build folder, preferring what NCS tells users to upload.
+        func uploadFile() -> String? {
+            let prefix = app.directory.isEmpty ? "" : app.directory + "/"
+            for candidate in [prefix + "zephyr/zephyr.signed.bin", prefix + "zephyr/app_update.bin", "zephyr/app_update.bin"]
+            where build.existingFiles.contains(candidate) {
+                return candidate
+            }
+            return nil
+        }
+
+        // MARK: Signing key.
+
+        mutating func checkSigningKey() {
+            let sources: [(DoctorKconfig, String)] = [
+                build.mcuboot?.kconfig.map { ($0, "CONFIG_BOOT_SIGNATURE_KEY_FILE") },
+                build.sysbuild.map { ($0, "SB_CONFIG_BOOT_SIGNATURE_KEY_FILE") },
+            ].compactMap { $0 }
+            for (config, option) in sources {
+                guard let value = config.values[option], !value.isEmpty else { continue }
+                let file = value.split(separator: "/").last.map(String.init) ?? value
+                let defaults: Set<String> = ["root-ec-p256.pem", "root-rsa-2048.pem", "root-rsa-3072.pem", "root-ed25519.pem", "root-ec-p384.pem"]
+                guard defaults.contains(file), value.contains("mcuboot") || !value.contains("/") else { continue }
+                add("default-signing-key", .warning, config.location(option),
+                    "Images are signed with MCUboot's public development key (\(file)).",
+                    why: "Anyone can sign an image with that key, so a device in the field accepts any firmware; and images signed "
+                        + "with your own key later are refused by this bootloader (rc 5 or \"Image in the secondary slot is not valid\").",
+                    fix: "Generate a key (imgtool keygen -t ecdsa-p256 -k priv.pem) and set \(option) to it before shipping.",
+                    references: ["ncs-mcuboot-signing"])
+                break
+            }
+        }
+    }
+
+    static func kib(_ bytes: UInt64) -> String {
+        bytes % 1024 == 0 ? "\(bytes / 1024) KiB (0x\(String(bytes, radix: 16)))" : "\(bytes) bytes (0x\(String(bytes, radix: 16)))"
+    }
+
+    static func nextPowerOfTwo(_ value: UInt64) -> UInt64 {
+        var result: UInt64 = 1
+        while result < value && result < (1 << 40) { result <<= 1 }
+        return result
+    }
+}
+
+func kib(_ bytes: UInt64) -> String { Doctor.kib(bytes) }
+func nextPowerOfTwo(_ value: UInt64) -> UInt64 { Doctor.nextPowerOfTwo(value) }

@@ -1,0 +1,210 @@
+import Foundation
+
+// Finds and reads the files of a Zephyr / nRF Connect SDK build folder. Three layouts:
+// - sysbuild (NCS 2.7+ default): BUILD/zephyr/.config holds SB_CONFIG_* options, the application is
+//   BUILD/<app>/ (named by BUILD/domains.yaml), MCUboot is BUILD/mcuboot/, partitions.yml is at BUILD/.
+// - child image (NCS before sysbuild): the application is BUILD/ itself, MCUboot is BUILD/mcuboot/.
+// - plain Zephyr: BUILD/zephyr/.config and nothing else.
+
+/// How the build folder is organised.
+public enum DoctorLayout: String, Sendable {
+    case sysbuild
+    case childImage = "child-image"
+    case zephyr
+}
+
+/// One image of the build (the application or MCUboot) and its resolved configuration.
+public struct DoctorImage: Sendable {
+    /// "application" or "MCUboot".
+    public var role: String
+    /// The image's folder relative to the build folder ("" for the build folder itself).
+    public var directory: String
+    /// `zephyr/.config`, when present.
+    public var kconfig: DoctorKconfig?
+    /// `zephyr/zephyr.dts`, when present.
+    public var devicetree: DoctorDevicetree?
+}
+
+/// A partition from `partitions.yml` or `pm_static.yml`.
+public struct DoctorPartition: Sendable {
+    public var name: String
+    public var address: UInt64?
+    public var size: UInt64?
+    public var region: String
+    public var device: String?
+    public var line: Int
+}
+
+/// Everything the doctor read from a build folder.
+public struct DoctorBuild: Sendable {
+    /// The folder as given.
+    public var path: String
+    public var layout: DoctorLayout
+    public var application: DoctorImage
+    public var mcuboot: DoctorImage?
+    /// Sysbuild's own configuration (`SB_CONFIG_*`), in sysbuild layouts.
+    public var sysbuild: DoctorKconfig?
+    /// `partitions.yml` (relative path and partitions), when Partition Manager ran.
+    public var partitionsFile: String?
+    public var partitions: [String: DoctorPartition] = [:]
+    /// `pm_static.yml` found next to the application sources, when there is one.
+    public var pmStaticFile: String?
+    public var pmStatic: [String: DoctorPartition] = [:]
+    /// Files of the build folder that exist, relative to it (only the ones the checks look for).
+    public var existingFiles: Set<String> = []
+
+    /// Largest file the doctor reads; build files are far smaller.
+    static let maxFileSize = 8 * 1024 * 1024
+
+    /// Names of sysbuild image folders that are not the application.
+    static let nonApplicationImages: Set<String> = [
+        "mcuboot", "b0", "b0n", "s1_image", "ipc_radio", "hci_ipc", "hci_rpmsg", "empty_net_core",
+        "multiprotocol_rpmsg", "802154_rpmsg", "rpc_host", "tfm", "_sysbuild", "modules", "zephyr",
+    ]
+
+    /// Reads a build folder, or returns nil when it is not one.
+    public static func load(path: String) -> DoctorBuild? {
+        let root = URL(fileURLWithPath: path)
+        func read(_ relative: String) -> String? { readBounded(root.appendingPathComponent(relative)) }
+        func exists(_ relative: String) -> Bool {
+            FileManager.default.fileExists(atPath: root.appendingPathComponent(relative).path)
+        }
+
+        let topConfigText = read("zephyr/.config")
+        let isSysbuild = exists("domains.yaml") || (topConfigText?.contains("SB_CONFIG_") ?? false)
+        var layout: DoctorLayout
+        var applicationDirectory: String
+        var sysbuild: DoctorKconfig?
+        if isSysbuild {
+            layout = .sysbuild
+            if let text = topConfigText { sysbuild = DoctorKconfig(file: "zephyr/.config", text: text) }
+            var candidate: String?
+            if let domains = read("domains.yaml") {
+                let node = DoctorYAML.parse(domains)
+                if let name = node["default"]?.scalar, exists(name + "/zephyr/.config") { candidate = name }
+            }
+            if candidate == nil {
+                let children = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+                candidate = children.sorted().first { name in
+                    !nonApplicationImages.contains(name) && !name.hasPrefix(".") && exists(name + "/zephyr/.config")
+                }
+            }
+            guard let found = candidate else { return nil }
+            applicationDirectory = found
+        } else if topConfigText != nil {
+            layout = exists("mcuboot/zephyr/.config") ? .childImage : .zephyr
+            applicationDirectory = ""
+        } else {
+            return nil
+        }
+
+        func image(role: String, directory: String) -> DoctorImage {
+            let prefix = directory.isEmpty ? "" : directory + "/"
+            let config = read(prefix + "zephyr/.config").map { DoctorKconfig(file: prefix + "zephyr/.config", text: $0) }
+            let dts = read(prefix + "zephyr/zephyr.dts").map { DoctorDevicetree(file: prefix + "zephyr/zephyr.dts", text: $0) }
+            return DoctorImage(role: role, directory: directory, kconfig: config, devicetree: dts)
+        }
+
+        var build = DoctorBuild(
+            path: path, layout: layout, application: image(role: "application", directory: applicationDirectory),
+            mcuboot: exists("mcuboot/zephyr/.config") ? image(role: "MCUboot", directory: "mcuboot") : nil,
+            sysbuild: sysbuild)
+
+        for candidate in ["partitions.yml", applicationDirectory + "/partitions.yml"] where build.partitionsFile == nil {
+            if let text = read(candidate) {
+                build.partitionsFile = candidate
+                build.partitions = partitions(in: DoctorYAML.parse(text))
+            }
+        }
+
+        if let (file, text) = findPMStatic(root: root, applicationDirectory: applicationDirectory) {
+            build.pmStaticFile = file
+            build.pmStatic = partitions(in: DoctorYAML.parse(text))
+        }
+
+        let appPrefix = applicationDirectory.isEmpty ? "" : applicationDirectory + "/"
+        for relative in [
+            appPrefix + "zephyr/zephyr.bin", appPrefix + "zephyr/zephyr.signed.bin", appPrefix + "zephyr/zephyr.signed.hex",
+            appPrefix + "zephyr/app_update.bin", appPrefix + "zephyr/app_signed.hex", "dfu_application.zip",
+            appPrefix + "zephyr/dfu_application.zip", "zephyr/app_update.bin", "zephyr/dfu_application.zip",
+        ] where exists(relative) {
+            build.existingFiles.insert(relative)
+        }
+        return build
+    }
+
+    /// The partitions of a Partition Manager document, by name.
+    static func partitions(in node: DoctorYAMLNode) -> [String: DoctorPartition] {
+        var result: [String: DoctorPartition] = [:]
+        // Some hand-written files nest everything under `partitions:`.
+        let entries = node["partitions"].map(\.entries) ?? node.entries
+        for entry in entries {
+            guard case .mapping = entry.value else { continue }
+            result[entry.key] = DoctorPartition(
+                name: entry.key,
+                address: doctorInteger(entry.value["address"]?.scalar),
+                size: doctorInteger(entry.value["size"]?.scalar),
+                region: entry.value["region"]?.scalar ?? "flash_primary",
+                device: entry.value["device"]?.scalar,
+                line: entry.line)
+        }
+        return result
+    }
+
+    /// Looks for the static partition file the build used: `PM_STATIC_YML_FILE` or the application
+    /// source folder from CMakeCache.txt, then the build folder's parent (the usual `APP/build`).
+    static func findPMStatic(root: URL, applicationDirectory: String) -> (String, String)? {
+        var folders: [URL] = []
+        var files: [URL] = []
+        let caches = [applicationDirectory + "/CMakeCache.txt", "CMakeCache.txt"]
+        for cache in caches {
+            guard let text = readBounded(root.appendingPathComponent(cache)) else { continue }
+            for line in text.split(separator: "\n") {
+                if line.hasPrefix("PM_STATIC_YML_FILE:"), let value = line.split(separator: "=", maxSplits: 1).last {
+                    let path = String(value).trimmingSpaces()
+                    if !path.isEmpty { files.append(URL(fileURLWithPath: path)) }
+                }
+                if line.hasPrefix("APPLICATION_SOURCE_DIR:") || line.hasPrefix("APP_DIR:"),
+                    let value = line.split(separator: "=", maxSplits: 1).last
+                {
+                    folders.append(URL(fileURLWithPath: String(value).trimmingSpaces()))
+                }
+            }
+        }
+        folders.append(root.deletingLastPathComponent())
+        for folder in folders {
+            files.append(folder.appendingPathComponent("pm_static.yml"))
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+            for name in names.sorted() where name.hasPrefix("pm_static") && name.hasSuffix(".yml") && name != "pm_static.yml" {
+                files.append(folder.appendingPathComponent(name))
+            }
+        }
+        for file in files {
+            if let text = readBounded(file) {
+                return (displayPath(file, root: root), text)
+            }
+        }
+        return nil
+    }
+
+    /// A path shown relative to the build folder when it is inside or beside it.
+    static func displayPath(_ file: URL, root: URL) -> String {
+        let rootPath = root.standardizedFileURL.path
+        let filePath = file.standardizedFileURL.path
+        if filePath.hasPrefix(rootPath + "/") { return String(filePath.dropFirst(rootPath.count + 1)) }
+        let parent = root.standardizedFileURL.deletingLastPathComponent().path
+        if filePath.hasPrefix(parent + "/") { return "../" + filePath.dropFirst(parent.count + 1) }
+        return filePath
+    }
+
+    /// Reads a regular file of at most ``maxFileSize`` bytes as UTF-8 (invalid bytes replaced).
+    static func readBounded(_ url: URL) -> String? {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue,
+            let handle = try? FileHandle(forReadingFrom: url)
+        else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: maxFileSize) else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+
+/// `smpctl doctor` end to end: printed cause, exit status and `--json`.
+@Suite("smpctl doctor")
+struct DoctorCLITests {
+    static func build(_ name: String) -> String { CLI.path("Tests/Fixtures/builds/\(name)/build") }
+
+    @Test("a healthy build exits 0")
+    func healthy() throws {
+        let result = try CLI.run(["doctor", Self.build("healthy")])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("No problems found."))
+        #expect(result.stdout.contains("File to upload: smp_svr/zephyr/zephyr.signed.bin"))
+    }
+
+    @Test("each field failure prints its cause and exits 5", arguments: [
+        ("ext-flash-no-driver-mcuboot", "BOOT_MAX_IMG_SECTORS", "ext-flash-no-driver-mcuboot"),
+        ("ext-flash-no-driver-app", "Failed to open flash area", "ext-flash-no-driver-app"),
+        ("pm-override-without-driver", "__device_dts_ord_N", "pm-override-without-driver"),
+        ("oot-driver-no-has-driver", "PM_EXTERNAL_FLASH_HAS_DRIVER", "oot-driver-no-has-driver"),
+        ("qspi-implied-node-disabled", "CONFIG_NCS_SAMPLE_MCUMGR_BT_OTA_DFU", "qspi-driver-without-node"),
+        ("slot-size-mismatch", "Hash not found", "slot-size-mismatch"),
+        ("partition-misaligned", "erase page", "partition-misaligned"),
+        ("pm-static-foreign-soc", "mcuboot_primary_1", "pm-static-foreign-soc"),
+        ("ext-flash-chosen-conflict", "zephyr,external-flash", "ext-flash-chosen-conflict"),
+        ("pm-ext-flash-missing", "nordic,pm-ext-flash", "pm-ext-flash-missing"),
+        ("max-img-sectors-too-small", "Failed reading sectors; BOOT_MAX_IMG_SECTORS=128 - too small?", "max-img-sectors-too-small"),
+        ("spi-nor-bus-disabled", "undefined reference to '__device_dts_ord_N'", "spi-nor-bus-unavailable"),
+        ("sector-size-mismatch", "slots have non-compatible sectors", "sector-size-mismatch"),
+    ])
+    func failure(_ name: String, _ cause: String, _ id: String) throws {
+        let result = try CLI.run(["doctor", Self.build(name)])
+        #expect(result.status == 5, "\(name): \(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("ERROR [\(id)]"), "\(name): \(result.stdout)")
+        #expect(result.stdout.contains(cause), "\(name) does not mention \(cause)")
+        #expect(result.stdout.contains("Fix: "))
+        #expect(result.stdout.contains("See: "))
+    }
+
+    @Test("warnings alone exit 0")
+    func warnings() throws {
+        let result = try CLI.run(["doctor", Self.build("unsigned-image")])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("WARNING [unsigned-image]"))
+        #expect(result.stdout.contains("zephyr.signed.bin"))
+    }
+
+    @Test("--json gives the same findings")
+    func json() throws {
+        let result = try CLI.run(["doctor", Self.build("max-img-sectors-too-small"), "--json"])
+        #expect(result.status == 5)
+        let object = try result.json()
+        #expect(object["ok"] as? Bool == false)
+        #expect(object["layout"] as? String == "child-image")
+        #expect(object["errors"] as? Int == 1)
+        let findings = try #require(object["findings"] as? [[String: Any]])
+        let finding = try #require(findings.first)
+        #expect(finding["id"] as? String == "max-img-sectors-too-small")
+        #expect(finding["severity"] as? String == "error")
+        #expect(finding["file"] as? String == "mcuboot/zephyr/.config")
+        #expect(finding["key"] as? String == "CONFIG_BOOT_MAX_IMG_SECTORS")
+        #expect(finding["line"] as? Int != nil)
+        #expect((finding["why"] as? String)?.contains("too small?") == true)
+        let references = try #require(finding["references"] as? [[String: Any]])
+        #expect(references.contains { ($0["url"] as? String)?.hasPrefix("https://") == true })
+    }
+
+    @Test("a folder that is not a build folder exits 2")
+    func notABuild() throws {
+        let result = try CLI.run(["doctor", CLI.path("Tests/Fixtures/builds/healthy")])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("not a Zephyr build folder"))
+        let json = try CLI.run(["doctor", "/nonexistent/build", "--json"])
+        #expect(json.status == 2)
+        #expect(try json.json()["ok"] as? Bool == false)
+    }
+}

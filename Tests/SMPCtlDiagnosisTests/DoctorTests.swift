@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+
+@testable import SMPCtlDiagnosis
+
+/// Each fixture build folder yields exactly the findings it was written to reproduce.
+@Suite("doctor: build-folder checks")
+struct DoctorTests {
+    static let builds = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/builds")
+
+    static let expected: [String: [String]] = [
+        "healthy": [],
+        "ext-flash-no-driver-app": ["ext-flash-no-driver-app"],
+        "ext-flash-no-driver-mcuboot": ["ext-flash-no-driver-mcuboot"],
+        "pm-override-without-driver": ["pm-override-without-driver"],
+        "oot-driver-no-has-driver": ["oot-driver-no-has-driver", "oot-driver-no-has-driver"],
+        "qspi-implied-node-disabled": ["qspi-driver-without-node"],
+        "slot-size-mismatch": ["slot-size-mismatch"],
+        "partition-misaligned": ["partition-misaligned"],
+        "pm-static-foreign-soc": ["pm-static-foreign-soc"],
+        "ext-flash-chosen-conflict": ["ext-flash-chosen-conflict"],
+        "pm-ext-flash-missing": ["pm-ext-flash-missing"],
+        "max-img-sectors-too-small": ["max-img-sectors-too-small"],
+        "unsigned-image": ["unsigned-image"],
+        "spi-nor-bus-disabled": ["ext-flash-node-disabled", "spi-nor-bus-unavailable"],
+        "sector-size-mismatch": ["sector-size-mismatch"],
+        "default-signing-key": ["default-signing-key"],
+    ]
+
+    static func report(_ name: String) throws -> DoctorReport {
+        try #require(Doctor.examine(path: builds.appendingPathComponent(name).appendingPathComponent("build").path))
+    }
+
+    @Test("every fixture folder has an expectation and a README")
+    func everyFixtureCovered() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: Self.builds.path).filter { !$0.hasPrefix(".") }
+        #expect(Set(names) == Set(Self.expected.keys))
+        for name in names {
+            #expect(FileManager.default.fileExists(atPath: Self.builds.appendingPathComponent(name + "/README.md").path))
+        }
+    }
+
+    @Test("each fixture yields exactly its finding ids", arguments: Array(expected.keys).sorted())
+    func fixture(_ name: String) throws {
+        let report = try Self.report(name)
+        #expect(report.findings.map(\.id).sorted() == (Self.expected[name] ?? []).sorted(), "\(name)")
+        for finding in report.findings {
+            #expect(!finding.why.isEmpty && !finding.fix.isEmpty && !finding.location.file.isEmpty)
+            #expect(!finding.references.isEmpty)
+            for key in finding.references { #expect(DoctorReferences.reference(key) != nil, "unknown reference \(key)") }
+        }
+    }
+
+    @Test("the healthy build has no error and names the signed image")
+    func healthy() throws {
+        let report = try Self.report("healthy")
+        #expect(report.errorCount == 0)
+        #expect(report.build.layout == .sysbuild)
+        #expect(report.build.application.directory == "smp_svr")
+        #expect(report.build.mcuboot != nil)
+        #expect(report.uploadFile == "smp_svr/zephyr/zephyr.signed.bin")
+    }
+
+    @Test("child-image layouts are detected")
+    func childImage() throws {
+        let report = try Self.report("slot-size-mismatch")
+        #expect(report.build.layout == .childImage)
+        #expect(report.build.pmStaticFile == "../pm_static.yml")
+        #expect(report.uploadFile == "zephyr/app_update.bin")
+        let finding = try #require(report.findings.first)
+        #expect(finding.summary.contains("904 KiB") && finding.summary.contains("1024 KiB"))
+    }
+
+    @Test("locations point at the option's line")
+    func locations() throws {
+        let report = try Self.report("max-img-sectors-too-small")
+        let finding = try #require(report.findings.first)
+        #expect(finding.location.file == "mcuboot/zephyr/.config")
+        #expect(finding.location.key == "CONFIG_BOOT_MAX_IMG_SECTORS")
+        #expect(finding.location.line != nil)
+        #expect(finding.why.contains("BOOT_MAX_IMG_SECTORS=128 - too small?"))
+    }
+
+    @Test("a folder without zephyr/.config is not a build folder")
+    func notABuild() {
+        #expect(Doctor.examine(path: Self.builds.appendingPathComponent("healthy").path) == nil)
+        #expect(Doctor.examine(path: "/nonexistent/smpctl-doctor") == nil)
+    }
+
+    @Test("the YAML reader follows Partition Manager's anchors, flow lists and comments")
+    func yaml() {
+        let node = DoctorYAML.parse("""
+            #include <autoconf.h>
+            mcuboot_primary:
+              address: 0xc000  # slot 0
+              orig_span: &id001
+              - mcuboot_pad
+              - app
+              span: *id001
+            b0_container:
+              span: [b0, provision]
+            "quoted": 'x: y'
+            """)
+        #expect(node["mcuboot_primary"]?["address"]?.scalar == "0xc000")
+        #expect(node["mcuboot_primary"]?["span"]?.strings == ["mcuboot_pad", "app"])
+        #expect(node["b0_container"]?["span"]?.strings == ["b0", "provision"])
+        #expect(node["quoted"]?.scalar == "x: y")
+        #expect(node.entries.first?.line == 2)
+    }
+
+    @Test("the readers survive odd and hostile input")
+    func robustness() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("ab:-&*[]{}\"' \n\t#<>;/=@,0x1")
+        for _ in 0..<200 {
+            let text = String((0..<Int.random(in: 0..<400, using: &generator)).map { _ in alphabet.randomElement(using: &generator) ?? " " })
+            _ = DoctorYAML.parse(text)
+            _ = DoctorKconfig(file: "x", text: text)
+            _ = DoctorDevicetree(file: "x", text: text)
+        }
+        _ = DoctorYAML.parse(String(repeating: "a:\n ", count: 5000))
+        _ = DoctorDevicetree(file: "x", text: String(repeating: "n {", count: 5000))
+        _ = DoctorDevicetree(file: "x", text: "/* unterminated")
+    }
+
+    @Test("the devicetree reader resolves chosen nodes, labels, status and cells")
+    func devicetree() {
+        let tree = DoctorDevicetree(file: "zephyr.dts", text: """
+            /dts-v1/;
+            / {
+            \tchosen {
+            \t\tnordic,pm-ext-flash = &mx25r64;
+            \t};
+            \tsoc {
+            \t\tqspi: qspi@40029000 {
+            \t\t\tstatus = "disabled";
+            \t\t\tmx25r64: mx25r6435f@0 {
+            \t\t\t\tcompatible = "nordic,qspi-nor";
+            \t\t\t\treg = < 0x0 >;
+            \t\t\t\tstatus = "okay";
+            \t\t\t};
+            \t\t};
+            \t};
+            };
+            &qspi { status = "okay"; };
+            """)
+        let node = tree.chosenNode("nordic,pm-ext-flash")
+        #expect(node?.path == "/soc/qspi@40029000/mx25r6435f@0")
+        #expect(node?.compatibles == ["nordic,qspi-nor"])
+        #expect(node.map { tree.isEnabled($0) } == true)
+        #expect(tree.chosenLines["nordic,pm-ext-flash"] == 4)
+    }
+}
