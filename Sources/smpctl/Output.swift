@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import SMPCtlClient
 import SMPCtlProtocol
 
@@ -85,10 +86,9 @@ struct Output: Sendable {
     }
 }
 
-/// A one-line progress bar on standard error, redrawn in place.
-final class ProgressBar: @unchecked Sendable {
-    // Only touched from the upload's progress callback, which runs on one task at a time.
-    private var lastDraw = 0.0
+/// A one-line progress bar on standard error, redrawn in place at most ten times a second.
+final class ProgressBar: Sendable {
+    private let lastDraw = Mutex(0.0)
     private let enabled: Bool
     private let label: String
 
@@ -100,8 +100,12 @@ final class ProgressBar: @unchecked Sendable {
     func update(_ progress: UploadProgress) {
         guard enabled else { return }
         let now = Date().timeIntervalSince1970
-        guard progress.offset == progress.total || now - lastDraw >= 0.1 else { return }
-        lastDraw = now
+        let due = lastDraw.withLock { last in
+            guard progress.offset == progress.total || now - last >= 0.1 else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
         let width = 30
         let fraction = progress.total > 0 ? Double(progress.offset) / Double(progress.total) : 1
         let filled = Int(fraction * Double(width))

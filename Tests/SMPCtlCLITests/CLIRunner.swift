@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// Runs the built `smpctl` binary and captures what it prints.
@@ -98,20 +99,20 @@ enum CLI {
 }
 
 /// Drains a pipe on a background thread so a chatty child never blocks.
-final class Reader: @unchecked Sendable {
-    // `data` is written by the reading thread and read only after `done` is signalled.
-    private var data = Data()
+final class Reader: Sendable {
+    private let data = Mutex(Data())
     private let done = DispatchSemaphore(value: 0)
 
     init(_ handle: FileHandle) {
         Thread.detachNewThread { [self] in
-            data = handle.readDataToEndOfFile()
+            let all = handle.readDataToEndOfFile()
+            data.withLock { $0 = all }
             done.signal()
         }
     }
 
     func finish() -> String {
         done.wait()
-        return String(decoding: data, as: UTF8.self)
+        return String(decoding: data.withLock { $0 }, as: UTF8.self)
     }
 }
