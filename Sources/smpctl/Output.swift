@@ -114,7 +114,7 @@ final class ProgressBar: Sendable {
         if let remaining = progress.remaining, progress.offset < progress.total {
             text += " ETA \(Int(remaining.rounded()))s"
         }
-        text += "   "
+        text += "\u{1B}[K"  // clear what a longer earlier line left
         if progress.offset == progress.total { text += "\n" }
         FileHandle.standardError.write(Data(text.utf8))
     }
