@@ -386,10 +386,10 @@ public enum ImageInspector {
         guard signature.type == key.signatureTLVType else {
             result.signature = ImageSignatureCheck(
                 tlvName: tlvName, keyType: key.typeName, valid: false,
-                detail: "the image has a \(tlvName) signature, \(keyName) is an \(key.typeName) key")
+                detail: "the image is signed with \(tlvName), \(keyName) is a key of type \(key.typeName)")
             result.findings.append(ImageFinding(
                 .failed, "key-type-mismatch",
-                "the image is signed with a \(tlvName) signature but \(keyName) is \(key.typeName): MCUboot built with this key refuses it",
+                "the image is signed with \(tlvName) but \(keyName) is a key of type \(key.typeName): MCUboot built with this key refuses it",
                 advice: "Sign with a key of the type the device's MCUboot expects (CONFIG_BOOT_SIGNATURE_TYPE_*)"))
             return
         }
