@@ -169,7 +169,12 @@ public struct ImageInspection: Sendable {
     public var refusal: String {
         let what = problems.first ?? findings.first
         var text = "\(name) is not a signed MCUboot image that can be uploaded"
-        if kind != .mcubootImage { text += " (it is \(kind == .elf || kind == .unknown ? "an" : "a") \(kind.title))" }
+        switch kind {
+        case .mcubootImage: break
+        case .unknown: text += " (it holds \(kind.title))"
+        case .elf, .empty: text += " (it is an \(kind.title))"
+        default: text += " (it is a \(kind.title))"
+        }
         if let what {
             text += ": \(what.message)"
             if let advice = what.advice { text += ". \(advice)" }
