@@ -60,7 +60,11 @@ let package = Package(
         // Diagnosis of failed updates: the knowledge base (data), image checks, build-folder doctor.
         .target(
             name: "SMPCtlDiagnosis",
-            dependencies: ["SMPCtlProtocol", "SMPCtlImage", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "SMPCtlProtocol", "SMPCtlImage", .product(name: "Crypto", package: "swift-crypto"),
+                // RSA-PSS signature checks in `image inspect --key`.
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
             resources: [.copy("Knowledge")],
             swiftSettings: strictSwift
         ),

@@ -14,6 +14,11 @@ struct DFUCommand: AsyncParsableCommand {
             that the new image runs, then confirms it. confirm-only confirms before the reset. \
             test-only leaves the new image unconfirmed, so the next reset reverts it. upload-only \
             stops after the upload. If the device already holds the image, the upload is skipped.
+
+            Before uploading, the file is inspected (see `smpctl image inspect`): a file that is not a \
+            signed MCUboot image is refused with exit status 2, and an image larger than the device's \
+            slot (from slot info, where the device supports it) is refused with exit status 5, unless \
+            --force is given.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -36,11 +41,22 @@ struct DFUCommand: AsyncParsableCommand {
         var options = FirmwareUpdateOptions(mode: mode, upload: upload.uploadOptions)
         options.reconnectTimeout = .milliseconds(Int(reconnectTimeout * 1000))
         let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal)
-        let report = try await global.withClient { client, _ throws(SMPClientError) in
-            try await client.update(file, imageHash: identity.hash, options: options) { event in
+        let report = try await global.withClient { client, _ throws(SMPClientError) -> FirmwareUpdateReport? in
+            let preflight = try await UploadPreflight.run(
+                client: client, file: file, identity: identity, image: upload.image ?? 0, timeout: global.timeout,
+                output: output, announcePresence: false)
+            if let refusal = preflight.refusal {
+                if !upload.force {
+                    output.fail(status: .verification, message: refusal + " (--force uploads it anyway)", fields: ["error": "image-too-large"])
+                    return nil
+                }
+                Output.diagnostic("smpctl: warning: \(refusal); uploading anyway because of --force")
+            }
+            return try await client.update(file, imageHash: identity.hash, options: options) { event in
                 Self.describe(event, output: output, bar: bar)
             }
         }
+        guard let report else { throw CommandFailure(status: .verification) }
         output.line(report.confirmed ? "done: the new image is running and confirmed" : report.running ? "done: the new image is running (not confirmed)" : "done: the image is uploaded")
         output.document([
             "ok": true, "mode": .string(mode.rawValue), "image_hash": .string(hexString(identity.hash)),

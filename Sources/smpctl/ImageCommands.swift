@@ -1,14 +1,15 @@
 import ArgumentParser
 import Foundation
 import SMPCtlClient
+import SMPCtlDiagnosis
 import SMPCtlProtocol
 
 struct ImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "image", abstract: "List, upload, test, confirm and erase firmware images.",
+        commandName: "image", abstract: "List, upload, test, confirm, erase and inspect firmware images.",
         subcommands: [
             ImageListCommand.self, ImageUploadCommand.self, ImageTestCommand.self, ImageConfirmCommand.self,
-            ImageEraseCommand.self, ImageSlotInfoCommand.self,
+            ImageEraseCommand.self, ImageSlotInfoCommand.self, ImageInspectCommand.self,
         ])
 }
 
@@ -74,7 +75,7 @@ struct UploadArguments: ParsableArguments {
     @Option(name: .customLong("first-timeout"), help: ArgumentHelp("Seconds to wait for the first chunk, while the device erases the slot.", valueName: "seconds"))
     var firstTimeout: Double = 40
 
-    @Flag(help: "Upload even if the file is not a valid signed MCUboot image.") var force = false
+    @Flag(help: "Upload even if the file is not a valid signed MCUboot image or is larger than the slot.") var force = false
 
     @Option(help: ArgumentHelp("Upload chunks kept in flight (default: the device's buffer count less one).", valueName: "n"))
     var window: Int?
@@ -95,8 +96,29 @@ struct UploadArguments: ParsableArguments {
         return options
     }
 
-    /// Opens the file and reads its image identity; refuses files that are not images unless forced.
+    /// Opens the file and reads its image identity; refuses files that are not images unless forced,
+    /// saying what the file is and what to upload instead.
     func load(output: Output) throws -> (FirmwareFile, FirmwareImageIdentity?) {
+        // Files the inspector cannot read (missing, over 64 MiB) are reported by FirmwareFile below.
+        if let inspection = try? ImageInspector.inspect(path: file) {
+            if inspection.verdict != .good {
+                if force {
+                    Output.diagnostic("smpctl: warning: \(inspection.refusal); uploading anyway because of --force")
+                } else {
+                    output.fail(
+                        status: .usage, message: inspection.refusal + " (--force uploads it anyway)",
+                        fields: [
+                            "error": "input", "kind": .string(inspection.kind.rawValue),
+                            "findings": .array(inspection.problems.map { ["code": .string($0.code), "message": .string($0.message), "advice": $0.advice.json] }),
+                        ])
+                    throw CommandFailure(status: .usage)
+                }
+            } else if !output.json {
+                for finding in inspection.findings where finding.level == .warning {
+                    Output.diagnostic("smpctl: warning: \(finding.message)")
+                }
+            }
+        }
         do throws(SMPClientError) {
             let file = try FirmwareFile(path: file)
             do {
@@ -118,7 +140,14 @@ struct UploadArguments: ParsableArguments {
 struct ImageUploadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "upload",
-        abstract: "Upload an image to the secondary slot, resuming a previous upload of the same file.")
+        abstract: "Upload an image to the secondary slot, resuming a previous upload of the same file.",
+        discussion: """
+            Before uploading, the file is inspected (see `smpctl image inspect`): a file that is not a \
+            signed MCUboot image is refused with exit status 2 and an explanation of what it is and what \
+            to upload instead. Where the device supports slot info, an image larger than the slot is \
+            refused with exit status 5 before anything is sent. --force overrides both. When the device \
+            already holds the image, smpctl says so and uploads it again.
+            """)
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var upload: UploadArguments
@@ -127,7 +156,17 @@ struct ImageUploadCommand: AsyncParsableCommand {
         let output = Output(json: global.json)
         let (file, identity) = try upload.load(output: output)
         let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal)
-        let (result, state) = try await global.withClient { client, _ throws(SMPClientError) in
+        let outcome = try await global.withClient { client, _ throws(SMPClientError) -> (UploadResult, ImageManagement.StateReadRequest.Response)? in
+            let preflight = try await UploadPreflight.run(
+                client: client, file: file, identity: identity, image: upload.image ?? 0, timeout: global.timeout,
+                output: output, announcePresence: true)
+            if let refusal = preflight.refusal {
+                if !upload.force {
+                    output.fail(status: .verification, message: refusal + " (--force uploads it anyway)", fields: ["error": "image-too-large"])
+                    return nil
+                }
+                Output.diagnostic("smpctl: warning: \(refusal); uploading anyway because of --force")
+            }
             let result = try await client.upload(file, options: upload.uploadOptions) { progress in
                 bar.update(progress)
                 output.event(["event": "upload", "offset": .int(progress.offset), "total": .int(progress.total)])
@@ -139,6 +178,7 @@ struct ImageUploadCommand: AsyncParsableCommand {
             }
             return (result, state)
         }
+        guard let (result, state) = outcome else { throw CommandFailure(status: .verification) }
         if result.resumedFrom > 0 { output.line("resumed at offset \(result.resumedFrom)") }
         output.line("uploaded \(formatBytes(result.length)) in \(String(format: "%.2f", result.seconds)) s (\(result.chunks) chunks of up to \(result.chunkSize) bytes, \(result.window) in flight)")
         if let identity { output.line("device lists image \(hexString(identity.hash))") }

@@ -69,7 +69,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .usage: "a usage error: bad arguments, connection string or input file"
         case .transport: "a connection or transport failure, including no response in time"
         case .device: "the device answered with an error code"
-        case .verification: "verification failed: the device's state after the operation is not what it should be"
+        case .verification: "verification failed: the device's state after the operation is not what it should be, or the image fails a check (hash, signature, slot size)"
         }
     }
 

@@ -125,7 +125,8 @@ struct CLIExitStatusTests {
 
     @Test("device error: exit 4 with the device's group and code in JSON")
     func deviceError() throws {
-        let result = try CLI.run(["-c", "sim?secondary-slot-size=4096", "--json", "dfu", image])
+        // no-slot-info: with slot info, smpctl refuses the image before uploading (ImageInspectTests).
+        let result = try CLI.run(["-c", "sim?secondary-slot-size=4096&no-slot-info", "--json", "dfu", image])
         #expect(result.status == 4)
         let json = try result.json()
         #expect(json["ok"] as? Bool == false)
