@@ -166,7 +166,9 @@ extension SMPClient {
                 (offset, nextOffset, resync) = (0, 0, false)
                 continue
             } catch .timedOut(let group, let command, _) {
-                stalls += 1
+                // Only the chunk the device needs next counts towards giving up: later chunks of
+                // the same window time out with it, and a resync resends them anyway.
+                if chunk.offset <= offset { stalls += 1 }
                 guard stalls <= self.options.retries else {
                     throw .timedOut(group: group, command: command, attempts: stalls)
                 }

@@ -104,7 +104,7 @@ struct ParameterTests {
     @Test("upload requests fill the device's buffer exactly", arguments: [512, 1024, 2048])
     func exactSizing(bufferSize: Int) async throws {
         let (device, server) = simulator { $0.bufferSize = bufferSize }
-        let client = try await openClient(InProcessTransport(server: server))
+        let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: .seconds(2)))
         let parameters = try await client.readParameters()
         #expect(parameters.bufferSize == bufferSize)
         #expect(await client.parametersSupported)
@@ -113,8 +113,9 @@ struct ParameterTests {
         _ = try await client.upload(image.file)
         let uploads = await uploadRequests(device)
         #expect(uploads.allSatisfy { $0.packetSize <= bufferSize })
-        let exact = uploads.filter { $0.packetSize == bufferSize }.count
-        #expect(exact >= uploads.count - 2, "only \(exact) of \(uploads.count) requests are \(bufferSize) bytes")
+        // Only the last chunk (and a first chunk cut by alignment) may be smaller, however often resent.
+        let smaller = Set(uploads.filter { $0.packetSize != bufferSize }.map(\.offset))
+        #expect(smaller.count <= 2, "requests at offsets \(smaller.sorted()) are smaller than \(bufferSize) bytes")
         #expect(await device.requestLog.allSatisfy { !$0.responseDropped })
         #expect(await device.lastCompletedUpload?.match == true)
         await client.close()
