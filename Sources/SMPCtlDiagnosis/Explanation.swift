@@ -151,10 +151,10 @@ extension Knowledge {
         }
         var findings: [LogFinding] = []
         var number = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Split on every newline: "\r\n" is one Character, so splitting on "\n" alone would miss it.
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             number += 1
-            var line = String(rawLine.prefix(Self.maximumLineLength))
-            if line.hasSuffix("\r") { line.removeLast() }
+            let line = String(rawLine.prefix(Self.maximumLineLength))
             guard !line.isEmpty else { continue }
             let range = NSRange(line.startIndex..., in: line)
             for (pattern, regex) in compiled {
