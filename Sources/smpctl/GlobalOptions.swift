@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SMPCtlClient
+import SMPCtlDiagnosis
 import SMPCtlProtocol
 import SMPCtlTransport
 
@@ -48,7 +49,9 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// Resolves the connection, opens it, runs `body`, and reports failures with the right exit status.
+    /// `operation` ranks the causes in the failure's explanation; by default it is inferred from the error.
     func withClient<T>(
+        operation: OperationKind? = nil,
         _ body: (SMPClient, Output) async throws(SMPClientError) -> T
     ) async throws -> T {
         let output = Output(json: json)
@@ -69,7 +72,7 @@ struct GlobalOptions: ParsableArguments {
             return result
         } catch {
             await client.close()
-            output.report(error)
+            output.report(error, operation: operation)
             throw CommandFailure(status: ExitStatus(error))
         }
     }

@@ -51,7 +51,7 @@ struct ImageListCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let state = try await global.withClient { client, _ throws(SMPClientError) in
+        let state = try await global.withClient(operation: .list) { client, _ throws(SMPClientError) in
             try await client.send(ImageManagement.StateReadRequest())
         }
         let output = Output(json: global.json)
@@ -228,7 +228,7 @@ struct ImageConfirmCommand: AsyncParsableCommand {
             }
             bytes = parsed
         }
-        let state = try await global.withClient { client, _ throws(SMPClientError) in
+        let state = try await global.withClient(operation: .confirm) { client, _ throws(SMPClientError) in
             try await client.send(ImageManagement.StateWriteRequest(hash: bytes, confirm: true))
         }
         let output = Output(json: global.json)

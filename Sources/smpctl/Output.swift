@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import SMPCtlClient
+import SMPCtlDiagnosis
 import SMPCtlProtocol
 
 /// Writes results for people or, with `--json`, for scripts.
@@ -45,14 +46,35 @@ struct Output: Sendable {
         }
     }
 
-    /// Reports a client failure with the device's own code and name.
-    func report(_ error: SMPClientError) {
+    /// Reports a client failure with the device's own code and name, and the knowledge base's
+    /// explanation: what the code means in this operation, the likely causes and the next step.
+    func report(_ error: SMPClientError, operation: OperationKind? = nil) {
         let status = ExitStatus(error)
         var fields: [String: JSONValue] = ["error": .string(Self.kind(error))]
         if case .device(let deviceError) = error {
             fields["device_error"] = Self.json(deviceError)
         }
+        let explanation = ExplanationFormat.explanation(for: error, operation: operation)
+        if let explanation { fields["explanation"] = ExplanationFormat.json(explanation) }
         fail(status: status, message: error.description, fields: fields)
+        if !json, let explanation {
+            for line in ExplanationFormat.lines(explanation, causeLimit: 3, indent: "  ") { Self.diagnostic(line) }
+            Self.diagnostic("  more: \(Self.moreCommand(explanation))")
+        }
+    }
+
+    /// The `smpctl explain` command that prints the full explanation.
+    static func moreCommand(_ explanation: Explanation) -> String {
+        var words = ["smpctl", "explain"]
+        switch explanation.subject {
+        case .smp(let rc): words.append(String(rc))
+        case .group(let group, let rc): words += [String(rc), "--group", group.name ?? String(group.rawValue)]
+        case .failure(let failure): words.append(failure.rawValue)
+        case .log: break
+        }
+        if let operation = explanation.operation { words += ["--op", operation.rawValue] }
+        if let version = explanation.smpVersion { words += ["--smp-version", String(version)] }
+        return words.joined(separator: " ")
     }
 
     static func kind(_ error: SMPClientError) -> String {

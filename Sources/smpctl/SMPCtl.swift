@@ -19,7 +19,8 @@ struct SMPCtl: AsyncParsableCommand {
         subcommands: [
             DFUCommand.self, ImageCommand.self, EchoCommand.self, ResetCommand.self, ParamsCommand.self,
             InfoCommand.self, BootloaderInfoCommand.self, TaskStatCommand.self, DateTimeCommand.self,
-            DiagnoseCommand.self, DoctorCommand.self, SimulateCommand.self, ProfileCommand.self,
+            DiagnoseCommand.self, ExplainCommand.self, DoctorCommand.self, SimulateCommand.self,
+            ProfileCommand.self,
         ]
     )
 
