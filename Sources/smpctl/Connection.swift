@@ -7,7 +7,7 @@ import SMPCtlTransport
 enum ConnectionSpec: Equatable {
     /// The embedded simulator in this process, with simulator options from the query.
     case simulator(options: [String: String])
-    case udp(host: String, port: UInt16)
+    case udp(host: String, port: UInt16, datagramLimit: Int)
     case serial(path: String, baud: Int)
     case ble(target: String, adapter: String?)
 
@@ -15,7 +15,7 @@ enum ConnectionSpec: Equatable {
     static let forms = """
         Accepted connection forms:
           sim                              the embedded device simulator (no hardware)
-          udp:HOST[:PORT]                  SMP over UDP (default port 1337; IPv6 as udp:[::1]:1337)
+          udp:HOST[:PORT][?mtu=N]          SMP over UDP (default port 1337, datagrams up to 1500 bytes; IPv6 as udp:[::1]:1337)
           serial:PATH[?baud=N]             SMP console framing on a serial port (default 115200 baud)
           ble:NAME-OR-ADDRESS[?adapter=hciN]  Bluetooth LE through BlueZ (not available yet)
           NAME                             a profile saved with `smpctl profile add`
@@ -54,7 +54,14 @@ enum ConnectionSpec: Equatable {
                 }
                 port = value
             }
-            return .udp(host: host, port: port)
+            var limit = 1500
+            if let value = query["mtu"] {
+                guard let number = Int(value), (64...65_507).contains(number) else {
+                    throw ConnectionError("mtu must be a datagram size from 64 to 65507 bytes")
+                }
+                limit = number
+            }
+            return .udp(host: host, port: port, datagramLimit: limit)
         case "serial":
             guard !rest.isEmpty else { throw ConnectionError("serial: needs a device path, as in serial:/dev/ttyACM0") }
             var baud = 115_200
@@ -151,8 +158,8 @@ func makeTransport(_ spec: ConnectionSpec) throws -> any SMPTransport {
     case .simulator(let options):
         let server = try SimulatorOptions.server(from: options)
         return InProcessTransport(server: server, linkModel: server.link == .ideal ? nil : server.link)
-    case .udp(let host, let port):
-        return UDPTransport(address: try SocketAddress.resolve(host: host, port: port))
+    case .udp(let host, let port, let limit):
+        return UDPTransport(address: try SocketAddress.resolve(host: host, port: port), maximumDatagram: limit)
     case .serial(let path, let baud):
         return SerialTransport(path: path, baud: baud)
     case .ble:

@@ -254,7 +254,7 @@ struct SimulateCommand: AsyncParsableCommand {
         var udpEndpoint: UDPServerEndpoint?
         var ptyEndpoint: PTYServerEndpoint?
         if let udp {
-            guard case .udp(let host, let port)? = try? ConnectionSpec.parse("udp:" + udp) else {
+            guard case .udp(let host, let port, _)? = try? ConnectionSpec.parse("udp:" + udp) else {
                 throw ValidationError("--udp takes HOST:PORT, such as 127.0.0.1:1337")
             }
             let endpoint = try UDPServerEndpoint(host: host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port, server: server)

@@ -160,3 +160,18 @@ struct CLIExitStatusTests {
         #expect(result.stderr.contains("after 2 attempts"))
     }
 }
+
+@Suite("UDP datagram limit")
+struct UDPLimitTests {
+    @Test("udp:...?mtu=N raises the datagram limit so requests can fill the device's buffer")
+    func datagramLimit() throws {
+        let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
+        defer { server.terminate() }
+        let image = CLI.path("Examples/images/blinky-1.1.0.signed.bin")
+        let standard = try CLI.run(["-c", connection, "--json", "image", "upload", image]).json()
+        #expect(standard["chunk_size"] as? Int ?? 0 <= 1500)
+        let large = try CLI.run(["-c", connection + "?mtu=2048", "--json", "image", "upload", image]).json()
+        #expect(large["chunk_size"] as? Int ?? 0 > 2000)
+        #expect(try CLI.run(["-c", connection + "?mtu=9", "echo", "x"]).status == 2)
+    }
+}

@@ -95,12 +95,12 @@ struct ExplainTests {
 
     @Test("a slot too small explains image too large, also in --json")
     func tooLargeOnline() throws {
-        let human = try CLI.run(["-c", "sim?secondary-slot-size=16384", "dfu", Self.image])
+        let human = try CLI.run(["-c", "sim?secondary-slot-size=16384&no-slot-info", "dfu", Self.image])
         #expect(human.status == 4)
         #expect(human.stderr.contains("INVALID_IMAGE_TOO_LARGE"))
         #expect(human.stderr.contains("larger than the secondary slot"))
 
-        let json = try CLI.run(["-c", "sim?secondary-slot-size=16384", "--json", "dfu", Self.image])
+        let json = try CLI.run(["-c", "sim?secondary-slot-size=16384&no-slot-info", "--json", "dfu", Self.image])
         let document = try json.json()
         #expect(document["ok"] as? Bool == false)
         #expect(document["error"] as? String == "device")
@@ -126,7 +126,7 @@ struct ExplainTests {
 
     @Test("a timeout during the upload explains the slot erase (the first chunk waits longer, so a later chunk is dropped)")
     func timeoutOnline() throws {
-        let result = try CLI.run(["-c", "sim?drop=3", "--timeout", "0.5", "--retries", "0", "image", "upload", Self.image])
+        let result = try CLI.run(["-c", "sim?drop=7", "--timeout", "0.5", "--retries", "0", "image", "upload", Self.image])
         #expect(result.status == 3)
         #expect(result.stderr.contains("erases the whole secondary slot"))
     }
