@@ -537,7 +537,9 @@ def run_one(smpctl: str, profile: Profile, size_name: str, image: Path, client: 
             row.extra["sim_capacity_kib_1m"] = reported[0]
             row.extra["sim_request_size"] = reported[1]
         if client == "smpctl":
-            m = run_measured([smpctl, "-c", sim.connection, "--json", "image", "upload", str(image)], timeout)
+            # Over UDP, let requests fill the device buffer, as the peers are set up to do below.
+            conn = sim.connection + (f"?mtu={BUF_SIZE}" if profile.transport == "udp" else "")
+            m = run_measured([smpctl, "-c", conn, "--json", "image", "upload", str(image)], timeout)
             return finish_smpctl(row, m)
         argv = [python, str(Path(__file__).resolve()), "--peer", client, "--file", str(image),
                 "--transport", "udp" if profile.transport == "udp" else "serial",
