@@ -78,18 +78,20 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // Helpers shared by the test targets (a seeded generator, hex); not a product.
+        .target(name: "SMPCtlTestSupport", path: "Tests/SMPCtlTestSupport", swiftSettings: strictSwift),
         .testTarget(name: "SMPCtlCBORTests", dependencies: ["SMPCtlCBOR"], swiftSettings: strictSwift),
         .testTarget(
-            name: "SMPCtlProtocolTests", dependencies: ["SMPCtlProtocol", "SMPCtlCBOR"], swiftSettings: strictSwift),
-        .testTarget(name: "SMPCtlImageTests", dependencies: ["SMPCtlImage"], swiftSettings: strictSwift),
+            name: "SMPCtlProtocolTests", dependencies: ["SMPCtlTestSupport", "SMPCtlProtocol", "SMPCtlCBOR"], swiftSettings: strictSwift),
+        .testTarget(name: "SMPCtlImageTests", dependencies: ["SMPCtlTestSupport", "SMPCtlImage"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlSimulatorTests",
-            dependencies: ["SMPCtlSimulator", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR", "SMPCtlTransport"],
+            dependencies: ["SMPCtlTestSupport", "SMPCtlSimulator", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR", "SMPCtlTransport"],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "SMPCtlClientTests",
-            dependencies: ["SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlProtocol", "SMPCtlImage"],
+            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlProtocol", "SMPCtlImage"],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "SMPCtlCLITests", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),

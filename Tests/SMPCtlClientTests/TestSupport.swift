@@ -1,3 +1,4 @@
+import SMPCtlTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -17,20 +18,7 @@ enum Fixture {
     static let testImageHash = "3f3476eb44ddd881d84d9129dc67a8e0a0cdf66892a153381a17ded173031d05"
 }
 
-/// SplitMix64: a small seeded generator so randomized tests are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
-func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
 /// An image file written to a temporary directory, with what the device will list for it.
 struct TestImage: Sendable {

@@ -1,3 +1,4 @@
+import SMPCtlTestSupport
 import Testing
 @testable import SMPCtlProtocol
 

@@ -1,35 +1,5 @@
 @testable import SMPCtlProtocol
 
-/// SplitMix64: a small deterministic PRNG for reproducible tests.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A value in `0..<bound` (bound > 0); slight modulo bias is irrelevant here.
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-
-    mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
-
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            var word: UInt64 = 0
-            for i in 0..<count {
-                if i & 7 == 0 { word = next() }
-                buffer[i] = UInt8(truncatingIfNeeded: word)
-                word >>= 8
-            }
-            initialized = count
-        }
-    }
-}
 
 /// Decoder events with the error reduced to its code, for comparisons.
 enum Seen: Hashable, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import SMPCtlTestSupport
 import SMPCtlCBOR
 import SMPCtlImage
 import SMPCtlProtocol

@@ -1,3 +1,4 @@
+import SMPCtlTestSupport
 import Foundation
 import SMPCtlCBOR
 import SMPCtlImage
@@ -15,20 +16,6 @@ enum SimFixture {
 
     static let imageHash = [UInt8](hex: "3f3476eb44ddd881d84d9129dc67a8e0a0cdf66892a153381a17ded173031d05")
     static let fileSHA = [UInt8](hex: "d38a2812b4bc491c7c9fe045bc849f782285ac36634524b29fa0c1920f301a28")
-}
-
-extension Array where Element == UInt8 {
-    init(hex: String) {
-        var bytes: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex, let next = hex.index(index, offsetBy: 2, limitedBy: hex.endIndex) {
-            bytes.append(UInt8(hex[index..<next], radix: 16) ?? 0)
-            index = next
-        }
-        self = bytes
-    }
-
-    var hex: String { map { String(format: "%02x", $0) }.joined() }
 }
 
 /// Sends one request packet and decodes the single response packet.
