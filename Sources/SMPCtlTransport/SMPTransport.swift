@@ -25,6 +25,15 @@ public protocol SMPTransport: Sendable {
     func send(_ packet: [UInt8]) async throws(SMPTransportError)
     /// Closes the link. Calling it on a closed transport does nothing.
     func close() async
+    /// Tells the transport the device's SMP buffer size (mcumgr params `buf_size`), once known.
+    ///
+    /// A BLE transport uses it to split packets across writes only when the device reassembles them.
+    func useDeviceBufferSize(_ bufferSize: Int) async
+}
+
+extension SMPTransport {
+    /// Most transports carry whole packets and ignore the device's buffer size.
+    public func useDeviceBufferSize(_ bufferSize: Int) async {}
 }
 
 /// A transport-level failure, with an errno or a description of what the link said.
