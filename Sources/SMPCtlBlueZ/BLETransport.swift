@@ -217,7 +217,7 @@ public actor BLETransport: SMPTransport {
         self.session = session
     }
 
-    private static func chooseAdapter(model: BlueZObjectModel, name: String?) async throws(BlueZError)
+    static func chooseAdapter(model: BlueZObjectModel, name: String?) async throws(BlueZError)
         -> BlueZAdapterInfo
     {
         let adapters = await model.adapters

@@ -19,7 +19,7 @@ struct SMPCtl: AsyncParsableCommand {
         subcommands: [
             DFUCommand.self, ImageCommand.self, EchoCommand.self, ResetCommand.self, ParamsCommand.self,
             InfoCommand.self, BootloaderInfoCommand.self, TaskStatCommand.self, DateTimeCommand.self,
-            SimulateCommand.self, ProfileCommand.self,
+            SimulateCommand.self, ProfileCommand.self, ScanCommand.self,
         ]
     )
 

@@ -219,4 +219,17 @@ struct BLETransportTests {
             await transport.close()
         }
     }
+
+    @Test("the scanner lists the SMP device with its address, type and RSSI")
+    func scan() async throws {
+        try await FakeBluetoothSetup.run { setup in
+            let scanner = BlueZScanner(busAddress: setup.bus.address)
+            let devices = try await scanner.scan(for: .milliseconds(300))
+            #expect(devices.count == 1)
+            #expect(devices.first?.name == "smp-sim")
+            #expect(devices.first?.address == "00:AA:01:00:00:00")
+            #expect(devices.first?.addressType == "random")
+            #expect(devices.first?.rssi == -52)
+        }
+    }
 }
