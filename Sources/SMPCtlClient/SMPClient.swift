@@ -329,6 +329,7 @@ public actor SMPClient {
             let response = try await send(OSManagement.ParametersRequest())
             parameters = response
             parametersSupported = true
+            await transport.useDeviceBufferSize(response.bufferSize)
             return response
         } catch .device(let error) {
             log("mcumgr params not supported (\(error)); using \(Self.defaultBufferSize)-byte buffers")

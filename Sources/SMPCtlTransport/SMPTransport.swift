@@ -28,10 +28,16 @@ public protocol SMPTransport: Sendable {
     /// A model of the link's speed when the transport knows it (a serial baud rate, a BLE MTU),
     /// used to estimate what faster firmware settings would gain.
     var linkModel: LinkModel? { get async }
+    /// Tells the transport the device's SMP buffer size (mcumgr params `buf_size`), once known.
+    ///
+    /// A BLE transport uses it to split packets across writes only when the device reassembles them.
+    func useDeviceBufferSize(_ bufferSize: Int) async
 }
 
 extension SMPTransport {
     public var linkModel: LinkModel? { get async { nil } }
+    /// Most transports carry whole packets and ignore the device's buffer size.
+    public func useDeviceBufferSize(_ bufferSize: Int) async {}
 }
 
 /// A transport-level failure, with an errno or a description of what the link said.

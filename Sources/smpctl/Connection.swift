@@ -1,4 +1,5 @@
 import Foundation
+import SMPCtlBlueZ
 import SMPCtlClient
 import SMPCtlSimulator
 import SMPCtlTransport
@@ -17,7 +18,7 @@ enum ConnectionSpec: Equatable {
           sim                              the embedded device simulator (no hardware)
           udp:HOST[:PORT][?mtu=N]          SMP over UDP (default port 1337, datagrams up to 1500 bytes; IPv6 as udp:[::1]:1337)
           serial:PATH[?baud=N]             SMP console framing on a serial port (default 115200 baud)
-          ble:NAME-OR-ADDRESS[?adapter=hciN]  Bluetooth LE through BlueZ (not available yet)
+          ble:NAME-OR-ADDRESS[?adapter=hciN]  Bluetooth LE through BlueZ (bluetoothd over D-Bus)
           NAME                             a profile saved with `smpctl profile add`
         Give it with -c/--connection or the SMPCTL_CONNECTION environment variable.
         """
@@ -162,7 +163,8 @@ func makeTransport(_ spec: ConnectionSpec) throws -> any SMPTransport {
         return UDPTransport(address: try SocketAddress.resolve(host: host, port: port), maximumDatagram: limit)
     case .serial(let path, let baud):
         return SerialTransport(path: path, baud: baud)
-    case .ble:
-        throw ConnectionError("BLE connections are not available in this build yet")
+    case .ble(let target, let adapter):
+        // The system bus, or DBUS_SYSTEM_BUS_ADDRESS when set.
+        return BLETransport(target: target, adapter: adapter)
     }
 }

@@ -19,7 +19,7 @@ struct SMPCtl: AsyncParsableCommand {
         subcommands: [
             DFUCommand.self, ImageCommand.self, EchoCommand.self, ResetCommand.self, ParamsCommand.self,
             InfoCommand.self, BootloaderInfoCommand.self, TaskStatCommand.self, DateTimeCommand.self,
-            DiagnoseCommand.self, ExplainCommand.self, DoctorCommand.self, SimulateCommand.self,
+            DiagnoseCommand.self, ExplainCommand.self, DoctorCommand.self, ScanCommand.self, SimulateCommand.self,
             ProfileCommand.self,
         ]
     )

@@ -1,0 +1,469 @@
+import SMPCtlDBus
+import SMPCtlProtocol
+public import SMPCtlTransport
+import Synchronization
+
+/// SMP over Bluetooth LE through BlueZ's D-Bus API: no root and no raw HCI; bluetoothd stays in charge.
+///
+/// `open` finds the device by name or address (discovering it first when BlueZ does not know it),
+/// connects, waits for `ServicesResolved`, finds the SMP characteristic by UUID, and subscribes.
+/// It prefers `AcquireWrite`/`AcquireNotify` sockets and falls back to `WriteValue` (type `command`)
+/// and `StartNotify`. No write exceeds MTU−3 bytes. `open` again reconnects, as after a device reset.
+public actor BLETransport: SMPTransport {
+    /// Where and how to connect.
+    public struct Configuration: Sendable {
+        /// A device name (`Name` or `Alias`) or address (`AA:BB:CC:DD:EE:FF`).
+        public var target: String
+        /// An adapter name such as `hci1`; `nil` takes the first powered adapter.
+        public var adapter: String?
+        /// A D-Bus address; `nil` means the system bus (or `DBUS_SYSTEM_BUS_ADDRESS`).
+        public var busAddress: String?
+        /// How long to discover an unknown device.
+        public var discoveryTimeout: Duration = .seconds(30)
+        /// How long connecting and resolving services may take.
+        public var connectTimeout: Duration = .seconds(30)
+        /// Try `AcquireWrite`/`AcquireNotify` before `WriteValue`/`StartNotify`.
+        public var preferAcquiredSockets = true
+        /// Disconnect the device on `close()`.
+        public var disconnectOnClose = true
+
+        public init(target: String, adapter: String? = nil, busAddress: String? = nil) {
+            self.target = target
+            self.adapter = adapter
+            self.busAddress = busAddress
+        }
+    }
+
+    /// How bytes move in one direction.
+    public enum DataPath: String, Sendable {
+        /// A socket from `AcquireWrite` or `AcquireNotify`.
+        case socket
+        /// `WriteValue` (type `command`) or `StartNotify` with `PropertiesChanged`.
+        case dbus
+    }
+
+    public nonisolated let description: String
+    public let configuration: Configuration
+    /// The ATT MTU of the current link.
+    public private(set) var mtu = BlueZ.defaultMTU
+    /// The write path of the current link.
+    public private(set) var writePath: DataPath?
+    /// The notification path of the current link.
+    public private(set) var notifyPath: DataPath?
+    /// The device's SMP buffer size, once the client has read it.
+    public private(set) var deviceBufferSize: Int?
+    /// Writes made on the current and earlier links, for reports and tests.
+    public private(set) var writeCount = 0
+    /// The largest single write made.
+    public private(set) var largestWrite = 0
+
+    private var bus: BusConnection?
+    private var session: Session?
+    private var sending = false
+    private var sendWaiters: [CheckedContinuation<Void, Never>] = []
+
+    private struct Session {
+        let model: BlueZObjectModel
+        let device: BlueZDeviceProxy
+        let characteristic: BlueZCharacteristicProxy
+        let link: LinkState
+        var writeFD: Int32?
+        var notifyFD: Int32?
+        var reader: DatagramSocketReader?
+        var tasks: [Task<Void, Never>] = []
+        var startedNotify = false
+    }
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        var text = "ble \(configuration.target)"
+        if let adapter = configuration.adapter { text += " via \(adapter)" }
+        description = text
+    }
+
+    /// A transport to `target` (name or address).
+    public init(target: String, adapter: String? = nil, busAddress: String? = nil) {
+        self.init(configuration: Configuration(target: target, adapter: adapter, busAddress: busAddress))
+    }
+
+    /// MTU−3, or the device's buffer size when the device reassembles packets split across writes.
+    public var maximumPacketSize: Int {
+        let payload = mtu - 3
+        if let deviceBufferSize, deviceBufferSize > payload { return deviceBufferSize }
+        return payload
+    }
+
+    public func useDeviceBufferSize(_ bufferSize: Int) async {
+        deviceBufferSize = bufferSize > 0 ? bufferSize : nil
+    }
+
+    // MARK: - Opening
+
+    public func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {
+        await close()
+        do {
+            try await establish(events: events)
+        } catch {
+            throw SMPTransportError(error.code == .disconnected ? .disconnected : .openFailed, error.description)
+        }
+    }
+
+    private func connectBus() async throws(BlueZError) -> BusConnection {
+        if let bus { return bus }
+        let address = configuration.busAddress ?? BusConnection.systemBusAddress()
+        do {
+            let connection = try await BusConnection.connect(address: address)
+            bus = connection
+            return connection
+        } catch {
+            throw BlueZError.from(error, while: "connecting to the system D-Bus at \(address)")
+        }
+    }
+
+    /// Whether `device` is the one asked for, on `adapterPath`.
+    private static func isTarget(_ device: BlueZDeviceInfo, target: String, adapterPath: String) -> Bool {
+        guard device.adapterPath == adapterPath else { return false }
+        return device.address.caseInsensitiveCompare(target) == .orderedSame || device.name == target
+            || device.alias == target
+    }
+
+    private func establish(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(BlueZError) {
+        let bus = try await connectBus()
+        let model: BlueZObjectModel
+        do {
+            model = try await BlueZObjectModel.load(bus: bus)
+        } catch {
+            throw BlueZError.from(error, while: "reading BlueZ's objects")
+        }
+        do {
+            try await establish(bus: bus, model: model, events: events)
+        } catch {
+            await model.stop()
+            throw error
+        }
+    }
+
+    private func establish(bus: BusConnection, model: BlueZObjectModel,
+        events: AsyncStream<SMPTransportEvent>.Continuation) async throws(BlueZError)
+    {
+        let adapter = try await Self.chooseAdapter(model: model, name: configuration.adapter)
+        let target = configuration.target
+        let adapterPath = adapter.path
+        var found = await model.devices.first { Self.isTarget($0, target: target, adapterPath: adapterPath) }
+        if found == nil {
+            let adapterProxy = BlueZAdapterProxy(bus: bus, path: adapterPath)
+            try? await adapterProxy.setDiscoveryFilter(uuids: [])
+            do {
+                try await adapterProxy.startDiscovery()
+            } catch where error.name == .bluezInProgress {
+                // Someone else is discovering; their results serve us too.
+            } catch {
+                throw BlueZError.from(error, while: "starting discovery on \(adapter.name)")
+            }
+            found = await model.wait(timeout: configuration.discoveryTimeout) { model in
+                model.devices.first { Self.isTarget($0, target: target, adapterPath: adapterPath) }
+            }
+            try? await adapterProxy.stopDiscovery()
+        }
+        guard let device = found else {
+            throw BlueZError(
+                .deviceNotFound,
+                "no device named or addressed \"\(target)\" was found on \(adapter.name) within \(configuration.discoveryTimeout). Check that it is powered, advertising and in range; `smpctl scan --all` lists the devices in range.")
+        }
+        let deviceProxy = BlueZDeviceProxy(bus: bus, path: device.path)
+        if !(device.connected && device.servicesResolved) {
+            do {
+                try await deviceProxy.connect(timeout: configuration.connectTimeout)
+            } catch where error.name == .bluezAlreadyConnected || error.name == .bluezInProgress {
+                // Connected already, or a connection is under way: wait for the services below.
+            } catch {
+                let classified = BlueZError.from(error, while: "connecting", device: device.address)
+                guard classified.code == .failed else { throw classified }
+                throw BlueZError(
+                    .connectFailed,
+                    "could not connect to \(device.address): \(error.message). Check that it is in range and connectable; a device already connected to another central (a phone, for example) may refuse.",
+                    underlying: error)
+            }
+        }
+        let devicePath = device.path
+        let resolved = await model.wait(timeout: configuration.connectTimeout) { model -> Bool? in
+            guard let info = model.device(at: devicePath), info.connected, info.servicesResolved else { return nil }
+            return true
+        }
+        guard resolved == true else {
+            throw BlueZError(
+                .connectFailed,
+                "connected to \(device.address) but its GATT services were not resolved within \(configuration.connectTimeout). Move it closer and try again.")
+        }
+        guard
+            let characteristic = await model.characteristics(
+                of: devicePath, uuid: BlueZ.smpCharacteristicUUID, serviceUUID: BlueZ.smpServiceUUID
+            ).first
+        else {
+            throw BlueZError(
+                .characteristicNotFound,
+                "\(device.address) has no SMP characteristic (service 8D53DC1D-1DB7-4CD3-868B-8A527460AA84). Its firmware may lack the SMP Bluetooth transport (CONFIG_MCUMGR_TRANSPORT_BT), or BlueZ's cache is stale after an update: run `bluetoothctl remove \(device.address)` and try again.")
+        }
+        let link = LinkState(events: events, device: device.address)
+        var session = Session(
+            model: model, device: deviceProxy, characteristic: BlueZCharacteristicProxy(bus: bus, path: characteristic.path),
+            link: link)
+        do {
+            try await subscribe(&session, bus: bus, characteristic: characteristic, devicePath: devicePath)
+        } catch {
+            await Self.release(session, disconnect: false)
+            throw error
+        }
+        self.session = session
+    }
+
+    static func chooseAdapter(model: BlueZObjectModel, name: String?) async throws(BlueZError)
+        -> BlueZAdapterInfo
+    {
+        let adapters = await model.adapters
+        guard !adapters.isEmpty else {
+            throw BlueZError(
+                .noAdapter,
+                "no Bluetooth adapter found. Plug one in, check `bluetoothctl list`, and check that it is not blocked (`rfkill list`).")
+        }
+        let adapter: BlueZAdapterInfo
+        if let name {
+            guard let match = adapters.first(where: { $0.name == name || $0.address.caseInsensitiveCompare(name) == .orderedSame }) else {
+                throw BlueZError(
+                    .noAdapter,
+                    "no Bluetooth adapter \(name); available: \(adapters.map(\.name).joined(separator: ", ")).")
+            }
+            adapter = match
+        } else {
+            adapter = adapters.first(where: \.powered) ?? adapters[0]
+        }
+        guard adapter.powered else {
+            throw BlueZError(
+                .adapterPoweredOff,
+                "the Bluetooth adapter \(adapter.name) is powered off. Power it on with `bluetoothctl power on` (and `rfkill unblock bluetooth` if it is blocked).")
+        }
+        return adapter
+    }
+
+    /// Sets up notifications and writes, sockets first.
+    private func subscribe(_ session: inout Session, bus: BusConnection, characteristic: BlueZCharacteristicInfo,
+        devicePath: String) async throws(BlueZError)
+    {
+        let link = session.link
+        let address = link.device
+        let proxy = session.characteristic
+        // The link drops when Device1.Connected turns false.
+        do {
+            let deviceChanges = try await bus.signals(
+                matching: DBusMatchRule(
+                    sender: BlueZ.serviceName, path: devicePath, interface: DBusInterface.properties,
+                    member: "PropertiesChanged", argument0: BlueZ.deviceInterface))
+            session.tasks.append(Task {
+                for await signal in deviceChanges {
+                    guard signal.arguments.count >= 2,
+                        signal.arguments[1].stringKeyedDictionary?["Connected"]?.boolValue == false
+                    else { continue }
+                    link.reportDisconnect("\(address) disconnected")
+                    return
+                }
+            })
+        } catch {
+            throw BlueZError.from(error, while: "subscribing to the device's state")
+        }
+        var mtu = characteristic.mtu ?? BlueZ.defaultMTU
+        let assembler = NotificationAssembler()
+        if configuration.preferAcquiredSockets {
+            // StartNotify and AcquireNotify exclude each other.
+            try? await proxy.stopNotify()
+            do {
+                let acquired = try await proxy.acquireNotify()
+                session.notifyFD = acquired.fd
+                mtu = acquired.mtu
+                session.reader = DatagramSocketReader(
+                    fd: acquired.fd, maximumDatagram: 1024, name: "smpctl-ble-notify",
+                    onDatagram: { bytes in link.deliver(assembler.feed(bytes)) },
+                    onClosed: { code in
+                        link.reportDisconnect(
+                            "the notification socket of \(address) closed" + (code.map { " (\(describeErrno($0)))" } ?? ""))
+                    })
+                notifyPath = .socket
+            } catch {
+                if BlueZError.isAuthenticationFailure(error) {
+                    throw BlueZError.from(error, while: "subscribing to SMP notifications", device: address)
+                }
+            }
+        }
+        if session.notifyFD == nil {
+            do {
+                let values = try await bus.signals(
+                    matching: DBusMatchRule(
+                        sender: BlueZ.serviceName, path: proxy.path, interface: DBusInterface.properties,
+                        member: "PropertiesChanged", argument0: BlueZ.gattCharacteristicInterface))
+                session.tasks.append(Task {
+                    for await signal in values {
+                        guard signal.arguments.count >= 2,
+                            let bytes = signal.arguments[1].stringKeyedDictionary?["Value"]?.byteArray
+                        else { continue }
+                        link.deliver(assembler.feed(bytes))
+                    }
+                })
+                try await proxy.startNotify()
+                session.startedNotify = true
+                notifyPath = .dbus
+            } catch {
+                throw BlueZError.from(error, while: "starting SMP notifications", device: address)
+            }
+        }
+        if configuration.preferAcquiredSockets {
+            do {
+                let acquired = try await proxy.acquireWrite()
+                session.writeFD = acquired.fd
+                mtu = acquired.mtu
+                writePath = .socket
+            } catch {
+                if BlueZError.isAuthenticationFailure(error) {
+                    throw BlueZError.from(error, while: "acquiring the SMP characteristic for writing", device: address)
+                }
+            }
+        }
+        if session.writeFD == nil {
+            writePath = .dbus
+            if characteristic.mtu == nil, session.notifyFD == nil, let reported = try? await proxy.mtu() {
+                mtu = reported
+            }
+        }
+        // ATT's minimum; anything smaller is a broken report.
+        self.mtu = max(BlueZ.defaultMTU, min(mtu, 517))
+    }
+
+    // MARK: - Sending
+
+    private func lockSending() async {
+        if !sending {
+            sending = true
+            return
+        }
+        await withCheckedContinuation { sendWaiters.append($0) }
+    }
+
+    private func unlockSending() {
+        if sendWaiters.isEmpty {
+            sending = false
+        } else {
+            sendWaiters.removeFirst().resume()
+        }
+    }
+
+    public func send(_ packet: [UInt8]) async throws(SMPTransportError) {
+        let limit = maximumPacketSize
+        guard packet.count <= limit else {
+            throw SMPTransportError(
+                .packetTooLarge, "a packet of \(packet.count) bytes exceeds the BLE limit of \(limit) (MTU \(mtu))")
+        }
+        await lockSending()
+        defer { unlockSending() }
+        guard let session else { throw SMPTransportError(.notConnected, "the BLE transport is not open") }
+        let piece = mtu - 3
+        var start = 0
+        while start < packet.count {
+            let chunk = Array(packet[start..<min(start + piece, packet.count)])
+            start += chunk.count
+            writeCount += 1
+            largestWrite = max(largestWrite, chunk.count)
+            if let fd = session.writeFD {
+                if let code = sendDatagram(fd: fd, chunk) {
+                    let reason = "writing to \(session.link.device) failed (\(describeErrno(code))): the link dropped"
+                    session.link.reportDisconnect(reason)
+                    throw SMPTransportError(.disconnected, reason, errno: code)
+                }
+            } else {
+                do {
+                    try await session.characteristic.writeCommand(chunk)
+                } catch {
+                    let classified = BlueZError.from(error, while: "writing an SMP request", device: session.link.device)
+                    if classified.code == .disconnected || error.name == .unknownObject
+                        || error.name == .unknownMethod
+                    {
+                        session.link.reportDisconnect(classified.message)
+                        throw SMPTransportError(.disconnected, classified.description)
+                    }
+                    throw SMPTransportError(.sendFailed, classified.description)
+                }
+            }
+        }
+    }
+
+    // MARK: - Closing
+
+    public func close() async {
+        guard let session else { return }
+        self.session = nil
+        await Self.release(session, disconnect: configuration.disconnectOnClose)
+    }
+
+    private static func release(_ session: Session, disconnect: Bool) async {
+        session.link.close()
+        for task in session.tasks { task.cancel() }
+        await session.reader?.stop()
+        if let fd = session.notifyFD { closeDescriptor(fd) }
+        if let fd = session.writeFD { closeDescriptor(fd) }
+        if session.startedNotify { try? await session.characteristic.stopNotify() }
+        if disconnect { try? await session.device.disconnect() }
+        await session.model.stop()
+    }
+}
+
+/// Reassembles notifications into SMP packets; shared by the socket reader thread or the signal task.
+final class NotificationAssembler: Sendable {
+    private let reassembler = Mutex(SMPReassembler(maxPacketLength: SMPHeader.size + Int(UInt16.max)))
+
+    /// Feeds one notification; returns the completed packets, or why the bytes were dropped.
+    func feed(_ bytes: [UInt8]) -> Result<[[UInt8]], SMPDecodingError> {
+        reassembler.withLock { reassembler in
+            do throws(SMPDecodingError) {
+                return .success(try reassembler.append(bytes))
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+}
+
+/// The event side of one link: delivers packets, and reports the disconnect once.
+final class LinkState: Sendable {
+    private let events: AsyncStream<SMPTransportEvent>.Continuation
+    private let finished = Mutex(false)
+    /// The device's address, for messages.
+    let device: String
+
+    init(events: AsyncStream<SMPTransportEvent>.Continuation, device: String) {
+        self.events = events
+        self.device = device
+    }
+
+    func deliver(_ result: Result<[[UInt8]], SMPDecodingError>) {
+        guard !finished.withLock({ $0 }) else { return }
+        switch result {
+        case .success(let packets):
+            for packet in packets { events.yield(.packet(packet)) }
+        case .failure(let error):
+            events.yield(.invalid("notification dropped: \(error)"))
+        }
+    }
+
+    func reportDisconnect(_ reason: String) {
+        let first = finished.withLock { finished -> Bool in
+            defer { finished = true }
+            return !finished
+        }
+        guard first else { return }
+        events.yield(
+            .disconnected(
+                SMPTransportError(
+                    .disconnected,
+                    "\(reason). Reconnect and try again; an interrupted upload resumes from the device's offset.")))
+    }
+
+    /// Stops delivering: the transport was closed on purpose.
+    func close() { finished.withLock { $0 = true } }
+}

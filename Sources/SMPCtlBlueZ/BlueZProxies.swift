@@ -1,0 +1,177 @@
+public import SMPCtlDBus
+
+/// Names BlueZ uses on D-Bus, and the SMP GATT UUIDs.
+public enum BlueZ {
+    /// bluetoothd's bus name.
+    public static let serviceName = "org.bluez"
+    public static let adapterInterface = "org.bluez.Adapter1"
+    public static let deviceInterface = "org.bluez.Device1"
+    public static let gattServiceInterface = "org.bluez.GattService1"
+    public static let gattCharacteristicInterface = "org.bluez.GattCharacteristic1"
+    /// The SMP service UUID, lower-case as BlueZ writes it.
+    public static let smpServiceUUID = "8d53dc1d-1db7-4cd3-868b-8a527460aa84"
+    /// The SMP characteristic UUID, lower-case as BlueZ writes it.
+    public static let smpCharacteristicUUID = "da2e7828-fbce-4e01-ae9e-261174997c48"
+    /// The ATT MTU before any exchange.
+    public static let defaultMTU = 23
+}
+
+/// `org.freedesktop.DBus.ObjectManager` at bluetoothd's root.
+public struct BlueZObjectManagerProxy: Sendable {
+    public let bus: BusConnection
+    public init(bus: BusConnection) { self.bus = bus }
+
+    /// Every object with its interfaces and their properties (`a{oa{sa{sv}}}`).
+    public func managedObjects() async throws(DBusError) -> [String: [String: [String: DBusValue]]] {
+        let reply = try await bus.call(
+            destination: BlueZ.serviceName, path: "/", interface: DBusInterface.objectManager,
+            member: "GetManagedObjects", timeout: .seconds(10))
+        guard let objects = reply.first?.stringKeyedDictionary else {
+            throw DBusError(.invalidReply, "GetManagedObjects did not return a{oa{sa{sv}}}")
+        }
+        var result: [String: [String: [String: DBusValue]]] = [:]
+        for (path, interfaces) in objects {
+            result[path] = interfacesAndProperties(interfaces)
+        }
+        return result
+    }
+}
+
+/// Decodes an `a{sa{sv}}` value.
+func interfacesAndProperties(_ value: DBusValue) -> [String: [String: DBusValue]] {
+    var result: [String: [String: DBusValue]] = [:]
+    for (name, properties) in value.stringKeyedDictionary ?? [:] {
+        result[name] = properties.stringKeyedDictionary ?? [:]
+    }
+    return result
+}
+
+/// `org.bluez.Adapter1` of one adapter.
+public struct BlueZAdapterProxy: Sendable {
+    public let bus: BusConnection
+    /// Such as `/org/bluez/hci0`.
+    public let path: String
+    public init(bus: BusConnection, path: String) {
+        self.bus = bus
+        self.path = path
+    }
+
+    /// Restricts discovery, for example to LE devices advertising `uuids`.
+    public func setDiscoveryFilter(uuids: [String], transport: String = "le") async throws(DBusError) {
+        var filter: [String: DBusValue] = ["Transport": .string(transport)]
+        if !uuids.isEmpty { filter["UUIDs"] = .strings(uuids) }
+        _ = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.adapterInterface, member: "SetDiscoveryFilter",
+            arguments: [.propertyDictionary(filter)])
+    }
+
+    public func startDiscovery() async throws(DBusError) {
+        _ = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.adapterInterface, member: "StartDiscovery")
+    }
+
+    public func stopDiscovery() async throws(DBusError) {
+        _ = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.adapterInterface, member: "StopDiscovery")
+    }
+
+    /// Whether the adapter is powered.
+    public func isPowered() async throws(DBusError) -> Bool {
+        let value = try await bus.property(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.adapterInterface, name: "Powered")
+        return value.boolValue ?? false
+    }
+}
+
+/// `org.bluez.Device1` of one device.
+public struct BlueZDeviceProxy: Sendable {
+    public let bus: BusConnection
+    /// Such as `/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF`.
+    public let path: String
+    public init(bus: BusConnection, path: String) {
+        self.bus = bus
+        self.path = path
+    }
+
+    /// Connects; for LE this also starts GATT discovery (wait for `ServicesResolved` afterwards).
+    public func connect(timeout: Duration) async throws(DBusError) {
+        _ = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.deviceInterface, member: "Connect",
+            timeout: timeout)
+    }
+
+    public func disconnect() async throws(DBusError) {
+        _ = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.deviceInterface, member: "Disconnect",
+            timeout: .seconds(10))
+    }
+}
+
+/// `org.bluez.GattCharacteristic1` of one characteristic.
+public struct BlueZCharacteristicProxy: Sendable {
+    public let bus: BusConnection
+    public let path: String
+    public init(bus: BusConnection, path: String) {
+        self.bus = bus
+        self.path = path
+    }
+
+    /// A socket for Write Commands and the ATT MTU. The caller owns (and closes) the descriptor.
+    public func acquireWrite() async throws(DBusError) -> (fd: Int32, mtu: Int) {
+        try await acquire("AcquireWrite")
+    }
+
+    /// A socket that receives notifications and the ATT MTU. The caller owns (and closes) the descriptor.
+    public func acquireNotify() async throws(DBusError) -> (fd: Int32, mtu: Int) {
+        try await acquire("AcquireNotify")
+    }
+
+    private func acquire(_ member: String) async throws(DBusError) -> (fd: Int32, mtu: Int) {
+        let reply = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface, member: member,
+            arguments: [.propertyDictionary([:])], timeout: .seconds(10))
+        var fd: Int32 = -1
+        var mtu: Int?
+        for value in reply {
+            if case .unixFD(let descriptor) = value {
+                fd = descriptor
+            } else if let number = value.integerValue {
+                mtu = number
+            }
+        }
+        guard fd >= 0, let mtu else {
+            if fd >= 0 { closeDescriptor(fd) }
+            throw DBusError(.invalidReply, "\(member) did not return (h fd, q mtu)")
+        }
+        return (fd, mtu)
+    }
+
+    /// Writes without response (`type: command`); `value` must fit one ATT PDU (MTU−3 bytes).
+    public func writeCommand(_ value: [UInt8]) async throws(DBusError) {
+        _ = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface,
+            member: "WriteValue", arguments: [.bytes(value), .propertyDictionary(["type": .string("command")])],
+            timeout: .seconds(10))
+    }
+
+    /// Starts notifications, which then arrive as `PropertiesChanged` of `Value`.
+    public func startNotify() async throws(DBusError) {
+        _ = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface,
+            member: "StartNotify", timeout: .seconds(10))
+    }
+
+    public func stopNotify() async throws(DBusError) {
+        _ = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface,
+            member: "StopNotify", timeout: .seconds(10))
+    }
+
+    /// The ATT MTU (BlueZ 5.62 and later).
+    public func mtu() async throws(DBusError) -> Int {
+        let value = try await bus.property(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface, name: "MTU")
+        guard let mtu = value.integerValue else { throw DBusError(.invalidReply, "MTU is not a number") }
+        return mtu
+    }
+}

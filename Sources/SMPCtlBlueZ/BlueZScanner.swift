@@ -1,0 +1,70 @@
+import SMPCtlDBus
+
+/// Discovers LE devices through BlueZ: those advertising the SMP service, or all.
+public struct BlueZScanner: Sendable {
+    /// An adapter name such as `hci1`; `nil` takes the first powered adapter.
+    public var adapter: String?
+    /// A D-Bus address; `nil` means the system bus (or `DBUS_SYSTEM_BUS_ADDRESS`).
+    public var busAddress: String?
+    /// List every device, not only those advertising the SMP service.
+    public var includeAll: Bool
+
+    public init(adapter: String? = nil, busAddress: String? = nil, includeAll: Bool = false) {
+        self.adapter = adapter
+        self.busAddress = busAddress
+        self.includeAll = includeAll
+    }
+
+    /// Scans for `duration`; `onUpdate` runs whenever a listed device appears or changes (RSSI, name).
+    /// Returns the devices seen, sorted by address.
+    public func scan(for duration: Duration, onUpdate: @Sendable (BlueZDeviceInfo) -> Void = { _ in })
+        async throws(BlueZError) -> [BlueZDeviceInfo]
+    {
+        let address = busAddress ?? BusConnection.systemBusAddress()
+        let bus: BusConnection
+        do {
+            bus = try await BusConnection.connect(address: address)
+        } catch {
+            throw BlueZError.from(error, while: "connecting to the system D-Bus at \(address)")
+        }
+        defer { Task { await bus.close() } }
+        let model: BlueZObjectModel
+        do {
+            model = try await BlueZObjectModel.load(bus: bus)
+        } catch {
+            throw BlueZError.from(error, while: "reading BlueZ's objects")
+        }
+        let chosen: BlueZAdapterInfo
+        do {
+            chosen = try await BLETransport.chooseAdapter(model: model, name: adapter)
+        } catch {
+            await model.stop()
+            throw error
+        }
+        let proxy = BlueZAdapterProxy(bus: bus, path: chosen.path)
+        try? await proxy.setDiscoveryFilter(uuids: includeAll ? [] : [BlueZ.smpServiceUUID])
+        do {
+            try await proxy.startDiscovery()
+        } catch where error.name == .bluezInProgress {
+        } catch {
+            await model.stop()
+            throw BlueZError.from(error, while: "starting discovery on \(chosen.name)")
+        }
+        var seen: [String: BlueZDeviceInfo] = [:]
+        let deadline = ContinuousClock.now + duration
+        while !Task.isCancelled {
+            for device in await model.devices
+            where device.adapterPath == chosen.path && (includeAll || device.hasSMPService) {
+                if seen[device.path] != device {
+                    seen[device.path] = device
+                    onUpdate(device)
+                }
+            }
+            guard ContinuousClock.now < deadline else { break }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        try? await proxy.stopDiscovery()
+        await model.stop()
+        return seen.values.sorted { $0.address < $1.address }
+    }
+}

@@ -1,1 +1,0 @@
-// BlueZ proxies, scanning and the BLE SMP transport.

@@ -1,0 +1,235 @@
+import Foundation
+import Testing
+@testable import SMPCtlBlueZ
+import SMPCtlClient
+import SMPCtlDBus
+import SMPCtlProtocol
+import SMPCtlSimulator
+import SMPCtlTransport
+
+let testImagePath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures/test-image.bin").path
+
+/// A private bus with the fake bluetoothd and a simulator behind it.
+struct FakeBluetoothSetup {
+    let bus: PrivateBus
+    let fake: FakeBlueZ
+    let device: SimulatedDevice
+
+    static func run(
+        options: FakeBlueZOptions = FakeBlueZOptions(), simulator: (inout SimulatorConfiguration) -> Void = { _ in },
+        _ body: (FakeBluetoothSetup) async throws -> Void
+    ) async throws {
+        try await withPrivateBus { bus in
+            var configuration = SimulatorConfiguration()
+            simulator(&configuration)
+            let device = SimulatedDevice(configuration: configuration)
+            let fake = try await FakeBlueZ.start(
+                address: bus.address, server: SimulatorServer(device: device, bootTime: .milliseconds(50)),
+                options: options)
+            do {
+                try await body(FakeBluetoothSetup(bus: bus, fake: fake, device: device))
+            } catch {
+                await fake.stop()
+                throw error
+            }
+            await fake.stop()
+        }
+    }
+
+    func transport(target: String = "smp-sim", acquire: Bool = true, discoveryTimeout: Duration = .seconds(2))
+        -> BLETransport
+    {
+        var configuration = BLETransport.Configuration(target: target, busAddress: bus.address)
+        configuration.preferAcquiredSockets = acquire
+        configuration.discoveryTimeout = discoveryTimeout
+        configuration.connectTimeout = .seconds(2)
+        return BLETransport(configuration: configuration)
+    }
+}
+
+func testClientOptions() -> SMPClientOptions {
+    var options = SMPClientOptions()
+    options.timeout = .milliseconds(500)
+    options.retries = 3
+    options.busyDelay = .milliseconds(5)
+    return options
+}
+
+func testUpdateOptions() -> FirmwareUpdateOptions {
+    var options = FirmwareUpdateOptions(mode: .testAndConfirm)
+    options.reconnectTimeout = .seconds(5)
+    options.resetGrace = .milliseconds(50)
+    options.upload.firstChunkTimeout = .seconds(1)
+    return options
+}
+
+/// Opens the transport with an event sink, and expects it to fail with a message containing `text`.
+func expectOpenFailure(_ transport: BLETransport, containing text: String) async {
+    let (_, continuation) = AsyncStream<SMPTransportEvent>.makeStream()
+    do {
+        try await transport.open(events: continuation)
+        Issue.record("open succeeded; expected a failure mentioning \"\(text)\"")
+        await transport.close()
+    } catch {
+        #expect(error.reason.contains(text), "\(error.reason)")
+    }
+}
+
+enum WriteRoute: String, CaseIterable, Sendable {
+    case socket = "AcquireWrite/AcquireNotify"
+    case dbus = "WriteValue/StartNotify"
+}
+
+@Suite("BLE transport against a fake bluetoothd", .serialized, .timeLimit(.minutes(1)))
+struct BLETransportTests {
+    @Test("a full dfu of test-image.bin", arguments: [23, 65, 247], WriteRoute.allCases)
+    func dfu(mtu: Int, route: WriteRoute) async throws {
+        var options = FakeBlueZOptions()
+        options.mtu = mtu
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            let transport = setup.transport(acquire: route == .socket)
+            let client = SMPClient(transport: transport, options: testClientOptions())
+            try await client.open()
+            let file = try FirmwareFile(path: testImagePath)
+            let identity = try FirmwareImageIdentity(file: file)
+            let report = try await client.update(file, imageHash: identity.hash, options: testUpdateOptions())
+            await client.close()
+            #expect(report.running)
+            #expect(report.confirmed)
+            #expect(await transport.mtu == mtu)
+            let expectedPath: BLETransport.DataPath = route == .socket ? .socket : .dbus
+            #expect(await transport.writePath == expectedPath)
+            #expect(await transport.notifyPath == expectedPath)
+            #expect(await transport.largestWrite <= mtu - 3)
+            #expect(await setup.fake.oversizeWrites == 0)
+            #expect(await setup.fake.largestWrite <= mtu - 3)
+            #expect(await setup.fake.largestNotification <= mtu - 3)
+            // Packets were split across writes because the simulator reassembles (buf_size 2048).
+            #expect(await setup.fake.writes > file.length / (mtu - 3))
+            // Reconnected after the reset.
+            #expect(await setup.fake.connectCount >= 2)
+        }
+    }
+
+    @Test("without the device's buffer size, packets fit one write")
+    func packetSizeWithoutReassembly() async throws {
+        try await FakeBluetoothSetup.run { setup in
+            let transport = setup.transport()
+            let (_, continuation) = AsyncStream<SMPTransportEvent>.makeStream()
+            try await transport.open(events: continuation)
+            #expect(await transport.maximumPacketSize == 62)
+            await transport.useDeviceBufferSize(40)
+            #expect(await transport.maximumPacketSize == 62)
+            await transport.useDeviceBufferSize(2048)
+            #expect(await transport.maximumPacketSize == 2048)
+            await #expect(throws: SMPTransportError.self) { try await transport.send([UInt8](repeating: 0, count: 2049)) }
+            await transport.close()
+        }
+    }
+
+    @Test("a disconnect in the middle of the upload resumes after reconnecting", arguments: WriteRoute.allCases)
+    func disconnectMidUpload(route: WriteRoute) async throws {
+        try await FakeBluetoothSetup.run(simulator: { $0.disconnectAfterBytes = 2500 }) { setup in
+            let transport = setup.transport(acquire: route == .socket)
+            let client = SMPClient(transport: transport, options: testClientOptions())
+            try await client.open()
+            let file = try FirmwareFile(path: testImagePath)
+            let identity = try FirmwareImageIdentity(file: file)
+            let report = try await client.update(file, imageHash: identity.hash, options: testUpdateOptions())
+            await client.close()
+            #expect(report.confirmed)
+            // First connect, the reconnect after the drop, and the one after the reset.
+            #expect(await setup.fake.connectCount >= 3)
+        }
+    }
+
+    @Test("a characteristic that needs pairing gives a pairing error", arguments: WriteRoute.allCases)
+    func pairingRequired(route: WriteRoute) async throws {
+        var options = FakeBlueZOptions()
+        options.requiresPairing = true
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            await expectOpenFailure(setup.transport(acquire: route == .socket), containing: "bluetoothctl pair")
+        }
+    }
+
+    @Test("no org.bluez on the bus: bluetoothd is not running")
+    func bluetoothdMissing() async throws {
+        try await withPrivateBus { bus in
+            let transport = BLETransport(configuration: BLETransport.Configuration(target: "x", busAddress: bus.address))
+            await expectOpenFailure(transport, containing: "bluetoothd is not running")
+            await expectOpenFailure(transport, containing: "systemctl start bluetooth")
+        }
+    }
+
+    @Test("an unknown device is not found before the timeout")
+    func deviceNotFound() async throws {
+        try await FakeBluetoothSetup.run { setup in
+            await expectOpenFailure(
+                setup.transport(target: "no-such-device", discoveryTimeout: .milliseconds(300)),
+                containing: "no device named or addressed \"no-such-device\"")
+        }
+    }
+
+    @Test("a powered-off adapter is reported")
+    func adapterPoweredOff() async throws {
+        var options = FakeBlueZOptions()
+        options.adapterPowered = false
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            await expectOpenFailure(setup.transport(), containing: "bluetoothctl power on")
+        }
+    }
+
+    @Test("an unknown adapter is reported with the ones available")
+    func unknownAdapter() async throws {
+        try await FakeBluetoothSetup.run { setup in
+            var configuration = BLETransport.Configuration(target: "smp-sim", adapter: "hci7", busAddress: setup.bus.address)
+            configuration.discoveryTimeout = .milliseconds(300)
+            await expectOpenFailure(BLETransport(configuration: configuration), containing: "available: hci0")
+        }
+    }
+
+    @Test("the device is found by address too")
+    func byAddress() async throws {
+        try await FakeBluetoothSetup.run { setup in
+            let transport = setup.transport(target: "00:aa:01:00:00:00")
+            let client = SMPClient(transport: transport, options: testClientOptions())
+            try await client.open()
+            let echo = try await client.send(OSManagement.EchoRequest("over ble"))
+            #expect(echo.text == "over ble")
+            await client.close()
+        }
+    }
+
+    @Test("the fake's WriteValue refuses more than MTU-3 bytes")
+    func writeValueLimit() async throws {
+        var options = FakeBlueZOptions()
+        options.mtu = 23
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            let transport = setup.transport(acquire: false)
+            let (_, continuation) = AsyncStream<SMPTransportEvent>.makeStream()
+            try await transport.open(events: continuation)
+            let bus = try await BusConnection.connect(address: setup.bus.address)
+            let characteristic = BlueZCharacteristicProxy(bus: bus, path: await setup.fake.characteristicPath)
+            let error = await #expect(throws: DBusError.self) {
+                try await characteristic.writeCommand([UInt8](repeating: 0, count: 21))
+            }
+            #expect(error?.name == .bluezFailed)
+            await bus.close()
+            await transport.close()
+        }
+    }
+
+    @Test("the scanner lists the SMP device with its address, type and RSSI")
+    func scan() async throws {
+        try await FakeBluetoothSetup.run { setup in
+            let scanner = BlueZScanner(busAddress: setup.bus.address)
+            let devices = try await scanner.scan(for: .milliseconds(300))
+            #expect(devices.count == 1)
+            #expect(devices.first?.name == "smp-sim")
+            #expect(devices.first?.address == "00:AA:01:00:00:00")
+            #expect(devices.first?.addressType == "random")
+            #expect(devices.first?.rssi == -52)
+        }
+    }
+}

@@ -1,0 +1,315 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import SMPCtlBlueZ
+import SMPCtlDBus
+import SMPCtlProtocol
+import SMPCtlTransport
+
+/// How the fake bluetoothd behaves.
+struct FakeBlueZOptions: Sendable {
+    var mtu = 65
+    /// Whether AcquireWrite/AcquireNotify work (otherwise `NotSupported`, as for chars without write-without-response).
+    var supportsAcquire = true
+    /// GATT access answers `NotPermitted "Not paired"`, as BlueZ does for an encrypted characteristic.
+    var requiresPairing = false
+    var adapterPowered = true
+    var deviceName = "smp-sim"
+    var deviceAddress = "00:AA:01:00:00:00"
+}
+
+/// A fake `org.bluez` on a private bus: ObjectManager, one adapter, one SMP device found by discovery,
+/// and its SMP characteristic, behind which an ``SMPPacketServer`` (the simulator) answers.
+actor FakeBlueZ {
+    static let adapterPath = "/org/bluez/hci0"
+    let options: FakeBlueZOptions
+    let bus: BusConnection
+    let server: any SMPPacketServer
+    let devicePath: String
+    var servicePath: String { devicePath + "/service0010" }
+    var characteristicPath: String { devicePath + "/service0010/char0011" }
+
+    private var deviceKnown = false
+    private var servicesKnown = false
+    private var connected = false
+    private var servicesResolved = false
+    private var notifying = false
+    private var discovering = false
+    private var writeSocket: (mine: Int32, given: Int32)?
+    private var notifySocket: (mine: Int32, given: Int32)?
+    private var writeReader: DatagramSocketReader?
+    private var reassembler = SMPReassembler(maxPacketLength: 8 + 65535)
+
+    /// What the fake saw, for assertions.
+    private(set) var connectCount = 0
+    private(set) var writes = 0
+    private(set) var largestWrite = 0
+    private(set) var oversizeWrites = 0
+    private(set) var notifications = 0
+    private(set) var largestNotification = 0
+
+    private init(bus: BusConnection, server: any SMPPacketServer, options: FakeBlueZOptions) {
+        self.bus = bus
+        self.server = server
+        self.options = options
+        devicePath = Self.adapterPath + "/dev_" + options.deviceAddress.replacingOccurrences(of: ":", with: "_")
+    }
+
+    /// Connects to the bus at `address`, takes the name `org.bluez`, and exports the objects.
+    static func start(address: String, server: any SMPPacketServer, options: FakeBlueZOptions = FakeBlueZOptions())
+        async throws -> FakeBlueZ
+    {
+        let bus = try await BusConnection.connect(address: address)
+        let fake = FakeBlueZ(bus: bus, server: server, options: options)
+        try await bus.requestName(BlueZ.serviceName)
+        for role in [FakeObject.Role.root, .adapter, .device, .service, .characteristic] {
+            try await bus.export(FakeObject(fake: fake, role: role), at: await fake.path(of: role))
+        }
+        return fake
+    }
+
+    func stop() async {
+        closeSockets()
+        await writeReader?.stop()
+        await bus.close()
+    }
+
+    func path(of role: FakeObject.Role) -> String {
+        switch role {
+        case .root: "/"
+        case .adapter: Self.adapterPath
+        case .device: devicePath
+        case .service: servicePath
+        case .characteristic: characteristicPath
+        }
+    }
+
+    // MARK: - Properties
+
+    func properties(of role: FakeObject.Role, interface: String) -> [String: DBusValue]? {
+        switch (role, interface) {
+        case (.adapter, BlueZ.adapterInterface):
+            return ["Address": .string("00:AA:01:01:00:01"), "Powered": .bool(options.adapterPowered),
+                "Discovering": .bool(discovering), "Name": .string("fake")]
+        case (.device, BlueZ.deviceInterface) where deviceKnown:
+            return ["Address": .string(options.deviceAddress), "AddressType": .string("random"),
+                "Name": .string(options.deviceName), "Alias": .string(options.deviceName), "RSSI": .int16(-52),
+                "Connected": .bool(connected), "ServicesResolved": .bool(servicesResolved), "Paired": .bool(false),
+                "Adapter": .objectPath(Self.adapterPath), "UUIDs": .strings([BlueZ.smpServiceUUID])]
+        case (.service, BlueZ.gattServiceInterface) where servicesKnown:
+            return ["UUID": .string(BlueZ.smpServiceUUID), "Primary": .bool(true), "Device": .objectPath(devicePath)]
+        case (.characteristic, BlueZ.gattCharacteristicInterface) where servicesKnown:
+            return ["UUID": .string(BlueZ.smpCharacteristicUUID), "Service": .objectPath(servicePath),
+                "Flags": .strings(["write-without-response", "notify"]), "MTU": .uint16(UInt16(options.mtu)),
+                "Notifying": .bool(notifying), "Value": .bytes([])]
+        default:
+            return nil
+        }
+    }
+
+    private func interfaces(of role: FakeObject.Role) -> DBusValue {
+        let name: String
+        switch role {
+        case .adapter: name = BlueZ.adapterInterface
+        case .device: name = BlueZ.deviceInterface
+        case .service: name = BlueZ.gattServiceInterface
+        case .characteristic: name = BlueZ.gattCharacteristicInterface
+        case .root: return .dictionary(keySignature: "s", valueSignature: "a{sv}", [])
+        }
+        let properties = self.properties(of: role, interface: name) ?? [:]
+        return .dictionary(keySignature: "s", valueSignature: "a{sv}", [
+            DBusDictionaryEntry(key: .string(name), value: .propertyDictionary(properties))
+        ])
+    }
+
+    private func managedObjects() -> DBusValue {
+        var roles: [FakeObject.Role] = [.adapter]
+        if deviceKnown { roles.append(.device) }
+        if servicesKnown { roles += [.service, .characteristic] }
+        return .dictionary(keySignature: "o", valueSignature: "a{sa{sv}}", roles.map {
+            DBusDictionaryEntry(key: .objectPath(path(of: $0)), value: interfaces(of: $0))
+        })
+    }
+
+    private func announce(_ role: FakeObject.Role) async throws(DBusError) {
+        try await bus.emitSignal(path: "/", interface: DBusInterface.objectManager, member: "InterfacesAdded",
+            arguments: [.objectPath(path(of: role)), interfaces(of: role)])
+    }
+
+    private func changed(_ role: FakeObject.Role, _ interface: String, _ values: [String: DBusValue]) async {
+        try? await bus.emitPropertiesChanged(path: path(of: role), interface: interface, changed: values)
+    }
+
+    // MARK: - Methods
+
+    func handle(_ role: FakeObject.Role, _ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {
+        switch (role, call.member) {
+        case (.root, "GetManagedObjects"):
+            return [managedObjects()]
+        case (.adapter, "SetDiscoveryFilter"):
+            return []
+        case (.adapter, "StartDiscovery"):
+            guard options.adapterPowered else { throw DBusError(.bluezNotReady, "Resource Not Ready") }
+            discovering = true
+            if !deviceKnown {
+                deviceKnown = true
+                try await announce(.device)
+            }
+            return []
+        case (.adapter, "StopDiscovery"):
+            discovering = false
+            return []
+        case (.device, "Connect"):
+            connectCount += 1
+            connected = true
+            await changed(.device, BlueZ.deviceInterface, ["Connected": .bool(true)])
+            if !servicesKnown {
+                servicesKnown = true
+                try await announce(.service)
+                try await announce(.characteristic)
+            }
+            servicesResolved = true
+            await changed(.device, BlueZ.deviceInterface, ["ServicesResolved": .bool(true)])
+            return []
+        case (.device, "Disconnect"):
+            guard connected else { throw DBusError(.bluezNotConnected, "Not Connected") }
+            await dropLink()
+            return []
+        case (.characteristic, let member):
+            return try await handleCharacteristic(member, call.arguments)
+        default:
+            throw DBusError(.unknownMethod, "no method \(call.member) at \(call.path)")
+        }
+    }
+
+    private func handleCharacteristic(_ member: String, _ arguments: [DBusValue]) async throws(DBusError) -> [DBusValue] {
+        guard connected else { throw DBusError(.bluezNotConnected, "Not Connected") }
+        let gattAccess = ["WriteValue", "StartNotify", "AcquireWrite", "AcquireNotify"]
+        if options.requiresPairing, gattAccess.contains(member) {
+            throw DBusError(.bluezNotPermitted, "Not paired")
+        }
+        switch member {
+        case "WriteValue":
+            guard writeSocket == nil else { throw DBusError(.bluezNotPermitted, "Write acquired") }
+            guard let bytes = arguments.first?.byteArray else { throw DBusError(.invalidArgs, "WriteValue takes ay") }
+            guard bytes.count <= options.mtu - 3 else {
+                oversizeWrites += 1
+                throw DBusError(.bluezFailed, "Failed to initiate write")
+            }
+            await receive(bytes)
+            return []
+        case "StartNotify":
+            guard notifySocket == nil else { throw DBusError(.bluezNotPermitted, "Notify acquired") }
+            notifying = true
+            return []
+        case "StopNotify":
+            notifying = false
+            return []
+        case "AcquireWrite", "AcquireNotify":
+            guard options.supportsAcquire else { throw DBusError(.bluezNotSupported, "Operation is not supported") }
+            if member == "AcquireNotify", notifying { throw DBusError(.bluezInProgress, "Notify already started") }
+            var ends: [Int32] = [-1, -1]
+            guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0, &ends) == 0 else {
+                throw DBusError(.bluezFailed, "socketpair failed")
+            }
+            if member == "AcquireWrite" {
+                writeSocket = (ends[0], ends[1])
+                let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
+                writeReader = DatagramSocketReader(
+                    fd: ends[0], maximumDatagram: 1024, name: "fake-bluez-write",
+                    onDatagram: { continuation.yield($0) }, onClosed: { _ in continuation.finish() })
+                Task { [weak self] in
+                    for await bytes in stream { await self?.receiveSocketWrite(bytes) }
+                }
+            } else {
+                notifySocket = (ends[0], ends[1])
+            }
+            return [.unixFD(ends[1]), .uint16(UInt16(options.mtu))]
+        default:
+            throw DBusError(.unknownMethod, "no method \(member)")
+        }
+    }
+
+    private func receiveSocketWrite(_ bytes: [UInt8]) async {
+        guard bytes.count <= options.mtu - 3 else {
+            oversizeWrites += 1
+            return
+        }
+        await receive(bytes)
+    }
+
+    /// One write of at most MTU−3 bytes: reassemble, let the server answer, notify in MTU−3 pieces.
+    private func receive(_ bytes: [UInt8]) async {
+        writes += 1
+        largestWrite = max(largestWrite, bytes.count)
+        let packets: [[UInt8]]
+        do {
+            packets = try reassembler.append(bytes)
+        } catch {
+            return
+        }
+        for packet in packets {
+            let reply = await server.handle(packet)
+            for response in reply.responses { await notify(response) }
+            let isReset = packet.count >= 8 && packet[0] & 0x07 == 2 && packet[4] == 0 && packet[5] == 0 && packet[7] == 5
+            if reply.disconnect || isReset {
+                await dropLink()
+                return
+            }
+        }
+    }
+
+    private func notify(_ packet: [UInt8]) async {
+        let piece = options.mtu - 3
+        var start = 0
+        while start < packet.count {
+            let chunk = Array(packet[start..<min(start + piece, packet.count)])
+            start += chunk.count
+            notifications += 1
+            largestNotification = max(largestNotification, chunk.count)
+            if let socket = notifySocket {
+                _ = sendDatagram(fd: socket.mine, chunk)
+            } else if notifying {
+                await changed(.characteristic, BlueZ.gattCharacteristicInterface, ["Value": .bytes(chunk)])
+            }
+        }
+    }
+
+    private func closeSockets() {
+        for socket in [writeSocket, notifySocket].compactMap({ $0 }) {
+            close(socket.mine)
+            close(socket.given)
+        }
+        writeSocket = nil
+        notifySocket = nil
+    }
+
+    /// The link drops: sockets hang up, Connected and ServicesResolved turn false (BlueZ keeps the GATT objects).
+    func dropLink() async {
+        closeSockets()
+        let reader = writeReader
+        writeReader = nil
+        await reader?.stop()
+        reassembler.reset()
+        connected = false
+        servicesResolved = false
+        notifying = false
+        await changed(.device, BlueZ.deviceInterface, ["Connected": .bool(false), "ServicesResolved": .bool(false)])
+    }
+}
+
+/// One exported object of the fake; calls go to the actor.
+struct FakeObject: DBusObjectHandler {
+    enum Role: Sendable { case root, adapter, device, service, characteristic }
+    let fake: FakeBlueZ
+    let role: Role
+
+    func handleMethodCall(_ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {
+        try await fake.handle(role, call)
+    }
+
+    func properties(of interface: String) async -> [String: DBusValue]? {
+        await fake.properties(of: role, interface: interface)
+    }
+}
