@@ -99,7 +99,15 @@ struct UploadArguments: ParsableArguments {
     /// Opens the file and reads its image identity; refuses files that are not images unless forced,
     /// saying what the file is and what to upload instead.
     func load(output: Output) throws -> (FirmwareFile, FirmwareImageIdentity?) {
+        // The common case, a signed image with a SHA-256 hash TLV, is checked by streaming the file
+        // (FirmwareImageIdentity), so memory does not grow with the image. Anything else goes through
+        // the full inspector, which reads the file whole to say what it is and what to upload instead.
         // Files the inspector cannot read (missing, over 64 MiB) are reported by FirmwareFile below.
+        let firmware = try? FirmwareFile(path: file)
+        let streamed = firmware.flatMap { try? FirmwareImageIdentity(file: $0) }
+        if let firmware, let streamed, streamed.image.sha256TLV != nil, streamed.image.signatureTLV != nil {
+            return (firmware, streamed)
+        }
         if let inspection = try? ImageInspector.inspect(path: file) {
             if inspection.verdict != .good {
                 if force {
