@@ -93,6 +93,17 @@ public actor BLETransport: SMPTransport {
         return payload
     }
 
+    /// The link as far as BlueZ shows it: the negotiated MTU, and whether the device reassembles.
+    /// The connection interval, PHY and data length are not visible through BlueZ's D-Bus API, so the
+    /// model assumes values that draw no advice (15 ms, 2M PHY, DLE 251 above MTU 27): advice about a
+    /// BLE link then rests only on what is known, the MTU and reassembly.
+    public var linkModel: LinkModel? {
+        let reassembles = (deviceBufferSize ?? 0) > mtu - 3
+        return LinkModel(medium: .ble(
+            mtu: mtu, interval: .milliseconds(15), packetsPerEvent: 6, phy: .le2M, dataLength: mtu > 27 ? 251 : 27,
+            reassembly: reassembles))
+    }
+
     public func useDeviceBufferSize(_ bufferSize: Int) async {
         deviceBufferSize = bufferSize > 0 ? bufferSize : nil
     }
