@@ -1,1 +1,0 @@
-// Diagnosis of failed updates: knowledge base, image inspection, build-folder doctor.
