@@ -40,7 +40,7 @@ struct DFUCommand: AsyncParsableCommand {
         output.line("image \(upload.file): version \(identity.version), hash \(hexString(identity.hash)), \(formatBytes(file.length))")
         var options = FirmwareUpdateOptions(mode: mode, upload: upload.uploadOptions)
         options.reconnectTimeout = .milliseconds(Int(reconnectTimeout * 1000))
-        let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal)
+        let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal, output: output)
         let report = try await global.withClient { client, _ throws(SMPClientError) -> FirmwareUpdateReport? in
             let preflight = try await UploadPreflight.run(
                 client: client, file: file, identity: identity, image: upload.image ?? 0, timeout: global.timeout,
@@ -92,7 +92,6 @@ struct DFUCommand: AsyncParsableCommand {
             output.event(["event": "upload_started", "length": .int(length), "request_size": .int(budget)])
         case .uploadProgress(let progress):
             bar.update(progress)
-            output.event(["event": "upload", "offset": .int(progress.offset), "total": .int(progress.total)])
         case .uploadFinished(let result):
             if result.resumedFrom > 0 { output.line("resumed a previous upload at offset \(result.resumedFrom)") }
             output.line("uploaded in \(String(format: "%.2f", result.seconds)) s, \(result.chunks) chunks")

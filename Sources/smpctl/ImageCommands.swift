@@ -163,7 +163,7 @@ struct ImageUploadCommand: AsyncParsableCommand {
     func run() async throws {
         let output = Output(json: global.json)
         let (file, identity) = try upload.load(output: output)
-        let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal)
+        let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal, output: output)
         let outcome = try await global.withClient { client, _ throws(SMPClientError) -> (UploadResult, ImageManagement.StateReadRequest.Response)? in
             let preflight = try await UploadPreflight.run(
                 client: client, file: file, identity: identity, image: upload.image ?? 0, timeout: global.timeout,
@@ -177,7 +177,6 @@ struct ImageUploadCommand: AsyncParsableCommand {
             }
             let result = try await client.upload(file, options: upload.uploadOptions) { progress in
                 bar.update(progress)
-                output.event(["event": "upload", "offset": .int(progress.offset), "total": .int(progress.total)])
             }
             let state = try await client.send(ImageManagement.StateReadRequest())
             if let identity, !state.images.contains(where: { $0.hash == identity.hash }) {

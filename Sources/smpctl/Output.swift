@@ -108,19 +108,22 @@ struct Output: Sendable {
     }
 }
 
-/// A one-line progress bar on standard error, redrawn in place at most ten times a second.
+/// Upload progress for people and scripts: a one-line bar on standard error (on a terminal), and
+/// with `--json` an `upload` event; both at most ten times a second, plus the final one.
 final class ProgressBar: Sendable {
-    private let lastDraw = Mutex(0.0)
+    private let lastDraw = Mutex(-1.0)
     private let enabled: Bool
     private let label: String
+    private let output: Output?
 
-    init(label: String, enabled: Bool) {
+    init(label: String, enabled: Bool, output: Output? = nil) {
         self.label = label
         self.enabled = enabled
+        self.output = output
     }
 
     func update(_ progress: UploadProgress) {
-        guard enabled else { return }
+        guard enabled || output?.json == true else { return }
         let now = Date().timeIntervalSince1970
         let due = lastDraw.withLock { last in
             guard progress.offset == progress.total || now - last >= 0.1 else { return false }
@@ -128,6 +131,8 @@ final class ProgressBar: Sendable {
             return true
         }
         guard due else { return }
+        output?.event(["event": "upload", "offset": .int(progress.offset), "total": .int(progress.total)])
+        guard enabled else { return }
         let width = 30
         let fraction = progress.total > 0 ? Double(progress.offset) / Double(progress.total) : 1
         let filled = Int(fraction * Double(width))
