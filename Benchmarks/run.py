@@ -240,12 +240,10 @@ PROFILES: list[Profile] = [
     Profile("BLE MTU 23, 15 ms (1M PHY, DLE 27)", "udp", "ble:mtu=23,interval=15ms,ppe=6,phy=1m,dle=27,reassembly=yes", ["256K"]),
     Profile("serial 115200 (PTY)", "pty", "serial:115200", ["256K"]),
     Profile("serial 1000000 (PTY)", "pty", "serial:1000000", ["1M"]),
-    # smpctl alone with the simulator in its own process: the same emulated BLE links without the
-    # UDP hop, whose 1500-byte datagram limit caps smpctl's requests below the device's buf_size.
+    # smpctl alone with the simulator in its own process: the same emulated BLE links without the UDP hop.
     Profile("in-process, BLE MTU 247, 15 ms", "inproc", "ble:mtu=247,interval=15ms,ppe=6,phy=2m,dle=251,reassembly=yes", ["1M"], peers=False),
     Profile("in-process, BLE MTU 498, 7.5 ms", "inproc", "ble:mtu=498,interval=7.5ms,ppe=6,phy=2m,dle=251,reassembly=yes", ["1M"], peers=False),
 ]
-UDP_DATAGRAM_LIMIT = 1500  # smpctl's UDPTransport(maximumDatagram:) default; not settable from -c
 
 CLIENTS = ["smpctl", "smpclient", "mcumgr-toolkit"]
 
@@ -839,15 +837,9 @@ def render(rows: list[Row], header: list[str], command: str, cross_checks: list[
     w(f"- ≥ 90 % of emulated link capacity, BLE MTU 247/498, buf_count {BUF_COUNT}: "
       f"**{'met' if ble_ok else 'not met' if ble_ok is not None else 'not measured'}** — "
       + "; ".join(f"{r.profile.name} {fmt(r.percent)} %" for r in ble) + ".")
-    udp_ble = [r for r in ble if r.ok and r.profile.transport == "udp"]
-    if udp_ble:
-        w("  - Over UDP smpctl sends requests of at most 1500 bytes (its UDP datagram limit), not the device's "
-          "2048-byte buf_size the capacity assumes. Against the capacity for 1500-byte requests it reaches: "
-          + "; ".join(f"{r.profile.name} {100 * r.rate / Link.parse(r.profile.link).upload_capacity(r.length, min(Link.parse(r.profile.link).request_size, UDP_DATAGRAM_LIMIT)):.1f} %"
-                      for r in udp_ble) + ".")
     inproc_ble = [r for r in rows if r.client == "smpctl" and r.profile.transport == "inproc" and r.profile.link and r.ok]
     if inproc_ble:
-        w("  - In-process (no UDP limit, full 2048-byte requests, same link model): "
+        w("  - In-process (no UDP hop, same link model): "
           + "; ".join(f"{r.profile.name} {fmt(r.percent)} % (chunks of {r.extra.get('chunk_size')} bytes, window {r.extra.get('window')})" for r in inproc_ble) + ".")
     peers_ran = any(r.client != "smpctl" for r in rows)
     w(f"- Faster than smpclient and mcumgr-toolkit on every profile where they ran (upload throughput): "
