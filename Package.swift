@@ -95,10 +95,10 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(name: "SMPCtlCLITests", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
-        .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlDBus"], swiftSettings: strictSwift),
+        .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlTestSupport", "SMPCtlDBus"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlBlueZTests",
-            dependencies: ["SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlProtocol"],
+            dependencies: ["SMPCtlTestSupport", "SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlProtocol"],
             swiftSettings: strictSwift
         ),
         .testTarget(

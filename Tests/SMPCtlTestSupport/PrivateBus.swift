@@ -2,16 +2,15 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import SMPCtlDBus
 
 /// A `dbus-daemon` of the tests' own, on a socket in a temporary directory; never the system bus.
-final class PrivateBus {
-    let address: String
+public final class PrivateBus {
+    public let address: String
     private let process: Process
     private let directory: URL
 
     /// Starts a daemon and waits until it prints its address.
-    init() throws {
+    public init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("smpctl-bus-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let socketPath = directory.appendingPathComponent("bus").path
@@ -41,7 +40,7 @@ final class PrivateBus {
     }
 
     /// Stops the daemon and removes its directory.
-    func stop() {
+    public func stop() {
         // dbus-daemon does not always leave on SIGTERM; SIGKILL it.
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
@@ -51,13 +50,13 @@ final class PrivateBus {
     }
 }
 
-struct PrivateBusError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
+public struct PrivateBusError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }
 
 /// Runs `body` with a fresh private bus, stopping it afterwards whatever happens.
-func withPrivateBus<T>(_ body: (PrivateBus) async throws -> T) async throws -> T {
+public func withPrivateBus<T>(_ body: (PrivateBus) async throws -> T) async throws -> T {
     let bus = try PrivateBus()
     do {
         let result = try await body(bus)
