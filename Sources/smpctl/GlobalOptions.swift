@@ -1,4 +1,5 @@
 import ArgumentParser
+import SMPCtlBlueZ
 import Foundation
 import SMPCtlClient
 import SMPCtlDiagnosis
@@ -68,12 +69,30 @@ struct GlobalOptions: ParsableArguments {
         do {
             try await client.open()
             let result = try await body(client, output)
+            if let ble = transport as? BLETransport { await Self.describeLink(ble, output: output) }
             await client.close()
             return result
         } catch {
             await client.close()
             output.report(error, operation: operation)
             throw CommandFailure(status: ExitStatus(error))
+        }
+    }
+}
+
+extension GlobalOptions {
+    /// Reports the BLE link used (MTU, write and notify paths) on standard error.
+    static func describeLink(_ ble: BLETransport, output: Output) async {
+        let mtu = await ble.mtu
+        let write = await ble.writePath?.rawValue ?? "none"
+        let notify = await ble.notifyPath?.rawValue ?? "none"
+        let writes = await ble.writeCount
+        let largest = await ble.largestWrite
+        if output.json {
+            Output.diagnostic(
+                "{\"event\":\"ble_link\",\"mtu\":\(mtu),\"write_path\":\"\(write)\",\"notify_path\":\"\(notify)\",\"writes\":\(writes),\"largest_write\":\(largest)}")
+        } else {
+            Output.diagnostic("ble link: MTU \(mtu), writes via \(write), notifications via \(notify), \(writes) writes, largest \(largest) bytes")
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SMPCtlBlueZ
 import SMPCtlProtocol
 import SMPCtlSimulator
 import SMPCtlTransport
@@ -85,9 +86,10 @@ struct SimulatorOptions: ParsableArguments {
     }
 
     /// The simulator behind a server adapter with the emulated link.
-    func server() throws -> SimulatorServer {
+    func server(maximumBufferSize: Int? = nil) throws -> SimulatorServer {
         let link = try linkModel()
         var configuration = try configuration()
+        if let maximumBufferSize { configuration.bufferSize = min(configuration.bufferSize, maximumBufferSize) }
         // A BLE device without reassembly takes one write per request: its buffer is MTU − 3.
         if let limit = link.maximumRequestSize { configuration.bufferSize = min(configuration.bufferSize, limit) }
         return SimulatorServer(device: SimulatedDevice(configuration: configuration), link: link)
@@ -212,7 +214,7 @@ struct SimulatorOptions: ParsableArguments {
 struct SimulateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
-        abstract: "Run the device simulator as an SMP server over UDP or a pseudo-terminal.",
+        abstract: "Run the device simulator as an SMP server over UDP, a pseudo-terminal or BLE.",
         discussion: """
             The simulator behaves like a Zephyr device with MCUboot: two slots per image, MCUboot \
             test/confirm/revert semantics across resets, and the image checks Zephyr makes. The \
@@ -225,13 +227,24 @@ struct SimulateCommand: AsyncParsableCommand {
     @Flag(help: "Serve SMP console framing on a new pseudo-terminal and print its path.")
     var pty = false
 
+    @Flag(help: "Serve SMP as a BLE peripheral through BlueZ (GATT service and advertisement); prints ble:NAME.")
+    var ble = false
+
+    @Option(help: ArgumentHelp("The Bluetooth adapter for --ble (default: the first powered one).", valueName: "hciN"))
+    var adapter: String?
+
+    @Option(help: ArgumentHelp("The advertised name for --ble.", valueName: "name"))
+    var name: String = "smpctl-sim"
+
     @Option(name: .customLong("exit-after"), help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
     var exitAfter: Double?
 
     @OptionGroup var simulator: SimulatorOptions
 
     func validate() throws {
-        guard udp != nil || pty else { throw ValidationError("choose --udp HOST:PORT or --pty") }
+        guard udp != nil || pty || ble else { throw ValidationError("choose --udp HOST:PORT, --pty or --ble") }
+        if !ble, adapter != nil { throw ValidationError("--adapter needs --ble") }
+        guard !name.isEmpty, name.utf8.count <= 29 else { throw ValidationError("--name must be 1 to 29 bytes") }
     }
 
     /// Prints a connection string clients can use, unbuffered so scripts see it at once.
@@ -240,7 +253,8 @@ struct SimulateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let server = try simulator.server()
+        // A BlueZ peripheral drops writes over 510 bytes, so the buffer it reports stays within that.
+        let server = try simulator.server(maximumBufferSize: ble ? BLEPeripheral.maximumValueLength : nil)
         if server.link != .ideal {
             let requestSize = server.device.configuration.bufferSize
             var line = "link: \(server.link)"
@@ -266,12 +280,45 @@ struct SimulateCommand: AsyncParsableCommand {
             ptyEndpoint = endpoint
             announce("serial:\(endpoint.path)")
         }
+        var peripheral: BLEPeripheral?
+        if ble {
+            do {
+                peripheral = try await BLEPeripheral.start(server: server, adapter: adapter, name: name)
+            } catch {
+                udpEndpoint?.stop()
+                await ptyEndpoint?.stop()
+                FileHandle.standardError.write(Data("smpctl: \(error.description)\n".utf8))
+                throw ExitCode(1)
+            }
+            announce("ble:\(name)")
+        }
         if let exitAfter {
             try? await Task.sleep(for: .milliseconds(Int(exitAfter * 1000)))
+        } else if peripheral != nil {
+            // Unregister from BlueZ and restore the adapter's name on Ctrl-C or SIGTERM.
+            await Self.waitForTerminationSignal()
         } else {
             while true { try? await Task.sleep(for: .seconds(3600)) }
         }
         udpEndpoint?.stop()
         await ptyEndpoint?.stop()
+        await peripheral?.stop()
+    }
+
+    /// Returns once SIGINT or SIGTERM arrives (their default action is turned off meanwhile).
+    private static func waitForTerminationSignal() async {
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield() }
+            source.resume()
+            sources.append(source)
+        }
+        for await _ in stream { break }
+        for source in sources { source.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
     }
 }

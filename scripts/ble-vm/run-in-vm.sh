@@ -5,7 +5,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 VM_DIR=${VM_DIR:-$REPO/.build-vm}
 SCRIPT=${1:?usage: run-in-vm.sh SCRIPT-RELATIVE-TO-REPO}
-LOG="$VM_DIR/console.log"
+LOG=${VM_LOG:-$VM_DIR/console.log}
 timeout "${VM_TIMEOUT:-600}" qemu-system-x86_64 -accel tcg -m 1536 -smp 2 -nographic -no-reboot \
     -kernel "$VM_DIR/vmlinuz" -initrd "$VM_DIR/initramfs.cpio.zst" \
     -append "console=ttyS0 rdinit=/init quiet panic=-1 smpctl_test=$SCRIPT" \

@@ -1,0 +1,299 @@
+import SMPCtlDBus
+public import SMPCtlTransport
+import SMPCtlProtocol
+
+/// Serves an SMP server as a BLE peripheral through BlueZ: a GATT application with the SMP
+/// service, registered with `GattManager1`, and an advertisement registered with
+/// `LEAdvertisingManager1`.
+///
+/// Writes to the SMP characteristic are reassembled into packets; each response goes back as
+/// notifications (PropertiesChanged on `Value`) of at most MTU−3 bytes.
+public final class BLEPeripheral: Sendable {
+    /// The largest notification sent. A BlueZ 5.66 peripheral drops values over 510 bytes, so the
+    /// simulator keeps its notifications (and its advertised buffer) within this.
+    public static let maximumValueLength = 510
+
+    /// Object paths of the exported application.
+    public static let applicationPath = "/org/smpctl/peripheral"
+    static let servicePath = applicationPath + "/service0"
+    static let characteristicPath = servicePath + "/char0"
+    static let advertisementPath = applicationPath + "/advertisement0"
+
+    static let gattManagerInterface = "org.bluez.GattManager1"
+    static let advertisingManagerInterface = "org.bluez.LEAdvertisingManager1"
+    static let advertisementInterface = "org.bluez.LEAdvertisement1"
+
+    private let bus: BusConnection
+    /// The adapter's object path, such as `/org/bluez/hci0`.
+    public let adapterPath: String
+    /// The advertised local name.
+    public let name: String
+    private let characteristic: PeripheralCharacteristic
+    /// The adapter's alias before it was set to `name`, restored by ``stop()``.
+    private let previousAlias: String?
+
+    private init(bus: BusConnection, adapterPath: String, name: String, characteristic: PeripheralCharacteristic,
+        previousAlias: String?)
+    {
+        self.bus = bus
+        self.adapterPath = adapterPath
+        self.name = name
+        self.characteristic = characteristic
+        self.previousAlias = previousAlias
+    }
+
+    private static func setAlias(_ alias: String, bus: BusConnection, adapterPath: String) async throws(DBusError) {
+        _ = try await bus.call(
+            destination: BlueZ.serviceName, path: adapterPath, interface: DBusInterface.properties, member: "Set",
+            arguments: [.string(BlueZ.adapterInterface), .string("Alias"), .variant(.string(alias))], timeout: .seconds(5))
+    }
+
+    /// Exports the GATT application and the advertisement and registers both on the adapter.
+    ///
+    /// - Parameters:
+    ///   - server: answers the SMP requests.
+    ///   - adapter: an adapter name such as `hci0`; `nil` takes the first powered adapter.
+    ///   - name: the advertised local name.
+    ///   - busAddress: a D-Bus address; `nil` uses the system bus.
+    public static func start(server: any SMPPacketServer, adapter: String?, name: String, busAddress: String? = nil)
+        async throws(BlueZError) -> BLEPeripheral
+    {
+        let bus: BusConnection
+        do {
+            bus = try await BusConnection.connect(address: busAddress ?? BusConnection.systemBusAddress())
+        } catch {
+            throw BlueZError.from(error, while: "connecting to the system bus")
+        }
+        do throws(BlueZError) {
+            let model: BlueZObjectModel
+            do {
+                model = try await BlueZObjectModel.load(bus: bus)
+            } catch {
+                throw BlueZError.from(error, while: "reading BlueZ's objects")
+            }
+            let chosen = try await BLETransport.chooseAdapter(model: model, name: adapter)
+            await model.stop()
+
+            // A central that connects reads the GAP device name, which is the adapter's alias, and
+            // BlueZ then names the device by it: set it to `name` so the device keeps one name.
+            let previousAlias = (try? await bus.property(
+                destination: BlueZ.serviceName, path: chosen.path, interface: BlueZ.adapterInterface, name: "Alias"))?
+                .stringValue
+            if previousAlias != name {
+                do {
+                    try await setAlias(name, bus: bus, adapterPath: chosen.path)
+                } catch {
+                    throw BlueZError.from(error, while: "setting the name of \(chosen.name)")
+                }
+            }
+            let characteristic = PeripheralCharacteristic(bus: bus, server: server)
+            do {
+                try await bus.export(ApplicationObject(), at: applicationPath)
+                try await bus.export(ServiceObject(), at: servicePath)
+                try await bus.export(characteristic, at: characteristicPath)
+                try await bus.export(AdvertisementObject(name: name), at: advertisementPath)
+            } catch {
+                throw BlueZError.from(error, while: "exporting the GATT application")
+            }
+            do {
+                _ = try await bus.call(
+                    destination: BlueZ.serviceName, path: chosen.path, interface: gattManagerInterface,
+                    member: "RegisterApplication", arguments: [.objectPath(applicationPath), .propertyDictionary([:])])
+            } catch {
+                throw BlueZError.from(error, while: "registering the SMP GATT service on \(chosen.name)")
+            }
+            do {
+                _ = try await bus.call(
+                    destination: BlueZ.serviceName, path: chosen.path, interface: advertisingManagerInterface,
+                    member: "RegisterAdvertisement",
+                    arguments: [.objectPath(advertisementPath), .propertyDictionary([:])])
+            } catch {
+                throw BlueZError.from(error, while: "registering the advertisement on \(chosen.name)")
+            }
+            return BLEPeripheral(
+                bus: bus, adapterPath: chosen.path, name: name, characteristic: characteristic,
+                previousAlias: previousAlias == name ? nil : previousAlias)
+        } catch {
+            await bus.close()
+            throw error
+        }
+    }
+
+    /// Unregisters the advertisement and the application and closes the bus connection.
+    public func stop() async {
+        _ = try? await bus.call(
+            destination: BlueZ.serviceName, path: adapterPath, interface: Self.advertisingManagerInterface,
+            member: "UnregisterAdvertisement", arguments: [.objectPath(Self.advertisementPath)], timeout: .seconds(2))
+        _ = try? await bus.call(
+            destination: BlueZ.serviceName, path: adapterPath, interface: Self.gattManagerInterface,
+            member: "UnregisterApplication", arguments: [.objectPath(Self.applicationPath)], timeout: .seconds(2))
+        if let previousAlias { try? await Self.setAlias(previousAlias, bus: bus, adapterPath: adapterPath) }
+        await characteristic.finish()
+        await bus.close()
+    }
+
+    /// Whether a central has notifications on.
+    public var notifying: Bool { get async { await characteristic.notifying } }
+
+    // MARK: - Properties of the exported objects
+
+    static var serviceProperties: [String: DBusValue] {
+        [
+            "UUID": .string(BlueZ.smpServiceUUID),
+            "Primary": .bool(true),
+            "Characteristics": .array(elementSignature: "o", [.objectPath(characteristicPath)]),
+        ]
+    }
+
+    static func characteristicProperties(value: [UInt8], notifying: Bool) -> [String: DBusValue] {
+        [
+            "UUID": .string(BlueZ.smpCharacteristicUUID),
+            "Service": .objectPath(servicePath),
+            "Flags": .strings(["write-without-response", "notify"]),
+            "Value": .bytes(value),
+            "Notifying": .bool(notifying),
+        ]
+    }
+}
+
+/// The application root: answers `ObjectManager.GetManagedObjects` with the service and characteristic.
+private struct ApplicationObject: DBusObjectHandler {
+    func handleMethodCall(_ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {
+        guard call.member == "GetManagedObjects", call.interface == nil || call.interface == DBusInterface.objectManager
+        else {
+            throw DBusError(.unknownMethod, "no method \(call.member) at \(call.path)")
+        }
+        func entry(_ path: String, _ interface: String, _ properties: [String: DBusValue]) -> DBusDictionaryEntry {
+            DBusDictionaryEntry(
+                key: .objectPath(path),
+                value: .dictionary(
+                    keySignature: "s", valueSignature: "a{sv}",
+                    [DBusDictionaryEntry(key: .string(interface), value: .propertyDictionary(properties))]))
+        }
+        let objects = DBusValue.dictionary(
+            keySignature: "o", valueSignature: "a{sa{sv}}",
+            [
+                entry(BLEPeripheral.servicePath, BlueZ.gattServiceInterface, BLEPeripheral.serviceProperties),
+                entry(
+                    BLEPeripheral.characteristicPath, BlueZ.gattCharacteristicInterface,
+                    BLEPeripheral.characteristicProperties(value: [], notifying: false)),
+            ])
+        return [objects]
+    }
+}
+
+/// The SMP service object.
+private struct ServiceObject: DBusObjectHandler {
+    func properties(of interface: String) async -> [String: DBusValue]? {
+        interface == BlueZ.gattServiceInterface ? BLEPeripheral.serviceProperties : nil
+    }
+}
+
+/// The advertisement: connectable, with the SMP service UUID and the local name.
+private struct AdvertisementObject: DBusObjectHandler {
+    let name: String
+
+    func properties(of interface: String) async -> [String: DBusValue]? {
+        guard interface == BLEPeripheral.advertisementInterface else { return nil }
+        return [
+            "Type": .string("peripheral"),
+            "ServiceUUIDs": .strings([BlueZ.smpServiceUUID]),
+            "LocalName": .string(name),
+        ]
+    }
+
+    func handleMethodCall(_ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {
+        guard call.member == "Release" else { throw DBusError(.unknownMethod, "no method \(call.member)") }
+        return []
+    }
+}
+
+/// The SMP characteristic: takes writes, answers with notifications.
+private actor PeripheralCharacteristic: DBusObjectHandler {
+    private let bus: BusConnection
+    private let server: any SMPPacketServer
+    private(set) var notifying = false
+    private var value: [UInt8] = []
+    private var mtu = BlueZ.defaultMTU
+    private let writes: AsyncStream<[UInt8]>.Continuation
+    private var worker: Task<Void, Never>?
+
+    init(bus: BusConnection, server: any SMPPacketServer) {
+        self.bus = bus
+        self.server = server
+        let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .unbounded)
+        self.writes = continuation
+        Task { await self.run(stream) }
+    }
+
+    private func run(_ stream: AsyncStream<[UInt8]>) {
+        worker = Task { [weak self] in
+            var reassembler = SMPReassembler(maxPacketLength: 65535 + SMPHeader.size)
+            for await fragment in stream {
+                let packets: [[UInt8]]
+                do {
+                    packets = try reassembler.append(fragment)
+                } catch {
+                    continue
+                }
+                for packet in packets {
+                    guard let self else { return }
+                    let reply = await self.server.handle(packet)
+                    if let deliverAt = reply.deliverAt { try? await Task.sleep(until: deliverAt, clock: .continuous) }
+                    for response in reply.responses { await self.notify(response) }
+                }
+            }
+        }
+    }
+
+    func finish() {
+        writes.finish()
+        worker?.cancel()
+    }
+
+    /// Sends one response as notifications of at most MTU−3 (and at most 510) bytes.
+    private func notify(_ response: [UInt8]) async {
+        guard notifying else { return }
+        let piece = max(1, min(mtu - 3, BLEPeripheral.maximumValueLength))
+        var start = 0
+        while start < response.count {
+            let chunk = Array(response[start..<min(start + piece, response.count)])
+            start += chunk.count
+            value = chunk
+            try? await bus.emitPropertiesChanged(
+                path: BLEPeripheral.characteristicPath, interface: BlueZ.gattCharacteristicInterface,
+                changed: ["Value": .bytes(chunk)])
+        }
+    }
+
+    func properties(of interface: String) async -> [String: DBusValue]? {
+        guard interface == BlueZ.gattCharacteristicInterface else { return nil }
+        return BLEPeripheral.characteristicProperties(value: value, notifying: notifying)
+    }
+
+    func handleMethodCall(_ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {
+        switch call.member {
+        case "WriteValue":
+            guard let bytes = call.arguments.first?.byteArray else {
+                throw DBusError("org.bluez.Error.InvalidArguments", "WriteValue takes a byte array and options")
+            }
+            if call.arguments.count > 1, let options = call.arguments[1].stringKeyedDictionary,
+                let reported = options["mtu"]?.integerValue, reported >= BlueZ.defaultMTU
+            {
+                mtu = reported
+            }
+            writes.yield(bytes)
+            return []
+        case "ReadValue":
+            return [.bytes(value)]
+        case "StartNotify":
+            notifying = true
+            return []
+        case "StopNotify":
+            notifying = false
+            return []
+        default:
+            throw DBusError("org.bluez.Error.NotSupported", "\(call.member) is not supported")
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import SMPCtlBlueZ
+import SMPCtlDBus
+import SMPCtlTransport
+
+/// Records the requests and answers each with a fixed response.
+private final class RecordingServer: SMPPacketServer {
+    let requests = Mutex<[[UInt8]]>([])
+    let response: [UInt8]
+    init(response: [UInt8]) { self.response = response }
+    func handle(_ packet: [UInt8]) async -> SMPServerReply {
+        requests.withLock { $0.append(packet) }
+        return SMPServerReply(responses: [response])
+    }
+}
+
+/// A fake adapter with GattManager1 and LEAdvertisingManager1, which, as bluetoothd does, reads the
+/// application back (GetManagedObjects) and the advertisement (GetAll) when they are registered.
+private actor FakeAdapter {
+    let bus: BusConnection
+    var alias = "BlueZ 5.66"
+    var application: [String: DBusValue]?
+    var advertisement: [String: DBusValue]?
+    init(bus: BusConnection) { self.bus = bus }
+
+    func handle(_ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {
+        switch (call.path, call.member) {
+        case ("/", "GetManagedObjects"):
+            let adapter = DBusValue.dictionary(
+                keySignature: "s", valueSignature: "a{sv}",
+                [DBusDictionaryEntry(key: .string(BlueZ.adapterInterface), value: .propertyDictionary(adapterProperties))])
+            return [.dictionary(keySignature: "o", valueSignature: "a{sa{sv}}",
+                [DBusDictionaryEntry(key: .objectPath("/org/bluez/hci0"), value: adapter)])]
+        case (_, "RegisterApplication"):
+            guard let path = call.arguments.first?.stringValue else { throw DBusError(.invalidArgs, "no path") }
+            let reply = try await bus.call(
+                destination: call.sender, path: path, interface: DBusInterface.objectManager, member: "GetManagedObjects")
+            application = reply.first?.stringKeyedDictionary
+            return []
+        case (_, "RegisterAdvertisement"):
+            guard let path = call.arguments.first?.stringValue else { throw DBusError(.invalidArgs, "no path") }
+            let reply = try await bus.call(
+                destination: call.sender, path: path, interface: DBusInterface.properties, member: "GetAll",
+                arguments: [.string("org.bluez.LEAdvertisement1")])
+            advertisement = reply.first?.stringKeyedDictionary
+            return []
+        case (_, "UnregisterApplication"), (_, "UnregisterAdvertisement"):
+            return []
+        default:
+            throw DBusError(.unknownMethod, call.member)
+        }
+    }
+
+    var adapterProperties: [String: DBusValue] {
+        ["Address": .string("00:AA:01:00:00:00"), "Powered": .bool(true), "Discovering": .bool(false),
+            "Alias": .string(alias)]
+    }
+
+    func setAlias(_ value: DBusValue) { alias = value.stringValue ?? alias }
+}
+
+private struct FakeAdapterObject: DBusObjectHandler {
+    let adapter: FakeAdapter
+    func handleMethodCall(_ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {
+        try await adapter.handle(call)
+    }
+    func properties(of interface: String) async -> [String: DBusValue]? {
+        interface == BlueZ.adapterInterface ? await adapter.adapterProperties : nil
+    }
+    func setProperty(interface: String, name: String, value: DBusValue) async throws(DBusError) {
+        await adapter.setAlias(value)
+    }
+}
+
+@Suite("BLE peripheral")
+struct BLEPeripheralTests {
+    @Test("registers the GATT application and advertisement, reassembles writes, notifies in MTU−3 pieces")
+    func servesSMP() async throws {
+        try await withPrivateBus { bus in
+            let bluez = try await BusConnection.connect(address: bus.address)
+            try await bluez.requestName(BlueZ.serviceName)
+            let adapter = FakeAdapter(bus: bluez)
+            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/")
+            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/org/bluez/hci0")
+
+            let response = (0..<100).map { UInt8($0) }
+            let server = RecordingServer(response: response)
+            let peripheral = try await BLEPeripheral.start(
+                server: server, adapter: "hci0", name: "sim-test", busAddress: bus.address)
+
+            let application = try #require(await adapter.application)
+            let characteristic = try #require(
+                application[BLEPeripheral.characteristicPath]?.stringKeyedDictionary?[BlueZ.gattCharacteristicInterface]?
+                    .stringKeyedDictionary)
+            #expect(characteristic["UUID"]?.stringValue == BlueZ.smpCharacteristicUUID)
+            #expect(characteristic["Flags"]?.stringArray == ["write-without-response", "notify"])
+            let advertisement = try #require(await adapter.advertisement)
+            #expect(advertisement["LocalName"]?.stringValue == "sim-test")
+            #expect(advertisement["ServiceUUIDs"]?.stringArray == [BlueZ.smpServiceUUID])
+            #expect(await adapter.alias == "sim-test")
+
+            let notifications = try await bluez.signals(
+                matching: .propertiesChanged(pathNamespace: BLEPeripheral.characteristicPath))
+            let path = BLEPeripheral.characteristicPath
+            let peer = try await peripheralName(bluez: bluez, bus: bus)
+            _ = try await bluez.call(destination: peer, path: path, interface: BlueZ.gattCharacteristicInterface,
+                member: "StartNotify")
+            let request: [UInt8] = [0x02, 0x00, 0x00, 0x1A, 0x00, 0x00, 0x01, 0x00] + Array(repeating: 0xA5, count: 26)
+            for piece in [Array(request[0..<20]), Array(request[20...])] {
+                _ = try await bluez.call(destination: peer, path: path, interface: BlueZ.gattCharacteristicInterface,
+                    member: "WriteValue", arguments: [.bytes(piece), .propertyDictionary(["mtu": .uint16(23)])])
+            }
+            var received: [UInt8] = []
+            var pieces: [Int] = []
+            for await signal in notifications {
+                guard let value = signal.arguments.dropFirst().first?.stringKeyedDictionary?["Value"]?.byteArray else { continue }
+                received += value
+                pieces.append(value.count)
+                if received.count >= response.count { break }
+            }
+            #expect(server.requests.withLock { $0 } == [request])
+            #expect(received == response)
+            #expect(pieces.allSatisfy { $0 <= 20 })
+            await peripheral.stop()
+            #expect(await adapter.alias == "BlueZ 5.66")
+            await bluez.close()
+        }
+    }
+
+    /// The peripheral's unique name: the only other connection on the private bus that is not the bus itself.
+    private func peripheralName(bluez: BusConnection, bus: PrivateBus) async throws -> String {
+        let reply = try await bluez.call(
+            destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+            member: "ListNames")
+        let names = reply.first?.stringArray ?? []
+        return try #require(names.first { $0.hasPrefix(":") && $0 != bluez.uniqueName })
+    }
+}
