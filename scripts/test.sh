@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Runs every test: the Swift suites (codec, transports, client, simulator, CLI, man pages)
-# and the interoperability test against PyPI's smpclient.
+# Runs every test: the Swift suites (codec, transports, client, simulator, D-Bus and fake-BlueZ,
+# diagnosis, CLI, man pages), the interoperability test against PyPI's smpclient, and the BLE dfu
+# against a real bluetoothd in a small VM (needs root for debootstrap and qemu; set
+# SMPCTL_SKIP_BLE_VM=1 to leave it out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --build-tests
 swift test --skip-build
 python3 Tests/Interop/smpclient_interop.py .build/debug/smpctl
+if [ "${SMPCTL_SKIP_BLE_VM:-0}" = 1 ]; then
+    echo "BLE VM test skipped (SMPCTL_SKIP_BLE_VM=1)"
+elif [ "$(id -u)" -ne 0 ]; then
+    echo "BLE VM test skipped: it needs root (debootstrap, qemu); run scripts/ble-vm/ci.sh as root"
+else
+    scripts/ble-vm/ci.sh
+fi
