@@ -1,3 +1,4 @@
+import SMPCtlTestSupport
 import Foundation
 import Synchronization
 import Testing
