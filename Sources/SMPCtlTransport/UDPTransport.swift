@@ -28,6 +28,9 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
             throw SMPTransportError(.invalidAddress, "no address for \(host)")
         }
         let length = Int(first.pointee.ai_addrlen)
+        guard length > 0, length <= MemoryLayout<sockaddr_storage>.size else {
+            throw SMPTransportError(.invalidAddress, "the address of \(host) has an unexpected length \(length)")
+        }
         let bytes = [UInt8](UnsafeRawBufferPointer(start: UnsafeRawPointer(sockaddrPointer), count: length))
         let display = first.pointee.ai_family == AF_INET6 ? "[\(bare)]:\(port)" : "\(bare):\(port)"
         return SocketAddress(storage: bytes, family: first.pointee.ai_family, description: display)
@@ -39,9 +42,14 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         self.description = description
     }
 
+    /// Calls `body` with the address as a `sockaddr`, copied into properly aligned storage.
     func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
-        storage.withUnsafeBytes { raw in
-            body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(storage.count))
+        var aligned = sockaddr_storage()
+        withUnsafeMutableBytes(of: &aligned) { raw in
+            raw.copyBytes(from: storage.prefix(MemoryLayout<sockaddr_storage>.size))
+        }
+        return withUnsafePointer(to: &aligned) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(storage.count)) }
         }
     }
 }
