@@ -106,7 +106,7 @@ extension SMPClient {
         // The device must list the image's hash before anything is marked or confirmed.
         let afterUpload = try await send(ImageManagement.StateReadRequest())
         guard let uploaded = afterUpload.images.first(where: { $0.image == image && $0.hash == imageHash }) else {
-            throw .verificationFailed(
+            throw .verificationFailed(.uploadNotListed,
                 "after the upload the device does not list an image with hash \(hex(imageHash)); the slot does not hold a valid image (was the file signed, and does the slot size match?)")
         }
         events?(.verifiedUpload(slot: uploaded.slot))
@@ -141,7 +141,7 @@ extension SMPClient {
         guard let running = afterReset.images.first(where: { $0.image == image && $0.hash == imageHash }), running.active
         else {
             report.finalState = afterReset.images
-            throw .verificationFailed(
+            throw .verificationFailed(.notRunningAfterReset,
                 "the device came back without the new image running: the bootloader did not swap to it, or it swapped and reverted. Usually MCUboot rejected the image (signature made with another key, image too large for the slot, slot layout different between the application and MCUboot) or the new image crashed before it could be confirmed. Check MCUboot's console output at boot.")
         }
         report.running = true
@@ -155,7 +155,7 @@ extension SMPClient {
         report.finalState = final.images
         report.confirmed = final.images.contains { $0.image == image && $0.hash == imageHash && $0.confirmed }
         if options.mode == .testAndConfirm || options.mode == .confirmOnly, !report.confirmed {
-            throw .verificationFailed("the device does not show the new image as confirmed after confirming it")
+            throw .verificationFailed(.notConfirmed, "the device does not show the new image as confirmed after confirming it")
         }
         return report
     }
@@ -178,7 +178,7 @@ extension SMPClient {
     private func confirmRunning(imageHash: [UInt8], image: Int) async throws(SMPClientError) {
         let response = try await send(ImageManagement.StateWriteRequest(hash: imageHash, confirm: true))
         guard response.images.contains(where: { $0.image == image && $0.hash == imageHash && $0.confirmed }) else {
-            throw .verificationFailed("the device did not mark image \(hex(imageHash)) as confirmed")
+            throw .verificationFailed(.notConfirmed, "the device did not mark image \(hex(imageHash)) as confirmed")
         }
     }
 
@@ -208,7 +208,7 @@ extension SMPClient {
                 try? await Task.sleep(for: .milliseconds(250))
             }
         }
-        throw .verificationFailed(
+        throw .verificationFailed(.noAnswerAfterReset,
             "the device did not answer within \(options.reconnectTimeout) after the reset (last error: \(lastError.map { "\($0)" } ?? "none")). It may be stuck in the bootloader, or it came back on another port or address.")
     }
 }

@@ -191,7 +191,7 @@ extension SMPClient {
                 rejectedAnswers += 1
                 log("ignored an upload answer with offset \(reported) beyond the \(highestSent) bytes sent")
                 guard rejectedAnswers <= self.options.retries else {
-                    throw .verificationFailed("the device keeps reporting offsets beyond the data sent")
+                    throw .verificationFailed(.offsetBeyondSent, "the device keeps reporting offsets beyond the data sent")
                 }
                 resync = true
             } else if reported == 0, chunk.offset > 0 {
@@ -216,7 +216,7 @@ extension SMPClient {
             if resync, inFlight.isEmpty { (nextOffset, resync) = (offset, false) }
         }
         if match == false {
-            throw .verificationFailed("the device reports that the uploaded data does not match the file's SHA-256")
+            throw .verificationFailed(.dataMismatch, "the device reports that the uploaded data does not match the file's SHA-256")
         }
         return UploadResult(
             length: file.length, resumedFrom: resumedFrom, chunks: chunks, chunkSize: largestChunk, seconds: elapsed(),

@@ -11,8 +11,8 @@ public enum SMPClientError: Error, Sendable, CustomStringConvertible {
     case transport(SMPTransportError)
     /// No answer after every retry.
     case timedOut(group: SMPGroupID, command: UInt8, attempts: Int)
-    /// The device's state after an operation is not what it should be.
-    case verificationFailed(String)
+    /// The device's state after an operation is not what it should be: which check failed, and a sentence.
+    case verificationFailed(VerificationFailure, String)
     /// A file or argument the user gave cannot be used.
     case invalidInput(String)
 
@@ -23,8 +23,24 @@ public enum SMPClientError: Error, Sendable, CustomStringConvertible {
         case .transport(let error): "transport failure: \(error.description)"
         case .timedOut(let group, let command, let attempts):
             "no response from the device to \(group.name ?? "group \(group.rawValue)") command \(command) after \(attempts) attempt\(attempts == 1 ? "" : "s")"
-        case .verificationFailed(let text): "verification failed: \(text)"
+        case .verificationFailed(_, let text): "verification failed: \(text)"
         case .invalidInput(let text): text
         }
     }
+}
+
+/// Which check on the device's state failed.
+public enum VerificationFailure: String, Sendable, Hashable {
+    /// After the upload the device does not list the image's hash.
+    case uploadNotListed = "upload-not-listed"
+    /// The device came back from the reset without the new image running (no swap, or a revert).
+    case notRunningAfterReset = "not-running-after-reset"
+    /// The image is not shown as confirmed after confirming it.
+    case notConfirmed = "not-confirmed"
+    /// The device did not answer again after the reset.
+    case noAnswerAfterReset = "no-answer-after-reset"
+    /// The device keeps reporting upload offsets beyond the data sent.
+    case offsetBeyondSent = "offset-beyond-sent"
+    /// The device reports that the uploaded data does not match the file's SHA-256.
+    case dataMismatch = "data-mismatch"
 }

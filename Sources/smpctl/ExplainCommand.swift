@@ -231,11 +231,13 @@ enum ExplanationFormat {
             case .timedOut: return knowledge.explain(failure: .timeout, operation: operation)
             default: return nil
             }
-        case .verificationFailed(let text):
-            if text.contains("did not answer within") { return knowledge.explain(failure: .noReconnectAfterReset, operation: operation) }
-            if text.contains("came back without the new image") { return knowledge.explain(failure: .reverted, operation: operation) }
-            if text.contains("does not list an image") { return knowledge.explain(failure: .uploadNotListed, operation: operation) }
-            return nil
+        case .verificationFailed(let failure, _):
+            switch failure {
+            case .noAnswerAfterReset: return knowledge.explain(failure: .noReconnectAfterReset, operation: operation)
+            case .notRunningAfterReset: return knowledge.explain(failure: .reverted, operation: operation)
+            case .uploadNotListed: return knowledge.explain(failure: .uploadNotListed, operation: operation)
+            case .notConfirmed, .offsetBeyondSent, .dataMismatch: return nil
+            }
         case .invalidInput(let text):
             if text.contains("not a signed MCUboot image") || text.contains("has no hash TLV") {
                 return knowledge.explain(failure: .notSignedFile, operation: operation)

@@ -180,7 +180,7 @@ struct ImageUploadCommand: AsyncParsableCommand {
             }
             let state = try await client.send(ImageManagement.StateReadRequest())
             if let identity, !state.images.contains(where: { $0.hash == identity.hash }) {
-                throw .verificationFailed(
+                throw .verificationFailed(.uploadNotListed,
                     "the upload finished but the device does not list an image with hash \(hexString(identity.hash))")
             }
             return (result, state)

@@ -54,6 +54,9 @@ struct Output: Sendable {
         if case .device(let deviceError) = error {
             fields["device_error"] = Self.json(deviceError)
         }
+        if case .verificationFailed(let failure, _) = error {
+            fields["check"] = .string(failure.rawValue)
+        }
         let explanation = ExplanationFormat.explanation(for: error, operation: operation)
         if let explanation { fields["explanation"] = ExplanationFormat.json(explanation) }
         fail(status: status, message: error.description, fields: fields)

@@ -151,6 +151,10 @@ struct CLIExitStatusTests {
         let result = try CLI.run(["-c", "sim?reject-images", "dfu", image])
         #expect(result.status == 5)
         #expect(result.stderr.contains("did not swap"))
+        let json = try CLI.run(["-c", "sim?reject-images", "--json", "dfu", image]).json()
+        #expect(json["error"] as? String == "verification")
+        #expect(json["check"] as? String == "not-running-after-reset")
+        #expect((json["explanation"] as? [String: Any]) != nil)
     }
 
     @Test("nobody answering: transport failure, exit 3")
