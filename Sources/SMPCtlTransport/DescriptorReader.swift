@@ -96,3 +96,40 @@ func writeAll(fd: Int32, _ bytes: [UInt8]) throws(SMPTransportError) {
         throw SMPTransportError(.sendFailed, "write failed", errno: code)
     }
 }
+
+/// A transport's open descriptor and its reader thread, swapped and closed as one.
+final class OpenDescriptor: Sendable {
+    private struct State {
+        var fd: Int32 = -1
+        var reader: DescriptorReader?
+    }
+
+    private let state = Mutex(State())
+
+    /// The open descriptor, or `nil` when closed.
+    var fd: Int32? {
+        let fd = state.withLock { $0.fd }
+        return fd >= 0 ? fd : nil
+    }
+
+    /// Records a newly opened descriptor and the thread reading it.
+    func install(fd: Int32, reader: DescriptorReader) {
+        state.withLock {
+            $0.fd = fd
+            $0.reader = reader
+        }
+    }
+
+    /// Stops the reader and closes the descriptor; does nothing when already closed.
+    func close() async {
+        let (fd, reader) = state.withLock { s in
+            defer {
+                s.fd = -1
+                s.reader = nil
+            }
+            return (s.fd, s.reader)
+        }
+        await reader?.stop()
+        if fd >= 0 { _ = Glibc.close(fd) }
+    }
+}

@@ -57,17 +57,12 @@ enum Terminal {
 
 /// SMP over a serial line (USB-CDC ACM, a UART, or a pseudo-terminal) with console framing.
 public final class SerialTransport: SMPTransport {
-    private struct State {
-        var fd: Int32 = -1
-        var reader: DescriptorReader?
-    }
-
     /// The device path, such as `/dev/ttyACM0`.
     public let path: String
     /// The baud rate (ignored by USB-CDC devices, required by UARTs).
     public let baud: Int
     private let packetLimit: Int
-    private let state = Mutex(State())
+    private let link = OpenDescriptor()
 
     public init(path: String, baud: Int = 115_200, maximumPacketSize: Int = 8192) {
         self.path = path
@@ -105,31 +100,19 @@ public final class SerialTransport: SMPTransport {
                 events.yield(.disconnected(SMPTransportError(.disconnected, "\(self.path) closed", errno: code)))
             }
         }
-        state.withLock {
-            $0.fd = fd
-            $0.reader = reader
-        }
+        link.install(fd: fd, reader: reader)
     }
 
     public func send(_ packet: [UInt8]) async throws(SMPTransportError) {
         guard packet.count <= packetLimit else {
             throw SMPTransportError(.packetTooLarge, "packet of \(packet.count) bytes exceeds \(packetLimit)")
         }
-        let fd = state.withLock { $0.fd }
-        guard fd >= 0 else { throw SMPTransportError(.notConnected, "\(path) is not open") }
+        guard let fd = link.fd else { throw SMPTransportError(.notConnected, "\(path) is not open") }
         try writeAll(fd: fd, SMPSerialFraming.encode(packet: packet))
     }
 
     public func close() async {
-        let (fd, reader) = state.withLock { s in
-            defer {
-                s.fd = -1
-                s.reader = nil
-            }
-            return (s.fd, s.reader)
-        }
-        await reader?.stop()
-        if fd >= 0 { Glibc.close(fd) }
+        await link.close()
     }
 }
 

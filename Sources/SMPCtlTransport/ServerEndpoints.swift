@@ -119,9 +119,9 @@ public final class PTYServerEndpoint: Sendable {
             Glibc.close(master.fd)
             throw SMPTransportError(.openFailed, "cannot open \(path)", errno: code)
         }
-        do {
+        do throws(SMPTransportError) {
             try Terminal.makeRaw(fd: slave, baud: nil)
-        } catch let error as SMPTransportError {
+        } catch {
             Glibc.close(slave)
             Glibc.close(master.fd)
             throw error

@@ -59,14 +59,9 @@ public final class UDPTransport: SMPTransport {
     /// Zephyr's default SMP UDP port.
     public static let defaultPort: UInt16 = 1337
 
-    private struct State {
-        var fd: Int32 = -1
-        var reader: DescriptorReader?
-    }
-
     public let address: SocketAddress
     private let datagramLimit: Int
-    private let state = Mutex(State())
+    private let link = OpenDescriptor()
 
     /// Creates a transport to `address`; `maximumDatagram` bounds each packet (Zephyr's UDP MTU default is 1500).
     public init(address: SocketAddress, maximumDatagram: Int = 1500) {
@@ -95,18 +90,14 @@ public final class UDPTransport: SMPTransport {
                 events.yield(.disconnected(SMPTransportError(.disconnected, "UDP socket closed", errno: code)))
             }
         }
-        state.withLock {
-            $0.fd = fd
-            $0.reader = reader
-        }
+        link.install(fd: fd, reader: reader)
     }
 
     public func send(_ packet: [UInt8]) async throws(SMPTransportError) {
         guard packet.count <= datagramLimit else {
             throw SMPTransportError(.packetTooLarge, "packet of \(packet.count) bytes exceeds the UDP limit of \(datagramLimit)")
         }
-        let fd = state.withLock { $0.fd }
-        guard fd >= 0 else { throw SMPTransportError(.notConnected, "the UDP transport is not open") }
+        guard let fd = link.fd else { throw SMPTransportError(.notConnected, "the UDP transport is not open") }
         let sent = packet.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, packet.count, 0) }
         if sent < 0 {
             let code = errno
@@ -117,14 +108,6 @@ public final class UDPTransport: SMPTransport {
     }
 
     public func close() async {
-        let (fd, reader) = state.withLock { s in
-            defer {
-                s.fd = -1
-                s.reader = nil
-            }
-            return (s.fd, s.reader)
-        }
-        await reader?.stop()
-        if fd >= 0 { Glibc.close(fd) }
+        await link.close()
     }
 }
