@@ -50,8 +50,6 @@ public actor BLETransport: SMPTransport {
     public private(set) var writePath: DataPath?
     /// The notification path of the current link.
     public private(set) var notifyPath: DataPath?
-    /// The device's SMP buffer size, once the client has read it.
-    public private(set) var deviceBufferSize: Int?
     /// Writes made on the current and earlier links, for reports and tests.
     public private(set) var writeCount = 0
     /// The largest single write made.
@@ -86,26 +84,26 @@ public actor BLETransport: SMPTransport {
         self.init(configuration: Configuration(target: target, adapter: adapter, busAddress: busAddress))
     }
 
-    /// MTU−3, or the device's buffer size when the device reassembles packets split across writes.
-    public var maximumPacketSize: Int {
-        let payload = mtu - 3
-        if let deviceBufferSize, deviceBufferSize > payload { return deviceBufferSize }
-        return payload
+    /// The largest value written at once: MTU − 3, and never more than 510 bytes. The Bluetooth
+    /// Core spec caps an attribute value at 512 bytes (Vol 3, Part F, 3.2.9) and a BlueZ GATT
+    /// server silently drops write commands over 510 bytes (shared/reference/bluez-vm-notes.md).
+    public static let largestWrite = 510
+
+    /// The largest piece one write carries on the current link.
+    public var writeSize: Int { min(mtu - 3, Self.largestWrite) }
+
+    /// One write per piece; a packet may span several writes when the device reassembles.
+    public var framing: SMPFraming {
+        SMPFraming(maximumWrite: writeSize, splitsAcrossWrites: true, maximumPacket: Int(UInt16.max) + 8)
     }
 
-    /// The link as far as BlueZ shows it: the negotiated MTU, and whether the device reassembles.
-    /// The connection interval, PHY and data length are not visible through BlueZ's D-Bus API, so the
-    /// model assumes values that draw no advice (15 ms, 2M PHY, DLE 251 above MTU 27): advice about a
-    /// BLE link then rests only on what is known, the MTU and reassembly.
+    /// The link as far as BlueZ shows it: the negotiated MTU. The connection interval, PHY and data
+    /// length are not visible through BlueZ's D-Bus API, so the model assumes values that draw no
+    /// advice (15 ms, 2M PHY, DLE 251 above MTU 27); the client adds whether the device reassembles.
     public var linkModel: LinkModel? {
-        let reassembles = (deviceBufferSize ?? 0) > mtu - 3
-        return LinkModel(medium: .ble(
+        LinkModel(medium: .ble(
             mtu: mtu, interval: .milliseconds(15), packetsPerEvent: 6, phy: .le2M, dataLength: mtu > 27 ? 251 : 27,
-            reassembly: reassembles))
-    }
-
-    public func useDeviceBufferSize(_ bufferSize: Int) async {
-        deviceBufferSize = bufferSize > 0 ? bufferSize : nil
+            reassembly: false))
     }
 
     // MARK: - Opening
@@ -366,15 +364,14 @@ public actor BLETransport: SMPTransport {
     }
 
     public func send(_ packet: [UInt8]) async throws(SMPTransportError) {
-        let limit = maximumPacketSize
+        let limit = Int(UInt16.max) + 8
         guard packet.count <= limit else {
-            throw SMPTransportError(
-                .packetTooLarge, "a packet of \(packet.count) bytes exceeds the BLE limit of \(limit) (MTU \(mtu))")
+            throw SMPTransportError(.packetTooLarge, "a packet of \(packet.count) bytes exceeds the SMP limit of \(limit)")
         }
         await lockSending()
         defer { unlockSending() }
         guard let session else { throw SMPTransportError(.notConnected, "the BLE transport is not open") }
-        let piece = mtu - 3
+        let piece = writeSize
         var start = 0
         while start < packet.count {
             let chunk = Array(packet[start..<min(start + piece, packet.count)])

@@ -74,7 +74,7 @@ extension SMPClient {
             report.parameters = parameters
             report.parametersSupported = parametersSupported
             report.findings += SpeedAdvisor.advise(
-                parameters: parameters, supported: parametersSupported, link: await transport.linkModel)
+                parameters: parameters, supported: parametersSupported, link: await linkModel())
         }
 
         if let info = try? await send(OSManagement.BootloaderInfoRequest()) { report.bootloader = info.bootloader }

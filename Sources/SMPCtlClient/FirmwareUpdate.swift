@@ -75,10 +75,10 @@ extension SMPClient {
         let parameters = try await readParameters()
         events?(.readParameters(parameters, supported: parametersSupported))
         let advice = SpeedAdvisor.advise(
-            parameters: parameters, supported: parametersSupported, link: await transport.linkModel)
+            parameters: parameters, supported: parametersSupported, link: await linkModel())
         if !advice.isEmpty { events?(.speedAdvice(advice)) }
 
-        let before = try await send(ImageManagement.StateReadRequest())
+        let before = try await readImageState()
         if let slot = before.images.first(where: { $0.image == image && $0.hash == imageHash }) {
             events?(.alreadyOnDevice(slot: slot.slot, active: slot.active, confirmed: slot.confirmed))
             report.uploadSkipped = true
@@ -89,14 +89,16 @@ extension SMPClient {
                     try await confirmRunning(imageHash: imageHash, image: image)
                     events?(.confirmed)
                 }
-                let final = try await send(ImageManagement.StateReadRequest())
-                report.confirmed = final.images.contains { $0.image == image && $0.hash == imageHash && $0.confirmed }
+                let final = try await readImageState()
+                report.confirmed = final.images.contains { $0.image == image && $0.slot == slot.slot && $0.hash == imageHash && $0.confirmed }
                 report.finalState = final.images
                 return report
             }
         } else {
             events?(.uploadStarted(length: file.length, chunkBudget: await maximumRequestSize()))
-            let result = try await upload(file, options: options.upload) { progress in
+            var uploadOptions = options.upload
+            uploadOptions.expectedImageHash = imageHash
+            let result = try await upload(file, options: uploadOptions) { progress in
                 events?(.uploadProgress(progress))
             }
             report.upload = result
@@ -104,7 +106,7 @@ extension SMPClient {
         }
 
         // The device must list the image's hash before anything is marked or confirmed.
-        let afterUpload = try await send(ImageManagement.StateReadRequest())
+        let afterUpload = try await readImageState()
         guard let uploaded = afterUpload.images.first(where: { $0.image == image && $0.hash == imageHash }) else {
             throw .verificationFailed(.uploadNotListed,
                 "after the upload the device does not list an image with hash \(hex(imageHash)); the slot does not hold a valid image (was the file signed, and does the slot size match?)")
@@ -130,7 +132,7 @@ extension SMPClient {
             let reconnectSeconds = try await waitForDevice(after: options)
             report.reconnectSeconds = reconnectSeconds
             events?(.reconnected(afterSeconds: reconnectSeconds))
-            afterReset = try await send(ImageManagement.StateReadRequest())
+            afterReset = try await readImageState()
             // Still pending in the secondary slot: the reset request was lost and the device did not reboot.
             let stillPending = afterReset.images.contains {
                 $0.image == image && $0.hash == imageHash && !$0.active && $0.pending
@@ -138,7 +140,7 @@ extension SMPClient {
             guard stillPending, resets <= self.options.retries else { break }
             log("the device did not reset (the image is still pending); sending the reset again")
         }
-        guard let running = afterReset.images.first(where: { $0.image == image && $0.hash == imageHash }), running.active
+        guard let running = afterReset.images.first(where: { $0.image == image && $0.slot == 0 && $0.hash == imageHash }), running.active
         else {
             report.finalState = afterReset.images
             throw .verificationFailed(.notRunningAfterReset,
@@ -151,9 +153,9 @@ extension SMPClient {
             try await confirmRunning(imageHash: imageHash, image: image)
             events?(.confirmed)
         }
-        let final = try await send(ImageManagement.StateReadRequest())
+        let final = try await readImageState()
         report.finalState = final.images
-        report.confirmed = final.images.contains { $0.image == image && $0.hash == imageHash && $0.confirmed }
+        report.confirmed = final.images.contains { $0.image == image && $0.slot == 0 && $0.hash == imageHash && $0.confirmed }
         if options.mode == .testAndConfirm || options.mode == .confirmOnly, !report.confirmed {
             throw .verificationFailed(.notConfirmed, "the device does not show the new image as confirmed after confirming it")
         }
@@ -164,11 +166,8 @@ extension SMPClient {
     /// was lost would reboot the device a second time, and a tested image would revert. A missing
     /// answer is not an error; the state read after reconnecting tells whether the device reset.
     private func requestReset() async throws(SMPClientError) {
-        let savedRetries = options.retries
-        options.retries = 0
-        defer { options.retries = savedRetries }
         do {
-            _ = try await send(OSManagement.ResetRequest())
+            _ = try await send(OSManagement.ResetRequest(), policy: SMPRequestPolicy(retries: 0))
         } catch .timedOut {
             log("no answer to the reset request; assuming the device is resetting")
         }
@@ -177,7 +176,8 @@ extension SMPClient {
     /// Confirms the running image whose hash has been read back from the device.
     private func confirmRunning(imageHash: [UInt8], image: Int) async throws(SMPClientError) {
         let response = try await send(ImageManagement.StateWriteRequest(hash: imageHash, confirm: true))
-        guard response.images.contains(where: { $0.image == image && $0.hash == imageHash && $0.confirmed }) else {
+        try ImageStateCheck.validate(response)
+        guard response.images.contains(where: { $0.image == image && $0.slot == 0 && $0.hash == imageHash && $0.confirmed }) else {
             throw .verificationFailed(.notConfirmed, "the device did not mark image \(hex(imageHash)) as confirmed")
         }
     }
@@ -187,28 +187,74 @@ extension SMPClient {
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start + options.reconnectTimeout
-        try? await Task.sleep(for: options.resetGrace)
-        let savedTimeout = self.options.timeout
-        let savedRetries = self.options.retries
-        self.options.timeout = min(savedTimeout, .seconds(1))
-        self.options.retries = 0
-        defer {
-            self.options.timeout = savedTimeout
-            self.options.retries = savedRetries
+        do {
+            try await Task.sleep(for: options.resetGrace)
+        } catch {
+            throw .cancelled
         }
+        let probe = SMPRequestPolicy(timeout: min(self.options.timeout, .seconds(1)), retries: 0)
         var lastError: SMPClientError?
         while clock.now < deadline {
+            if Task.isCancelled { throw .cancelled }
             do {
                 try await reopen()
-                _ = try await send(OSManagement.EchoRequest("smpctl"))
+                _ = try await send(OSManagement.EchoRequest("smpctl"), policy: probe)
                 let elapsed = clock.now - start
                 return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             } catch {
+                if case .cancelled = error { throw error }
                 lastError = error
-                try? await Task.sleep(for: .milliseconds(250))
+                do {
+                    try await Task.sleep(for: .milliseconds(250))
+                } catch {
+                    throw .cancelled
+                }
             }
         }
         throw .verificationFailed(.noAnswerAfterReset,
             "the device did not answer within \(options.reconnectTimeout) after the reset (last error: \(lastError.map { "\($0)" } ?? "none")). It may be stuck in the bootloader, or it came back on another port or address.")
+    }
+}
+
+extension SMPClient {
+    /// Reads the image list and checks that it does not contradict itself.
+    public func readImageState() async throws(SMPClientError) -> ImageManagement.StateResponse {
+        let state = try await send(ImageManagement.StateReadRequest())
+        try ImageStateCheck.validate(state)
+        return state
+    }
+}
+
+/// Checks an image list for contradictions that no real device produces, so that verification
+/// never rests on an entry that cannot be trusted.
+public enum ImageStateCheck {
+    /// Throws ``SMPClientError/verificationFailed(_:_:)`` with ``VerificationFailure/contradictoryImageList``
+    /// when two entries name the same image and slot, a hash is not 32, 48 or 64 bytes, or the
+    /// flags are impossible (more than one active slot for an image, or a primary slot marked
+    /// pending without being active).
+    public static func validate(_ state: ImageManagement.StateResponse) throws(SMPClientError) {
+        var seen = Set<Int>()
+        var activeImages = Set<Int>()
+        for entry in state.images {
+            let key = entry.image &* 64 &+ entry.slot
+            guard seen.insert(key).inserted else {
+                throw .verificationFailed(.contradictoryImageList,
+                    "the device lists image \(entry.image) slot \(entry.slot) twice; its image list contradicts itself")
+            }
+            if let hash = entry.hash, ![32, 48, 64].contains(hash.count) {
+                throw .verificationFailed(.contradictoryImageList,
+                    "the device lists a \(hash.count)-byte hash for image \(entry.image) slot \(entry.slot); image hashes are 32, 48 or 64 bytes")
+            }
+            if entry.active {
+                guard activeImages.insert(entry.image).inserted else {
+                    throw .verificationFailed(.contradictoryImageList,
+                        "the device lists two active slots for image \(entry.image)")
+                }
+            }
+            if entry.permanent, !entry.pending, !entry.active, entry.slot != 0 {
+                throw .verificationFailed(.contradictoryImageList,
+                    "the device lists image \(entry.image) slot \(entry.slot) as permanent without pending")
+            }
+        }
     }
 }

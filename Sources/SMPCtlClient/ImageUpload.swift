@@ -15,6 +15,12 @@ public struct UploadOptions: Sendable {
     public var reconnectAttempts: Int = 3
     /// How many chunks may be in flight; `nil` takes the device's buffer count less one.
     public var window: Int?
+    /// The whole upload must finish within this time (`--deadline`); `nil` for no limit beyond
+    /// the progress bounds.
+    public var deadline: Duration?
+    /// The image's hash TLV, when known: lets the upload see that the device already holds the
+    /// whole image when the final answer was lost, instead of uploading it again.
+    public var expectedImageHash: [UInt8]?
 
     public init(image: Int? = nil, upgrade: Bool = false, alignment: Int = 1) {
         self.image = image
@@ -59,8 +65,7 @@ public struct UploadResult: Sendable {
 
 /// A chunk sent and not yet answered.
 struct InFlightChunk: Sendable {
-    var offset: Int
-    var end: Int
+    var range: Range<Int>
     var ticket: SMPResponseTicket
 }
 
@@ -69,9 +74,10 @@ extension SMPClient {
     ///
     /// Each chunk is sized so that its encoded request exactly fits the device's buffer and the
     /// path; the first chunk carries `len`, `sha` and the image number. The upload always
-    /// continues from the offset the device reports; a device that answers a first chunk with a
-    /// later offset resumes a previous upload of the same file. Offsets beyond what was sent
-    /// are refused.
+    /// continues from the offset the device reports (see ``UploadWindow``). A chunk that gets no
+    /// answer is sent again with the rest of the window, and an answer to any copy counts. The
+    /// upload ends with the whole file on the device, or with a typed error: the bytes sent
+    /// without progress, restarts, timeouts, the busy budget and the optional deadline are bounded.
     public func upload(
         _ file: FirmwareFile, options: UploadOptions = UploadOptions(),
         progress: (@Sendable (UploadProgress) -> Void)? = nil
@@ -82,145 +88,223 @@ extension SMPClient {
         let first = ImageManagement.UploadRequest.FirstChunkFields(
             length: file.length, sha: file.sha256, image: options.image, upgrade: options.upgrade)
         let reader = try FirmwareReader(file: file)
-        let window = max(1, options.window ?? defaultUploadWindow)
+        let windowSize = max(1, options.window ?? defaultUploadWindow)
         let clock = ContinuousClock()
         let start = clock.now
-        var offset = 0  // what the device has acknowledged
-        var nextOffset = 0  // where the next chunk starts
-        var highestSent = 0  // the end of the furthest chunk sent
+        let deadline = options.deadline.map { start + $0 }
+        let typicalChunk = max(1, ImageManagement.UploadRequest.largestDataLength(bodyBudget: bodyBudget, offset: 1 << 20, first: nil))
+        var state = UploadWindow(length: file.length, window: windowSize, chunkSize: typicalChunk)
         var inFlight: [InFlightChunk] = []
-        var resync = false
-        var resumedFrom = 0
         var chunks = 0
         var largestChunk = 0
-        var match: Bool?
-        var rejectedAnswers = 0
         var reconnects = 0
         var stalls = 0
-        var busyLeft = self.options.busyRetries
+        var malformed = 0
+        var versionSwitches = 0
+        var busyDeadline: ContinuousClock.Instant?
         var busyWait = self.options.busyDelay
+        var announcedResume = false
 
         func elapsed() -> Double {
             let duration = clock.now - start
             return Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
         }
+        func dropInFlight() {
+            for chunk in inFlight { abandon(chunk.ticket) }
+            inFlight.removeAll()
+        }
 
-        while offset < file.length {
-            // Fill the window. The first chunk goes alone: the device erases the slot and may resume.
-            while !resync, nextOffset < file.length, inFlight.count < (offset == 0 ? 1 : window) {
-                let isFirst = nextOffset == 0
+        while !state.isComplete {
+            if Task.isCancelled {
+                dropInFlight()
+                throw .cancelled
+            }
+            if let deadline, clock.now >= deadline {
+                dropInFlight()
+                throw .deadlineExceeded(options.deadline ?? .zero)
+            }
+            // Fill the window.
+            while state.canSend {
+                let offset = state.nextOffset
+                let isFirst = offset == 0
                 let fields = isFirst ? first : nil
                 var count = ImageManagement.UploadRequest.largestDataLength(
-                    bodyBudget: bodyBudget, offset: nextOffset, first: fields)
-                count = min(count, file.length - nextOffset)
-                if count < file.length - nextOffset, options.alignment > 1 {
+                    bodyBudget: bodyBudget, offset: offset, first: fields)
+                count = min(count, file.length - offset)
+                if count < file.length - offset, options.alignment > 1 {
                     count -= count % options.alignment
                 }
                 let minimum = isFirst ? min(32, file.length) : 1
                 guard count >= minimum else {
-                    throw .invalidInput(
-                        "the device's buffer (\(packetLimit) bytes per request) is too small to carry an upload chunk at offset \(nextOffset)")
+                    dropInFlight()
+                    throw .deviceLimit(
+                        "the device's buffer (\(parameters?.bufferSize ?? 0) bytes, \(packetLimit) per request on this link) is too small to carry an upload chunk at offset \(offset)")
                 }
                 let request = ImageManagement.UploadRequest(
-                    offset: nextOffset, data: try reader.read(offset: nextOffset, count: count), first: fields)
+                    offset: offset, data: try reader.read(offset: offset, count: count), first: fields)
                 let ticket: SMPResponseTicket
                 do {
                     ticket = try await submit(
                         group: request.group, command: request.command, operation: request.operation,
-                        body: request.bodyBytes, timeout: isFirst ? options.firstChunkTimeout : self.options.timeout)
+                        body: request.bodyBytes, timeout: isFirst ? options.firstChunkTimeout : nil)
                 } catch .transport(let error) {
+                    dropInFlight()
                     try await recoverLink(error, attempt: &reconnects, limit: options.reconnectAttempts)
-                    inFlight.removeAll()
-                    (offset, nextOffset, resync) = (0, 0, false)
+                    state.restart()
                     continue
                 }
-                inFlight.append(InFlightChunk(offset: nextOffset, end: nextOffset + count, ticket: ticket))
+                inFlight.append(InFlightChunk(range: offset..<(offset + count), ticket: ticket))
+                state.sent(offset..<(offset + count))
                 chunks += 1
                 largestChunk = max(largestChunk, count)
-                nextOffset += count
-                highestSent = max(highestSent, nextOffset)
-                if isFirst { break }
             }
-            guard !inFlight.isEmpty else {
-                // Nothing in flight and nothing to send: continue from the device's offset.
-                nextOffset = offset
-                resync = false
+            guard let head = inFlight.first else {
+                state.resync()
                 continue
             }
 
-            // Take the oldest answer; later ones wait in their tickets, in whatever order they came.
-            let chunk = inFlight.removeFirst()
-            let reported: Int
-            do throws(SMPClientError) {
-                let packet = try await chunk.ticket.response()
-                let response = try decodeUploadResponse(packet)
-                guard let value = response.offset, value <= file.length else {
-                    throw SMPClientError.malformedResponse(SMPDecodingError(
-                        .unexpectedType, "upload offset \(response.offset ?? -1) is beyond the file's \(file.length) bytes"))
-                }
-                reported = value
-                if reported == file.length { match = response.match }
+            // The oldest answer decides; later ones wait in their tickets, in whatever order they came.
+            let packet: SMPPacket
+            do {
+                packet = try await head.ticket.response()
             } catch .transport(let error) {
+                dropInFlight()
                 try await recoverLink(error, attempt: &reconnects, limit: options.reconnectAttempts)
-                inFlight.removeAll()
-                (offset, nextOffset, resync) = (0, 0, false)
+                state.restart()
                 continue
             } catch .timedOut(let group, let command, _) {
-                // Only the chunk the device needs next counts towards giving up: later chunks of
-                // the same window time out with it, and a resync resends them anyway.
-                if chunk.offset <= offset { stalls += 1 }
+                stalls += 1
                 guard stalls <= self.options.retries else {
+                    dropInFlight()
                     throw .timedOut(group: group, command: command, attempts: stalls)
                 }
-                log("no answer for the chunk at offset \(chunk.offset); resending from the device's offset")
-                resync = true
-                if inFlight.isEmpty { (nextOffset, resync) = (offset, false) }
+                log("no answer for the chunk at offset \(head.range.lowerBound); sending the window again")
+                notify(.retry(attempt: stalls, of: self.options.retries))
+                // Every copy keeps listening: a late answer to the first one still counts.
+                for chunk in inFlight {
+                    try state.resent(bytes: chunk.range.count)
+                    do {
+                        try await resend(chunk.ticket)
+                    } catch .transport(let error) {
+                        dropInFlight()
+                        try await recoverLink(error, attempt: &reconnects, limit: options.reconnectAttempts)
+                        state.restart()
+                        break
+                    }
+                }
                 continue
-            } catch .device(let error) where error.isBusy && busyLeft > 0 {
-                busyLeft -= 1
-                log("device busy; resending from offset \(offset) in \(busyWait)")
-                try? await Task.sleep(for: busyWait)
-                busyWait = min(busyWait * 2, .seconds(1))
-                resync = true
-                if inFlight.isEmpty { (nextOffset, resync) = (offset, false) }
-                continue
+            } catch .cancelled {
+                dropInFlight()
+                throw .cancelled
             }
+            inFlight.removeFirst()
 
-            if reported > highestSent, !(chunk.offset == 0 && reported > chunk.end) {
-                // Never move to an offset the client has not sent (a resume answer to a first chunk aside).
-                rejectedAnswers += 1
-                log("ignored an upload answer with offset \(reported) beyond the \(highestSent) bytes sent")
-                guard rejectedAnswers <= self.options.retries else {
-                    throw .verificationFailed(.offsetBeyondSent, "the device keeps reporting offsets beyond the data sent")
-                }
-                resync = true
-            } else if reported == 0, chunk.offset > 0 {
-                // The device lost its upload state (a reset, another client): start over with a first chunk.
-                log("device restarted the upload at offset 0; resending the first chunk")
-                inFlight.removeAll()
-                (offset, nextOffset, resync) = (0, 0, false)
+            let response: ImageManagement.UploadResponse
+            switch classify(packet, sentVersion: head.ticket.header.version, versionSwitches: &versionSwitches) {
+            case .versionSwitched:
+                dropInFlight()
+                state.resync()
                 continue
-            } else {
-                if chunk.offset == 0, reported > chunk.end {
-                    if resumedFrom == 0 { resumedFrom = reported }
-                    log("device resumes a previous upload at offset \(reported)")
+            case .busy(let error):
+                let limit = busyDeadline ?? clock.now + self.options.busyBudget
+                busyDeadline = limit
+                dropInFlight()
+                guard try await waitOutBusy(until: limit, wait: &busyWait) else {
+                    throw .device(error)
                 }
-                if reported != chunk.end { resync = true }
-                if reported > offset {
-                    offset = reported
-                    stalls = 0
-                    progress?(UploadProgress(
-                        offset: offset, total: file.length, startOffset: resumedFrom, elapsed: elapsed()))
+                state.resync()
+                continue
+            case .malformed(let error):
+                // A corrupted answer is a lost answer.
+                malformed += 1
+                guard malformed <= self.options.retries + 2 else {
+                    dropInFlight()
+                    throw .malformedResponse(error)
+                }
+                log("malformed answer to the chunk at offset \(head.range.lowerBound) (\(error)); continuing from the device's offset")
+                dropInFlight()
+                state.resync()
+                continue
+            case .response(let packet):
+                do {
+                    response = try SMPResponseDecoder.decode(ImageManagement.UploadResponse.self, from: packet)
+                } catch {
+                    switch error {
+                    case .device(let deviceError):
+                        dropInFlight()
+                        throw .device(deviceError)
+                    case .malformed(let decodingError):
+                        malformed += 1
+                        guard malformed <= self.options.retries + 2 else {
+                            dropInFlight()
+                            throw .malformedResponse(decodingError)
+                        }
+                        dropInFlight()
+                        state.resync()
+                        continue
+                    }
                 }
             }
-            if resync, inFlight.isEmpty { (nextOffset, resync) = (offset, false) }
+            guard let reported = response.offset, reported <= file.length else {
+                malformed += 1
+                guard malformed <= self.options.retries + 2 else {
+                    dropInFlight()
+                    throw .malformedResponse(SMPDecodingError(
+                        .unexpectedType, "upload offset \(response.offset ?? -1) is beyond the file's \(file.length) bytes"))
+                }
+                dropInFlight()
+                state.resync()
+                continue
+            }
+            busyDeadline = nil
+            busyWait = self.options.busyDelay
+            let before = state.highWater
+            let outcome: UploadWindow.Outcome
+            do throws(SMPClientError) {
+                outcome = try state.answered(offset: reported, match: response.match)
+            } catch {
+                dropInFlight()
+                throw error
+            }
+            if state.highWater > before { stalls = 0 }
+            if state.resumedFrom > 0, !announcedResume {
+                announcedResume = true
+                log("device resumes a previous upload at offset \(state.resumedFrom)")
+                notify(.resumed(offset: state.resumedFrom))
+            }
+            switch outcome {
+            case .advanced, .complete:
+                progress?(UploadProgress(
+                    offset: state.acknowledged, total: file.length, startOffset: state.resumedFrom, elapsed: elapsed()))
+            case .resync:
+                dropInFlight()
+                state.resync()
+            case .restart:
+                log("device restarted the upload at offset 0; resending the first chunk")
+                dropInFlight()
+            case .verifyThenRestart:
+                dropInFlight()
+                // The final answer was lost and Zephyr forgot the finished upload: a late copy of an
+                // earlier chunk then reads offset 0. Check the slot before sending everything again.
+                if let hash = options.expectedImageHash,
+                    let listed = try? await send(ImageManagement.StateReadRequest()),
+                    listed.images.contains(where: { $0.image == (options.image ?? 0) && $0.slot == 1 && $0.hash == hash })
+                {
+                    log("the device already holds the whole image; the final answer was lost")
+                    state.completeByVerification()
+                    progress?(UploadProgress(
+                        offset: file.length, total: file.length, startOffset: state.resumedFrom, elapsed: elapsed()))
+                } else {
+                    log("device restarted the upload at offset 0; resending the first chunk")
+                }
+            }
         }
-        if match == false {
+        if state.match == false {
             throw .verificationFailed(.dataMismatch, "the device reports that the uploaded data does not match the file's SHA-256")
         }
         return UploadResult(
-            length: file.length, resumedFrom: resumedFrom, chunks: chunks, chunkSize: largestChunk, seconds: elapsed(),
-            match: match, window: window)
+            length: file.length, resumedFrom: state.resumedFrom, chunks: chunks, chunkSize: largestChunk,
+            seconds: elapsed(), match: state.match, window: windowSize)
     }
 
     /// The window used when `--window` is not given: one less than the device's buffer count,
@@ -230,29 +314,15 @@ extension SMPClient {
         return max(1, count - 1)
     }
 
-    /// Decodes an upload answer, applying the v1/v2 switch the way `exchange` does.
-    private func decodeUploadResponse(_ packet: SMPPacket) throws(SMPClientError) -> ImageManagement.UploadResponse {
-        if packet.header.version == .v1, version != .v1, options.forcedVersion == nil {
-            log("device answered with an SMP v1 header; using v1 from now on")
-            version = .v1
-        }
-        do {
-            return try SMPResponseDecoder.decode(ImageManagement.UploadResponse.self, from: packet)
-        } catch {
-            switch error {
-            case .device(let deviceError): throw .device(deviceError)
-            case .malformed(let decodingError): throw .malformedResponse(decodingError)
-            }
-        }
-    }
-
     /// Reopens a lost link, within the allowed number of reconnects.
     private func recoverLink(
         _ error: SMPTransportError, attempt: inout Int, limit: Int
     ) async throws(SMPClientError) {
         attempt += 1
         guard attempt <= limit else { throw .transport(error) }
+        if error.code == .refused { throw .transport(error) }
         log("link lost during the upload (\(error)); reconnecting to resume")
+        notify(.reconnecting(attempt: attempt))
         try await reopenAfterLoss(error)
     }
 
@@ -260,7 +330,11 @@ extension SMPClient {
     func reopenAfterLoss(_ error: SMPTransportError) async throws(SMPClientError) {
         var lastError = SMPClientError.transport(error)
         for attempt in 0..<20 {
-            try? await Task.sleep(for: .milliseconds(attempt == 0 ? 50 : 250))
+            do {
+                try await Task.sleep(for: .milliseconds(attempt == 0 ? 50 : 250))
+            } catch {
+                throw .cancelled
+            }
             do {
                 try await reopen()
                 return

@@ -1,14 +1,16 @@
 public import SMPCtlProtocol
 public import SMPCtlTransport
+import SMPCtlCBOR
 
 /// Settings for an ``SMPClient``.
 public struct SMPClientOptions: Sendable {
-    /// How long to wait for each response.
-    public var timeout: Duration = .seconds(3)
-    /// How many times a request is sent again after a timeout.
+    /// The longest wait for a response. Below it the wait adapts to the round trips measured on the
+    /// link (see ``RoundTripEstimator``); requests given an explicit timeout use that instead.
+    public var timeout: Duration = .seconds(20)
+    /// How many times a request is sent again after a timeout or a malformed answer.
     public var retries: Int = 3
-    /// How many times a request answered with "busy" (rc 10) is sent again.
-    public var busyRetries: Int = 30
+    /// How long, in total, the client waits on a device that answers "busy" (rc 10) before it gives up.
+    public var busyBudget: Duration = .seconds(6)
     /// The first wait after "busy"; it doubles up to one second.
     public var busyDelay: Duration = .milliseconds(50)
     /// Use only this SMP version; `nil` starts with v2 and falls back to v1 when the device needs it.
@@ -17,41 +19,97 @@ public struct SMPClientOptions: Sendable {
     public var maximumResponseBody = Int(UInt16.max)
     /// Receives diagnostic lines (every frame as hex, ignored responses), for `-v`.
     public var log: (@Sendable (String) -> Void)?
+    /// Receives notable events (retries, busy back-off, reconnects) for progress displays.
+    public var notice: (@Sendable (SMPClientNotice) -> Void)?
 
     public init() {}
+}
+
+/// Something a progress display may want to show: the client is retrying or waiting.
+public enum SMPClientNotice: Sendable, Hashable {
+    /// A request got no answer in time and is sent again.
+    case retry(attempt: Int, of: Int)
+    /// The device answered busy; the client waits this long.
+    case busy(wait: Duration)
+    /// The link dropped and the client reconnects.
+    case reconnecting(attempt: Int)
+    /// The upload continues an earlier one at this offset.
+    case resumed(offset: Int)
+}
+
+/// How one request is sent: its timeout, retries and busy budget. `nil` fields take the client's options.
+public struct SMPRequestPolicy: Sendable {
+    /// A fixed timeout; `nil` uses the adaptive timeout under ``SMPClientOptions/timeout``.
+    public var timeout: Duration?
+    /// Resends after a timeout or a malformed answer.
+    public var retries: Int?
+    /// Total time to wait on "busy".
+    public var busyBudget: Duration?
+
+    public init(timeout: Duration? = nil, retries: Int? = nil, busyBudget: Duration? = nil) {
+        self.timeout = timeout
+        self.retries = retries
+        self.busyBudget = busyBudget
+    }
+
+    /// The client's defaults.
+    public static let standard = SMPRequestPolicy()
+}
+
+/// What one answer means to the request that is waiting for it, before typed decoding.
+enum AnswerClass {
+    /// A response to decode (it may carry a device error other than busy or a version mismatch).
+    case response(SMPPacket)
+    /// rc 10: send again after a back-off.
+    case busy(SMPDeviceError)
+    /// The device wants the other SMP version; the client switched, send again.
+    case versionSwitched
+    /// The body is not CBOR: treat it as a lost answer.
+    case malformed(SMPDecodingError)
 }
 
 /// An SMP client for one device.
 ///
 /// Assigns sequence numbers, matches responses to requests by sequence number, group and
-/// command, and allows several requests in flight. Handles timeouts with bounded retries,
-/// "busy" with back-off, and SMP v1/v2 fallback. Responses that do not decode, carry an unknown
-/// sequence number or repeat one already answered are logged and ignored.
+/// command, and allows several requests in flight. A request that is sent again keeps listening
+/// on every copy's sequence number, so a late answer to an earlier copy still completes it.
+/// Timeouts adapt to the measured round trip (RFC 6298 with Karn's rule). One classification
+/// step handles busy, version fallback and malformed answers for single requests and uploads.
 public actor SMPClient {
-    private struct Pending {
+    /// One logical request and every copy of it sent.
+    private struct Outstanding {
         let group: SMPGroupID
         let command: UInt8
-        let deliver: AsyncStream<Result<SMPPacket, SMPClientError>>.Continuation
-        let deadline: ContinuousClock.Instant
-
-        func resolve(_ result: Result<SMPPacket, SMPClientError>) {
-            deliver.yield(result)
-            deliver.finish()
-        }
+        /// Sequence numbers of every copy sent, oldest first.
+        var copies: [UInt8]
+        /// When the first copy was sent, for the round-trip sample.
+        let firstSent: ContinuousClock.Instant
+        /// Requests ahead of it when it was sent (the device answers in order).
+        let queueAhead: Int
+        /// `nil` while timed out and not resent.
+        var deadline: ContinuousClock.Instant?
+        let fixedTimeout: Duration?
+        var waiter: CheckedContinuation<Result<SMPPacket, SMPClientError>, Never>?
+        /// A result that arrived while nobody waited.
+        var ready: Result<SMPPacket, SMPClientError>?
     }
 
     /// The transport in use.
     public let transport: any SMPTransport
     /// The options in force.
-    public internal(set) var options: SMPClientOptions
+    public let options: SMPClientOptions
     /// The SMP version requests use now; it changes when the device answers in v1.
     public internal(set) var version: SMPVersion
     /// The device's SMP buffer parameters, once read.
     public private(set) var parameters: OSManagement.ParametersResponse?
     /// Whether the device answered the params command (false when it is unsupported).
     public private(set) var parametersSupported = false
+    /// The round-trip estimate behind adaptive timeouts.
+    public private(set) var roundTrip: RoundTripEstimator
 
-    private var pending: [UInt8: Pending] = [:]
+    private var outstanding: [Int: Outstanding] = [:]
+    private var requestBySequence: [UInt8: Int] = [:]
+    private var nextRequestID = 0
     private var nextSequence: UInt8 = 0
     private var eventTask: Task<Void, Never>?
     private var timeoutWatch: Task<Void, Never>?
@@ -62,6 +120,7 @@ public actor SMPClient {
         self.transport = transport
         self.options = options
         self.version = options.forcedVersion ?? .v2
+        self.roundTrip = RoundTripEstimator(ceiling: options.timeout)
     }
 
     /// Opens the transport and starts receiving.
@@ -98,25 +157,37 @@ public actor SMPClient {
         try await open()
     }
 
-    /// Changes the response timeout.
-    public func setTimeout(_ timeout: Duration) { options.timeout = timeout }
-
     // MARK: - Requests
 
     /// Sends a request and returns its typed response.
     ///
-    /// Timeouts are retried `options.retries` times with a new sequence number; "busy" is
-    /// retried after a back-off; a v1-only device switches the client to v1.
+    /// Timeouts and malformed answers are retried; "busy" is retried after a back-off within the
+    /// busy budget; a v1-only device switches the client to v1.
     public func send<Request: SMPRequest>(
         _ request: Request, timeout: Duration? = nil
     ) async throws(SMPClientError) -> Request.Response {
-        let packet = try await exchange(request, timeout: timeout)
-        do {
-            return try SMPResponseDecoder.decode(Request.Response.self, from: packet)
-        } catch {
-            switch error {
-            case .device(let deviceError): throw .device(deviceError)
-            case .malformed(let decodingError): throw .malformedResponse(decodingError)
+        try await send(request, policy: SMPRequestPolicy(timeout: timeout))
+    }
+
+    /// Sends a request under `policy` and returns its typed response.
+    public func send<Request: SMPRequest>(
+        _ request: Request, policy: SMPRequestPolicy
+    ) async throws(SMPClientError) -> Request.Response {
+        let retries = policy.retries ?? options.retries
+        var malformedLeft = retries
+        while true {
+            let packet = try await exchange(request, policy: policy)
+            do {
+                return try SMPResponseDecoder.decode(Request.Response.self, from: packet)
+            } catch {
+                switch error {
+                case .device(let deviceError): throw .device(deviceError)
+                case .malformed(let decodingError):
+                    // A corrupted answer is a lost answer: ask again within the budget.
+                    guard malformedLeft > 0 else { throw .malformedResponse(decodingError) }
+                    malformedLeft -= 1
+                    log("malformed answer (\(decodingError)); sending the request again")
+                }
             }
         }
     }
@@ -126,66 +197,100 @@ public actor SMPClient {
     /// Device errors other than busy and version mismatch are returned inside the packet for the
     /// caller to decode.
     public func exchange<Request: SMPRequest>(
-        _ request: Request, timeout: Duration? = nil
+        _ request: Request, policy: SMPRequestPolicy = .standard
     ) async throws(SMPClientError) -> SMPPacket {
-        var busyLeft = options.busyRetries
+        let retries = policy.retries ?? options.retries
+        let clock = ContinuousClock()
+        let busyDeadline = clock.now + (policy.busyBudget ?? options.busyBudget)
         var busyWait = options.busyDelay
         var versionSwitches = 0
+        var malformedLeft = retries
+        let body = request.bodyBytes
         while true {
-            // The fallback decisions depend on the version this request went out with: a device that
-            // answers rc 13 in a v1 header has already switched `version` below.
             let sentVersion = version
-            let packet = try await sendWithRetries(request, timeout: timeout ?? options.timeout)
-            if packet.header.version == .v1, version != .v1, options.forcedVersion == nil {
-                log("device answered with an SMP v1 header; using v1 from now on")
-                version = .v1
+            let ticket = try await submit(
+                group: request.group, command: request.command, operation: request.operation, body: body,
+                timeout: policy.timeout)
+            let packet = try await awaitWithResends(ticket, retries: retries)
+            switch classify(packet, sentVersion: sentVersion, versionSwitches: &versionSwitches) {
+            case .response(let packet): return packet
+            case .versionSwitched: continue
+            case .malformed(let error):
+                guard malformedLeft > 0 else { throw .malformedResponse(error) }
+                malformedLeft -= 1
+                log("malformed answer (\(error)); sending the request again")
+            case .busy(let error):
+                guard try await waitOutBusy(until: busyDeadline, wait: &busyWait) else { throw .device(error) }
             }
-            guard let map = try? SMPResponseDecoder.map(from: packet.body),
-                let deviceError = try? SMPResponseDecoder.deviceError(in: map, header: packet.header)
-            else { return packet }
-            if deviceError.kind == .smp(.busy), busyLeft > 0 {
-                busyLeft -= 1
-                log("device busy; retrying in \(busyWait)")
-                try? await Task.sleep(for: busyWait)
-                busyWait = min(busyWait * 2, .seconds(1))
-                continue
-            }
-            if options.forcedVersion == nil, versionSwitches < 2 {
-                if deviceError.kind == .smp(.versionTooNew), sentVersion == .v2 {
-                    log("device rejects SMP v2; falling back to v1")
-                    version = .v1
-                    versionSwitches += 1
-                    continue
-                }
-                if deviceError.kind == .smp(.versionTooOld), sentVersion == .v1 {
-                    log("device requires SMP v2; switching to v2")
-                    version = .v2
-                    versionSwitches += 1
-                    continue
-                }
-            }
-            return packet
         }
     }
 
-    private func sendWithRetries<Request: SMPRequest>(
-        _ request: Request, timeout: Duration
-    ) async throws(SMPClientError) -> SMPPacket {
-        let body = request.bodyBytes
+    /// Waits on a ticket, resending the same request (a new copy) after each timeout, up to `retries` times.
+    func awaitWithResends(_ ticket: SMPResponseTicket, retries: Int) async throws(SMPClientError) -> SMPPacket {
         var attempt = 0
         while true {
-            attempt += 1
             do {
-                return try await sendOnce(
-                    group: request.group, command: request.command, operation: request.operation, body: body,
-                    timeout: timeout)
+                return try await ticket.response()
             } catch .timedOut(let group, let command, _) {
-                if attempt > options.retries {
+                attempt += 1
+                guard attempt <= retries else {
+                    abandon(ticket)
                     throw .timedOut(group: group, command: command, attempts: attempt)
                 }
-                log("timeout waiting for \(group) command \(command); retry \(attempt) of \(options.retries)")
+                log("timeout waiting for \(group) command \(command); retry \(attempt) of \(retries)")
+                options.notice?(.retry(attempt: attempt, of: retries))
+                try await resend(ticket)
             }
         }
+    }
+
+    /// Sleeps through one busy back-off; returns false when the busy budget is spent.
+    func waitOutBusy(until deadline: ContinuousClock.Instant, wait: inout Duration) async throws(SMPClientError) -> Bool {
+        let now = ContinuousClock.now
+        guard now < deadline else { return false }
+        let pause = min(wait, deadline - now)
+        log("device busy; retrying in \(pause)")
+        options.notice?(.busy(wait: pause))
+        do {
+            try await Task.sleep(for: pause)
+        } catch {
+            throw .cancelled
+        }
+        wait = min(wait * 2, .seconds(1))
+        return true
+    }
+
+    /// The one classification step for answers: busy, SMP version fallback, malformed bodies.
+    func classify(_ packet: SMPPacket, sentVersion: SMPVersion, versionSwitches: inout Int) -> AnswerClass {
+        if packet.header.version == .v1, version != .v1, options.forcedVersion == nil {
+            log("device answered with an SMP v1 header; using v1 from now on")
+            version = .v1
+        }
+        let map: CBORMap
+        do {
+            map = try SMPResponseDecoder.map(from: packet.body)
+        } catch {
+            return .malformed(error)
+        }
+        guard let deviceError = try? SMPResponseDecoder.deviceError(in: map, header: packet.header) else {
+            return .response(packet)
+        }
+        if deviceError.kind == .smp(.busy) { return .busy(deviceError) }
+        if options.forcedVersion == nil, versionSwitches < 2 {
+            if deviceError.kind == .smp(.versionTooNew), sentVersion == .v2 {
+                log("device rejects SMP v2; falling back to v1")
+                version = .v1
+                versionSwitches += 1
+                return .versionSwitched
+            }
+            if deviceError.kind == .smp(.versionTooOld), sentVersion == .v1 {
+                log("device requires SMP v2; switching to v2")
+                version = .v2
+                versionSwitches += 1
+                return .versionSwitched
+            }
+        }
+        return .response(packet)
     }
 
     /// Sends one packet and waits for the matching response, without retries.
@@ -194,15 +299,18 @@ public actor SMPClient {
     ) async throws(SMPClientError) -> SMPPacket {
         let ticket = try await submit(
             group: group, command: command, operation: operation, body: body, timeout: timeout)
+        defer { abandon(ticket) }
         return try await ticket.response()
     }
 
     /// Sends one packet now and returns a ticket for its response.
     ///
     /// Packets are handed to the transport in the order `submit` is called, so several requests
-    /// can be in flight in a known order (the windowed upload relies on this).
+    /// can be in flight in a known order (the windowed upload relies on this). `timeout` fixes
+    /// the wait; `nil` uses the adaptive timeout. A timed-out ticket keeps listening until it is
+    /// resent, answered or abandoned.
     public func submit(
-        group: SMPGroupID, command: UInt8, operation: SMPOperation, body: [UInt8], timeout: Duration
+        group: SMPGroupID, command: UInt8, operation: SMPOperation, body: [UInt8], timeout: Duration?
     ) async throws(SMPClientError) -> SMPResponseTicket {
         guard isOpen else {
             throw .transport(lastDisconnect ?? SMPTransportError(.notConnected, "the link is not open"))
@@ -210,23 +318,121 @@ public actor SMPClient {
         guard body.count <= Int(UInt16.max) else {
             throw .invalidInput("a request body of \(body.count) bytes does not fit the 16-bit SMP length field")
         }
+        let id = nextRequestID
+        nextRequestID += 1
+        let ahead = outstanding.values.filter { $0.deadline != nil }.count
         let sequence = allocateSequence()
-        let packet = SMPPacket(
-            header: SMPHeader(
-                operation: operation, version: version, length: 0, group: group, sequence: sequence, command: command),
+        let now = ContinuousClock.now
+        let wait = timeout ?? roundTrip.timeout(queueAhead: ahead)
+        outstanding[id] = Outstanding(
+            group: group, command: command, copies: [sequence], firstSent: now, queueAhead: ahead,
+            deadline: now + wait, fixedTimeout: timeout, waiter: nil, ready: nil)
+        requestBySequence[sequence] = id
+        let ticket = SMPResponseTicket(id: id, client: self, header: SMPHeader(
+            operation: operation, version: version, length: 0, group: group, sequence: sequence, command: command),
             body: body)
-        let bytes = packet.bytes
-        if options.log != nil { log("tx seq \(sequence): \(hex(bytes))") }
-        let (stream, continuation) = AsyncStream<Result<SMPPacket, SMPClientError>>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        pending[sequence] = Pending(
-            group: group, command: command, deliver: continuation, deadline: ContinuousClock.now + timeout)
         startTimeoutWatch()
+        await transmit(id: id, sequence: sequence, ticket: ticket)
+        return ticket
+    }
+
+    /// Sends another copy of a ticket's request with a new sequence number; earlier copies keep listening.
+    public func resend(_ ticket: SMPResponseTicket) async throws(SMPClientError) {
+        guard isOpen else {
+            throw .transport(lastDisconnect ?? SMPTransportError(.notConnected, "the link is not open"))
+        }
+        guard var entry = outstanding[ticket.id] else { return }
+        if entry.ready != nil, case .success = entry.ready { return }  // answered meanwhile
+        let sequence = allocateSequence()
+        entry.copies.append(sequence)
+        // The timeout doubles after a loss (RFC 6298 §5.5) unless the request has a fixed one.
+        if entry.fixedTimeout == nil { roundTrip.backOff() }
+        let ahead = outstanding.values.filter { $0.deadline != nil }.count
+        entry.deadline = ContinuousClock.now + (entry.fixedTimeout ?? roundTrip.timeout(queueAhead: ahead))
+        entry.ready = nil
+        outstanding[ticket.id] = entry
+        requestBySequence[sequence] = ticket.id
+        startTimeoutWatch()
+        await transmit(id: ticket.id, sequence: sequence, ticket: ticket)
+    }
+
+    /// Stops listening for a ticket's answers.
+    public func abandon(_ ticket: SMPResponseTicket) {
+        guard let entry = outstanding.removeValue(forKey: ticket.id) else { return }
+        for copy in entry.copies { requestBySequence.removeValue(forKey: copy) }
+        entry.waiter?.resume(returning: .failure(.transport(SMPTransportError(.notConnected, "the request was abandoned"))))
+    }
+
+    private func transmit(id: Int, sequence: UInt8, ticket: SMPResponseTicket) async {
+        var header = ticket.header
+        header.sequence = sequence
+        header.version = version
+        let bytes = SMPPacket(header: header, body: ticket.body).bytes
+        if options.log != nil { log("tx seq \(sequence): \(hex(bytes))") }
         do {
             try await transport.send(bytes)
         } catch {
-            fail(sequence: sequence, with: .transport(error))
+            deliver(id: id, .failure(.transport(error)), final: true)
         }
-        return SMPResponseTicket(sequence: sequence, results: stream)
+    }
+
+    /// Waits for a ticket's next result.
+    func result(of id: Int) async -> Result<SMPPacket, SMPClientError> {
+        guard var entry = outstanding[id] else {
+            return .failure(.transport(lastDisconnect ?? SMPTransportError(.notConnected, "the request was abandoned")))
+        }
+        if let ready = entry.ready {
+            entry.ready = nil
+            outstanding[id] = entry
+            switch ready {
+            case .failure(.timedOut): break  // still listening until resent or abandoned
+            default: finish(id)
+            }
+            return ready
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                guard var current = outstanding[id] else {
+                    continuation.resume(returning: .failure(.cancelled))
+                    return
+                }
+                if Task.isCancelled {
+                    continuation.resume(returning: .failure(.cancelled))
+                    return
+                }
+                current.waiter = continuation
+                outstanding[id] = current
+            }
+        } onCancel: {
+            Task { await self.cancelWait(id) }
+        }
+    }
+
+    private func cancelWait(_ id: Int) {
+        guard var entry = outstanding[id], let waiter = entry.waiter else { return }
+        entry.waiter = nil
+        outstanding[id] = entry
+        waiter.resume(returning: .failure(.cancelled))
+    }
+
+    /// Hands a result to the ticket's waiter (or keeps it); answers and link failures end the request.
+    private func deliver(id: Int, _ result: Result<SMPPacket, SMPClientError>, final: Bool) {
+        guard var entry = outstanding[id] else { return }
+        if let waiter = entry.waiter {
+            entry.waiter = nil
+            outstanding[id] = entry
+            if final { finish(id) }
+            waiter.resume(returning: result)
+        } else {
+            // An answer replaces a timeout nobody has read yet.
+            entry.ready = result
+            outstanding[id] = entry
+        }
+    }
+
+    private func finish(_ id: Int) {
+        guard let entry = outstanding.removeValue(forKey: id) else { return }
+        for copy in entry.copies { requestBySequence.removeValue(forKey: copy) }
     }
 
     /// One task checks every request's deadline, rather than a sleeping task per request:
@@ -242,15 +448,24 @@ public actor SMPClient {
     }
 
     /// How precisely timeouts are applied.
-    static let timeoutResolution: Duration = .milliseconds(20)
+    static let timeoutResolution: Duration = .milliseconds(10)
 
-    /// Fails requests past their deadline; returns whether the watch should go on.
+    /// Reports requests past their deadline; returns whether the watch should go on.
     private func expireOverdue() -> Bool {
         let now = ContinuousClock.now
-        for (sequence, entry) in pending where entry.deadline <= now {
-            fail(sequence: sequence, with: .timedOut(group: entry.group, command: entry.command, attempts: 1))
+        var watching = false
+        for (id, entry) in outstanding {
+            guard let deadline = entry.deadline else { continue }
+            guard deadline <= now else {
+                watching = true
+                continue
+            }
+            var updated = entry
+            updated.deadline = nil
+            outstanding[id] = updated
+            deliver(id: id, .failure(.timedOut(group: entry.group, command: entry.command, attempts: entry.copies.count)), final: false)
         }
-        if pending.isEmpty {
+        if !watching {
             timeoutWatch = nil
             return false
         }
@@ -258,24 +473,27 @@ public actor SMPClient {
     }
 
     private func allocateSequence() -> UInt8 {
-        // Skip numbers still in flight so a late answer can never match a newer request.
+        // Skip numbers still listening so a late answer can never match a newer request.
         for _ in 0..<256 {
             let candidate = nextSequence
             nextSequence &+= 1
-            if pending[candidate] == nil { return candidate }
+            if requestBySequence[candidate] == nil { return candidate }
         }
         return nextSequence
     }
 
-    private func fail(sequence: UInt8, with error: SMPClientError) {
-        guard let entry = pending.removeValue(forKey: sequence) else { return }
-        entry.resolve(.failure(error))
-    }
-
     private func failAll(_ error: SMPClientError) {
-        let entries = pending
-        pending.removeAll()
-        for entry in entries.values { entry.resolve(.failure(error)) }
+        let ids = Array(outstanding.keys)
+        for id in ids { deliver(id: id, .failure(error), final: true) }
+        // Results nobody waits for yet stay readable as failures.
+        for id in ids {
+            if var entry = outstanding[id] {
+                entry.ready = .failure(error)
+                entry.deadline = nil
+                outstanding[id] = entry
+            }
+        }
+        requestBySequence.removeAll()
     }
 
     private func handle(_ event: SMPTransportEvent) {
@@ -293,7 +511,7 @@ public actor SMPClient {
                 log("ignored a packet that is not a response (op \(packet.header.operation))")
                 return
             }
-            guard let entry = pending[packet.header.sequence] else {
+            guard let id = requestBySequence[packet.header.sequence], let entry = outstanding[id] else {
                 log("ignored a response with sequence \(packet.header.sequence), which is not in flight")
                 return
             }
@@ -301,8 +519,18 @@ public actor SMPClient {
                 log("ignored a response for \(packet.header.group) command \(packet.header.command) with sequence \(packet.header.sequence)")
                 return
             }
-            pending.removeValue(forKey: packet.header.sequence)
-            entry.resolve(.success(packet))
+            // Karn's rule: only a request sent once gives a round-trip sample.
+            if entry.copies.count == 1, entry.fixedTimeout == nil {
+                roundTrip.add(sample: ContinuousClock.now - entry.firstSent, queueAhead: entry.queueAhead)
+            }
+            if entry.waiter != nil {
+                deliver(id: id, .success(packet), final: true)
+            } else {
+                var updated = entry
+                updated.ready = .success(packet)
+                updated.deadline = nil
+                outstanding[id] = updated
+            }
         case .console(let bytes):
             log("console: \(String(decoding: bytes, as: UTF8.self))")
         case .invalid(let reason):
@@ -319,6 +547,7 @@ public actor SMPClient {
     public var isConnected: Bool { isOpen }
 
     func log(_ text: String) { options.log?(text) }
+    func notify(_ notice: SMPClientNotice) { options.notice?(notice) }
 
     // MARK: - Parameters
 
@@ -329,7 +558,6 @@ public actor SMPClient {
             let response = try await send(OSManagement.ParametersRequest())
             parameters = response
             parametersSupported = true
-            await transport.useDeviceBufferSize(response.bufferSize)
             return response
         } catch .device(let error) {
             log("mcumgr params not supported (\(error)); using \(Self.defaultBufferSize)-byte buffers")
@@ -346,22 +574,51 @@ public actor SMPClient {
     public static let defaultBufferSize = 384
 
     /// The largest request packet, header included, that both the device and the path accept.
+    ///
+    /// Computed from the device's `buf_size` and what the transport reports about its framing:
+    /// the bytes of the device's buffer that the framing takes (4 on serial), the largest single
+    /// write, and whether a packet may span several writes (when the device reassembles, its
+    /// buffer is larger than one write).
     public func maximumRequestSize() async -> Int {
         let device = parameters?.bufferSize ?? Self.defaultBufferSize
-        return min(device, await transport.maximumPacketSize)
+        let framing = await transport.framing
+        let deviceLimit = device - framing.deviceBufferOverhead
+        if framing.splitsAcrossWrites, parametersSupported, deviceLimit > framing.maximumWrite {
+            return min(deviceLimit, framing.maximumPacket)
+        }
+        return min(deviceLimit, framing.maximumWrite, framing.maximumPacket)
+    }
+
+    /// The link model with what the client knows: whether the device reassembles split writes.
+    public func linkModel() async -> LinkModel? {
+        guard var model = await transport.linkModel else { return nil }
+        let framing = await transport.framing
+        if framing.splitsAcrossWrites,
+            case .ble(let mtu, let interval, let events, let phy, let dataLength, _) = model.medium
+        {
+            let device = parameters?.bufferSize ?? Self.defaultBufferSize
+            model.medium = .ble(
+                mtu: mtu, interval: interval, packetsPerEvent: events, phy: phy, dataLength: dataLength,
+                reassembly: parametersSupported && device > framing.maximumWrite)
+        }
+        return model
     }
 }
 
 /// The pending response to a submitted request.
 public struct SMPResponseTicket: Sendable {
-    /// The request's sequence number.
-    public let sequence: UInt8
-    let results: AsyncStream<Result<SMPPacket, SMPClientError>>
+    let id: Int
+    let client: SMPClient
+    let header: SMPHeader
+    let body: [UInt8]
 
-    /// Waits for the response, a timeout, or the link's loss.
+    /// The request's first sequence number.
+    public var sequence: UInt8 { header.sequence }
+
+    /// Waits for the response, a timeout, or the link's loss. After a timeout the ticket still
+    /// listens: call ``SMPClient/resend(_:)`` and wait again, or ``SMPClient/abandon(_:)``.
     public func response() async throws(SMPClientError) -> SMPPacket {
-        for await result in results { return try result.get() }
-        throw .transport(SMPTransportError(.notConnected, "the request was abandoned"))
+        try await client.result(of: id).get()
     }
 }
 

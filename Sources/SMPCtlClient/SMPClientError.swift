@@ -15,6 +15,15 @@ public enum SMPClientError: Error, Sendable, CustomStringConvertible {
     case verificationFailed(VerificationFailure, String)
     /// A file or argument the user gave cannot be used.
     case invalidInput(String)
+    /// The device answers but makes no progress (an upload offset that does not advance, goes
+    /// back, or keeps restarting at 0): what it did.
+    case stalled(String)
+    /// The device's limits make the operation impossible (a buffer too small for any upload chunk).
+    case deviceLimit(String)
+    /// The overall deadline (`--deadline`) passed.
+    case deadlineExceeded(Duration)
+    /// The operation was interrupted (Ctrl-C, SIGTERM, task cancellation).
+    case cancelled
 
     public var description: String {
         switch self {
@@ -25,6 +34,10 @@ public enum SMPClientError: Error, Sendable, CustomStringConvertible {
             "no response from the device to \(group.name ?? "group \(group.rawValue)") command \(command) after \(attempts) attempt\(attempts == 1 ? "" : "s")"
         case .verificationFailed(_, let text): "verification failed: \(text)"
         case .invalidInput(let text): text
+        case .stalled(let text): "the device makes no progress: \(text)"
+        case .deviceLimit(let text): text
+        case .deadlineExceeded(let limit): "the operation did not finish within its deadline of \(limit)"
+        case .cancelled: "interrupted"
         }
     }
 }
@@ -43,4 +56,6 @@ public enum VerificationFailure: String, Sendable, Hashable {
     case offsetBeyondSent = "offset-beyond-sent"
     /// The device reports that the uploaded data does not match the file's SHA-256.
     case dataMismatch = "data-mismatch"
+    /// The device's image list contradicts itself (the same slot twice, a malformed hash, impossible flags).
+    case contradictoryImageList = "contradictory-image-list"
 }

@@ -29,7 +29,7 @@ public final class InProcessTransport: SMPTransport {
     public var linkModel: LinkModel? { emulatedLink }
 
     public var description: String { "in-process simulator" }
-    public var maximumPacketSize: Int { packetLimit }
+    public var framing: SMPFraming { SMPFraming(maximumWrite: packetLimit) }
 
     public func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {
         await close()

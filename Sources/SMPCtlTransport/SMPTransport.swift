@@ -17,8 +17,9 @@ public enum SMPTransportEvent: Sendable {
 public protocol SMPTransport: Sendable {
     /// A short description of the link for messages, such as `udp 127.0.0.1:1337`.
     var description: String { get }
-    /// The largest SMP packet (header included) this path carries in one `send`.
-    var maximumPacketSize: Int { get async }
+    /// What the path carries: the largest write, whether a packet may span writes, and the bytes
+    /// of the device's buffer that the framing takes. The client sizes requests from it.
+    var framing: SMPFraming { get async }
     /// Opens the link; received events go to `events` until `close()`.
     func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError)
     /// Sends one whole SMP packet.
@@ -28,16 +29,33 @@ public protocol SMPTransport: Sendable {
     /// A model of the link's speed when the transport knows it (a serial baud rate, a BLE MTU),
     /// used to estimate what faster firmware settings would gain.
     var linkModel: LinkModel? { get async }
-    /// Tells the transport the device's SMP buffer size (mcumgr params `buf_size`), once known.
-    ///
-    /// A BLE transport uses it to split packets across writes only when the device reassembles them.
-    func useDeviceBufferSize(_ bufferSize: Int) async
 }
 
 extension SMPTransport {
     public var linkModel: LinkModel? { get async { nil } }
-    /// Most transports carry whole packets and ignore the device's buffer size.
-    public func useDeviceBufferSize(_ bufferSize: Int) async {}
+}
+
+/// What a transport's path carries, for sizing requests.
+public struct SMPFraming: Sendable, Hashable {
+    /// The largest packet (header included) one write or datagram carries.
+    public var maximumWrite: Int
+    /// Whether the transport can split one packet across several writes (BLE). The client
+    /// makes packets larger than ``maximumWrite`` only when the device's buffer shows that it
+    /// reassembles them.
+    public var splitsAcrossWrites: Bool
+    /// The largest packet the transport sends at all (header included).
+    public var maximumPacket: Int
+    /// Bytes of the device's receive buffer (`buf_size`) that the framing itself uses: 4 on
+    /// serial, where Zephyr decodes the length and CRC16 into the same net_buf as the packet
+    /// (`subsys/mgmt/mcumgr/transport/src/serial_util.c`, `mcumgr_serial_decode_frag`).
+    public var deviceBufferOverhead: Int
+
+    public init(maximumWrite: Int, splitsAcrossWrites: Bool = false, maximumPacket: Int? = nil, deviceBufferOverhead: Int = 0) {
+        self.maximumWrite = maximumWrite
+        self.splitsAcrossWrites = splitsAcrossWrites
+        self.maximumPacket = maximumPacket ?? maximumWrite
+        self.deviceBufferOverhead = deviceBufferOverhead
+    }
 }
 
 /// A transport-level failure, with an errno or a description of what the link said.
@@ -58,6 +76,8 @@ public struct SMPTransportError: Error, Sendable, Hashable, CustomStringConverti
         case packetTooLarge
         /// No answer in time.
         case timedOut
+        /// The peer refused: nothing listens on the port (ICMP port unreachable).
+        case refused
     }
 
     public var code: Code

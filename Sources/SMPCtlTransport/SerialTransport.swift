@@ -73,7 +73,11 @@ public final class SerialTransport: SMPTransport {
     public var description: String { "serial \(path) at \(baud) baud" }
     /// A UART at the configured baud rate (a USB-CDC device is faster than this).
     public var linkModel: LinkModel? { LinkModel(medium: .serial(baud: baud)) }
-    public var maximumPacketSize: Int { packetLimit }
+    /// Any packet fits one framed write; Zephyr keeps the frame's length and CRC16 in the packet's
+    /// buffer, so 4 bytes of `buf_size` are not available to the packet
+    /// (`subsys/mgmt/mcumgr/transport/src/serial_util.c`: the length is pulled from and the CRC
+    /// stripped off the same net_buf that `base64_decode` fills up to its tailroom).
+    public var framing: SMPFraming { SMPFraming(maximumWrite: packetLimit, deviceBufferOverhead: 4) }
 
     public func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {
         await close()

@@ -70,7 +70,7 @@ public final class UDPTransport: SMPTransport {
     }
 
     public var description: String { "udp \(address)" }
-    public var maximumPacketSize: Int { datagramLimit }
+    public var framing: SMPFraming { SMPFraming(maximumWrite: datagramLimit) }
 
     public func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {
         await close()
@@ -86,8 +86,7 @@ public final class UDPTransport: SMPTransport {
             switch output {
             case .bytes(let datagram): events.yield(.packet(datagram))
             case .closed(let code):
-                // ECONNREFUSED arrives when nothing listens on the port; it is not fatal for UDP.
-                events.yield(.disconnected(SMPTransportError(.disconnected, "UDP socket closed", errno: code)))
+                events.yield(.disconnected(Self.closedError(code, address: self.address)))
             }
         }
         link.install(fd: fd, reader: reader)
@@ -101,13 +100,24 @@ public final class UDPTransport: SMPTransport {
         let sent = packet.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, packet.count, 0) }
         if sent < 0 {
             let code = errno
-            // A refused datagram (nothing listening yet) is a lost packet: the client retries on timeout.
-            if code == ECONNREFUSED { return }
+            if code == ECONNREFUSED { throw Self.closedError(code, address: address) }
             throw SMPTransportError(.sendFailed, "UDP send to \(address) failed", errno: code)
         }
     }
 
     public func close() async {
         await link.close()
+    }
+
+    /// A connected UDP socket reports ICMP "port unreachable" as ECONNREFUSED at once: say so
+    /// rather than waiting for timeouts.
+    static func closedError(_ code: Int32?, address: SocketAddress) -> SMPTransportError {
+        if code == ECONNREFUSED {
+            return SMPTransportError(
+                .refused,
+                "nothing answers on UDP \(address): the host reports the port unreachable. Check the port (Zephyr's default is 1337, CONFIG_MCUMGR_TRANSPORT_UDP_PORT) and that the device's SMP UDP server is running (CONFIG_MCUMGR_TRANSPORT_UDP)",
+                errno: code)
+        }
+        return SMPTransportError(.disconnected, "UDP socket closed", errno: code)
     }
 }

@@ -236,14 +236,14 @@ enum ExplanationFormat {
             case .noAnswerAfterReset: return knowledge.explain(failure: .noReconnectAfterReset, operation: operation)
             case .notRunningAfterReset: return knowledge.explain(failure: .reverted, operation: operation)
             case .uploadNotListed: return knowledge.explain(failure: .uploadNotListed, operation: operation)
-            case .notConfirmed, .offsetBeyondSent, .dataMismatch: return nil
+            case .notConfirmed, .offsetBeyondSent, .dataMismatch, .contradictoryImageList: return nil
             }
         case .invalidInput(let text):
             if text.contains("not a signed MCUboot image") || text.contains("has no hash TLV") {
                 return knowledge.explain(failure: .notSignedFile, operation: operation)
             }
             return nil
-        case .malformedResponse:
+        case .malformedResponse, .stalled, .deviceLimit, .deadlineExceeded, .cancelled:
             return nil
         }
     }

@@ -16,8 +16,10 @@ struct GlobalOptions: ParsableArguments {
             valueName: "uri"))
     var connection: String?
 
-    @Option(help: ArgumentHelp("Seconds to wait for each response.", valueName: "seconds"))
-    var timeout: Double = 3
+    @Option(help: ArgumentHelp(
+        "The longest wait in seconds for a response; below it the wait adapts to the measured round trip.",
+        valueName: "seconds"))
+    var timeout: Double = 20
 
     @Option(help: ArgumentHelp("Times a request is sent again after a timeout.", valueName: "count"))
     var retries: Int = 3
@@ -101,9 +103,11 @@ extension ExitStatus {
     init(_ error: SMPClientError) {
         switch error {
         case .device: self = .device
-        case .malformedResponse, .transport, .timedOut: self = .transport
+        case .malformedResponse, .transport, .timedOut, .stalled, .deadlineExceeded: self = .transport
+        case .deviceLimit: self = .device
         case .verificationFailed: self = .verification
         case .invalidInput: self = .usage
+        case .cancelled: self = Interruption.status
         }
     }
 }

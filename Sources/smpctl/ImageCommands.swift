@@ -52,7 +52,7 @@ struct ImageListCommand: AsyncParsableCommand {
 
     func run() async throws {
         let state = try await global.withClient(operation: .list) { client, _ throws(SMPClientError) in
-            try await client.send(ImageManagement.StateReadRequest())
+            try await client.readImageState()
         }
         let output = Output(json: global.json)
         SlotTable.lines(state.images).forEach(output.line)
@@ -80,6 +80,9 @@ struct UploadArguments: ParsableArguments {
     @Option(help: ArgumentHelp("Upload chunks kept in flight (default: the device's buffer count less one).", valueName: "n"))
     var window: Int?
 
+    @Option(help: ArgumentHelp("Give up if the upload has not finished after this many seconds (default: no limit beyond the progress checks).", valueName: "seconds"))
+    var deadline: Double?
+
     func validate() throws {
         if let image, !(0...15).contains(image) { throw ValidationError("--image must be between 0 and 15") }
         guard [1, 2, 4, 8, 16, 32, 64, 128, 256, 512].contains(align) else {
@@ -87,12 +90,14 @@ struct UploadArguments: ParsableArguments {
         }
         if let window, !(1...32).contains(window) { throw ValidationError("--window must be between 1 and 32") }
         guard firstTimeout > 0, firstTimeout <= 3600 else { throw ValidationError("--first-timeout must be between 0 and 3600") }
+        if let deadline, !(deadline > 0 && deadline <= 86_400) { throw ValidationError("--deadline must be between 0 and 86400 seconds") }
     }
 
     var uploadOptions: UploadOptions {
         var options = UploadOptions(image: image, upgrade: upgrade, alignment: align)
         options.firstChunkTimeout = .milliseconds(Int(firstTimeout * 1000))
         options.window = window
+        options.deadline = deadline.map { .milliseconds(Int64($0 * 1000)) }
         return options
     }
 
@@ -175,13 +180,16 @@ struct ImageUploadCommand: AsyncParsableCommand {
                 }
                 Output.diagnostic("smpctl: warning: \(refusal); uploading anyway because of --force")
             }
-            let result = try await client.upload(file, options: upload.uploadOptions) { progress in
+            var options = upload.uploadOptions
+            options.expectedImageHash = identity?.hash
+            let result = try await client.upload(file, options: options) { progress in
                 bar.update(progress)
             }
-            let state = try await client.send(ImageManagement.StateReadRequest())
-            if let identity, !state.images.contains(where: { $0.hash == identity.hash }) {
+            let state = try await client.readImageState()
+            let image = upload.image ?? 0
+            if let identity, !state.images.contains(where: { $0.image == image && $0.hash == identity.hash }) {
                 throw .verificationFailed(.uploadNotListed,
-                    "the upload finished but the device does not list an image with hash \(hexString(identity.hash))")
+                    "the upload finished but the device does not list an image with hash \(hexString(identity.hash)) for image \(image)")
             }
             return (result, state)
         }
@@ -252,12 +260,23 @@ struct ImageEraseCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The slot to erase.", valueName: "n")) var slot: Int?
 
     func run() async throws {
-        try await global.withClient { client, _ throws(SMPClientError) in
-            _ = try await client.send(ImageManagement.EraseRequest(slot: slot), timeout: .seconds(max(global.timeout, 30)))
+        let alreadyEmpty = try await global.withClient(operation: .erase) { client, _ throws(SMPClientError) -> Bool in
+            do throws(SMPClientError) {
+                _ = try await client.send(ImageManagement.EraseRequest(slot: slot), timeout: .seconds(max(global.timeout, 30)))
+                return false
+            } catch .device(let error) {
+                // Zephyr 3.5 answers an erase of a slot that holds no image with image-group rc 1
+                // (UNKNOWN): when the image list shows the slot empty, there is nothing to erase.
+                let target = slot ?? 1
+                let state = try await client.readImageState()
+                let listed = state.images.contains { $0.image * 2 + $0.slot == target }
+                if !listed, error.rawCode == 1 || error.kind == .smp(.noEntry) { return true }
+                throw .device(error)
+            }
         }
         let output = Output(json: global.json)
-        output.line("erased")
-        output.document(["ok": true, "erased": true, "slot": slot.json])
+        output.line(alreadyEmpty ? "slot \(slot ?? 1) is already empty" : "erased")
+        output.document(["ok": true, "erased": .bool(!alreadyEmpty), "already_empty": .bool(alreadyEmpty), "slot": slot.json])
     }
 }
 

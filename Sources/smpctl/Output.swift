@@ -57,6 +57,10 @@ struct Output: Sendable {
         if case .verificationFailed(let failure, _) = error {
             fields["check"] = .string(failure.rawValue)
         }
+        if case .cancelled = error {
+            fail(status: status, message: Interruption.message, fields: fields)
+            return
+        }
         let explanation = ExplanationFormat.explanation(for: error, operation: operation)
         if let explanation { fields["explanation"] = ExplanationFormat.json(explanation) }
         fail(status: status, message: error.description, fields: fields)
@@ -88,6 +92,10 @@ struct Output: Sendable {
         case .timedOut: "timeout"
         case .verificationFailed: "verification"
         case .invalidInput: "input"
+        case .stalled: "stalled"
+        case .deviceLimit: "device-limit"
+        case .deadlineExceeded: "deadline"
+        case .cancelled: "interrupted"
         }
     }
 
@@ -126,6 +134,7 @@ final class ProgressBar: Sendable {
     }
 
     func update(_ progress: UploadProgress) {
+        Interruption.record(progress)
         guard enabled || output?.json == true else { return }
         let now = Date().timeIntervalSince1970
         let due = lastDraw.withLock { last in

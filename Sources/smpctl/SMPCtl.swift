@@ -27,13 +27,18 @@ struct SMPCtl: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     static func main() async {
-        do {
+        // SIGINT and SIGTERM cancel the command, which stops promptly and reports how far it got.
+        let work = Task {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
+        }
+        Interruption.install { work.cancel() }
+        do {
+            try await work.value
         } catch let failure as CommandFailure {
             Foundation.exit(failure.status.rawValue)
         } catch {
@@ -62,15 +67,21 @@ enum ExitStatus: Int32, CaseIterable {
     case transport = 3
     case device = 4
     case verification = 5
+    /// Interrupted by SIGINT (Ctrl-C): 128 + 2, as shells report it.
+    case interrupted = 130
+    /// Stopped by SIGTERM: 128 + 15.
+    case terminated = 143
 
     var meaning: String {
         switch self {
         case .success: "success"
         case .failure: "an unexpected failure"
         case .usage: "a usage error: bad arguments, connection string or input file"
-        case .transport: "a connection or transport failure, including no response in time"
+        case .transport: "a connection or transport failure, including no response in time, a device that stops making progress, or --deadline passing"
         case .device: "the device answered with an error code"
         case .verification: "verification failed: the device's state after the operation is not what it should be, or the image fails a check (hash, signature, slot size)"
+        case .interrupted: "interrupted by Ctrl-C (SIGINT); running the same command again resumes an upload"
+        case .terminated: "stopped by SIGTERM; running the same command again resumes an upload"
         }
     }
 
