@@ -113,20 +113,19 @@ struct BLETransportTests {
         }
     }
 
-    @Test("without the device's buffer size, packets fit one write")
-    func packetSizeWithoutReassembly() async throws {
+    @Test("writes are MTU - 3 and never over 510 bytes; packets may span writes")
+    func framingReportsWriteSize() async throws {
         try await FakeBluetoothSetup.run { setup in
             let transport = setup.transport()
             let (_, continuation) = AsyncStream<SMPTransportEvent>.makeStream()
             try await transport.open(events: continuation)
-            #expect(await transport.maximumPacketSize == 62)
-            await transport.useDeviceBufferSize(40)
-            #expect(await transport.maximumPacketSize == 62)
-            await transport.useDeviceBufferSize(2048)
-            #expect(await transport.maximumPacketSize == 2048)
-            await #expect(throws: SMPTransportError.self) { try await transport.send([UInt8](repeating: 0, count: 2049)) }
+            let framing = await transport.framing
+            #expect(framing.maximumWrite == 62)
+            #expect(framing.splitsAcrossWrites)
+            await #expect(throws: SMPTransportError.self) { try await transport.send([UInt8](repeating: 0, count: 65_544)) }
             await transport.close()
         }
+        #expect(BLETransport.largestWrite == 510)
     }
 
     @Test("a disconnect in the middle of the upload resumes after reconnecting", arguments: WriteRoute.allCases)

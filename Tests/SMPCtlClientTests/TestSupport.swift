@@ -297,7 +297,7 @@ final class FaultyTransport: SMPTransport {
     }
 
     var description: String { "faulty \(inner.description)" }
-    var maximumPacketSize: Int { get async { await inner.maximumPacketSize } }
+    var framing: SMPFraming { get async { await inner.framing } }
 
     /// How often each fault fired.
     var counts: [String: Int] { state.withLock { $0.counts } }
