@@ -236,7 +236,9 @@ struct CBORRejectionTests {
             bytes += [0x1A, UInt8(key >> 24), UInt8((key >> 16) & 0xFF), UInt8((key >> 8) & 0xFF), UInt8(key & 0xFF), 0xF6]
         }
         let clock = ContinuousClock()
-        let elapsed = try clock.measure { #expect(try CBORDecoder().decode(bytes).mapValue?.entries.count == 65_536) }
+        var decoded: CBORValue?
+        let elapsed = try clock.measure { decoded = try CBORDecoder().decode(bytes) }
+        #expect(decoded?.mapValue?.entries.count == 65_536)
         #expect(elapsed < .seconds(5))
         bytes.replaceSubrange((bytes.count - 5)..<(bytes.count - 1), with: [0, 0, 0, 0])
         #expect(attempt(bytes).error?.code == .duplicateMapKey)
