@@ -156,6 +156,21 @@ public final class BLEPeripheral: Sendable {
     /// Whether a central has notifications on.
     public var notifying: Bool { get async { await characteristic.notifying } }
 
+    /// What the peripheral has received so far.
+    public struct Statistics: Sendable, Hashable {
+        /// Requests handed to the server.
+        public var requests = 0
+        /// The longest request, in bytes.
+        public var largestRequest = 0
+        /// The most writes one request was gathered from.
+        public var mostWritesPerRequest = 0
+        /// Writes refused (over the net_buf, not a header, past the expected length).
+        public var refusedWrites = 0
+    }
+
+    /// What the peripheral has received so far.
+    public var statistics: Statistics { get async { await characteristic.statistics } }
+
     // MARK: - Properties of the exported objects
 
     static var serviceProperties: [String: DBusValue] {
@@ -260,14 +275,37 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
             // smp_bt_chr_write + smp_reassembly_collect (subsys/mgmt/mcumgr/transport/src/smp_bt.c,
             // smp_reassembly.c): refused writes are lost without a word to the central.
             var reassembly = SMPServerReassembly(netbufSize: limits.netbufSize, reassembles: limits.bleReassembly)
+            var writes = 0
             for await fragment in stream {
-                guard case .packet(let packet) = reassembly.collect(fragment) else { continue }
+                writes += 1
+                let outcome = reassembly.collect(fragment)
+                guard case .packet(let packet) = outcome else {
+                    if case .refused = outcome {
+                        writes = 0
+                        await self?.count(refused: true, packet: 0, writes: 0)
+                    }
+                    continue
+                }
                 guard let self else { return }
+                await self.count(refused: false, packet: packet.count, writes: writes)
+                writes = 0
                 let reply = await self.server.handle(packet)
                 if let deliverAt = reply.deliverAt { try? await Task.sleep(until: deliverAt, clock: .continuous) }
                 for response in reply.responses { await self.notify(response) }
             }
         }
+    }
+
+    private(set) var statistics = BLEPeripheral.Statistics()
+
+    private func count(refused: Bool, packet: Int, writes: Int) {
+        if refused {
+            statistics.refusedWrites += 1
+            return
+        }
+        statistics.requests += 1
+        statistics.largestRequest = max(statistics.largestRequest, packet)
+        statistics.mostWritesPerRequest = max(statistics.mostWritesPerRequest, writes)
     }
 
     func finish() {

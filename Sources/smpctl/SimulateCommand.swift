@@ -382,7 +382,13 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         udpEndpoint?.stop()
         await ptyEndpoint?.stop()
-        await peripheral?.stop()
+        if let peripheral {
+            let stats = await peripheral.statistics
+            FileHandle.standardError.write(Data((
+                "ble: \(stats.requests) requests, largest \(stats.largestRequest) bytes, up to "
+                    + "\(stats.mostWritesPerRequest) writes per request, \(stats.refusedWrites) writes refused\n").utf8))
+            await peripheral.stop()
+        }
     }
 
     /// Returns once SIGINT or SIGTERM arrives (their default action is turned off meanwhile).
