@@ -195,11 +195,12 @@ extension CBORDecoder {
                 var entries: [CBORMap.Entry] = []
                 // RFC 8949 §5.6: a map with two equal keys is not valid, and a reader that kept
                 // the first or the last would let `{rc: 0, rc: 5}` read as success. Keys are
-                // compared in the data model (0x01 and 0x1801 are the same key); a hash set keeps
-                // the check linear in the map's size.
-                var seenKeys = Set<CBORValue>()
+                // compared in the data model through their shortest encoding (0x01 and 0x1801 are
+                // the same key, 0.0 and -0.0 are not); a hash set of those keeps the check linear
+                // in the size of the map.
+                var seenKeys = Set<[UInt8]>()
                 func checkUnique(_ key: CBORValue, at offset: Int) throws(CBORError) {
-                    guard seenKeys.insert(key).inserted else {
+                    guard seenKeys.insert(CBOREncoder.encode(key)).inserted else {
                         throw CBORError(.duplicateMapKey, at: offset, "map key \(key) appears twice")
                     }
                 }

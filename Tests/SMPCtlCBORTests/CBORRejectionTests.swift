@@ -230,6 +230,9 @@ struct CBORRejectionTests {
         // {1: 0, "1": 0, h'01': 0, -2: 0}: four different keys.
         let mixed = try CBORDecoder().decode([UInt8](hexString: "a401006131004101002100"))
         #expect(mixed.mapValue?.entries.count == 4)
+        // 0.0 and -0.0 are different values; two encodings of 1.5 (half and single) are one.
+        #expect(try CBORDecoder().decode([UInt8](hexString: "a2f9000001f9800002")).mapValue?.entries.count == 2)
+        #expect(attempt([UInt8](hexString: "a2f93e0001fa3fc0000002")).error?.code == .duplicateMapKey)
         // 65 536 distinct unsigned keys, then the same map with its last key equal to its first.
         var bytes: [UInt8] = [0xBA, 0x00, 0x01, 0x00, 0x00]
         for key in 0..<65_536 {

@@ -31,14 +31,14 @@ struct ZephyrTransportLimitTests {
         #expect(fits.count == 252 && over.count == 253)
 
         port.send(packet: fits)
-        let answer = try #require(await port.receive(milliseconds: 2000))
+        let answer = try #require(await port.receive(milliseconds: 10_000))
         #expect(try SMPHeader(decoding: answer).sequence == 1)
         // 2 length bytes + 253 + 2 CRC bytes = 257 > the 256-byte net_buf (serial_util.c).
         port.send(packet: over)
         #expect(await port.receive(milliseconds: 400) == nil)
         // The device is still there.
         port.send(packet: echoPacket(size: 100, sequence: 3))
-        #expect(try SMPHeader(decoding: try #require(await port.receive(milliseconds: 2000))).sequence == 3)
+        #expect(try SMPHeader(decoding: try #require(await port.receive(milliseconds: 10_000))).sequence == 3)
         await endpoint.stop()
     }
 
@@ -49,7 +49,7 @@ struct ZephyrTransportLimitTests {
         defer { endpoint.stop() }
         let socket = try #require(RawUDPClient(port: endpoint.boundPort))
         socket.send(echoPacket(size: 600, sequence: 1))
-        #expect(try SMPHeader(decoding: try #require(await socket.receive(milliseconds: 2000))).sequence == 1)
+        #expect(try SMPHeader(decoding: try #require(await socket.receive(milliseconds: 10_000))).sequence == 1)
         socket.send(echoPacket(size: 601, sequence: 2))
         #expect(await socket.receive(milliseconds: 400) == nil)
     }
@@ -65,7 +65,7 @@ struct ZephyrTransportLimitTests {
         socket.send(echoPacket(size: 513, sequence: 2))
         #expect(await socket.receive(milliseconds: 400) == nil)
         socket.send(echoPacket(size: 512, sequence: 3))
-        #expect(try SMPHeader(decoding: try #require(await socket.receive(milliseconds: 2000))).sequence == 3)
+        #expect(try SMPHeader(decoding: try #require(await socket.receive(milliseconds: 10_000))).sequence == 3)
     }
 
     @Test("UDP truncate mode: an over-MTU datagram is cut and answered rc 9, as smp.c answers a short packet")
@@ -75,7 +75,7 @@ struct ZephyrTransportLimitTests {
         defer { endpoint.stop() }
         let socket = try #require(RawUDPClient(port: endpoint.boundPort))
         socket.send(echoPacket(size: 700, sequence: 4))
-        let answer = try #require(await socket.receive(milliseconds: 2000))
+        let answer = try #require(await socket.receive(milliseconds: 10_000))
         #expect(try SMPHeader(decoding: answer).sequence == 4)
         #expect(body(answer) == IndefiniteCBOR.encode(["rc": 9]))
     }
