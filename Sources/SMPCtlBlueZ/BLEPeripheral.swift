@@ -6,12 +6,31 @@ import SMPCtlProtocol
 /// service, registered with `GattManager1`, and an advertisement registered with
 /// `LEAdvertisingManager1`.
 ///
-/// Writes to the SMP characteristic are reassembled into packets; each response goes back as
-/// notifications (PropertiesChanged on `Value`) of at most MTU−3 bytes.
+/// Writes to the SMP characteristic are gathered into packets as Zephyr's BLE transport does
+/// (``SMPServerReassembly``: with `CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY` a request of up to the
+/// server's net_buf size spans several writes; without it every write is a whole packet). Each
+/// response goes back as notifications (PropertiesChanged on `Value`) of at most MTU−3 bytes.
 public final class BLEPeripheral: Sendable {
-    /// The largest notification sent. A BlueZ 5.66 peripheral drops values over 510 bytes, so the
-    /// simulator keeps its notifications (and its advertised buffer) within this.
+    /// The largest notification sent. A BlueZ 5.66 peripheral drops write commands over 510 bytes
+    /// (see shared notes); notifications are kept within the same bound to be safe. Requests are
+    /// not bounded by it: a central splits them across writes and the peripheral reassembles.
     public static let maximumValueLength = 510
+
+    /// EATT-style reordering of incoming writes: bluetoothd spreads the writes of one client over
+    /// several ATT bearers, so a later write can reach the application first. A write drawn with
+    /// probability `rate` is held back and handed on right after the next write, or after
+    /// `holdTime` if none comes.
+    public struct WriteReordering: Sendable, Hashable {
+        public var rate: Double
+        public var seed: UInt64
+        public var holdTime: Duration
+
+        public init(rate: Double, seed: UInt64 = 1, holdTime: Duration = .milliseconds(30)) {
+            self.rate = rate
+            self.seed = seed
+            self.holdTime = holdTime
+        }
+    }
 
     /// Object paths of the exported application.
     public static let applicationPath = "/org/smpctl/peripheral"
@@ -55,9 +74,11 @@ public final class BLEPeripheral: Sendable {
     ///   - adapter: an adapter name such as `hci0`; `nil` takes the first powered adapter.
     ///   - name: the advertised local name.
     ///   - busAddress: a D-Bus address; `nil` uses the system bus.
-    public static func start(server: any SMPPacketServer, adapter: String?, name: String, busAddress: String? = nil)
-        async throws(BlueZError) -> BLEPeripheral
-    {
+    ///   - writeReordering: reorder incoming writes as EATT can; `nil` keeps their order.
+    public static func start(
+        server: any SMPPacketServer, adapter: String?, name: String, busAddress: String? = nil,
+        writeReordering: WriteReordering? = nil
+    ) async throws(BlueZError) -> BLEPeripheral {
         let bus: BusConnection
         do {
             bus = try await BusConnection.connect(address: busAddress ?? BusConnection.systemBusAddress())
@@ -86,7 +107,7 @@ public final class BLEPeripheral: Sendable {
                     throw BlueZError.from(error, while: "setting the name of \(chosen.name)")
                 }
             }
-            let characteristic = PeripheralCharacteristic(bus: bus, server: server)
+            let characteristic = PeripheralCharacteristic(bus: bus, server: server, reordering: writeReordering)
             do {
                 try await bus.export(ApplicationObject(), at: applicationPath)
                 try await bus.export(ServiceObject(), at: servicePath)
@@ -134,6 +155,21 @@ public final class BLEPeripheral: Sendable {
 
     /// Whether a central has notifications on.
     public var notifying: Bool { get async { await characteristic.notifying } }
+
+    /// What the peripheral has received so far.
+    public struct Statistics: Sendable, Hashable {
+        /// Requests handed to the server.
+        public var requests = 0
+        /// The longest request, in bytes.
+        public var largestRequest = 0
+        /// The most writes one request was gathered from.
+        public var mostWritesPerRequest = 0
+        /// Writes refused (over the net_buf, not a header, past the expected length).
+        public var refusedWrites = 0
+    }
+
+    /// What the peripheral has received so far.
+    public var statistics: Statistics { get async { await characteristic.statistics } }
 
     // MARK: - Properties of the exported objects
 
@@ -217,38 +253,106 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
     private var mtu = BlueZ.defaultMTU
     private let writes: AsyncStream<[UInt8]>.Continuation
     private var worker: Task<Void, Never>?
+    private let reordering: BLEPeripheral.WriteReordering?
+    private var reorderRandom: UInt64
+    /// A write held back by the reordering, with a number that tells its flush timer apart.
+    private var heldWrite: (bytes: [UInt8], number: Int)?
+    private var heldCount = 0
 
-    init(bus: BusConnection, server: any SMPPacketServer) {
+    init(bus: BusConnection, server: any SMPPacketServer, reordering: BLEPeripheral.WriteReordering?) {
         self.bus = bus
         self.server = server
+        self.reordering = reordering
+        self.reorderRandom = reordering?.seed ?? 0
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .unbounded)
         self.writes = continuation
         Task { await self.run(stream) }
     }
 
     private func run(_ stream: AsyncStream<[UInt8]>) {
+        let limits = server.frameLimits
         worker = Task { [weak self] in
-            var reassembler = SMPReassembler(maxPacketLength: 65535 + SMPHeader.size)
+            // smp_bt_chr_write + smp_reassembly_collect (subsys/mgmt/mcumgr/transport/src/smp_bt.c,
+            // smp_reassembly.c): refused writes are lost without a word to the central.
+            var reassembly = SMPServerReassembly(netbufSize: limits.netbufSize, reassembles: limits.bleReassembly)
+            var writes = 0
             for await fragment in stream {
-                let packets: [[UInt8]]
-                do {
-                    packets = try reassembler.append(fragment)
-                } catch {
+                writes += 1
+                let outcome = reassembly.collect(fragment)
+                guard case .packet(let packet) = outcome else {
+                    if case .refused = outcome {
+                        writes = 0
+                        await self?.count(refused: true, packet: 0, writes: 0)
+                    }
                     continue
                 }
-                for packet in packets {
-                    guard let self else { return }
-                    let reply = await self.server.handle(packet)
-                    if let deliverAt = reply.deliverAt { try? await Task.sleep(until: deliverAt, clock: .continuous) }
-                    for response in reply.responses { await self.notify(response) }
-                }
+                guard let self else { return }
+                await self.count(refused: false, packet: packet.count, writes: writes)
+                writes = 0
+                let reply = await self.server.handle(packet)
+                if let deliverAt = reply.deliverAt { try? await Task.sleep(until: deliverAt, clock: .continuous) }
+                for response in reply.responses { await self.notify(response) }
             }
         }
     }
 
+    private(set) var statistics = BLEPeripheral.Statistics()
+
+    private func count(refused: Bool, packet: Int, writes: Int) {
+        if refused {
+            statistics.refusedWrites += 1
+            return
+        }
+        statistics.requests += 1
+        statistics.largestRequest = max(statistics.largestRequest, packet)
+        statistics.mostWritesPerRequest = max(statistics.mostWritesPerRequest, writes)
+    }
+
     func finish() {
+        if let held = heldWrite {
+            heldWrite = nil
+            writes.yield(held.bytes)
+        }
         writes.finish()
         worker?.cancel()
+    }
+
+    /// Hands a write to the worker, possibly out of order (``BLEPeripheral/WriteReordering``).
+    private func receive(_ bytes: [UInt8]) {
+        guard let reordering, reordering.rate > 0 else {
+            writes.yield(bytes)
+            return
+        }
+        if let held = heldWrite {
+            heldWrite = nil
+            writes.yield(bytes)
+            writes.yield(held.bytes)
+            return
+        }
+        // SplitMix64, as the simulator's faults use.
+        reorderRandom &+= 0x9E37_79B9_7F4A_7C15
+        var z = reorderRandom
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        guard Double(z >> 11) / Double(UInt64(1) << 53) < reordering.rate else {
+            writes.yield(bytes)
+            return
+        }
+        heldCount &+= 1
+        let number = heldCount
+        heldWrite = (bytes, number)
+        let holdTime = reordering.holdTime
+        Task { [weak self] in
+            try? await Task.sleep(for: holdTime)
+            await self?.flushHeld(number)
+        }
+    }
+
+    private func flushHeld(_ number: Int) {
+        guard let held = heldWrite, held.number == number else { return }
+        heldWrite = nil
+        writes.yield(held.bytes)
     }
 
     /// Sends one response as notifications of at most MTU−3 (and at most 510) bytes.
@@ -282,7 +386,7 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
             {
                 mtu = reported
             }
-            writes.yield(bytes)
+            receive(bytes)
             return []
         case "ReadValue":
             return [.bytes(value)]

@@ -193,11 +193,24 @@ extension CBORDecoder {
             case 5:
                 try checkDepth(depth, at: start)
                 var entries: [CBORMap.Entry] = []
+                // RFC 8949 §5.6: a map with two equal keys is not valid, and a reader that kept
+                // the first or the last would let `{rc: 0, rc: 5}` read as success. Keys are
+                // compared in the data model through their shortest encoding (0x01 and 0x1801 are
+                // the same key, 0.0 and -0.0 are not); a hash set of those keeps the check linear
+                // in the size of the map.
+                var seenKeys = Set<[UInt8]>()
+                func checkUnique(_ key: CBORValue, at offset: Int) throws(CBORError) {
+                    guard seenKeys.insert(CBOREncoder.encode(key)).inserted else {
+                        throw CBORError(.duplicateMapKey, at: offset, "map key \(key) appears twice")
+                    }
+                }
                 if let declared = try argument(info, at: start) {
                     let count = try checkedCount(declared, minimumBytes: 2, at: start)
                     // As for arrays: count storage per entry read, not per entry declared.
                     for _ in 0..<count {
+                        let keyStart = position
                         let key = try item(depth: depth + 1, units: &units)
+                        try checkUnique(key, at: keyStart)
                         let value = try item(depth: depth + 1, units: &units)
                         units += 1
                         entries.append(CBORMap.Entry(key: key, value: value))
@@ -207,7 +220,9 @@ extension CBORDecoder {
                         guard entries.count < decoder.maxContainerCount else {
                             throw CBORError(.lengthExceedsLimit, at: start, "map exceeds the limit of \(decoder.maxContainerCount) entries")
                         }
+                        let keyStart = position
                         let key = try item(depth: depth + 1, units: &units)
+                        try checkUnique(key, at: keyStart)
                         if position < bytes.count, bytes[position] == 0xFF {
                             throw CBORError(.unexpectedBreak, at: position, "map key without a value")
                         }

@@ -20,6 +20,8 @@ public struct CBORError: Error, Sendable, Hashable, CustomStringConvertible {
         case nestingTooDeep
         /// A simple value encoded in two bytes with a value below 32 (RFC 8949 §3.3).
         case invalidSimpleValue
+        /// A map holds two keys that are equal in the data model (RFC 8949 §5.6).
+        case duplicateMapKey
     }
 
     public var code: Code

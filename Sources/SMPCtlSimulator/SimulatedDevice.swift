@@ -82,6 +82,12 @@ public actor SimulatedDevice {
     var resetAtOffset: Int?
     var disconnectArmed: Bool
     var dropGenerator: SimulatorRandom?
+    /// One generator per random link fault, all from ``SimulatorConfiguration/faultSeed``.
+    var faultGenerators: [LinkFault: SimulatorRandom]
+    /// A request held back by the reorder fault: its arrival number and bytes.
+    var heldRequest: (number: Int, bytes: [UInt8])?
+    /// The offset a `.stuck` hostile device keeps answering.
+    var hostileStuckOffset: Int?
     /// Number of boots after the first.
     public private(set) var bootCount = 0
     /// The last upload that reached its full length.
@@ -113,6 +119,41 @@ public actor SimulatedDevice {
         if case .random(_, let seed) = configuration.dropResponses {
             dropGenerator = SimulatorRandom(seed: seed)
         }
+        var generators: [LinkFault: SimulatorRandom] = [:]
+        for fault in LinkFault.allCases {
+            generators[fault] = SimulatorRandom(seed: configuration.faultSeed ^ fault.seedSalt)
+        }
+        faultGenerators = generators
+    }
+
+    /// The random link faults, each with its own generator.
+    enum LinkFault: CaseIterable, Hashable, Sendable {
+        case reorder, duplicate, corrupt, truncate
+
+        var seedSalt: UInt64 {
+            switch self {
+            case .reorder: 0x52E0_4DE4
+            case .duplicate: 0xD0B1_1CA7
+            case .corrupt: 0xC044_0B7E
+            case .truncate: 0x7A0C_A7E5
+            }
+        }
+    }
+
+    /// Whether the fault fires this time (`false` without drawing when its rate is 0).
+    func draw(_ fault: LinkFault, rate: Double) -> Bool {
+        guard rate > 0, var generator = faultGenerators[fault] else { return false }
+        let value = generator.unitInterval()
+        faultGenerators[fault] = generator
+        return value < rate
+    }
+
+    /// A value in 0..<bound from the fault's generator (0 when bound ≤ 1).
+    func pick(_ fault: LinkFault, below bound: Int) -> Int {
+        guard bound > 1, var generator = faultGenerators[fault] else { return 0 }
+        let value = Int(truncatingIfNeeded: generator.next() % UInt64(bound))
+        faultGenerators[fault] = generator
+        return value
     }
 
     /// A valid unsigned image (SHA-256 TLV only) with a deterministic payload.
@@ -155,10 +196,33 @@ public actor SimulatedDevice {
     // MARK: Packets
 
     /// Handles one packet (one or more concatenated requests) and returns what the device sends.
+    ///
+    /// With ``SimulatorConfiguration/reorderRate`` a packet may be held back: nothing is answered
+    /// now, and it is handled right after the next packet, whose answers come first.
     public func handle(_ request: [UInt8]) async -> SimulatorOutput {
         packetCount += 1
-        bytesReceived += request.count
         let number = packetCount
+        if let held = heldRequest {
+            heldRequest = nil
+            var output = await execute(request, number: number)
+            // A device that rebooted on the later packet lost the earlier one with its RAM.
+            guard !output.resetting else { return output }
+            let late = await execute(held.bytes, number: held.number)
+            output.responses += late.responses
+            output.disconnect = output.disconnect || late.disconnect
+            output.resetting = late.resetting
+            return output
+        }
+        if draw(.reorder, rate: configuration.reorderRate) {
+            heldRequest = (number, request)
+            return SimulatorOutput()
+        }
+        return await execute(request, number: number)
+    }
+
+    /// Handles one packet that arrived as the `number`th.
+    func execute(_ request: [UInt8], number: Int) async -> SimulatorOutput {
+        bytesReceived += request.count
         var output = SimulatorOutput()
         var firstHeader: SMPHeader?
         var reset = false
@@ -195,6 +259,7 @@ public actor SimulatedDevice {
 
         let dropped = output.responses.isEmpty || shouldDrop(number)
         if dropped { output.responses = [] }
+        output.responses = output.responses.flatMap(damage)
         if disconnectArmed, let limit = configuration.disconnectAfterBytes, bytesReceived >= limit {
             disconnectArmed = false
             output.disconnect = true
@@ -210,13 +275,31 @@ public actor SimulatedDevice {
         return output
     }
 
+    /// The response as the faulty link delivers it: corrupted, truncated, duplicated or intact.
+    func damage(_ response: [UInt8]) -> [[UInt8]] {
+        var bytes = response
+        if bytes.count > SMPHeader.size, draw(.corrupt, rate: configuration.corruptRate) {
+            // Additional information 28 is reserved in every major type (RFC 8949 §3): the body
+            // no longer decodes, whatever it held. One more byte is flipped for variety.
+            let first = SMPHeader.size
+            bytes[first] = bytes[first] & 0xE0 | 0x1C
+            let other = first + pick(.corrupt, below: bytes.count - first)
+            if other != first { bytes[other] ^= 0xA5 }
+        }
+        if bytes.count > SMPHeader.size, draw(.truncate, rate: configuration.truncateRate) {
+            // Keep the header (its length still counts the whole body) and part of the body.
+            bytes = Array(bytes.prefix(SMPHeader.size + pick(.truncate, below: bytes.count - SMPHeader.size)))
+        }
+        return draw(.duplicate, rate: configuration.duplicateRate) ? [bytes, bytes] : [bytes]
+    }
+
     private func shouldDrop(_ number: Int) -> Bool {
         switch configuration.dropResponses {
         case .requests(let numbers)?:
             return numbers.contains(number)
         case .random(let probability, _)?:
             guard var generator = dropGenerator else { return false }
-            let draw = Double(generator.next() >> 11) / Double(UInt64(1) << 53)
+            let draw = generator.unitInterval()
             dropGenerator = generator
             return draw < probability
         case nil:
@@ -365,6 +448,7 @@ public actor SimulatedDevice {
         }
         if !configuration.keepUploadStateAcrossReset { upload = nil }
         dateTime = nil
+        heldRequest = nil
     }
 
     func swapSlots(_ a: Int, _ b: Int) {
@@ -395,5 +479,10 @@ struct SimulatorRandom: Sendable {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+
+    /// A value in [0, 1).
+    mutating func unitInterval() -> Double {
+        Double(next() >> 11) / Double(UInt64(1) << 53)
     }
 }

@@ -1,4 +1,5 @@
 public import SMPCtlProtocol
+public import SMPCtlTransport
 
 /// An error a ``FaultRule`` makes the simulator answer with.
 public enum SimulatedError: Sendable, Hashable {
@@ -38,6 +39,26 @@ public enum ResponseDropPolicy: Sendable, Hashable {
     case random(probability: Double, seed: UInt64)
 }
 
+/// The Zephyr release whose mcumgr the simulator follows, where answers differ by release.
+public enum SimulatedZephyrVersion: String, Sendable, Hashable, CaseIterable {
+    /// Zephyr 3.5: erasing a slot that is already empty answers image group rc 1 (UNKNOWN).
+    case v3_5 = "3.5"
+    /// Zephyr 3.6 and later: erasing an empty slot succeeds.
+    case v3_6 = "3.6"
+}
+
+/// What a hostile device answers to every upload chunk instead of the offset it reached.
+public enum HostileOffset: String, Sendable, Hashable, CaseIterable {
+    /// The first chunk is taken; every later answer repeats the offset it reached.
+    case stuck
+    /// The first chunk is taken; every later chunk is answered with its own `off` minus 1.
+    case backwards
+    /// Every chunk is answered with `off` 0 and nothing is written.
+    case zero
+    /// Every chunk is answered with `off` 1 and nothing is written.
+    case one
+}
+
 /// How a ``SimulatedDevice`` is built and which faults it injects.
 public struct SimulatorConfiguration: Sendable {
     /// Size of each image slot in bytes.
@@ -53,7 +74,19 @@ public struct SimulatorConfiguration: Sendable {
     /// Whether OS command 6 (mcumgr params) is supported; otherwise it answers `rc 8`.
     public var supportsParams: Bool = true
     /// Drop (without answering) request packets larger than ``bufferSize``, as a Zephyr transport does.
+    /// It also sets the transport limits endpoints apply (``frameLimits``).
     public var enforceBufferSize: Bool = true
+    /// `CONFIG_MCUMGR_TRANSPORT_UDP_MTU`: the largest datagram the UDP endpoint takes, separate
+    /// from ``bufferSize``. Zephyr's default is 1500 (subsys/mgmt/mcumgr/transport/Kconfig.udp;
+    /// smp_udp.c receives into a buffer of this size).
+    public var udpMTU: Int = 1500
+    /// What the UDP endpoint does with a datagram over ``udpMTU``.
+    public var udpOversize: UDPOversizeHandling = .drop
+    /// `CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY`: whether the BLE peripheral gathers a request from
+    /// several writes (up to ``bufferSize``) or takes each write as a whole packet.
+    public var bleReassembly: Bool = true
+    /// The Zephyr release to follow where answers differ (erasing an empty slot).
+    public var zephyrVersion: SimulatedZephyrVersion = .v3_5
     /// Answer SMP v1 requests with `rc 12` (a Zephyr build without the original protocol).
     public var rejectV1: Bool = false
     /// Whether image command 6 (slot info) is supported; otherwise it answers `rc 8`.
@@ -82,8 +115,25 @@ public struct SimulatorConfiguration: Sendable {
     public var dropResponses: ResponseDropPolicy? = nil
     /// Delay before each response is returned.
     public var responseDelay: Duration = .zero
-    /// Answer this many upload requests with `rc 10` (busy) before handling uploads again.
+    /// Answer this many upload requests with `rc 10` (busy) before handling uploads again;
+    /// `Int.max` answers busy forever.
     public var busyCount: Int = 0
+    /// Answer upload chunks with an offset that does not follow the data (a livelock test).
+    public var hostileOffset: HostileOffset? = nil
+
+    /// Seed of the random link faults below; each fault draws from its own generator, so
+    /// turning one on does not change the schedule of another.
+    public var faultSeed: UInt64 = 1
+    /// Probability that a request packet is held back and handled after the next one (or
+    /// dropped with the link if none follows), as a link with several paths reorders them.
+    public var reorderRate: Double = 0
+    /// Probability that a response packet is sent twice.
+    public var duplicateRate: Double = 0
+    /// Probability that a response's CBOR body is corrupted so that it does not decode (its first
+    /// byte gets the reserved additional information 28, and one more byte is flipped).
+    public var corruptRate: Double = 0
+    /// Probability that a response is cut short (header intact, body shorter than its length).
+    public var truncateRate: Double = 0
     /// Size of every secondary slot, when it differs from ``slotSize`` (for "image too large").
     public var secondarySlotSizeOverride: Int? = nil
     /// The device resets itself while writing an upload chunk that reaches this file offset:
@@ -107,4 +157,12 @@ public struct SimulatorConfiguration: Sendable {
 
     /// The number of absolute slots.
     public var slotCount: Int { 2 * min(max(imageCount, 1), 2) }
+
+    /// The transport limits a Zephyr device with this configuration applies (see
+    /// ``SMPServerFrameLimits``): net_buf of ``bufferSize``, UDP MTU, BLE reassembly.
+    public var frameLimits: SMPServerFrameLimits {
+        SMPServerFrameLimits(
+            netbufSize: enforceBufferSize ? max(0, bufferSize) : nil, udpMTU: enforceBufferSize ? max(0, udpMTU) : nil,
+            udpOversize: udpOversize, bleReassembly: bleReassembly)
+    }
 }

@@ -6,6 +6,7 @@ import SMPCtlProtocol
 
 /// Image group codes used by the simulator (`img_mgmt_err_code_t`).
 enum ImageError {
+    static let unknown = 1
     static let noImage = 3
     static let noTLVs = 4
     static let invalidTLV = 5
@@ -179,6 +180,32 @@ extension SimulatedDevice {
         }
         guard let off else { return .group(ImageError.invalidOffset) }
 
+        if let hostile = configuration.hostileOffset {
+            switch hostile {
+            case .zero: return .success(["off": 0])
+            case .one: return .success(["off": 1])
+            case .stuck:
+                if let stuck = hostileStuckOffset { return .success(["off": .unsigned(UInt64(stuck))]) }
+            case .backwards:
+                if off > 0 { return .success(["off": .unsigned(UInt64(off - 1))]) }
+            }
+        }
+        defer {
+            if configuration.hostileOffset == .stuck, hostileStuckOffset == nil, let reached = upload?.offset {
+                hostileStuckOffset = reached
+            }
+        }
+
+        // Zephyr's img_mgmt_upload (subsys/mgmt/mcumgr/grp/img_mgmt/src/img_mgmt.c) with
+        // img_mgmt_upload_inspect (zephyr_img_mgmt.c), the same in 3.5 and later releases:
+        // - `off` 0 starts an upload (or resumes the one in progress with the same `sha`);
+        // - any other `off` that differs from g_img_mgmt_state.off is "Invalid offset. Drop the
+        //   data, and respond with the offset we're expecting data for": rc 0 (no `rc` key
+        //   unless CONFIG_MCUMGR_SMP_LEGACY_RC_BEHAVIOUR) and `off` = the current offset;
+        // - once the last chunk is written img_mgmt_reset_upload() zeroes g_img_mgmt_state
+        //   (off 0, size 0, area_id −1). A late resend of a middle or last chunk then differs from
+        //   off 0 and is answered `{off: 0}` with nothing written; a late resend of the first
+        //   chunk (`off` 0) starts a new upload and erases the slot again.
         var session: UploadSession
         if off == 0 {
             guard data.count >= MCUbootImage.headerLength else { return .group(ImageError.invalidHeader) }
@@ -260,6 +287,17 @@ extension SimulatedDevice {
         flash[slot].replaceSubrange(offset..<end, with: data.prefix(end - offset))
     }
 
+    /// Image erase as Zephyr's img_mgmt_erase (subsys/mgmt/mcumgr/grp/img_mgmt/src/img_mgmt.c):
+    /// a slot whose image is valid (img_mgmt_read_info) and in use answers NO_FREE_SLOT; then
+    /// img_mgmt_erase_slot (zephyr_img_mgmt.c) runs and the upload state is reset whatever it
+    /// answers (img_mgmt_reset_upload).
+    ///
+    /// An empty slot: img_mgmt_erase_slot reads the whole area with
+    /// img_mgmt_flash_check_empty_inner, which returns 1 when every word is erased. Zephyr 3.5
+    /// only erased when it returned 0 and returned the 1 as it was, so img_mgmt_erase answered
+    /// `err {group 1, rc 1}` (IMG_MGMT_ERR_UNKNOWN; v1 `rc 1`). Zephyr PR #64070 ("Fix erase
+    /// returning unknown error", merged after v3.5.0, in v3.6.0) maps the 1 to success: "A
+    /// return value of 1 indicates that the slot is already erased, thus return a success code".
     func erase(_ map: CBORMap) -> Reply {
         let slot: Int
         do {
@@ -267,10 +305,16 @@ extension SimulatedDevice {
         } catch {
             return .smp(SMPReturnCode.invalidArgument.rawValue)
         }
+        if readInfoError(slot) == nil && slotInUse(slot) { return .group(ImageError.noFreeSlot) }
+        defer { upload = nil }
         guard flash.indices.contains(slot) else { return .group(ImageError.invalidSlot) }
-        if slotInUse(slot) { return .group(ImageError.noFreeSlot) }
+        if flash[slot].allSatisfy({ $0 == 0xFF }) {
+            switch configuration.zephyrVersion {
+            case .v3_5: return .group(ImageError.unknown)
+            case .v3_6: return .success(.map(CBORMap()))
+            }
+        }
         eraseSlot(slot)
-        if upload?.slot == slot { upload = nil }
         return .success(.map(CBORMap()))
     }
 

@@ -32,6 +32,14 @@ public final class SimulatorServer: SMPPacketServer {
         self.link = link
     }
 
+    /// The device's transport limits (``SimulatorConfiguration/frameLimits``); an emulated BLE
+    /// link without reassembly turns BLE reassembly off too.
+    public var frameLimits: SMPServerFrameLimits {
+        var limits = device.configuration.frameLimits
+        if case .ble(_, _, _, _, _, let reassembly) = link.medium, !reassembly { limits.bleReassembly = false }
+        return limits
+    }
+
     public func handle(_ packet: [UInt8]) async -> SMPServerReply {
         let now = ContinuousClock.now
         let booting = clocks.withLock { clocks -> Bool in

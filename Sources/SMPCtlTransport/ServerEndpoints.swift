@@ -57,10 +57,21 @@ public final class UDPServerEndpoint: Sendable {
         }
         thread.name = "smpctl-udp-server"
         thread.start()
+        let limits = server.frameLimits
         Task {
             let scheduler = ReplyScheduler()
             for await request in requests {
-                let reply = await server.handle(request.bytes)
+                var packet = request.bytes
+                // smp_udp.c (smp_udp_receive_thread): zsock_recvfrom into a
+                // CONFIG_MCUMGR_TRANSPORT_UDP_MTU-byte buffer, then net_buf_add_mem into a
+                // CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE net_buf. A longer datagram never reaches
+                // the SMP layer whole: it is lost, or cut to the buffer (see UDPOversizeHandling).
+                if let mtu = limits.udpMTU, packet.count > mtu {
+                    guard limits.udpOversize == .truncate else { continue }
+                    packet = Array(packet.prefix(mtu))
+                }
+                if let netbuf = limits.netbufSize, packet.count > netbuf { continue }
+                let reply = await server.handle(packet)
                 let destination = request
                 scheduler.schedule(reply) { reply in
                     var source = destination.source
@@ -110,7 +121,14 @@ public final class PTYServerEndpoint: Sendable {
     private let reader: DescriptorReader
 
     /// Creates the pseudo-terminal and starts answering with `server`.
-    public init(server: any SMPPacketServer, maximumPacketSize: Int = 8192) throws(SMPTransportError) {
+    ///
+    /// `maximumPacketSize` bounds the packets decoded; `nil` takes the server's net_buf limit
+    /// (``SMPServerFrameLimits/serialPacketLimit``, `buf_size − 4`), or 8192 without one. A frame
+    /// sequence whose length prefix asks for more is dropped without an answer, as Zephyr's
+    /// `mcumgr_serial_decode_frag` (subsys/mgmt/mcumgr/transport/src/serial_util.c) fails to
+    /// base64-decode it into the net_buf's tailroom and frees the buffer.
+    public init(server: any SMPPacketServer, maximumPacketSize: Int? = nil) throws(SMPTransportError) {
+        let maximumPacketSize = maximumPacketSize ?? server.frameLimits.serialPacketLimit ?? 8192
         let master = try Self.openPseudoTerminal()
         let path = master.path
         let slave = Glibc.open(path, O_RDWR | O_NOCTTY)

@@ -60,8 +60,41 @@ struct SimulatorOptions: ParsableArguments {
     @Option(name: .customLong("delay"), help: ArgumentHelp("Delay every response by this many milliseconds.", valueName: "ms"))
     var delay: Int = 0
 
-    @Option(name: .customLong("busy"), help: ArgumentHelp("Answer this many upload requests with rc 10 (busy).", valueName: "n"))
-    var busy: Int = 0
+    @Option(name: .customLong("busy"), help: ArgumentHelp("Answer this many upload requests with rc 10 (busy); forever never stops.", valueName: "n|forever"))
+    var busy: String = "0"
+
+    @Option(name: .customLong("udp-mtu"), help: ArgumentHelp("Largest UDP datagram taken (CONFIG_MCUMGR_TRANSPORT_UDP_MTU); longer ones get no answer.", valueName: "bytes"))
+    var udpMTU: Int = 1500
+
+    @Flag(name: .customLong("udp-truncate"), help: "Cut a datagram over --udp-mtu to its first bytes (Zephyr then answers rc 9) instead of losing it.")
+    var udpTruncate = false
+
+    @Flag(name: .customLong("no-reassembly"), help: "BLE: take every write as a whole request (no CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY).")
+    var noReassembly = false
+
+    @Option(name: .customLong("zephyr-version"), help: ArgumentHelp("Answer as this Zephyr release where they differ: 3.5 (erasing an empty slot answers rc 1) or 3.6.", valueName: "version"))
+    var zephyrVersion: String = "3.5"
+
+    @Option(name: .customLong("hostile-offset"), help: ArgumentHelp("Answer upload chunks with an offset that does not follow the data: stuck, backwards, zero or one.", valueName: "mode"))
+    var hostileOffset: String?
+
+    @Option(name: .customLong("fault-seed"), help: ArgumentHelp("Seed of the random faults (--drop-rate, --reorder-rate, --duplicate-rate, --corrupt-rate, --truncate-rate, --ble-reorder-rate).", valueName: "n"))
+    var faultSeed: UInt64 = 1
+
+    @Option(name: .customLong("reorder-rate"), help: ArgumentHelp("Hold each request back with this probability and handle it after the next one.", valueName: "p"))
+    var reorderRate: Double = 0
+
+    @Option(name: .customLong("duplicate-rate"), help: ArgumentHelp("Send each response twice with this probability.", valueName: "p"))
+    var duplicateRate: Double = 0
+
+    @Option(name: .customLong("corrupt-rate"), help: ArgumentHelp("Corrupt each response's CBOR body with this probability.", valueName: "p"))
+    var corruptRate: Double = 0
+
+    @Option(name: .customLong("truncate-rate"), help: ArgumentHelp("Cut each response short with this probability.", valueName: "p"))
+    var truncateRate: Double = 0
+
+    @Option(name: .customLong("ble-reorder-rate"), help: ArgumentHelp("BLE: deliver each write after the next one with this probability, as EATT bearers can.", valueName: "p"))
+    var bleReorderRate: Double = 0
 
     @Option(name: .customLong("reset-at"), help: ArgumentHelp("Reset the device while an upload reaches this offset.", valueName: "offset"))
     var resetAt: Int?
@@ -86,10 +119,9 @@ struct SimulatorOptions: ParsableArguments {
     }
 
     /// The simulator behind a server adapter with the emulated link.
-    func server(maximumBufferSize: Int? = nil) throws -> SimulatorServer {
+    func server() throws -> SimulatorServer {
         let link = try linkModel()
         var configuration = try configuration()
-        if let maximumBufferSize { configuration.bufferSize = min(configuration.bufferSize, maximumBufferSize) }
         // A BLE device without reassembly takes one write per request: its buffer is MTU − 3.
         if let limit = link.maximumRequestSize { configuration.bufferSize = min(configuration.bufferSize, limit) }
         return SimulatorServer(device: SimulatedDevice(configuration: configuration), link: link)
@@ -103,8 +135,44 @@ struct SimulatorOptions: ParsableArguments {
         guard bufferSize >= 64, bufferSize <= 65535 else { throw ValidationError("--buf-size must be 64 to 65535") }
         guard bufferCount >= 1, bufferCount <= 64 else { throw ValidationError("--buf-count must be 1 to 64") }
         if let dropRate, !(0...1).contains(dropRate) { throw ValidationError("--drop-rate must be between 0 and 1") }
+        for (name, rate) in [
+            ("--reorder-rate", reorderRate), ("--duplicate-rate", duplicateRate), ("--corrupt-rate", corruptRate),
+            ("--truncate-rate", truncateRate), ("--ble-reorder-rate", bleReorderRate),
+        ] where !(0...1).contains(rate) {
+            throw ValidationError("\(name) must be between 0 and 1")
+        }
+        guard udpMTU >= SMPHeader.size, udpMTU <= 65507 else { throw ValidationError("--udp-mtu must be 8 to 65507") }
+        _ = try busyCount()
+        _ = try zephyr()
+        _ = try hostile()
         for rule in fail { _ = try Self.parseRule(rule) }
         _ = try dropSet()
+    }
+
+    private func busyCount() throws -> Int {
+        if busy == "forever" { return Int.max }
+        guard let count = Int(busy), count >= 0 else { throw ValidationError("--busy takes a count or forever") }
+        return count
+    }
+
+    private func zephyr() throws -> SimulatedZephyrVersion {
+        guard let version = SimulatedZephyrVersion(rawValue: zephyrVersion) else {
+            throw ValidationError("--zephyr-version takes 3.5 or 3.6")
+        }
+        return version
+    }
+
+    private func hostile() throws -> HostileOffset? {
+        guard let hostileOffset else { return nil }
+        guard let mode = HostileOffset(rawValue: hostileOffset) else {
+            throw ValidationError("--hostile-offset takes stuck, backwards, zero or one")
+        }
+        return mode
+    }
+
+    /// The EATT-style write reordering for the BLE peripheral, if any.
+    var writeReordering: BLEPeripheral.WriteReordering? {
+        bleReorderRate > 0 ? BLEPeripheral.WriteReordering(rate: bleReorderRate, seed: faultSeed) : nil
     }
 
     private func dropSet() throws -> Set<Int>? {
@@ -136,10 +204,20 @@ struct SimulatorOptions: ParsableArguments {
         if let numbers = try dropSet() {
             configuration.dropResponses = .requests(numbers)
         } else if let dropRate {
-            configuration.dropResponses = .random(probability: dropRate, seed: 1)
+            configuration.dropResponses = .random(probability: dropRate, seed: faultSeed)
         }
         configuration.responseDelay = .milliseconds(delay)
-        configuration.busyCount = busy
+        configuration.busyCount = try busyCount()
+        configuration.udpMTU = udpMTU
+        configuration.udpOversize = udpTruncate ? .truncate : .drop
+        configuration.bleReassembly = !noReassembly
+        configuration.zephyrVersion = try zephyr()
+        configuration.hostileOffset = try hostile()
+        configuration.faultSeed = faultSeed
+        configuration.reorderRate = reorderRate
+        configuration.duplicateRate = duplicateRate
+        configuration.corruptRate = corruptRate
+        configuration.truncateRate = truncateRate
         configuration.resetDuringUploadAtOffset = resetAt
         configuration.disconnectAfterBytes = disconnectAfter
         return configuration
@@ -253,8 +331,9 @@ struct SimulateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // A BlueZ peripheral drops writes over 510 bytes, so the buffer it reports stays within that.
-        let server = try simulator.server(maximumBufferSize: ble ? BLEPeripheral.maximumValueLength : nil)
+        // The BLE peripheral reassembles requests split across writes (as Zephyr does with
+        // CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY), so it reports its whole buffer.
+        let server = try simulator.server()
         if server.link != .ideal {
             let requestSize = server.device.configuration.bufferSize
             var line = "link: \(server.link)"
@@ -283,7 +362,8 @@ struct SimulateCommand: AsyncParsableCommand {
         var peripheral: BLEPeripheral?
         if ble {
             do {
-                peripheral = try await BLEPeripheral.start(server: server, adapter: adapter, name: name)
+                peripheral = try await BLEPeripheral.start(
+                    server: server, adapter: adapter, name: name, writeReordering: simulator.writeReordering)
             } catch {
                 udpEndpoint?.stop()
                 await ptyEndpoint?.stop()
@@ -302,7 +382,13 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         udpEndpoint?.stop()
         await ptyEndpoint?.stop()
-        await peripheral?.stop()
+        if let peripheral {
+            let stats = await peripheral.statistics
+            FileHandle.standardError.write(Data((
+                "ble: \(stats.requests) requests, largest \(stats.largestRequest) bytes, up to "
+                    + "\(stats.mostWritesPerRequest) writes per request, \(stats.refusedWrites) writes refused\n").utf8))
+            await peripheral.stop()
+        }
     }
 
     /// Returns once SIGINT or SIGTERM arrives (their default action is turned off meanwhile).

@@ -17,6 +17,27 @@ private final class RecordingServer: SMPPacketServer {
     }
 }
 
+/// Records the requests, answers each with a fixed response, and applies Zephyr's net_buf and
+/// reassembly limits as a simulator would.
+private final class LimitedServer: SMPPacketServer {
+    let requests = Mutex<[[UInt8]]>([])
+    let frameLimits: SMPServerFrameLimits
+    init(netbufSize: Int, reassembly: Bool) {
+        frameLimits = SMPServerFrameLimits(netbufSize: netbufSize, bleReassembly: reassembly)
+    }
+    func handle(_ packet: [UInt8]) async -> SMPServerReply {
+        requests.withLock { $0.append(packet) }
+        return SMPServerReply(responses: [])
+    }
+}
+
+/// A request packet of `size` bytes whose header gives its length; the body is `fill` bytes.
+private func request(size: Int, sequence: UInt8, fill: UInt8 = 0xA5) -> [UInt8] {
+    let length = size - 8
+    return [0x0A, 0x00, UInt8(length >> 8), UInt8(length & 0xFF), 0x00, 0x00, sequence, 0x00]
+        + Array(repeating: fill, count: length)
+}
+
 /// A fake adapter with GattManager1 and LEAdvertisingManager1, which, as bluetoothd does, reads the
 /// application back (GetManagedObjects) and the advertisement (GetAll) when they are registered.
 private actor FakeAdapter {
@@ -127,6 +148,92 @@ struct BLEPeripheralTests {
             await peripheral.stop()
             #expect(await adapter.alias == "BlueZ 5.66")
             await bluez.close()
+        }
+    }
+
+    /// Starts a peripheral for `server` on a fake BlueZ and hands `write` a function that sends one
+    /// write command to it as bluetoothd would.
+    private func withPeripheral(
+        _ server: any SMPPacketServer, reordering: BLEPeripheral.WriteReordering? = nil,
+        _ body: (_ write: ([UInt8]) async throws -> Void) async throws -> Void
+    ) async throws {
+        try await withPrivateBus { bus in
+            let bluez = try await BusConnection.connect(address: bus.address)
+            try await bluez.requestName(BlueZ.serviceName)
+            let adapter = FakeAdapter(bus: bluez)
+            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/")
+            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/org/bluez/hci0")
+            let peripheral = try await BLEPeripheral.start(
+                server: server, adapter: "hci0", name: "sim-test", busAddress: bus.address,
+                writeReordering: reordering)
+            let peer = try await peripheralName(bluez: bluez, bus: bus)
+            try await body { bytes in
+                _ = try await bluez.call(
+                    destination: peer, path: BLEPeripheral.characteristicPath,
+                    interface: BlueZ.gattCharacteristicInterface, member: "WriteValue",
+                    arguments: [.bytes(bytes), .propertyDictionary(["mtu": .uint16(517)])])
+            }
+            await peripheral.stop()
+            await bluez.close()
+        }
+    }
+
+    /// Waits until `server` has seen `count` requests (or 5 s have passed) and returns them.
+    private func requests(of server: LimitedServer, count: Int) async throws -> [[UInt8]] {
+        for _ in 0..<500 {
+            let seen = server.requests.withLock { $0 }
+            if seen.count >= count { return seen }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return server.requests.withLock { $0 }
+    }
+
+    @Test("reassembles a request of the whole net_buf from 510-byte writes; a longer one is dropped")
+    func reassemblesUpToNetbuf() async throws {
+        let server = LimitedServer(netbufSize: 2048, reassembly: true)
+        let whole = request(size: 2048, sequence: 1)
+        let tooLong = request(size: 2049, sequence: 2)
+        let small = request(size: 40, sequence: 3)
+        try await withPeripheral(server) { write in
+            for start in stride(from: 0, to: whole.count, by: 510) {
+                try await write(Array(whole[start..<min(start + 510, whole.count)]))
+            }
+            // smp_reassembly_collect: expected 2049 > CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE → -ENOSR.
+            for start in stride(from: 0, to: tooLong.count, by: 510) {
+                try await write(Array(tooLong[start..<min(start + 510, tooLong.count)]))
+            }
+            try await write(small)
+            let seen = try await requests(of: server, count: 2)
+            // The pieces after the refused first write of `tooLong` start a new packet each: their
+            // fill bytes read as a length of 0xA5A5, over the net_buf, so they are refused too.
+            #expect(seen == [whole, small])
+        }
+    }
+
+    @Test("without reassembly each write is a packet of its own")
+    func noReassembly() async throws {
+        let server = LimitedServer(netbufSize: 2048, reassembly: false)
+        let split = request(size: 600, sequence: 1)
+        try await withPeripheral(server) { write in
+            try await write(Array(split[0..<300]))
+            try await write(Array(split[300...]))
+            let seen = try await requests(of: server, count: 2)
+            #expect(seen == [Array(split[0..<300]), Array(split[300...])])
+        }
+    }
+
+    @Test("EATT-style reordering: a held write goes after the next one, or alone after the hold time")
+    func reordersWrites() async throws {
+        let server = LimitedServer(netbufSize: 2048, reassembly: true)
+        let one = request(size: 30, sequence: 1)
+        let two = request(size: 30, sequence: 2)
+        let three = request(size: 30, sequence: 3)
+        let reordering = BLEPeripheral.WriteReordering(rate: 1, seed: 9, holdTime: .milliseconds(50))
+        try await withPeripheral(server, reordering: reordering) { write in
+            try await write(one)
+            try await write(two)
+            try await write(three)
+            #expect(try await requests(of: server, count: 3) == [two, one, three])
         }
     }
 

@@ -75,6 +75,11 @@ enum RejectionCases {
         Rejection(hex: "f814", code: .invalidSimpleValue, note: "two-byte false"),
         Rejection(hex: "f818", code: .invalidSimpleValue, note: "two-byte simple 24"),
         Rejection(hex: "f81f", code: .invalidSimpleValue, note: "two-byte simple 31"),
+        // RFC 8949 §5.6: duplicate keys make a map invalid; {rc: 0, rc: 5} must not read as success.
+        Rejection(hex: "a26272630062726305", code: .duplicateMapKey, note: "definite map {rc: 0, rc: 5}"),
+        Rejection(hex: "bf6272630062726305ff", code: .duplicateMapKey, note: "indefinite map {rc: 0, rc: 5} (zcbor style)"),
+        Rejection(hex: "a20100180100", code: .duplicateMapKey, note: "key 1 encoded as 0x01 and 0x1801"),
+        Rejection(hex: "a1616da201000101", code: .duplicateMapKey, note: "duplicate key in a nested map"),
         Rejection(hex: "", code: .truncated, note: "empty input"),
         Rejection(hex: "bf", code: .truncated, note: "open indefinite map"),
         Rejection(hex: "9f01", code: .truncated, note: "unclosed indefinite array"),
@@ -114,7 +119,7 @@ struct CBORRejectionTests {
     func everyCodeCovered() {
         let all: Set<CBORError.Code> = [
             .truncated, .trailingBytes, .invalidAdditionalInfo, .unexpectedBreak, .invalidChunk, .invalidUTF8,
-            .lengthExceedsLimit, .nestingTooDeep, .invalidSimpleValue,
+            .lengthExceedsLimit, .nestingTooDeep, .invalidSimpleValue, .duplicateMapKey,
         ]
         var produced = Set<CBORError.Code>()
         for rejection in RejectionCases.all {
@@ -216,5 +221,30 @@ struct CBORRejectionTests {
         #expect(attempt([UInt8](hexString: "0000")).error?.offset == 1)
         #expect(attempt([UInt8](hexString: "bf6161ff")).error?.offset == 3)
         #expect(attempt([UInt8](hexString: "821c00")).error?.offset == 1)
+        // The second `rc` key starts at byte 5.
+        #expect(attempt([UInt8](hexString: "a26272630062726305")).error?.offset == 5)
+    }
+
+    @Test("maps whose keys differ only in type or encoding are kept; a big map stays linear")
+    func distinctKeys() throws {
+        // {1: 0, "1": 0, h'01': 0, -2: 0}: four different keys.
+        let mixed = try CBORDecoder().decode([UInt8](hexString: "a401006131004101002100"))
+        #expect(mixed.mapValue?.entries.count == 4)
+        // 0.0 and -0.0 are different values; two encodings of 1.5 (half and single) are one.
+        #expect(try CBORDecoder().decode([UInt8](hexString: "a2f9000001f9800002")).mapValue?.entries.count == 2)
+        #expect(attempt([UInt8](hexString: "a2f93e0001fa3fc0000002")).error?.code == .duplicateMapKey)
+        // 65 536 distinct unsigned keys, then the same map with its last key equal to its first.
+        var bytes: [UInt8] = [0xBA, 0x00, 0x01, 0x00, 0x00]
+        for key in 0..<65_536 {
+            bytes += [0x1A, UInt8(key >> 24), UInt8((key >> 16) & 0xFF), UInt8((key >> 8) & 0xFF), UInt8(key & 0xFF), 0xF6]
+        }
+        let clock = ContinuousClock()
+        var decoded: CBORValue?
+        let elapsed = try clock.measure { decoded = try CBORDecoder().decode(bytes) }
+        #expect(decoded?.mapValue?.entries.count == 65_536)
+        #expect(elapsed < .seconds(5))
+        bytes.replaceSubrange((bytes.count - 5)..<(bytes.count - 1), with: [0, 0, 0, 0])
+        #expect(attempt(bytes).error?.code == .duplicateMapKey)
+        #expect(attempt(bytes).error?.offset == bytes.count - 6)
     }
 }

@@ -249,8 +249,11 @@ enum RandomValue {
         case 6: return .tagged(rng.next() >> UInt64(rng.below(64)), .unsigned(UInt64(rng.below(1000))))
         case 7: return .array((0..<rng.below(6)).map { _ in make(&rng, depth: depth + 1) })
         case 8:
-            return .map(CBORMap((0..<rng.below(6)).map { _ in
-                CBORMap.Entry(key: make(&rng, depth: depth + 1), value: make(&rng, depth: depth + 1))
+            // Keys equal on the wire would make the map invalid (RFC 8949 §5.6): keep the first.
+            var seen = Set<[UInt8]>()
+            return .map(CBORMap((0..<rng.below(6)).compactMap { _ in
+                let entry = CBORMap.Entry(key: make(&rng, depth: depth + 1), value: make(&rng, depth: depth + 1))
+                return seen.insert(CBOREncoder.encode(entry.key)).inserted ? entry : nil
             }))
         default: return .tagged(UInt64(rng.below(30)), make(&rng, depth: depth + 1))
         }

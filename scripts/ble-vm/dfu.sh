@@ -16,7 +16,10 @@ fail() {
     exit 1
 }
 
-"$SMPCTL" simulate --ble --adapter hci0 --name smpctl-sim >/tmp/peripheral.out 2>/tmp/peripheral.err &
+# The peripheral reports its whole buffer (2048 bytes) and reassembles requests split across
+# writes, so the central's requests are larger than one write (MTU − 3) and the split path runs.
+BUF_SIZE=2048
+"$SMPCTL" simulate --ble --adapter hci0 --name smpctl-sim --buf-size "$BUF_SIZE" >/tmp/peripheral.out 2>/tmp/peripheral.err &
 peripheral=$!
 i=0
 until [ -s /tmp/peripheral.out ]; do
@@ -57,6 +60,13 @@ kill -TERM "$peripheral"
 pstatus=0
 wait "$peripheral" || pstatus=$?
 [ "$pstatus" -eq 0 ] || fail "the peripheral exited with $pstatus on SIGTERM"
+# Requests must have been larger than one write (MTU − 3, 514 at MTU 517), gathered from several.
+stats=$(grep '^ble: ' /tmp/peripheral.err | tail -1)
+echo "peripheral: $stats"
+largest=$(echo "$stats" | sed -n 's/.*largest \([0-9]*\) bytes.*/\1/p')
+mtu=$(grep '"event":"ble_link"' /tmp/dfu.err | sed -n 's/.*"mtu":\([0-9]*\).*/\1/p' | head -1)
+[ -n "$largest" ] || fail "the peripheral did not report its requests"
+[ "$largest" -gt $(( ${mtu:-517} - 3 )) ] || fail "no request was larger than MTU - 3 (largest $largest bytes)"
 alias=$(dbus-send --system --print-reply --dest=org.bluez /org/bluez/hci0 org.freedesktop.DBus.Properties.Get \
     string:org.bluez.Adapter1 string:Alias | sed -n 's/.*string "\(.*\)"/\1/p')
 echo "peripheral stopped; hci0 alias restored to: $alias"
