@@ -266,7 +266,11 @@ extension SMPClient {
                 dropInFlight()
                 throw error
             }
-            if state.highWater > before { stalls = 0 }
+            if state.highWater > before {
+                // Timeouts and malformed answers count in a row: progress starts the count again.
+                stalls = 0
+                malformed = 0
+            }
             if state.resumedFrom > 0, !announcedResume {
                 announcedResume = true
                 log("device resumes a previous upload at offset \(state.resumedFrom)")

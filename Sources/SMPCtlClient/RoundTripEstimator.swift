@@ -61,7 +61,7 @@ public struct RoundTripEstimator: Sendable, Hashable {
         }
         let scaled = min(base * backOffFactor, ceilingSeconds)
         let clamped = max(scaled, Self.seconds(floor))
-        return .milliseconds(Int64((min(clamped, ceilingSeconds) * 1000).rounded(.up)))
+        return .milliseconds(Int64((min(clamped, ceilingSeconds) * 1000).rounded()))
     }
 
     static func seconds(_ duration: Duration) -> Double {

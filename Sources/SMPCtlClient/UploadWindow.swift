@@ -26,7 +26,8 @@ public struct UploadWindow: Sendable, Hashable {
     public let length: Int
     /// Chunks allowed in flight once the first chunk is answered.
     public let window: Int
-    /// Bytes sent without the device's highest offset growing before the upload is declared stalled.
+    /// Bytes sent without the device's highest offset growing before the upload is declared stalled:
+    /// 32 windows of chunks, at least 128 KiB.
     public let stallBudget: Int
     /// How many times the device may restart the upload at offset 0.
     public let restartLimit: Int
@@ -61,8 +62,8 @@ public struct UploadWindow: Sendable, Hashable {
         self.length = max(0, length)
         self.window = max(1, window)
         let chunk = max(1, chunkSize)
-        let (product, overflow) = chunk.multipliedReportingOverflow(by: 8 * self.window)
-        self.stallBudget = overflow ? Int.max : max(product, 32 * 1024)
+        let (product, overflow) = chunk.multipliedReportingOverflow(by: 32 * self.window)
+        self.stallBudget = overflow ? Int.max : max(product, 128 * 1024)
         self.restartLimit = restartLimit
         self.beyondSentLimit = beyondSentLimit
     }

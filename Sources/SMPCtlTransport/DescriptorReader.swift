@@ -28,7 +28,8 @@ final class DescriptorReader: Sendable {
     /// Starts reading `fd`, up to `bufferSize` bytes per read.
     ///
     /// For datagram sockets pass `datagrams: true`: an empty read is then an empty datagram, not
-    /// end of file, and a refused datagram (`ECONNREFUSED`) is not fatal.
+    /// end of file. A refused datagram (`ECONNREFUSED`, ICMP port unreachable on a connected
+    /// socket) ends the reader with that code, so the client fails at once instead of timing out.
     init(fd: Int32, bufferSize: Int, name: String, datagrams: Bool = false,
         onOutput: @escaping @Sendable (Output) -> Void)
     {
@@ -54,7 +55,7 @@ final class DescriptorReader: Sendable {
                     break loop
                 } else {
                     let code = errno
-                    if code == EINTR || code == EAGAIN || (datagrams && code == ECONNREFUSED) { continue }
+                    if code == EINTR || code == EAGAIN { continue }
                     onOutput(.closed(code))
                     break loop
                 }
