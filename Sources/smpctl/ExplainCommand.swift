@@ -12,14 +12,15 @@ struct ExplainCommand: ParsableCommand {
             CODE is an SMP return code (rc), or with --group a group error code (the err map of SMP v2). \
             The causes are ranked for the operation given with --op and the SMP version given with \
             --smp-version: the same number means different things in different places (rc 8 is \
-            "not supported", image group rc 8 is "hash not found"). CODE may also name a failure: \
+            "not supported", image group rc 8 is "hash not found"). CODE may also be a code's name as smpctl prints it (IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE, \
+            MGMT_ERR_ENOENT); an unknown code is reported as unknown and exits with status 1. CODE may also name a failure: \
             \(FailureKind.allCases.map(\.rawValue).joined(separator: ", ")). With --log, reads a \
             console or boot log (a file, or - for standard input; at most 16 MiB) and explains each \
             line it recognizes. --smp-version gives the SMP version of the failing exchange and --json \
             prints the explanation as JSON; the connection options are not used.
             """)
 
-    @Argument(help: ArgumentHelp("An SMP rc, a group code (with --group), or a failure name.", valueName: "code"))
+    @Argument(help: ArgumentHelp("An SMP rc, a group code (with --group), a code name such as IMG_MGMT_ERR_HASH_NOT_FOUND, or a failure name.", valueName: "code"))
     var code: String?
 
     @Option(help: ArgumentHelp("The group of a group error code: a name (os, image, stat, settings, fs, shell, enumeration, zephyr-basic) or a number.", valueName: "name|id"))
@@ -64,11 +65,20 @@ struct ExplainCommand: ParsableCommand {
         let explanation: Explanation
         if let number = Int(code), number >= 0 {
             explanation = knowledge.explain(code: number, group: groupID, operation: op, smpVersion: global.smpVersion)
+        } else if code.utf8.count <= 80, let named = knowledge.allCodes.first(where: { $0.name == code.uppercased() }) {
+            // A code given by the name smpctl prints, e.g. IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE.
+            explanation = knowledge.explain(
+                code: named.rc, group: named.group.map { SMPGroupID(rawValue: $0) }, operation: op, smpVersion: global.smpVersion)
         } else if let failure = FailureKind(rawValue: code.lowercased()) {
             explanation = knowledge.explain(failure: failure, operation: op)
         } else {
             output.fail(status: .usage, message: "\(code) is neither a code number nor a failure name (\(FailureKind.allCases.map(\.rawValue).joined(separator: ", ")))")
             throw CommandFailure(status: .usage)
+        }
+        guard explanation.isKnown else {
+            // An unknown code is an answer, but not a success: say so and exit non-zero.
+            output.fail(status: .failure, message: "\(explanation.name): \(explanation.meaning)", fields: ["error": "unknown-code"])
+            throw CommandFailure(status: .failure)
         }
         output.document(["ok": true, "explanation": ExplanationFormat.json(explanation)])
         for line in ExplanationFormat.lines(explanation, causeLimit: nil, indent: "") { output.line(line) }

@@ -130,4 +130,19 @@ struct ExplainTests {
         #expect(result.status == 3)
         #expect(result.stderr.contains("erases the whole secondary slot"))
     }
+
+    @Test("codes by the names smpctl prints, and unknown codes exit non-zero")
+    func namesAndUnknown() throws {
+        let tooLarge = try CLI.run(["explain", "IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE", "--op", "upload"])
+        #expect(tooLarge.status == 0, "stderr: \(tooLarge.stderr)")
+        #expect(tooLarge.stdout.contains("rc 30 IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE"))
+        #expect(tooLarge.stdout.contains("larger than the secondary slot"))
+        let enoent = try CLI.run(["explain", "mgmt_err_enoent"])
+        #expect(enoent.status == 0)
+        #expect(enoent.stdout.contains("rc 5 MGMT_ERR_ENOENT"))
+        let unknown = try CLI.run(["explain", "99"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("unknown code 99"))
+        #expect(try CLI.run(["explain", "99", "--group", "image"]).status == 1)
+    }
 }

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Lists the warning and error log messages of C sources and CMake/Python build scripts.
+
+Usage: extract-messages.py ROOT PATH... : prints "format<TAB>relative/file" lines, sorted and unique.
+Only the format strings are printed (facts); no code is copied. Not run by CI.
+"""
+import os
+import re
+import sys
+
+C_CALL = re.compile(r'\b(BOOT_LOG_ERR|BOOT_LOG_WRN|LOG_ERR|LOG_WRN|MCUBOOT_LOG_ERR|MCUBOOT_LOG_WRN|LOG_INST_ERR|LOG_INST_WRN)\s*\(')
+CMAKE_CALL = re.compile(r'message\s*\(\s*(FATAL_ERROR|SEND_ERROR|WARNING|DEPRECATION|AUTHOR_WARNING)\s+', re.I)
+PY_CALL = re.compile(r'\b(raise\s+\w*(?:Error|Exception)|sys\.exit|log\.(?:die|err|wrn)|logging\.(?:error|warning)|print_err|fatal)\s*\(')
+PRI = re.compile(r'PRI([diouxX])(8|16|32|64|PTR|MAX)')
+LITERAL = re.compile(r'"((?:[^"\\\n]|\\.)*)"|\b(PRI[diouxX](?:8|16|32|64|PTR|MAX))\b')
+
+
+def c_args(text, start):
+    """Returns the text of a call's arguments starting after its '(' (balanced, strings skipped)."""
+    depth, i, out = 1, start, []
+    while i < len(text) and depth > 0 and i - start < 4000:
+        ch = text[i]
+        if ch == '"':
+            j = i + 1
+            while j < len(text) and text[j] != '"':
+                j += 2 if text[j] == '\\' else 1
+            out.append(text[i:j + 1]); i = j + 1; continue
+        if ch == '(':
+            depth += 1
+        elif ch == ')':
+            depth -= 1
+            if depth == 0:
+                break
+        out.append(ch); i += 1
+    return ''.join(out)
+
+
+def first_format(args):
+    """Joins the adjacent string literals (and PRI macros) of the first argument that has any."""
+    parts, seen = [], False
+    for piece in re.split(r',(?![^()]*\))', args):
+        lits = LITERAL.findall(piece)
+        if lits:
+            for s, pri in lits:
+                parts.append(pri[3] if pri else s)
+            seen = True
+            break
+    if not seen:
+        return None
+    fmt = ''.join(parts).replace('\\n', '').replace('\\r', '').replace('\\"', '"').replace('\\t', ' ').strip()
+    return fmt or None
+
+
+def scan_c(path, rel, out):
+    text = open(path, encoding='utf-8', errors='replace').read()
+    text = re.sub(r'/\*.*?\*/', ' ', text, flags=re.S)
+    for m in C_CALL.finditer(text):
+        fmt = first_format(c_args(text, m.end()))
+        if fmt:
+            out.add((fmt, rel))
+
+
+def scan_cmake(path, rel, out):
+    text = open(path, encoding='utf-8', errors='replace').read()
+    for m in CMAKE_CALL.finditer(text):
+        args = c_args(text, m.end())
+        lits = re.findall(r'"((?:[^"\\]|\\.)*)"', args, flags=re.S)
+        fmt = ' '.join(' '.join(l.split()) for l in lits).strip()
+        if fmt:
+            out.add((fmt, rel))
+
+
+def scan_py(path, rel, out):
+    text = open(path, encoding='utf-8', errors='replace').read()
+    for m in PY_CALL.finditer(text):
+        args = c_args(text, m.end())
+        lits = re.findall(r'''[fr]?(?:"((?:[^"\\\n]|\\.)*)"|'((?:[^'\\\n]|\\.)*)')''', args)
+        fmt = ''.join(a or b for a, b in lits).strip()
+        if len(fmt) > 8:
+            out.add((fmt, rel))
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit('usage: extract-messages.py ROOT PATH...')
+    root = sys.argv[1]
+    out = set()
+    for sub in sys.argv[2:]:
+        base = os.path.join(root, sub)
+        walk = [(os.path.dirname(base), [], [os.path.basename(base)])] if os.path.isfile(base) else os.walk(base)
+        for d, _, files in walk:
+            if '/tests' in d or '/test/' in d or '/samples' in d:
+                continue
+            for f in files:
+                p = os.path.join(d, f)
+                rel = os.path.relpath(p, root)
+                if f.endswith(('.c', '.h')):
+                    scan_c(p, rel, out)
+                elif f.endswith('.cmake') or f == 'CMakeLists.txt':
+                    scan_cmake(p, rel, out)
+                elif f.endswith('.py'):
+                    scan_py(p, rel, out)
+    for fmt, rel in sorted(out, key=lambda x: (x[1], x[0])):
+        print(f'{fmt}\t{rel}')
+
+
+if __name__ == '__main__':
+    main()
