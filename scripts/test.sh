@@ -5,13 +5,18 @@
 # SMPCTL_SKIP_BLE_VM=1 to leave it out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+banner() { printf '\n=== %s (%s) ===\n' "$1" "$(date +%H:%M:%S)"; }
+banner "build with tests"
 swift build --build-tests
+banner "Swift tests (incl. 24 seeded upload fault schedules; scripts/property.sh runs thousands)"
 swift test --skip-build
+banner "interoperability with PyPI smpclient"
 python3 Tests/Interop/smpclient_interop.py .build/debug/smpctl
 if [ "${SMPCTL_SKIP_BLE_VM:-0}" = 1 ]; then
     echo "BLE VM test skipped (SMPCTL_SKIP_BLE_VM=1)"
 elif [ "$(id -u)" -ne 0 ]; then
     echo "BLE VM test skipped: it needs root (debootstrap, qemu); run scripts/ble-vm/ci.sh as root"
 else
+    banner "BLE dfu against a real bluetoothd in a VM"
     scripts/ble-vm/ci.sh
 fi

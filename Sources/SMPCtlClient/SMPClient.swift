@@ -418,6 +418,7 @@ public actor SMPClient {
     /// Hands a result to the ticket's waiter (or keeps it); answers and link failures end the request.
     private func deliver(id: Int, _ result: Result<SMPPacket, SMPClientError>, final: Bool) {
         guard var entry = outstanding[id] else { return }
+        if case .success? = entry.ready, case .failure = result { return }  // the answer stands
         if let waiter = entry.waiter {
             entry.waiter = nil
             outstanding[id] = entry
@@ -488,6 +489,8 @@ public actor SMPClient {
         // Results nobody waits for yet stay readable as failures.
         for id in ids {
             if var entry = outstanding[id] {
+                // An answer that arrived before the link dropped still stands.
+                if case .success? = entry.ready { continue }
                 entry.ready = .failure(error)
                 entry.deadline = nil
                 outstanding[id] = entry

@@ -54,6 +54,7 @@ func testClientOptions() -> SMPClientOptions {
     options.timeout = .milliseconds(500)
     options.retries = 3
     options.busyDelay = .milliseconds(5)
+    if ProcessInfo.processInfo.environment["SMPCTL_TEST_LOG"] != nil { options.log = { print("LOG", $0) } }
     return options
 }
 
