@@ -27,7 +27,7 @@ struct UploadEngineTests {
         case .stalled, .verificationFailed(.offsetBeyondSent, _): break
         default: Issue.record("unexpected error \(clientError)")
         }
-        #expect(elapsed < .seconds(120))  // a hang guard; the bound that matters is the bytes below
+        #expect(elapsed < .seconds(400))  // a hang guard; the bound that matters is the bytes below
         // Bounded bytes: far less than the 56 MB one run sent for a 49 KB file.
         let sent = await uploadRequests(device).reduce(0) { $0 + $1.dataLength }
         #expect(sent < 600_000)
@@ -43,7 +43,7 @@ struct UploadEngineTests {
         let clock = ContinuousClock()
         let start = clock.now
         let error = await capture { _ = try await client.upload(image.file) }
-        #expect(clock.now - start < .seconds(60))  // hang guard under parallel load
+        #expect(clock.now - start < .seconds(400))  // hang guard under parallel load
         #expect(error.flatMap(deviceError)?.kind == .smp(.busy))
     }
 
@@ -100,7 +100,7 @@ struct UploadEngineTests {
         let start = clock.now
         let error = await capture { _ = try await client.send(OSManagement.EchoRequest("hi")) }
         // Without the refusal the client would wait for 4 timeouts of 5 s; allow for a loaded machine.
-        #expect(clock.now - start < .seconds(60))  // hang guard: the .refused code below proves it did not time out
+        #expect(clock.now - start < .seconds(400))  // hang guard: the .refused code below proves it did not time out
         guard case SMPClientError.transport(let transportError)? = error as? SMPClientError else {
             Issue.record("expected a transport error, got \(String(describing: error))")
             return
@@ -122,7 +122,7 @@ struct UploadEngineTests {
         let start = clock.now
         task.cancel()
         let result = await task.result
-        #expect(clock.now - start < .seconds(30))  // hang guard; the upload alone takes about 6 s
+        #expect(clock.now - start < .seconds(400))  // hang guard; the upload alone takes about 6 s
         guard case .failure(let error) = result, case SMPClientError.cancelled? = error as? SMPClientError else {
             Issue.record("expected .cancelled, got \(result)")
             return
