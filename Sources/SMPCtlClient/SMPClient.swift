@@ -7,6 +7,8 @@ public struct SMPClientOptions: Sendable {
     /// The longest wait for a response. Below it the wait adapts to the round trips measured on the
     /// link (see ``RoundTripEstimator``); requests given an explicit timeout use that instead.
     public var timeout: Duration = .seconds(20)
+    /// The shortest adaptive timeout.
+    public var minimumTimeout: Duration = .milliseconds(250)
     /// How many times a request is sent again after a timeout or a malformed answer.
     public var retries: Int = 3
     /// How long, in total, the client waits on a device that answers "busy" (rc 10) before it gives up.
@@ -120,7 +122,7 @@ public actor SMPClient {
         self.transport = transport
         self.options = options
         self.version = options.forcedVersion ?? .v2
-        self.roundTrip = RoundTripEstimator(ceiling: options.timeout)
+        self.roundTrip = RoundTripEstimator(floor: options.minimumTimeout, ceiling: options.timeout)
     }
 
     /// Opens the transport and starts receiving.

@@ -15,9 +15,11 @@ struct UploadRobustnessTests {
         let image = try TestImage.built(payloadSize: 120 * 1024, seed: 7)
         let (device, server) = simulator { $0.disconnectAfterBytes = 50_000 }
         // No timeout is expected here; a long one keeps a slow machine from resending a chunk.
-        let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: .seconds(1)))
+        var clientOptions = testClientOptions(timeout: .seconds(5))
+        clientOptions.minimumTimeout = .seconds(3)
+        let client = try await openClient(InProcessTransport(server: server), options: clientOptions)
         var options = UploadOptions()
-        options.firstChunkTimeout = .seconds(2)
+        options.firstChunkTimeout = .seconds(5)
         let result = try await client.upload(image.file, options: options)
 
         #expect(result.length == image.file.length)
