@@ -182,14 +182,17 @@ extension SMPClient {
                 notify(.retry(attempt: stalls, of: self.options.retries))
                 // Every copy keeps listening: a late answer to the first one still counts.
                 for chunk in inFlight {
-                    try state.resent(bytes: chunk.range.count)
                     do {
+                        try state.resent(bytes: chunk.range.count)
                         try await resend(chunk.ticket)
                     } catch .transport(let error) {
                         dropInFlight()
                         try await recoverLink(error, attempt: &reconnects, limit: options.reconnectAttempts)
                         state.restart()
                         break
+                    } catch {
+                        dropInFlight()
+                        throw error
                     }
                 }
                 continue
@@ -199,8 +202,11 @@ extension SMPClient {
             }
             inFlight.removeFirst()
 
-            let response: ImageManagement.UploadResponse
-            switch classify(packet, sentVersion: head.ticket.header.version, versionSwitches: &versionSwitches) {
+            let reported: Int
+            let match: Bool?
+            switch uploadAnswer(packet, sentVersion: head.ticket.header.version, length: file.length, versionSwitches: &versionSwitches) {
+            case .offset(let value, let reportedMatch):
+                (reported, match) = (value, reportedMatch)
             case .versionSwitched:
                 dropInFlight()
                 state.resync()
@@ -214,45 +220,15 @@ extension SMPClient {
                 }
                 state.resync()
                 continue
-            case .malformed(let error):
-                // A corrupted answer is a lost answer.
+            case .device(let error):
+                dropInFlight()
+                throw .device(error)
+            case .lost(let error):
+                // A corrupted or impossible answer is a lost answer: continue from the device's offset.
                 malformed += 1
-                guard malformed <= self.options.retries + 2 else {
-                    dropInFlight()
-                    throw .malformedResponse(error)
-                }
+                dropInFlight()
+                guard malformed <= self.options.retries + 2 else { throw .malformedResponse(error) }
                 log("malformed answer to the chunk at offset \(head.range.lowerBound) (\(error)); continuing from the device's offset")
-                dropInFlight()
-                state.resync()
-                continue
-            case .response(let packet):
-                do {
-                    response = try SMPResponseDecoder.decode(ImageManagement.UploadResponse.self, from: packet)
-                } catch {
-                    switch error {
-                    case .device(let deviceError):
-                        dropInFlight()
-                        throw .device(deviceError)
-                    case .malformed(let decodingError):
-                        malformed += 1
-                        guard malformed <= self.options.retries + 2 else {
-                            dropInFlight()
-                            throw .malformedResponse(decodingError)
-                        }
-                        dropInFlight()
-                        state.resync()
-                        continue
-                    }
-                }
-            }
-            guard let reported = response.offset, reported <= file.length else {
-                malformed += 1
-                guard malformed <= self.options.retries + 2 else {
-                    dropInFlight()
-                    throw .malformedResponse(SMPDecodingError(
-                        .unexpectedType, "upload offset \(response.offset ?? -1) is beyond the file's \(file.length) bytes"))
-                }
-                dropInFlight()
                 state.resync()
                 continue
             }
@@ -261,7 +237,7 @@ extension SMPClient {
             let before = state.highWater
             let outcome: UploadWindow.Outcome
             do throws(SMPClientError) {
-                outcome = try state.answered(offset: reported, match: response.match)
+                outcome = try state.answered(offset: reported, match: match)
             } catch {
                 dropInFlight()
                 throw error
@@ -290,7 +266,9 @@ extension SMPClient {
                 dropInFlight()
                 // The final answer was lost and Zephyr forgot the finished upload: a late copy of an
                 // earlier chunk then reads offset 0. Check the slot before sending everything again.
-                if let hash = options.expectedImageHash,
+                // The hash the device lists is the image's hash TLV: known from the caller, or read
+                // from the file (its TLV area) only now that it is needed.
+                if let hash = options.expectedImageHash ?? (try? FirmwareImageIdentity(file: file))?.hash,
                     let listed = try? await send(ImageManagement.StateReadRequest()),
                     listed.images.contains(where: { $0.image == (options.image ?? 0) && $0.slot == 1 && $0.hash == hash })
                 {
@@ -311,6 +289,43 @@ extension SMPClient {
             seconds: elapsed(), match: state.match, window: windowSize)
     }
 
+    /// What an upload answer says, after the shared classification (busy, version, malformed)
+    /// and typed decoding.
+    private enum UploadAnswer {
+        case offset(Int, match: Bool?)
+        case versionSwitched
+        case busy(SMPDeviceError)
+        case device(SMPDeviceError)
+        /// Undecodable, or an offset beyond the file: treated as a lost answer.
+        case lost(SMPDecodingError)
+    }
+
+    private func uploadAnswer(
+        _ packet: SMPPacket, sentVersion: SMPVersion, length: Int, versionSwitches: inout Int
+    ) -> UploadAnswer {
+        let answer: SMPPacket
+        switch classify(packet, sentVersion: sentVersion, versionSwitches: &versionSwitches) {
+        case .response(let response): answer = response
+        case .versionSwitched: return .versionSwitched
+        case .busy(let error): return .busy(error)
+        case .malformed(let error): return .lost(error)
+        }
+        let response: ImageManagement.UploadResponse
+        do {
+            response = try SMPResponseDecoder.decode(ImageManagement.UploadResponse.self, from: answer)
+        } catch {
+            switch error {
+            case .device(let deviceError): return .device(deviceError)
+            case .malformed(let decodingError): return .lost(decodingError)
+            }
+        }
+        guard let offset = response.offset, offset <= length else {
+            return .lost(SMPDecodingError(
+                .unexpectedType, "upload offset \(response.offset ?? -1) is beyond the file's \(length) bytes"))
+        }
+        return .offset(offset, match: response.match)
+    }
+
     /// The window used when `--window` is not given: one less than the device's buffer count,
     /// and 1 when the device does not report its buffers.
     public var defaultUploadWindow: Int {
@@ -324,7 +339,6 @@ extension SMPClient {
     ) async throws(SMPClientError) {
         attempt += 1
         guard attempt <= limit else { throw .transport(error) }
-        if error.code == .refused { throw .transport(error) }
         log("link lost during the upload (\(error)); reconnecting to resume")
         notify(.reconnecting(attempt: attempt))
         try await reopenAfterLoss(error)

@@ -82,8 +82,10 @@ public actor SMPClient {
     private struct Outstanding {
         let group: SMPGroupID
         let command: UInt8
-        /// Sequence numbers of every copy sent, oldest first.
+        /// Sequence numbers of the copies still listening, oldest first.
         var copies: [UInt8]
+        /// Copies sent in all (Karn's rule takes no sample once it is above 1).
+        var sends = 1
         /// When the first copy was sent, for the round-trip sample.
         let firstSent: ContinuousClock.Instant
         /// Requests ahead of it when it was sent (the device answers in order).
@@ -240,7 +242,7 @@ public actor SMPClient {
                     throw .timedOut(group: group, command: command, attempts: attempt)
                 }
                 log("timeout waiting for \(group) command \(command); retry \(attempt) of \(retries)")
-                options.notice?(.retry(attempt: attempt, of: retries))
+                notify(.retry(attempt: attempt, of: retries))
                 try await resend(ticket)
             }
         }
@@ -252,7 +254,7 @@ public actor SMPClient {
         guard now < deadline else { return false }
         let pause = min(wait, deadline - now)
         log("device busy; retrying in \(pause)")
-        options.notice?(.busy(wait: pause))
+        notify(.busy(wait: pause))
         do {
             try await Task.sleep(for: pause)
         } catch {
@@ -347,6 +349,7 @@ public actor SMPClient {
         if entry.ready != nil, case .success = entry.ready { return }  // answered meanwhile
         let sequence = allocateSequence()
         entry.copies.append(sequence)
+        entry.sends += 1
         // The timeout doubles after a loss (RFC 6298 §5.5) unless the request has a fixed one.
         if entry.fixedTimeout == nil { roundTrip.backOff() }
         let ahead = outstanding.values.filter { $0.deadline != nil }.count
@@ -429,6 +432,7 @@ public actor SMPClient {
         } else {
             // An answer replaces a timeout nobody has read yet.
             entry.ready = result
+            if final { entry.deadline = nil }
             outstanding[id] = entry
         }
     }
@@ -451,7 +455,7 @@ public actor SMPClient {
     }
 
     /// How precisely timeouts are applied.
-    static let timeoutResolution: Duration = .milliseconds(10)
+    static let timeoutResolution: Duration = .milliseconds(20)
 
     /// Reports requests past their deadline; returns whether the watch should go on.
     private func expireOverdue() -> Bool {
@@ -466,7 +470,7 @@ public actor SMPClient {
             var updated = entry
             updated.deadline = nil
             outstanding[id] = updated
-            deliver(id: id, .failure(.timedOut(group: entry.group, command: entry.command, attempts: entry.copies.count)), final: false)
+            deliver(id: id, .failure(.timedOut(group: entry.group, command: entry.command, attempts: entry.sends)), final: false)
         }
         if !watching {
             timeoutWatch = nil
@@ -482,22 +486,21 @@ public actor SMPClient {
             nextSequence &+= 1
             if requestBySequence[candidate] == nil { return candidate }
         }
-        return nextSequence
+        // Every number is listening (many resent copies): the oldest copy of some request stops
+        // listening, so no answer can be matched to two requests.
+        let reused = nextSequence
+        nextSequence &+= 1
+        if let owner = requestBySequence.removeValue(forKey: reused), var entry = outstanding[owner] {
+            entry.copies.removeAll { $0 == reused }
+            outstanding[owner] = entry
+        }
+        return reused
     }
 
+    /// Fails every request; a result nobody waits for yet stays readable (an answer that arrived
+    /// before the link dropped still stands).
     private func failAll(_ error: SMPClientError) {
-        let ids = Array(outstanding.keys)
-        for id in ids { deliver(id: id, .failure(error), final: true) }
-        // Results nobody waits for yet stay readable as failures.
-        for id in ids {
-            if var entry = outstanding[id] {
-                // An answer that arrived before the link dropped still stands.
-                if case .success? = entry.ready { continue }
-                entry.ready = .failure(error)
-                entry.deadline = nil
-                outstanding[id] = entry
-            }
-        }
+        for id in Array(outstanding.keys) { deliver(id: id, .failure(error), final: true) }
         requestBySequence.removeAll()
     }
 
@@ -525,7 +528,7 @@ public actor SMPClient {
                 return
             }
             // Karn's rule: only a request sent once gives a round-trip sample.
-            if entry.copies.count == 1, entry.fixedTimeout == nil {
+            if entry.sends == 1, entry.fixedTimeout == nil {
                 roundTrip.add(sample: ContinuousClock.now - entry.firstSent, queueAhead: entry.queueAhead)
             }
             if entry.waiter != nil {
@@ -588,10 +591,16 @@ public actor SMPClient {
         let device = parameters?.bufferSize ?? Self.defaultBufferSize
         let framing = await transport.framing
         let deviceLimit = device - framing.deviceBufferOverhead
-        if framing.splitsAcrossWrites, parametersSupported, deviceLimit > framing.maximumWrite {
-            return min(deviceLimit, framing.maximumPacket)
-        }
+        if deviceReassembles(framing) { return min(deviceLimit, framing.maximumPacket) }
         return min(deviceLimit, framing.maximumWrite, framing.maximumPacket)
+    }
+
+    /// Whether a packet may span several writes: the transport can split it and the device's
+    /// reported buffer is larger than one write (its transport reassembles).
+    private func deviceReassembles(_ framing: SMPFraming) -> Bool {
+        let device = parameters?.bufferSize ?? Self.defaultBufferSize
+        return framing.splitsAcrossWrites && parametersSupported
+            && device - framing.deviceBufferOverhead > framing.maximumWrite
     }
 
     /// The link model with what the client knows: whether the device reassembles split writes.
@@ -601,10 +610,9 @@ public actor SMPClient {
         if framing.splitsAcrossWrites,
             case .ble(let mtu, let interval, let events, let phy, let dataLength, _) = model.medium
         {
-            let device = parameters?.bufferSize ?? Self.defaultBufferSize
             model.medium = .ble(
                 mtu: mtu, interval: interval, packetsPerEvent: events, phy: phy, dataLength: dataLength,
-                reassembly: parametersSupported && device > framing.maximumWrite)
+                reassembly: deviceReassembles(framing))
         }
         return model
     }

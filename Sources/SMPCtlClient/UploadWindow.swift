@@ -29,7 +29,8 @@ public struct UploadWindow: Sendable, Hashable {
     /// Bytes sent without the device's highest offset growing before the upload is declared stalled:
     /// 32 windows of chunks, at least 128 KiB.
     public let stallBudget: Int
-    /// How many times the device may restart the upload at offset 0.
+    /// How many times the device may restart the upload at offset 0. The stall budget bounds a
+    /// restart loop too: bytes sent again below ``highWater`` are bytes without progress.
     public let restartLimit: Int
     /// Answers beyond the bytes sent that are tolerated.
     public let beyondSentLimit: Int
@@ -56,9 +57,10 @@ public struct UploadWindow: Sendable, Hashable {
     public private(set) var inFlight: [Range<Int>] = []
     /// The `match` of the answer that completed the upload.
     public private(set) var match: Bool?
-    private var lastStallKind: String = ""
+    /// Whether the device's offset went back since ``highWater`` last grew.
+    private var wentBack = false
 
-    public init(length: Int, window: Int, chunkSize: Int, restartLimit: Int = 2, beyondSentLimit: Int = 3) {
+    public init(length: Int, window: Int, chunkSize: Int, restartLimit: Int = 4, beyondSentLimit: Int = 3) {
         self.length = max(0, length)
         self.window = max(1, window)
         let chunk = max(1, chunkSize)
@@ -132,16 +134,16 @@ public struct UploadWindow: Sendable, Hashable {
         }
         started = true
         if isFirst, reported > chunk.upperBound, resumedFrom == 0 { resumedFrom = reported }
-        if reported < acknowledged { lastStallKind = "its offset went back from \(acknowledged) to \(reported)" }
+        if reported < acknowledged { wentBack = true }
         acknowledged = reported
         if reported > highWater {
             highWater = reported
             bytesWithoutProgress = 0
-        } else if reported == highWater, lastStallKind.isEmpty || !lastStallKind.hasPrefix("its offset went") {
-            lastStallKind = "its offset stayed at \(reported)"
+            wentBack = false
         }
         if bytesWithoutProgress > stallBudget {
-            throw .stalled("\(lastStallKind.isEmpty ? "its offset stayed at \(reported)" : lastStallKind) while \(bytesWithoutProgress) bytes were sent")
+            let what = wentBack ? "its offset went back below \(highWater)" : "its offset stayed at \(reported)"
+            throw .stalled("\(what) while \(bytesWithoutProgress) bytes were sent")
         }
         if reported >= length {
             self.match = match

@@ -72,10 +72,10 @@ struct GlobalOptions: ParsableArguments {
             try await client.open()
             let result = try await body(client, output)
             if let ble = transport as? BLETransport { await Self.describeLink(ble, output: output) }
-            await client.close()
+            await Interruption.uncancelled { await client.close() }
             return result
         } catch {
-            await client.close()
+            await Interruption.uncancelled { await client.close() }
             output.report(error, operation: operation)
             throw CommandFailure(status: ExitStatus(error))
         }

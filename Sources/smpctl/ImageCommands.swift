@@ -270,7 +270,7 @@ struct ImageEraseCommand: AsyncParsableCommand {
                 let target = slot ?? 1
                 let state = try await client.readImageState()
                 let listed = state.images.contains { $0.image * 2 + $0.slot == target }
-                if !listed, error.rawCode == 1 || error.kind == .smp(.noEntry) { return true }
+                if !listed, error.rawCode == 1 { return true }
                 throw .device(error)
             }
         }

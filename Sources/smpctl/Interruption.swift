@@ -28,6 +28,17 @@ enum Interruption {
         }
     }
 
+    /// Returns once the current task is cancelled (by a signal, through ``install(_:)``).
+    static func waitForCancellation() async {
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+    }
+
+    /// Runs cleanup outside the current task, so it is not cut short when the command was cancelled
+    /// (closing a link waits for its reader thread; a BLE peripheral unregisters over D-Bus).
+    static func uncancelled(_ body: @escaping @Sendable () async -> Void) async {
+        await Task { await body() }.value
+    }
+
     /// Remembers the latest upload progress, for the message on interruption.
     static func record(_ progress: UploadProgress) {
         state.withLock { $0.progress = progress }

@@ -374,37 +374,22 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         if let exitAfter {
             try? await Task.sleep(for: .milliseconds(Int(exitAfter * 1000)))
-        } else if peripheral != nil {
-            // Unregister from BlueZ and restore the adapter's name on Ctrl-C or SIGTERM.
-            await Self.waitForTerminationSignal()
         } else {
-            while true { try? await Task.sleep(for: .seconds(3600)) }
+            // Ctrl-C or SIGTERM cancels the command (see Interruption); then unregister from BlueZ
+            // and restore the adapter's name.
+            await Interruption.waitForCancellation()
         }
-        udpEndpoint?.stop()
-        await ptyEndpoint?.stop()
-        if let peripheral {
-            let stats = await peripheral.statistics
-            FileHandle.standardError.write(Data((
-                "ble: \(stats.requests) requests, largest \(stats.largestRequest) bytes, up to "
-                    + "\(stats.mostWritesPerRequest) writes per request, \(stats.refusedWrites) writes refused\n").utf8))
-            await peripheral.stop()
+        // The cleanup runs outside the cancelled task, so its D-Bus calls and waits still happen.
+        await Interruption.uncancelled { [udpEndpoint, ptyEndpoint, peripheral] in
+            udpEndpoint?.stop()
+            await ptyEndpoint?.stop()
+            if let peripheral {
+                let stats = await peripheral.statistics
+                FileHandle.standardError.write(Data((
+                    "ble: \(stats.requests) requests, largest \(stats.largestRequest) bytes, up to "
+                        + "\(stats.mostWritesPerRequest) writes per request, \(stats.refusedWrites) writes refused\n").utf8))
+                await peripheral.stop()
+            }
         }
-    }
-
-    /// Returns once SIGINT or SIGTERM arrives (their default action is turned off meanwhile).
-    private static func waitForTerminationSignal() async {
-        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        var sources: [any DispatchSourceSignal] = []
-        for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield() }
-            source.resume()
-            sources.append(source)
-        }
-        for await _ in stream { break }
-        for source in sources { source.cancel() }
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
     }
 }

@@ -62,7 +62,10 @@ struct VersionTests {
         let server = V1OnlyServer(inner: inner, answerVersion: answerVersion)
         // A fallback that waited for the timeout would take at least 3 s and resend the v2 request first.
         let timeout = Duration.seconds(3)
-        let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: timeout))
+        // A fixed 3 s wait (no adaptive timeout below it), so a loaded machine cannot resend.
+        var options = testClientOptions(timeout: timeout)
+        options.minimumTimeout = timeout
+        let client = try await openClient(InProcessTransport(server: server), options: options)
         let clock = ContinuousClock()
         let start = clock.now
         let echo = try await client.send(OSManagement.EchoRequest("fallback"))
