@@ -55,11 +55,13 @@ public actor BlueZObjectModel {
     /// - Throws: the D-Bus error of `GetManagedObjects`, such as `ServiceUnknown` when bluetoothd is not running.
     public static func load(bus: BusConnection) async throws(DBusError) -> BlueZObjectModel {
         let model = BlueZObjectModel()
-        let added = try await bus.signals(matching: .interfacesAdded(sender: BlueZ.serviceName))
-        let removed = try await bus.signals(matching: .interfacesRemoved(sender: BlueZ.serviceName))
-        let changed = try await bus.signals(
-            matching: .propertiesChanged(sender: BlueZ.serviceName, pathNamespace: "/org/bluez"))
-        await model.follow(added: added, removed: removed, changed: changed)
+        // One stream for the three kinds, so that the model sees them in the bus's order.
+        let signals = try await bus.signals(matchingAny: [
+            .interfacesAdded(sender: BlueZ.serviceName),
+            .interfacesRemoved(sender: BlueZ.serviceName),
+            .propertiesChanged(sender: BlueZ.serviceName, pathNamespace: "/org/bluez"),
+        ])
+        await model.follow(signals)
         do {
             let snapshot = try await BlueZObjectManagerProxy(bus: bus).managedObjects()
             await model.merge(snapshot)
@@ -70,30 +72,30 @@ public actor BlueZObjectModel {
         return model
     }
 
-    private func follow(added: AsyncStream<DBusSignal>, removed: AsyncStream<DBusSignal>,
-        changed: AsyncStream<DBusSignal>)
-    {
+    private func follow(_ signals: AsyncStream<DBusSignal>) {
         tasks.append(Task { [weak self] in
-            for await signal in added {
-                guard let path = signal.arguments.first?.stringValue, signal.arguments.count >= 2 else { continue }
-                await self?.addInterfaces(path: path, interfaces: interfacesAndProperties(signal.arguments[1]))
+            for await signal in signals {
+                await self?.apply(signal)
             }
         })
-        tasks.append(Task { [weak self] in
-            for await signal in removed {
-                guard let path = signal.arguments.first?.stringValue, signal.arguments.count >= 2 else { continue }
-                await self?.removeInterfaces(path: path, interfaces: signal.arguments[1].stringArray ?? [])
-            }
-        })
-        tasks.append(Task { [weak self] in
-            for await signal in changed {
-                guard signal.arguments.count >= 2, let interface = signal.arguments[0].stringValue else { continue }
-                let values = signal.arguments[1].stringKeyedDictionary ?? [:]
-                let invalidated = signal.arguments.count > 2 ? signal.arguments[2].stringArray ?? [] : []
-                await self?.changeProperties(
-                    path: signal.path, interface: interface, values: values, invalidated: invalidated)
-            }
-        })
+    }
+
+    private func apply(_ signal: DBusSignal) {
+        switch (signal.interface, signal.member) {
+        case (DBusInterface.objectManager, "InterfacesAdded"):
+            guard let path = signal.arguments.first?.stringValue, signal.arguments.count >= 2 else { return }
+            addInterfaces(path: path, interfaces: interfacesAndProperties(signal.arguments[1]))
+        case (DBusInterface.objectManager, "InterfacesRemoved"):
+            guard let path = signal.arguments.first?.stringValue, signal.arguments.count >= 2 else { return }
+            removeInterfaces(path: path, interfaces: signal.arguments[1].stringArray ?? [])
+        case (DBusInterface.properties, "PropertiesChanged"):
+            guard signal.arguments.count >= 2, let interface = signal.arguments[0].stringValue else { return }
+            let values = signal.arguments[1].stringKeyedDictionary ?? [:]
+            let invalidated = signal.arguments.count > 2 ? signal.arguments[2].stringArray ?? [] : []
+            changeProperties(path: signal.path, interface: interface, values: values, invalidated: invalidated)
+        default:
+            return
+        }
     }
 
     /// Stops following the signals.

@@ -157,6 +157,16 @@ public final class BusConnection: Sendable {
     ///
     /// The stream buffers without bound, so no notification is lost, and it finishes when the connection closes.
     public func signals(matching rule: DBusMatchRule) async throws(DBusError) -> AsyncStream<DBusSignal> {
+        try await signals(matchingAny: [rule])
+    }
+
+    /// Subscribes to the signals that match any of `rules`, in one stream and in the order the bus sent them.
+    ///
+    /// Use one stream where the order between kinds of signal matters: BlueZ exports a device's
+    /// GATT objects (`InterfacesAdded`) before it sets `ServicesResolved` (`PropertiesChanged`), and
+    /// separate streams read by separate tasks can see the two the other way round.
+    /// Each signal is delivered once, however many rules it matches.
+    public func signals(matchingAny rules: [DBusMatchRule]) async throws(DBusError) -> AsyncStream<DBusSignal> {
         let id = makeID()
         let thread = self.thread
         let (stream, continuation) = AsyncStream<DBusSignal>.makeStream(bufferingPolicy: .unbounded)
@@ -164,13 +174,15 @@ public final class BusConnection: Sendable {
             thread.enqueue { state in state.removeSubscription(id: id) }
         }
         try await onBusThread { state in
-            state.addSubscription(id: id, rule: rule, continuation: continuation)
+            state.addSubscription(id: id, rules: rules, continuation: continuation)
             return .success(())
         }
         do {
-            _ = try await call(
-                destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
-                member: "AddMatch", arguments: [.string(rule.ruleText)])
+            for rule in rules {
+                _ = try await call(
+                    destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+                    member: "AddMatch", arguments: [.string(rule.ruleText)])
+            }
         } catch {
             continuation.finish()
             throw error

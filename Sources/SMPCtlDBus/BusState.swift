@@ -27,7 +27,8 @@ final class BusState {
     }
 
     private struct Subscription {
-        let rule: DBusMatchRule
+        /// A signal is delivered once when any of these match.
+        let rules: [DBusMatchRule]
         let continuation: AsyncStream<DBusSignal>.Continuation
     }
 
@@ -360,19 +361,21 @@ final class BusState {
 
     // MARK: - Signals
 
-    func addSubscription(id: UInt64, rule: DBusMatchRule, continuation: AsyncStream<DBusSignal>.Continuation) {
+    func addSubscription(id: UInt64, rules: [DBusMatchRule], continuation: AsyncStream<DBusSignal>.Continuation) {
         guard isRunning else {
             continuation.finish()
             return
         }
-        subscriptions[id] = Subscription(rule: rule, continuation: continuation)
+        subscriptions[id] = Subscription(rules: rules, continuation: continuation)
     }
 
     func removeSubscription(id: UInt64) {
         guard let subscription = subscriptions.removeValue(forKey: id) else { return }
-        sendWithoutReply(
-            destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
-            member: "RemoveMatch", arguments: [.string(subscription.rule.ruleText)])
+        for rule in subscription.rules {
+            sendWithoutReply(
+                destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+                member: "RemoveMatch", arguments: [.string(rule.ruleText)])
+        }
     }
 
     func emitSignal(path: String, interface: String, member: String, arguments: [DBusValue]) throws(DBusError) {
@@ -483,14 +486,18 @@ final class BusState {
         let header = DBusSignal(sender: sender, path: path, interface: interface, member: member, arguments: [])
         // Match the header first, so that a signal nobody wants is not decoded (and carries no fds to leak).
         let candidates = subscriptions.filter { entry in
-            var rule = entry.value.rule
-            rule.argument0 = nil
-            return rule.matches(header)
+            entry.value.rules.contains { rule in
+                var headerRule = rule
+                headerRule.argument0 = nil
+                return headerRule.matches(header)
+            }
         }
         guard !candidates.isEmpty, let arguments = try? readArguments(of: message) else { return }
         var signal = header
         signal.arguments = arguments
-        for (_, subscription) in candidates.sorted(by: { $0.key < $1.key }) where subscription.rule.matches(signal) {
+        for (_, subscription) in candidates.sorted(by: { $0.key < $1.key }) 
+        where subscription.rules.contains(where: { $0.matches(signal) })
+        {
             subscription.continuation.yield(signal)
         }
     }

@@ -242,6 +242,39 @@ struct BusConnectionTests {
         }
     }
 
+    @Test("one stream over several rules keeps the bus's order across kinds and delivers each signal once")
+    func signalsMatchingAny() async throws {
+        try await withEchoService { server, client in
+            // Both rules match a PropertiesChanged on /org/bluez/x: it must still arrive once.
+            let stream = try await client.signals(matchingAny: [
+                .interfacesAdded(), .propertiesChanged(), .propertiesChanged(pathNamespace: "/org/bluez"),
+            ])
+            for index in 0..<40 {
+                if index.isMultiple(of: 2) {
+                    try await server.emitSignal(
+                        path: "/", interface: DBusInterface.objectManager, member: "InterfacesAdded",
+                        arguments: [
+                            .objectPath("/org/bluez/o\(index)"),
+                            .dictionary(keySignature: "s", valueSignature: "a{sv}", []),
+                        ])
+                } else {
+                    try await server.emitPropertiesChanged(
+                        path: "/org/bluez/o\(index)", interface: "org.bluez.Device1", changed: ["RSSI": .int16(-40)])
+                }
+            }
+            var seen: [String] = []
+            for await signal in stream {
+                if signal.member == "InterfacesAdded", case .objectPath(let path)? = signal.arguments.first {
+                    seen.append(path)
+                } else {
+                    seen.append(signal.path)
+                }
+                if seen.count == 40 { break }
+            }
+            #expect(seen == (0..<40).map { "/org/bluez/o\($0)" })
+        }
+    }
+
     @Test("a closed connection ends its signal streams and fails calls")
     func closeEndsStreams() async throws {
         try await withPrivateBus { bus in
