@@ -95,6 +95,7 @@ extension SMPClient {
                 return report
             }
         } else {
+            try await learnLargestPacket()
             events?(.uploadStarted(length: file.length, chunkBudget: await maximumRequestSize()))
             var uploadOptions = options.upload
             uploadOptions.expectedImageHash = imageHash

@@ -44,6 +44,13 @@ public struct UploadProgress: Sendable {
     public var rate: Double { elapsed > 0 ? Double(offset - startOffset) / elapsed : 0 }
     /// Estimated seconds left.
     public var remaining: Double? { rate > 0 ? Double(total - offset) / rate : nil }
+
+    public init(offset: Int, total: Int, startOffset: Int, elapsed: Double) {
+        self.offset = offset
+        self.total = total
+        self.startOffset = startOffset
+        self.elapsed = elapsed
+    }
 }
 
 /// What an upload did.
@@ -83,6 +90,7 @@ extension SMPClient {
         progress: (@Sendable (UploadProgress) -> Void)? = nil
     ) async throws(SMPClientError) -> UploadResult {
         if parameters == nil { try await readParameters() }
+        try await learnLargestPacket()
         let packetLimit = await maximumRequestSize()
         let bodyBudget = packetLimit - SMPHeader.size
         let first = ImageManagement.UploadRequest.FirstChunkFields(
@@ -145,8 +153,7 @@ extension SMPClient {
                 let ticket: SMPResponseTicket
                 do {
                     ticket = try await submit(
-                        group: request.group, command: request.command, operation: request.operation,
-                        body: request.bodyBytes, timeout: isFirst ? options.firstChunkTimeout : nil)
+                        request, policy: SMPRequestPolicy(timeout: isFirst ? options.firstChunkTimeout : nil))
                 } catch .transport(let error) {
                     dropInFlight()
                     try await recoverLink(error, attempt: &reconnects, limit: options.reconnectAttempts)

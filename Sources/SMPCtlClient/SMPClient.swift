@@ -37,6 +37,8 @@ public enum SMPClientNotice: Sendable, Hashable {
     case reconnecting(attempt: Int)
     /// The upload continues an earlier one at this offset.
     case resumed(offset: Int)
+    /// The path's largest packet was learned (UDP without `?mtu=`).
+    case pathLimit(bytes: Int)
 }
 
 /// How one request is sent: its timeout, retries and busy budget. `nil` fields take the client's options.
@@ -110,6 +112,9 @@ public actor SMPClient {
     public private(set) var parametersSupported = false
     /// The round-trip estimate behind adaptive timeouts.
     public private(set) var roundTrip: RoundTripEstimator
+    /// The largest packet the path was seen to carry, when the transport asks the client to
+    /// learn it (``SMPFraming/learnsLargestPacket``); see ``learnLargestPacket()``.
+    public internal(set) var learnedPacketLimit: Int?
 
     private var outstanding: [Int: Outstanding] = [:]
     private var requestBySequence: [UInt8: Int] = [:]
@@ -297,23 +302,23 @@ public actor SMPClient {
         return .response(packet)
     }
 
-    /// Sends one packet and waits for the matching response, without retries.
-    public func sendOnce(
-        group: SMPGroupID, command: UInt8, operation: SMPOperation, body: [UInt8], timeout: Duration
-    ) async throws(SMPClientError) -> SMPPacket {
-        let ticket = try await submit(
-            group: group, command: command, operation: operation, body: body, timeout: timeout)
-        defer { abandon(ticket) }
-        return try await ticket.response()
+    /// Sends one request now and returns a ticket for its response packet.
+    ///
+    /// Requests are handed to the transport in the order `submit` is called, so several can be
+    /// in flight in a known order (the windowed upload relies on this). The policy's `timeout`
+    /// fixes the wait; `nil` uses the adaptive timeout. A timed-out ticket keeps listening until
+    /// it is resent (``resend(_:)``), answered or abandoned (``abandon(_:)``); retries and busy
+    /// are the caller's to handle, through ``classify(_:sentVersion:versionSwitches:)``'s rules.
+    public func submit<Request: SMPRequest>(
+        _ request: Request, policy: SMPRequestPolicy = .standard
+    ) async throws(SMPClientError) -> SMPResponseTicket {
+        try await submit(
+            group: request.group, command: request.command, operation: request.operation, body: request.bodyBytes,
+            timeout: policy.timeout)
     }
 
-    /// Sends one packet now and returns a ticket for its response.
-    ///
-    /// Packets are handed to the transport in the order `submit` is called, so several requests
-    /// can be in flight in a known order (the windowed upload relies on this). `timeout` fixes
-    /// the wait; `nil` uses the adaptive timeout. A timed-out ticket keeps listening until it is
-    /// resent, answered or abandoned.
-    public func submit(
+    /// Sends one packet now and returns a ticket for its response (the untyped form of ``submit(_:policy:)``).
+    func submit(
         group: SMPGroupID, command: UInt8, operation: SMPOperation, body: [UInt8], timeout: Duration?
     ) async throws(SMPClientError) -> SMPResponseTicket {
         guard isOpen else {
@@ -591,9 +596,21 @@ public actor SMPClient {
         let device = parameters?.bufferSize ?? Self.defaultBufferSize
         let framing = await transport.framing
         let deviceLimit = device - framing.deviceBufferOverhead
-        if deviceReassembles(framing) { return min(deviceLimit, framing.maximumPacket) }
-        return min(deviceLimit, framing.maximumWrite, framing.maximumPacket)
+        let pathLimit = pathPacketLimit(framing)
+        if deviceReassembles(framing) { return min(deviceLimit, pathLimit) }
+        return min(deviceLimit, framing.maximumWrite, pathLimit)
     }
+
+    /// The largest packet the path carries: the transport's figure, or, where the client must
+    /// learn it, what it learned (Zephyr's default UDP MTU, 1500, until then).
+    func pathPacketLimit(_ framing: SMPFraming) -> Int {
+        guard framing.learnsLargestPacket else { return framing.maximumPacket }
+        return min(framing.maximumPacket, learnedPacketLimit ?? Self.unlearnedDatagramLimit)
+    }
+
+    /// The datagram size assumed before the path is learned: `CONFIG_MCUMGR_TRANSPORT_UDP_MTU`'s
+    /// default (subsys/mgmt/mcumgr/transport/Kconfig.udp).
+    public static let unlearnedDatagramLimit = 1500
 
     /// Whether a packet may span several writes: the transport can split it and the device's
     /// reported buffer is larger than one write (its transport reassembles).

@@ -235,3 +235,21 @@ public enum OSManagement {
         }
     }
 }
+
+extension OSManagement.EchoRequest {
+    /// An echo request whose packet, header included, is `size` bytes, or one byte less for
+    /// the two sizes (36 and 269) that CBOR's length heads make impossible; `nil` below 12 bytes.
+    public static func padded(toPacketSize size: Int) -> OSManagement.EchoRequest? {
+        // Header, a one-entry map, the key "d", then a text string with a 1-, 2- or 3-byte head.
+        let fixed = SMPHeader.size + 1 + 2
+        for target in [size, size - 1] {
+            for head in [1, 2, 3] {
+                let length = target - fixed - head
+                guard length >= 0 else { continue }
+                let request = OSManagement.EchoRequest(String(repeating: "x", count: length))
+                if SMPHeader.size + request.bodyBytes.count == target { return request }
+            }
+        }
+        return nil
+    }
+}

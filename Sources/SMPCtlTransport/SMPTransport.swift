@@ -49,12 +49,20 @@ public struct SMPFraming: Sendable, Hashable {
     /// serial, where Zephyr decodes the length and CRC16 into the same net_buf as the packet
     /// (`subsys/mgmt/mcumgr/transport/src/serial_util.c`, `mcumgr_serial_decode_frag`).
     public var deviceBufferOverhead: Int
+    /// Whether ``maximumWrite`` is only what the socket takes, not what the path delivers: a UDP
+    /// path with no `?mtu=` may lose larger datagrams on the way (IP fragments that the device
+    /// does not reassemble) or at the device (`CONFIG_MCUMGR_TRANSPORT_UDP_MTU`). The client then
+    /// learns the largest packet that gets through before it relies on large packets.
+    public var learnsLargestPacket: Bool
 
-    public init(maximumWrite: Int, splitsAcrossWrites: Bool = false, maximumPacket: Int? = nil, deviceBufferOverhead: Int = 0) {
+    public init(maximumWrite: Int, splitsAcrossWrites: Bool = false, maximumPacket: Int? = nil,
+        deviceBufferOverhead: Int = 0, learnsLargestPacket: Bool = false)
+    {
         self.maximumWrite = maximumWrite
         self.splitsAcrossWrites = splitsAcrossWrites
         self.maximumPacket = maximumPacket ?? maximumWrite
         self.deviceBufferOverhead = deviceBufferOverhead
+        self.learnsLargestPacket = learnsLargestPacket
     }
 }
 

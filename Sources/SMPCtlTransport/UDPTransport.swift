@@ -61,16 +61,24 @@ public final class UDPTransport: SMPTransport {
 
     public let address: SocketAddress
     private let datagramLimit: Int
+    private let limitIsKnown: Bool
     private let link = OpenDescriptor()
 
-    /// Creates a transport to `address`; `maximumDatagram` bounds each packet (Zephyr's UDP MTU default is 1500).
-    public init(address: SocketAddress, maximumDatagram: Int = 1500) {
+    /// The largest UDP payload in one IPv4 datagram (65,535 − 20 − 8).
+    public static let largestDatagram = 65_507
+
+    /// Creates a transport to `address`. `maximumDatagram` is the path's known limit (`?mtu=`);
+    /// `nil` lets the client learn it (see ``SMPFraming/learnsLargestPacket``).
+    public init(address: SocketAddress, maximumDatagram: Int? = nil) {
         self.address = address
-        self.datagramLimit = maximumDatagram
+        self.datagramLimit = min(maximumDatagram ?? Self.largestDatagram, Self.largestDatagram)
+        self.limitIsKnown = maximumDatagram != nil
     }
 
     public var description: String { "udp \(address)" }
-    public var framing: SMPFraming { SMPFraming(maximumWrite: datagramLimit) }
+    public var framing: SMPFraming {
+        SMPFraming(maximumWrite: datagramLimit, learnsLargestPacket: !limitIsKnown)
+    }
 
     public func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {
         await close()

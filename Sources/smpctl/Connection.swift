@@ -8,7 +8,7 @@ import SMPCtlTransport
 enum ConnectionSpec: Equatable {
     /// The embedded simulator in this process, with simulator options from the query.
     case simulator(options: [String: String])
-    case udp(host: String, port: UInt16, datagramLimit: Int)
+    case udp(host: String, port: UInt16, datagramLimit: Int?)
     case serial(path: String, baud: Int)
     case ble(target: String, adapter: String?)
 
@@ -16,7 +16,7 @@ enum ConnectionSpec: Equatable {
     static let forms = """
         Accepted connection forms:
           sim                              the embedded device simulator (no hardware)
-          udp:HOST[:PORT][?mtu=N]          SMP over UDP (default port 1337, datagrams up to 1500 bytes; IPv6 as udp:[::1]:1337)
+          udp:HOST[:PORT][?mtu=N]          SMP over UDP (default port 1337; the largest datagram is learned, or N; IPv6 as udp:[::1]:1337)
           serial:PATH[?baud=N]             SMP console framing on a serial port (default 115200 baud)
           ble:NAME-OR-ADDRESS[?adapter=hciN]  Bluetooth LE through BlueZ (bluetoothd over D-Bus)
           NAME                             a profile saved with `smpctl profile add`
@@ -55,7 +55,7 @@ enum ConnectionSpec: Equatable {
                 }
                 port = value
             }
-            var limit = 1500
+            var limit: Int?
             if let value = query["mtu"] {
                 guard let number = Int(value), (64...65_507).contains(number) else {
                     throw ConnectionError("mtu must be a datagram size from 64 to 65507 bytes")

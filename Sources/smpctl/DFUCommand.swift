@@ -94,7 +94,9 @@ struct DFUCommand: AsyncParsableCommand {
             bar.update(progress)
         case .uploadFinished(let result):
             if result.resumedFrom > 0 { output.line("resumed a previous upload at offset \(result.resumedFrom)") }
-            output.line("uploaded in \(String(format: "%.2f", result.seconds)) s, \(result.chunks) chunks")
+            var extra = String(format: "; %.2f s since the command started", bar.totalSeconds)
+            if let summary = bar.summary { extra += ", " + summary }
+            output.line("uploaded in \(String(format: "%.2f", result.seconds)) s, \(result.chunks) chunks\(extra)")
             output.event(["event": "upload_finished", "seconds": .double(result.seconds), "resumed_from": .int(result.resumedFrom)])
         case .verifiedUpload(let slot):
             output.line("the device lists the new image in slot \(slot)")

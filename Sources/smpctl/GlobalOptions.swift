@@ -48,6 +48,8 @@ struct GlobalOptions: ParsableArguments {
         if verbose {
             options.log = { line in Output.diagnostic(line) }
         }
+        let json = self.json
+        options.notice = { notice in ProgressBar.route(notice, json: json) }
         return options
     }
 

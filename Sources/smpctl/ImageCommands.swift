@@ -195,7 +195,9 @@ struct ImageUploadCommand: AsyncParsableCommand {
         }
         guard let (result, state) = outcome else { throw CommandFailure(status: .verification) }
         if result.resumedFrom > 0 { output.line("resumed at offset \(result.resumedFrom)") }
-        output.line("uploaded \(formatBytes(result.length)) in \(String(format: "%.2f", result.seconds)) s (\(result.chunks) chunks of up to \(result.chunkSize) bytes, \(result.window) in flight)")
+        var extra = String(format: "; %.2f s in all", bar.totalSeconds)
+        if let summary = bar.summary { extra += ", " + summary }
+        output.line("uploaded \(formatBytes(result.length)) in \(String(format: "%.2f", result.seconds)) s (\(result.chunks) chunks of up to \(result.chunkSize) bytes, \(result.window) in flight\(extra))")
         if let identity { output.line("device lists image \(hexString(identity.hash))") }
         output.document([
             "ok": true, "length": .int(result.length), "resumed_from": .int(result.resumedFrom),

@@ -3,6 +3,7 @@ import Synchronization
 import SMPCtlClient
 import SMPCtlDiagnosis
 import SMPCtlProtocol
+import SMPCtlTransport
 
 /// Writes results for people or, with `--json`, for scripts.
 struct Output: Sendable {
@@ -121,42 +122,213 @@ struct Output: Sendable {
 
 /// Upload progress for people and scripts: a one-line bar on standard error (on a terminal), and
 /// with `--json` an `upload` event; both at most ten times a second, plus the final one.
+///
+/// The bar fits the terminal's width, read at every draw and redrawn when the window changes
+/// size (SIGWINCH): it shrinks the bar, then drops the estimate, the rate, the byte counts and
+/// the label. What the client does besides progress (retries, busy back-off, reconnects,
+/// resuming an earlier upload, the learned datagram size) shows on the same line without `-v`,
+/// as a `notice` event with `--json`, or as a line of its own when standard error is not a terminal.
 final class ProgressBar: Sendable {
-    private let lastDraw = Mutex(-1.0)
+    private struct State {
+        var lastDraw = -1.0
+        var progress: UploadProgress?
+        var retries = 0
+        var busy = 0
+        var reconnects = 0
+        var resumedAt: Int?
+        /// The latest notice, shown until progress moves on for two seconds.
+        var notice: String?
+        var noticeTime = 0.0
+        var finished = false
+    }
+
+    private let state = Mutex(State())
     private let enabled: Bool
     private let label: String
     private let output: Output?
+    private let started = ContinuousClock.now
+    /// The bar that client notices go to (one upload at a time per process).
+    private static let active = Mutex<ProgressBar?>(nil)
+    private static let resizeWatch = Mutex<(any DispatchSourceSignal)?>(nil)
 
     init(label: String, enabled: Bool, output: Output? = nil) {
         self.label = label
         self.enabled = enabled
         self.output = output
+        Self.active.withLock { $0 = self }
+        if enabled { Self.watchResizes() }
+    }
+
+    /// Where the client's notices go: the active bar, or a line on standard error.
+    static func route(_ notice: SMPClientNotice, json: Bool) {
+        if let bar = active.withLock({ $0 }) {
+            bar.note(notice)
+        } else if !json, worthALine(notice) {
+            Output.diagnostic("smpctl: \(describe(notice))")
+        }
+    }
+
+    /// Whether a notice gets a line of its own where no bar shows it: what costs time, not what is informative.
+    static func worthALine(_ notice: SMPClientNotice) -> Bool {
+        switch notice {
+        case .retry, .busy, .reconnecting: true
+        case .resumed, .pathLimit: false
+        }
+    }
+
+    static func describe(_ notice: SMPClientNotice) -> String {
+        switch notice {
+        case .retry(let attempt, let of): "no answer in time; retry \(attempt) of \(of)"
+        case .busy(let wait): "device busy; waiting \(formatSeconds(wait))"
+        case .reconnecting(let attempt): "link lost; reconnecting (attempt \(attempt))"
+        case .resumed(let offset): "resumed at \(formatBytes(offset))"
+        case .pathLimit(let bytes): "the path carries \(bytes)-byte datagrams"
+        }
+    }
+
+    /// Records a client notice and shows it.
+    func note(_ notice: SMPClientNotice) {
+        let now = Date().timeIntervalSince1970
+        let progress = state.withLock { state -> UploadProgress? in
+            switch notice {
+            case .retry: state.retries += 1
+            case .busy: state.busy += 1
+            case .reconnecting: state.reconnects += 1
+            case .resumed(let offset): state.resumedAt = offset
+            case .pathLimit: break
+            }
+            state.notice = Self.describe(notice)
+            state.noticeTime = now
+            return state.finished ? nil : state.progress
+        }
+        var event: [String: JSONValue] = ["event": "notice", "text": .string(Self.describe(notice))]
+        switch notice {
+        case .retry(let attempt, let of): event.merge(["kind": "retry", "attempt": .int(attempt), "of": .int(of)]) { $1 }
+        case .busy(let wait): event.merge(["kind": "busy", "wait_seconds": .double(wait.seconds)]) { $1 }
+        case .reconnecting(let attempt): event.merge(["kind": "reconnecting", "attempt": .int(attempt)]) { $1 }
+        case .resumed(let offset): event.merge(["kind": "resumed", "offset": .int(offset)]) { $1 }
+        case .pathLimit(let bytes): event.merge(["kind": "path_limit", "bytes": .int(bytes)]) { $1 }
+        }
+        output?.event(.object(event))
+        if enabled {
+            draw(progress ?? UploadProgress(offset: 0, total: 0, startOffset: 0, elapsed: 0), final: false)
+        } else if output?.json != true, Self.worthALine(notice) {
+            Output.diagnostic("smpctl: \(Self.describe(notice))")
+        }
     }
 
     func update(_ progress: UploadProgress) {
         Interruption.record(progress)
         guard enabled || output?.json == true else { return }
         let now = Date().timeIntervalSince1970
-        let due = lastDraw.withLock { last in
-            guard progress.offset == progress.total || now - last >= 0.1 else { return false }
-            last = now
+        let final = progress.offset == progress.total
+        let due = state.withLock { state in
+            state.progress = progress
+            guard final || now - state.lastDraw >= 0.1 else { return false }
+            state.lastDraw = now
+            if final { state.finished = true }
             return true
         }
         guard due else { return }
         output?.event(["event": "upload", "offset": .int(progress.offset), "total": .int(progress.total)])
         guard enabled else { return }
-        let width = 30
-        let fraction = progress.total > 0 ? Double(progress.offset) / Double(progress.total) : 1
-        let filled = Int(fraction * Double(width))
-        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        var text = "\r\(label) [\(bar)] \(Int(fraction * 100))% \(formatBytes(progress.offset))/\(formatBytes(progress.total)) \(formatBytes(Int(progress.rate)))/s"
-        if let remaining = progress.remaining, progress.offset < progress.total {
-            text += " ETA \(Int(remaining.rounded()))s"
+        draw(progress, final: final)
+        if final { Self.active.withLock { if $0 === self { $0 = nil } } }
+    }
+
+    /// What happened besides progress, for the summary line: "2 retries, 1 reconnect", or nil.
+    var summary: String? {
+        let counts = state.withLock { ($0.retries, $0.busy, $0.reconnects) }
+        var parts: [String] = []
+        if counts.0 > 0 { parts.append(counts.0 == 1 ? "1 retry" : "\(counts.0) retries") }
+        if counts.1 > 0 { parts.append(counts.1 == 1 ? "1 busy wait" : "\(counts.1) busy waits") }
+        if counts.2 > 0 { parts.append(counts.2 == 1 ? "1 reconnect" : "\(counts.2) reconnects") }
+        return parts.isEmpty ? nil : parts.joined(separator: ", ")
+    }
+
+    /// Seconds since the command created the bar: the whole command, not only the upload.
+    var totalSeconds: Double { (ContinuousClock.now - started).seconds }
+
+    private func draw(_ progress: UploadProgress, final: Bool) {
+        let now = Date().timeIntervalSince1970
+        let snapshot = state.withLock { $0 }
+        var status: [String] = []
+        if let resumed = snapshot.resumedAt { status.append("resumed at \(formatBytes(resumed))") }
+        if let notice = snapshot.notice, now - snapshot.noticeTime < 2, !final, notice != status.first {
+            status.append(notice)
+        } else {
+            if snapshot.retries > 0 { status.append(snapshot.retries == 1 ? "1 retry" : "\(snapshot.retries) retries") }
+            if snapshot.reconnects > 0 { status.append("\(snapshot.reconnects) reconnect\(snapshot.reconnects == 1 ? "" : "s")") }
         }
-        text += "\u{1B}[K"  // clear what a longer earlier line left
-        if progress.offset == progress.total { text += "\n" }
+        let line = Self.layout(
+            label: label, progress: progress, status: status.joined(separator: ", "), columns: Self.terminalColumns())
+        var text = "\r" + line + "\u{1B}[K"  // clear what a longer earlier line left
+        if final { text += "\n" }
         FileHandle.standardError.write(Data(text.utf8))
     }
+
+    /// The progress line for a terminal `columns` wide: every field when it fits, else a
+    /// narrower bar, then fewer fields, and never longer than `columns − 1` (so it never wraps).
+    static func layout(label: String, progress: UploadProgress, status: String, columns: Int) -> String {
+        let fraction = progress.total > 0 ? min(1, Double(progress.offset) / Double(progress.total)) : 0
+        let percent = "\(Int(fraction * 100))%"
+        let bytes = "\(formatBytes(progress.offset))/\(formatBytes(progress.total))"
+        let rate = progress.rate > 0 ? "\(formatBytes(Int(progress.rate)))/s" : nil
+        let eta = progress.remaining.flatMap { progress.offset < progress.total ? "ETA \(Int($0.rounded()))s" : nil }
+        let note = status.isEmpty ? nil : "· " + status
+        func bar(_ width: Int) -> String {
+            let filled = Int(fraction * Double(width))
+            return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
+        }
+        func join(_ parts: [String?]) -> String { parts.compactMap { $0 }.joined(separator: " ") }
+        let limit = max(1, columns - 1)
+        // Shrink the bar first, then drop fields from the least useful.
+        for width in stride(from: 30, through: 10, by: -5) {
+            let line = join([label, bar(width), percent, bytes, rate, eta, note])
+            if line.count <= limit { return line }
+        }
+        let reduced: [[String?]] = [
+            [label, bar(10), percent, bytes, rate, note],
+            [label, bar(10), percent, bytes, note],
+            [bar(10), percent, bytes, note],
+            [bar(10), percent, note],
+            [percent, note],
+            [percent],
+        ]
+        for parts in reduced {
+            let line = join(parts)
+            if line.count <= limit { return line }
+        }
+        return String(percent.prefix(limit))
+    }
+
+    /// The width of the terminal on standard error; 80 when it cannot be read.
+    static func terminalColumns() -> Int {
+        var size = winsize()
+        guard ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
+        return Int(size.ws_col)
+    }
+
+    /// Redraws the active bar when the terminal changes size.
+    private static func watchResizes() {
+        resizeWatch.withLock { watch in
+            guard watch == nil else { return }
+            signal(SIGWINCH, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: SIGWINCH, queue: .global())
+            source.setEventHandler {
+                guard let bar = active.withLock({ $0 }) else { return }
+                let progress = bar.state.withLock { $0.finished ? nil : $0.progress }
+                if let progress { bar.draw(progress, final: false) }
+            }
+            source.resume()
+            watch = source
+        }
+    }
+}
+
+func formatSeconds(_ duration: Duration) -> String {
+    let seconds = duration.seconds
+    return seconds < 1 ? "\(Int((seconds * 1000).rounded())) ms" : String(format: "%.1f s", seconds)
 }
 
 func formatBytes(_ count: Int) -> String {

@@ -116,3 +116,54 @@ final class Reader: Sendable {
         return String(decoding: data.withLock { $0 }, as: UTF8.self)
     }
 }
+
+extension CLI {
+    /// Runs smpctl with standard error on a pseudo-terminal `columns` wide (standard output on a
+    /// pipe), and returns what each stream got.
+    static func runOnTerminal(_ arguments: [String], columns: UInt16, timeout: Double = 120) throws -> CLIResult {
+        var controller: Int32 = -1
+        var terminal: Int32 = -1
+        var size = winsize(ws_row: 24, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
+        guard openpty(&controller, &terminal, nil, nil, &size) == 0 else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "openpty failed"])
+        }
+        let process = Process()
+        process.executableURL = try executable
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "SMPCTL_CONNECTION")
+        process.environment = env
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle(fileDescriptor: terminal, closeOnDealloc: true)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let outData = Reader(out.fileHandleForReading)
+        let screen = Mutex(Data())
+        let drained = DispatchSemaphore(value: 0)
+        let controllerFD = controller
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                // read() fails with EIO once every copy of the terminal side is closed.
+                let count = read(controllerFD, &buffer, buffer.count)
+                if count < 0, errno == EINTR { continue }
+                if count <= 0 { break }
+                screen.withLock { $0.append(contentsOf: buffer[0..<count]) }
+            }
+            close(controllerFD)
+            drained.signal()
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            process.terminate()
+            Issue.record("smpctl \(arguments.joined(separator: " ")) timed out after \(timeout) s")
+        }
+        process.waitUntilExit()
+        try? (process.standardError as? FileHandle)?.close()
+        _ = drained.wait(timeout: .now() + 5)
+        let text = String(decoding: screen.withLock { $0 }, as: UTF8.self)
+        return CLIResult(status: process.terminationStatus, stdout: outData.finish(), stderr: text)
+    }
+}

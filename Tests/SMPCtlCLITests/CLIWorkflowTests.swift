@@ -171,16 +171,73 @@ struct CLIExitStatusTests {
 
 @Suite("UDP datagram limit")
 struct UDPLimitTests {
-    @Test("udp:...?mtu=N raises the datagram limit so requests can fill the device's buffer")
+    @Test("without ?mtu= the largest datagram is learned; ?mtu=N fixes it")
     func datagramLimit() throws {
         // A device whose UDP MTU (CONFIG_MCUMGR_TRANSPORT_UDP_MTU) takes 2048-byte datagrams.
         let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0", "--udp-mtu", "2048"])
         defer { server.terminate() }
         let image = CLI.path("Examples/images/blinky-1.1.0.signed.bin")
-        let standard = try CLI.run(["-c", connection, "--json", "image", "upload", image]).json()
-        #expect(standard["chunk_size"] as? Int ?? 0 <= 1500)
-        let large = try CLI.run(["-c", connection + "?mtu=2048", "--json", "image", "upload", image]).json()
-        #expect(large["chunk_size"] as? Int ?? 0 > 2000)
+        let learned = try CLI.run(["-c", connection, "--json", "image", "upload", image]).json()
+        #expect(learned["chunk_size"] as? Int ?? 0 > 2000)
+        let fixed = try CLI.run(["-c", connection + "?mtu=1200", "--json", "image", "upload", image]).json()
+        #expect(fixed["chunk_size"] as? Int ?? 0 <= 1200 - 8)
+        // Zephyr's default UDP MTU, 1500: the 2048-byte probe is lost and the upload uses 1472-byte datagrams.
+        let (smaller, smallerConnection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
+        defer { smaller.terminate() }
+        let fallback = try CLI.run(["-c", smallerConnection, "--json", "image", "upload", image])
+        #expect(fallback.status == 0)
+        let chunk = try fallback.json()["chunk_size"] as? Int ?? 0
+        #expect(chunk > 1400 && chunk < 1472)
         #expect(try CLI.run(["-c", connection + "?mtu=9", "echo", "x"]).status == 2)
+    }
+}
+
+@Suite("Progress display")
+struct ProgressDisplayTests {
+    /// A device on a 115200-baud link whose sixth answer is lost: one retry during the upload.
+    static let connection = "sim?drop=6&link=serial:115200"
+    static let image = CLI.path("Examples/images/blinky-1.1.0.signed.bin")
+
+    /// The redraws of a progress line: what sits between carriage returns, without the erase-line code.
+    static func redraws(_ screen: String) -> [String] {
+        screen.replacingOccurrences(of: "\u{1B}[K", with: "")
+            .split(whereSeparator: { $0 == "\r" || $0 == "\n" }).map(String.init)
+            .filter { $0.contains("%") }
+    }
+
+    @Test("on a 40-column terminal every redraw fits in one line and the retry shows without -v")
+    func narrowTerminal() throws {
+        let result = try CLI.runOnTerminal(["-c", Self.connection, "image", "upload", Self.image], columns: 40)
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = Self.redraws(result.stderr)
+        #expect(lines.count > 5)
+        for line in lines { #expect(line.count <= 39, "\(line.count) columns: \(line)") }
+        #expect(lines.contains { $0.contains("retry 1 of") })
+        #expect(lines.last?.contains("100%") == true)
+        // The summary counts the retry and gives the whole command's time, not only the upload's.
+        #expect(result.stdout.contains("in all, 1 retry"), "\(result.stdout)")
+    }
+
+    @Test("a wide terminal gets the label, the bar, bytes, rate and the estimate")
+    func wideTerminal() throws {
+        let result = try CLI.runOnTerminal(["-c", "sim?link=serial:115200", "image", "upload", Self.image], columns: 120)
+        #expect(result.status == 0)
+        let lines = Self.redraws(result.stderr)
+        #expect(lines.contains { $0.hasPrefix("upload [") && $0.contains("KiB/s") && $0.contains("ETA") })
+        for line in lines { #expect(line.count <= 119) }
+    }
+
+    @Test("without a terminal a retry is a line of its own; with --json a notice event")
+    func noTerminal() throws {
+        let plain = try CLI.run(["-c", Self.connection, "image", "upload", Self.image])
+        #expect(plain.status == 0)
+        #expect(plain.stderr.contains("smpctl: no answer in time; retry 1 of"), "\(plain.stderr)")
+        let json = try CLI.run(["-c", Self.connection, "--json", "image", "upload", Self.image])
+        #expect(json.status == 0)
+        let notices = json.stderr.split(separator: "\n").compactMap { line -> [String: Any]? in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            return object["event"] as? String == "notice" ? object : nil
+        }
+        #expect(notices.contains { $0["kind"] as? String == "retry" && $0["attempt"] as? Int == 1 })
     }
 }

@@ -21,7 +21,7 @@ struct ServedDevice {
     let transport: any SMPTransport
     let stop: @Sendable () async -> Void
 
-    static func serve(_ server: any SMPPacketServer, over link: LinkKind, maximumDatagram: Int = 1500) throws
+    static func serve(_ server: any SMPPacketServer, over link: LinkKind, maximumDatagram: Int? = 1500) throws
         -> ServedDevice
     {
         switch link {
