@@ -230,7 +230,7 @@ class Profile:
     buf_size: int = BUF_SIZE  # the device buffer those options give
     peer_request: int | None = None  # the request size the peers are set up with (default: the device's)
 
-    def link(self) -> "Link":
+    def link_model(self) -> "Link":
         link = Link.parse(self.link)
         link.buf_size = self.buf_size
         return link
@@ -550,7 +550,7 @@ def upload_timeout(link: Link, length: int) -> float:
 def run_one(smpctl: str, profile: Profile, size_name: str, image: Path, client: str, log_dir: Path,
             python: str) -> Row:
     length = image.stat().st_size
-    link = profile.link()
+    link = profile.link_model()
     row = Row(profile, size_name, length, client, ok=False)
     label = f"{profile.name}-{size_name}-{client}"
     timeout = upload_timeout(link, length)
@@ -720,7 +720,7 @@ def main() -> int:
                                   note=f"{type(e).__name__}: {e}")
                     rows.append(row)
                     if "sim_capacity_kib_1m" in row.extra and client == "smpctl":
-                        mine = profile.link().upload_capacity(MiB, row.extra["sim_request_size"])
+                        mine = profile.link_model().upload_capacity(MiB, row.extra["sim_request_size"])
                         sim_cap = row.extra["sim_capacity_kib_1m"]
                         ok = mine is not None and abs(mine / KiB - sim_cap) <= 0.06
                         cross_checks.append(f"{profile.name}: simulator {sim_cap:.1f} KiB/s, this script "

@@ -416,7 +416,8 @@ public actor BLETransport: SMPTransport {
         if let fd = session.notifyFD { closeDescriptor(fd) }
         if let fd = session.writeFD { closeDescriptor(fd) }
         if session.startedNotify { try? await session.characteristic.stopNotify() }
-        if disconnect { try? await session.device.disconnect() }
+        // Not waiting for the answer saves the ~2 s bluetoothd takes to send it; the link is still released.
+        if disconnect { try? await session.device.requestDisconnect() }
         await session.model.stop()
     }
 }

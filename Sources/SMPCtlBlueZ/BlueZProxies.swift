@@ -105,6 +105,14 @@ public struct BlueZDeviceProxy: Sendable {
             destination: BlueZ.serviceName, path: path, interface: BlueZ.deviceInterface, member: "Disconnect",
             timeout: .seconds(10))
     }
+
+    /// Asks for the disconnect without waiting for it. bluetoothd answers `Disconnect` only after
+    /// its disconnect timer (2 s in BlueZ 5.66, `src/device.c`), but disconnects all the same
+    /// when nobody waits for the answer.
+    public func requestDisconnect() async throws(DBusError) {
+        try await bus.send(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.deviceInterface, member: "Disconnect")
+    }
 }
 
 /// `org.bluez.GattCharacteristic1` of one characteristic.

@@ -129,6 +129,20 @@ public final class BusConnection: Sendable {
         return try result.get()
     }
 
+    /// Sends a method call that asks for no reply (`NO_REPLY_EXPECTED`) and returns once it is
+    /// written to the bus, so that the process may exit right after. For calls whose reply only
+    /// delays the caller, such as BlueZ's `Device1.Disconnect`, which answers about 2 s later.
+    public func send(
+        destination: String?, path: String, interface: String?, member: String, arguments: [DBusValue] = []
+    ) async throws(DBusError) {
+        try await onBusThread { state in
+            let sent = state.sendWithoutReply(
+                destination: destination, path: path, interface: interface, member: member,
+                arguments: arguments, flush: true)
+            return sent ? .success(()) : .failure(DBusError(.failed, "could not send \(member) to \(path)"))
+        }
+    }
+
     /// Reads one property through `org.freedesktop.DBus.Properties.Get`.
     public func property(destination: String, path: String, interface: String, name: String,
         timeout: Duration = BusConnection.defaultTimeout) async throws(DBusError) -> DBusValue

@@ -347,16 +347,20 @@ final class BusState {
     }
 
     /// Sends a method call whose reply nobody waits for.
-    private func sendWithoutReply(destination: String, path: String, interface: String, member: String,
-        arguments: [DBusValue])
+    @discardableResult
+    func sendWithoutReply(destination: String?, path: String, interface: String?, member: String,
+        arguments: [DBusValue], flush: Bool = false) -> Bool
     {
         guard isRunning, let connection,
             let message = try? Self.makeMethodCall(
                 destination: destination, path: path, interface: interface, member: member, arguments: arguments)
-        else { return }
+        else { return false }
         dbus_message_set_no_reply(message, 1)
-        _ = dbus_connection_send(connection, message, nil)
+        let queued = dbus_connection_send(connection, message, nil) != 0
         dbus_message_unref(message)
+        // Writing one small message to the bus socket: done at once unless the daemon is wedged.
+        if queued, flush { dbus_connection_flush(connection) }
+        return queued
     }
 
     // MARK: - Signals

@@ -129,6 +129,28 @@ struct BLETransportTests {
         #expect(BLETransport.largestWrite == 510)
     }
 
+    @Test("closing does not wait out bluetoothd's 2-second Disconnect, and the link is still released")
+    func closeWithoutDisconnectTail() async throws {
+        var options = FakeBlueZOptions()
+        options.disconnectDelay = .seconds(2)
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            let transport = setup.transport()
+            let client = SMPClient(transport: transport, options: testClientOptions())
+            try await client.open()
+            _ = try await client.send(OSManagement.EchoRequest("hi"))
+            let clock = ContinuousClock()
+            let start = clock.now
+            await client.close()
+            let closing = clock.now - start
+            #expect(closing < .seconds(1), "close took \(closing)")
+            // bluetoothd still got the Disconnect and drops the link when its timer runs out.
+            let deadline = clock.now + .seconds(10)
+            while await setup.fake.connected, clock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(await setup.fake.disconnectCalls == 1)
+            #expect(await setup.fake.connected == false)
+        }
+    }
+
     @Test("a disconnect in the middle of the upload resumes after reconnecting", arguments: WriteRoute.allCases)
     func disconnectMidUpload(route: WriteRoute) async throws {
         try await FakeBluetoothSetup.run(simulator: { $0.disconnectAfterBytes = 2500 }) { setup in

@@ -17,6 +17,9 @@ struct FakeBlueZOptions: Sendable {
     var adapterPowered = true
     var deviceName = "smp-sim"
     var deviceAddress = "00:AA:01:00:00:00"
+    /// How long `Disconnect` takes before the link drops and the call is answered (bluetoothd: 2 s,
+    /// DISCONNECT_TIMER in src/device.c).
+    var disconnectDelay: Duration = .zero
 }
 
 /// A fake `org.bluez` on a private bus: ObjectManager, one adapter, one SMP device found by discovery,
@@ -32,7 +35,8 @@ actor FakeBlueZ {
 
     private var deviceKnown = false
     private var servicesKnown = false
-    private var connected = false
+    private(set) var connected = false
+    private(set) var disconnectCalls = 0
     private var servicesResolved = false
     private var notifying = false
     private var discovering = false
@@ -174,6 +178,8 @@ actor FakeBlueZ {
             return []
         case (.device, "Disconnect"):
             guard connected else { throw DBusError(.bluezNotConnected, "Not Connected") }
+            disconnectCalls += 1
+            if options.disconnectDelay > .zero { try? await Task.sleep(for: options.disconnectDelay) }
             await dropLink()
             return []
         case (.characteristic, let member):
