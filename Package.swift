@@ -47,13 +47,13 @@ let package = Package(
         // Layer 3, the client, management workflows, and the device simulator.
         .target(
             name: "SMPCtlClient",
-            dependencies: ["SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport",
+            dependencies: ["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport",
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
         .target(
             name: "SMPCtlSimulator",
-            dependencies: ["SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport",
+            dependencies: ["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport",
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
