@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "SMPCtlProtocol", targets: ["SMPCtlProtocol"]),
         .library(name: "SMPCtlImage", targets: ["SMPCtlImage"]),
         .library(name: "SMPCtlTransport", targets: ["SMPCtlTransport"]),
+        .library(name: "SMPCtlPOSIX", targets: ["SMPCtlPOSIX"]),
         .library(name: "SMPCtlClient", targets: ["SMPCtlClient"]),
         .library(name: "SMPCtlSimulator", targets: ["SMPCtlSimulator"]),
         .library(name: "SMPCtlDBus", targets: ["SMPCtlDBus"]),
@@ -35,14 +36,16 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
-        // Layer 2, transports behind one protocol.
+        // Layer 2, transports behind one protocol: the interface (and the in-process transport)
+        // apart from the POSIX implementations (UDP, serial, server endpoints, one poll loop).
         .target(name: "SMPCtlTransport", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
+        .target(name: "SMPCtlPOSIX", dependencies: ["SMPCtlTransport", "SMPCtlProtocol"], swiftSettings: strictSwift),
         // libdbus-1, wrapped once; only SMPCtlDBus imports it.
         .systemLibrary(
             name: "CSMPCtlDBus", pkgConfig: "dbus-1", providers: [.apt(["libdbus-1-dev"]), .yum(["dbus-devel"])]),
         .target(name: "SMPCtlDBus", dependencies: ["CSMPCtlDBus"], swiftSettings: strictSwift),
         .target(
-            name: "SMPCtlBlueZ", dependencies: ["SMPCtlDBus", "SMPCtlTransport", "SMPCtlProtocol"],
+            name: "SMPCtlBlueZ", dependencies: ["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol"],
             swiftSettings: strictSwift),
         // Layer 3, the client, management workflows, and the device simulator.
         .target(
@@ -72,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "smpctl",
             dependencies: [
-                "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlClient", "SMPCtlSimulator",
+                "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlClient", "SMPCtlSimulator",
                 "SMPCtlBlueZ", "SMPCtlDiagnosis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -86,19 +89,19 @@ let package = Package(
         .testTarget(name: "SMPCtlImageTests", dependencies: ["SMPCtlTestSupport", "SMPCtlImage"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlSimulatorTests",
-            dependencies: ["SMPCtlTestSupport", "SMPCtlSimulator", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR", "SMPCtlTransport"],
+            dependencies: ["SMPCtlTestSupport", "SMPCtlSimulator", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR", "SMPCtlTransport", "SMPCtlPOSIX"],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "SMPCtlClientTests",
-            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlProtocol", "SMPCtlImage"],
+            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlImage"],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "SMPCtlCLITests", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
         .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlTestSupport", "SMPCtlDBus"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlBlueZTests",
-            dependencies: ["SMPCtlTestSupport", "SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlProtocol"],
+            dependencies: ["SMPCtlTestSupport", "SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol"],
             swiftSettings: strictSwift
         ),
         .testTarget(

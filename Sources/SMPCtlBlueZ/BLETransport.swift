@@ -1,4 +1,5 @@
 import SMPCtlDBus
+import SMPCtlPOSIX
 import SMPCtlProtocol
 public import SMPCtlTransport
 import Synchronization
@@ -67,7 +68,7 @@ public actor BLETransport: SMPTransport {
         let link: LinkState
         var writeFD: Int32?
         var notifyFD: Int32?
-        var reader: DatagramSocketReader?
+        var reader: DescriptorReader?
         var tasks: [Task<Void, Never>] = []
         var startedNotify = false
     }
@@ -288,13 +289,15 @@ public actor BLETransport: SMPTransport {
                 let acquired = try await proxy.acquireNotify()
                 session.notifyFD = acquired.fd
                 mtu = acquired.mtu
-                session.reader = DatagramSocketReader(
-                    fd: acquired.fd, maximumDatagram: 1024, name: "smpctl-ble-notify",
-                    onDatagram: { bytes in link.deliver(assembler.feed(bytes)) },
-                    onClosed: { code in
+                session.reader = DescriptorReader(fd: acquired.fd, bufferSize: 1024, datagrams: true) { output in
+                    switch output {
+                    case .bytes(let bytes):
+                        link.deliver(assembler.feed(bytes))
+                    case .closed(let code):
                         link.reportDisconnect(
                             "the notification socket of \(address) closed" + (code.map { " (\(describeErrno($0)))" } ?? ""))
-                    })
+                    }
+                }
                 notifyPath = .socket
             } catch {
                 if BlueZError.isAuthenticationFailure(error) {

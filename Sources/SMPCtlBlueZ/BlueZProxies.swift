@@ -1,3 +1,4 @@
+import SMPCtlPOSIX
 public import SMPCtlDBus
 
 /// Names BlueZ uses on D-Bus, and the SMP GATT UUIDs.

@@ -155,11 +155,11 @@ public struct SMPServerReassembly: Sendable {
 }
 
 /// Delivers replies in order, each no earlier than its `deliverAt`, without blocking the caller.
-final class ReplyScheduler: Sendable {
+package final class ReplyScheduler: Sendable {
     private let queue: AsyncStream<(SMPServerReply, @Sendable (SMPServerReply) async -> Void)>.Continuation
     private let worker: Task<Void, Never>
 
-    init() {
+    package init() {
         let (stream, continuation) = AsyncStream<(SMPServerReply, @Sendable (SMPServerReply) async -> Void)>.makeStream()
         queue = continuation
         worker = Task {
@@ -173,7 +173,7 @@ final class ReplyScheduler: Sendable {
     }
 
     /// Delivers `reply` with `deliver` once its time has come and every earlier reply is out.
-    func schedule(_ reply: SMPServerReply, deliver: @escaping @Sendable (SMPServerReply) async -> Void) {
+    package func schedule(_ reply: SMPServerReply, deliver: @escaping @Sendable (SMPServerReply) async -> Void) {
         queue.yield((reply, deliver))
     }
 

@@ -7,12 +7,12 @@ internal import Darwin
 #endif
 
 /// Helpers for C system calls.
-enum SystemError {
+package enum SystemError {
     /// `strerror` text for an errno value.
-    static func describe(_ code: Int32) -> String {
+    package static func describe(_ code: Int32) -> String {
         guard let text = strerror(code) else { return "errno \(code)" }
         return String(cString: text) + " (errno \(code))"
     }
 
-    static var current: Int32 { errno }
+    package static var current: Int32 { errno }
 }

@@ -2,6 +2,7 @@ import Foundation
 import SMPCtlBlueZ
 import SMPCtlClient
 import SMPCtlSimulator
+import SMPCtlPOSIX
 import SMPCtlTransport
 
 /// A parsed `--connection` value.

@@ -3,6 +3,7 @@ import Foundation
 import SMPCtlBlueZ
 import SMPCtlProtocol
 import SMPCtlSimulator
+import SMPCtlPOSIX
 import SMPCtlTransport
 
 /// Simulator settings, from `smpctl simulate` flags or the query of a `sim?...` connection.

@@ -4,6 +4,7 @@ import Glibc
 #endif
 @testable import SMPCtlBlueZ
 import SMPCtlDBus
+import SMPCtlPOSIX
 import SMPCtlProtocol
 import SMPCtlTransport
 
@@ -42,7 +43,7 @@ actor FakeBlueZ {
     private var discovering = false
     private var writeSocket: (mine: Int32, given: Int32)?
     private var notifySocket: (mine: Int32, given: Int32)?
-    private var writeReader: DatagramSocketReader?
+    private var writeReader: DescriptorReader?
     private var reassembler = SMPReassembler(maxPacketLength: 8 + 65535)
 
     /// What the fake saw, for assertions.
@@ -222,9 +223,12 @@ actor FakeBlueZ {
             if member == "AcquireWrite" {
                 writeSocket = (ends[0], ends[1])
                 let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
-                writeReader = DatagramSocketReader(
-                    fd: ends[0], maximumDatagram: 1024, name: "fake-bluez-write",
-                    onDatagram: { continuation.yield($0) }, onClosed: { _ in continuation.finish() })
+                writeReader = DescriptorReader(fd: ends[0], bufferSize: 1024, datagrams: true) { output in
+                    switch output {
+                    case .bytes(let bytes): continuation.yield(bytes)
+                    case .closed: continuation.finish()
+                    }
+                }
                 Task { [weak self] in
                     for await bytes in stream { await self?.receiveSocketWrite(bytes) }
                 }

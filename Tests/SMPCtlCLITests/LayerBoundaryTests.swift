@@ -13,9 +13,11 @@ struct LayerBoundaryTests {
         "SMPCtlProtocol": ["SMPCtlCBOR"],
         "SMPCtlImage": ["Crypto"],
         "SMPCtlTransport": system.union(["SMPCtlProtocol"]),
+        // The POSIX implementations: sockets, terminals, the poll loop. Only transports and the CLI use them.
+        "SMPCtlPOSIX": system.union(["SMPCtlTransport", "SMPCtlProtocol"]),
         "CSMPCtlDBus": [],
         "SMPCtlDBus": system.union(["CSMPCtlDBus"]),
-        "SMPCtlBlueZ": system.union(["SMPCtlDBus", "SMPCtlTransport", "SMPCtlProtocol"]),
+        "SMPCtlBlueZ": system.union(["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol"]),
         "SMPCtlClient": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "Crypto"]),
         "SMPCtlSimulator": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "Crypto"]),
         // Diagnosis judges facts; it never touches a transport or the client.

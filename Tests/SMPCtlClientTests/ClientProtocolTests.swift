@@ -71,7 +71,9 @@ struct VersionTests {
         let echo = try await client.send(OSManagement.EchoRequest("fallback"))
         let elapsed = clock.now - start
         #expect(echo.text == "fallback")
-        #expect(elapsed < timeout, "the fallback took \(elapsed)")
+        // What proves "at once" is the request log below: a fallback after a timeout would have
+        // resent the v2 request first. The clock is only a hang guard (loaded machines are slow).
+        #expect(elapsed < timeout * 10, "the fallback took \(elapsed)")
         #expect(await client.version == .v1)
         #expect(server.versions.withLock { $0 } == [.v2, .v1])
         _ = try await client.send(ImageManagement.StateReadRequest())

@@ -5,6 +5,7 @@ import Testing
 import SMPCtlImage
 import SMPCtlProtocol
 import SMPCtlSimulator
+import SMPCtlPOSIX
 import SMPCtlTransport
 
 /// The links an end-to-end update runs over.

@@ -4,6 +4,7 @@ import Testing
 @testable import SMPCtlClient
 import SMPCtlProtocol
 import SMPCtlSimulator
+import SMPCtlPOSIX
 import SMPCtlTransport
 
 /// Learning the largest datagram over UDP when no `?mtu=` is given.

@@ -5,6 +5,7 @@ import Testing
 import SMPCtlImage
 import SMPCtlProtocol
 import SMPCtlSimulator
+import SMPCtlPOSIX
 import SMPCtlTransport
 
 /// Regression tests for the upload engine (issue 9): bounded progress, adaptive timing, typed errors.

@@ -4,6 +4,7 @@ import Testing
 @testable import SMPCtlClient
 import SMPCtlProtocol
 import SMPCtlSimulator
+import SMPCtlPOSIX
 import SMPCtlTransport
 
 /// The upload invariant over seeded random fault schedules: the upload ends within a bound

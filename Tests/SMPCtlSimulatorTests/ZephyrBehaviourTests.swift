@@ -4,6 +4,7 @@ import SMPCtlCBOR
 import SMPCtlImage
 import SMPCtlProtocol
 import SMPCtlSimulator
+import SMPCtlPOSIX
 import SMPCtlTransport
 import Testing
 

@@ -4,6 +4,7 @@ internal import Glibc
 internal import Musl
 #endif
 import Synchronization
+public import SMPCtlTransport
 
 /// A resolved IPv4 or IPv6 socket address.
 public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
@@ -87,10 +88,10 @@ public final class UDPTransport: SMPTransport {
         let connected = address.withSockaddr { connect(fd, $0, $1) }
         guard connected == 0 else {
             let code = errno
-            Glibc.close(fd)
+            closeDescriptor(fd)
             throw SMPTransportError(.openFailed, "cannot connect the UDP socket to \(address)", errno: code)
         }
-        let reader = DescriptorReader(fd: fd, bufferSize: 65536, name: "smpctl-udp", datagrams: true) { output in
+        let reader = DescriptorReader(fd: fd, bufferSize: 65536, datagrams: true) { output in
             switch output {
             case .bytes(let datagram): events.yield(.packet(datagram))
             case .closed(let code):
@@ -105,9 +106,7 @@ public final class UDPTransport: SMPTransport {
             throw SMPTransportError(.packetTooLarge, "packet of \(packet.count) bytes exceeds the UDP limit of \(datagramLimit)")
         }
         guard let fd = link.fd else { throw SMPTransportError(.notConnected, "the UDP transport is not open") }
-        let sent = packet.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, packet.count, 0) }
-        if sent < 0 {
-            let code = errno
+        if let code = sendDatagram(fd: fd, packet) {
             if code == ECONNREFUSED { throw Self.closedError(code, address: address) }
             throw SMPTransportError(.sendFailed, "UDP send to \(address) failed", errno: code)
         }

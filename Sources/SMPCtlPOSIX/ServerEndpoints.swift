@@ -6,12 +6,14 @@ internal import Musl
 import Foundation
 import Synchronization
 import SMPCtlProtocol
+public import SMPCtlTransport
 
 /// Serves an ``SMPPacketServer`` on a UDP socket: one request per datagram, replies to its sender.
 public final class UDPServerEndpoint: Sendable {
     /// The port the socket is bound to (the one the system chose when 0 was asked).
     public let boundPort: UInt16
-    private let flags = StopFlag()
+    private let watch: UInt64
+    private let continuation: AsyncStream<Datagram>.Continuation
 
     /// Binds `host:port` (port 0 picks a free port) and starts answering with `server`.
     public init(host: String, port: UInt16, server: any SMPPacketServer) throws(SMPTransportError) {
@@ -22,7 +24,7 @@ public final class UDPServerEndpoint: Sendable {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         guard address.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
             let code = errno
-            Glibc.close(fd)
+            closeDescriptor(fd)
             throw SMPTransportError(.openFailed, "cannot bind UDP \(address)", errno: code)
         }
         var storage = sockaddr_storage()
@@ -36,27 +38,31 @@ public final class UDPServerEndpoint: Sendable {
         }
 
         let (requests, continuation) = AsyncStream<Datagram>.makeStream()
-        let flags = self.flags
-        let thread = Thread {
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            while !flags.isStopped {
-                pfd.revents = 0
-                guard poll(&pfd, 1, 50) > 0 else { continue }
-                var source = sockaddr_storage()
-                var sourceLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let buffer = Mutex([UInt8](repeating: 0, count: 65536))
+        watch = ReadinessLoop.shared.add(fd: fd) { revents in
+            guard revents & Int16(POLLNVAL) == 0 else {
+                continuation.finish()
+                return false
+            }
+            var source = sockaddr_storage()
+            var sourceLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let received = buffer.withLock { buffer -> [UInt8]? in
                 let count = withUnsafeMutablePointer(to: &source) { sourcePointer in
                     sourcePointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                        buffer.withUnsafeMutableBytes { recvfrom(fd, $0.baseAddress, 65536, 0, address, &sourceLength) }
+                        buffer.withUnsafeMutableBytes { raw in
+                            valueOrErrno { recvfrom(fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT), address, &sourceLength) }
+                        }
                     }
                 }
-                guard count >= 0 else { continue }
-                continuation.yield(Datagram(bytes: Array(buffer[0..<count]), source: source, sourceLength: sourceLength))
+                guard case .success(let length) = count else { return nil }
+                return Array(buffer[0..<length])
             }
-            continuation.finish()
+            if let received {
+                continuation.yield(Datagram(bytes: received, source: source, sourceLength: sourceLength))
+            }
+            return true
         }
-        thread.name = "smpctl-udp-server"
-        thread.start()
+        self.continuation = continuation
         let limits = server.frameLimits
         Task {
             let scheduler = ReplyScheduler()
@@ -87,7 +93,7 @@ public final class UDPServerEndpoint: Sendable {
                 }
             }
             try? await Task.sleep(for: .milliseconds(100))
-            Glibc.close(fd)
+            closeDescriptor(fd)
         }
     }
 
@@ -99,14 +105,14 @@ public final class UDPServerEndpoint: Sendable {
     }
 
     /// Stops serving; the socket closes once pending replies are sent.
-    public func stop() { flags.stop() }
-}
-
-/// A stop flag shared with a worker thread.
-final class StopFlag: Sendable {
-    private let flag = Mutex(false)
-    func stop() { flag.withLock { $0 = true } }
-    var isStopped: Bool { flag.withLock { $0 } }
+    public func stop() {
+        let watch = self.watch
+        let continuation = self.continuation
+        Task {
+            await ReadinessLoop.shared.remove(watch)
+            continuation.finish()
+        }
+    }
 }
 
 /// Serves an ``SMPPacketServer`` on a new pseudo-terminal with SMP console framing.
@@ -131,17 +137,18 @@ public final class PTYServerEndpoint: Sendable {
         let maximumPacketSize = maximumPacketSize ?? server.frameLimits.serialPacketLimit ?? 8192
         let master = try Self.openPseudoTerminal()
         let path = master.path
-        let slave = Glibc.open(path, O_RDWR | O_NOCTTY)
-        guard slave >= 0 else {
-            let code = errno
-            Glibc.close(master.fd)
-            throw SMPTransportError(.openFailed, "cannot open \(path)", errno: code)
+        let slave: Int32
+        switch FileDescriptor.open(path, O_RDWR | O_NOCTTY) {
+        case .success(let descriptor): slave = descriptor.rawValue
+        case .failure(let error):
+            closeDescriptor(master.fd)
+            throw SMPTransportError(.openFailed, "cannot open \(path)", errno: error.code)
         }
         do throws(SMPTransportError) {
             try Terminal.makeRaw(fd: slave, baud: nil)
         } catch {
-            Glibc.close(slave)
-            Glibc.close(master.fd)
+            closeDescriptor(slave)
+            closeDescriptor(master.fd)
             throw error
         }
         let masterFD = master.fd
@@ -150,7 +157,7 @@ public final class PTYServerEndpoint: Sendable {
         self.slave = slave
         let (requests, continuation) = AsyncStream<[UInt8]>.makeStream()
         let box = DecoderBox(maxPacketLength: maximumPacketSize)
-        reader = DescriptorReader(fd: masterFD, bufferSize: 4096, name: "smpctl-pty-server") { output in
+        reader = DescriptorReader(fd: masterFD, bufferSize: 4096) { output in
             if case .bytes(let bytes) = output {
                 for event in box.feed(bytes) {
                     if case .packet(let packet) = event { continuation.yield(packet) }
@@ -175,13 +182,16 @@ public final class PTYServerEndpoint: Sendable {
         // Linux ioctl numbers, the same on every architecture Swift supports here.
         let setLock: UInt = 0x4004_5431  // TIOCSPTLCK
         let getNumber: UInt = 0x8004_5430  // TIOCGPTN
-        let fd = Glibc.open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
-        guard fd >= 0 else { throw SMPTransportError(.openFailed, "cannot open /dev/ptmx", errno: errno) }
+        let fd: Int32
+        switch FileDescriptor.open("/dev/ptmx", O_RDWR | O_NOCTTY) {
+        case .success(let descriptor): fd = descriptor.rawValue
+        case .failure(let error): throw SMPTransportError(.openFailed, "cannot open /dev/ptmx", errno: error.code)
+        }
         var unlock: Int32 = 0
         var number: UInt32 = 0
         guard ioctl(fd, setLock, &unlock) == 0, ioctl(fd, getNumber, &number) == 0 else {
             let code = errno
-            Glibc.close(fd)
+            closeDescriptor(fd)
             throw SMPTransportError(.openFailed, "cannot unlock the pseudo-terminal", errno: code)
         }
         return (fd, "/dev/pts/\(number)")
@@ -195,7 +205,7 @@ public final class PTYServerEndpoint: Sendable {
     /// Stops serving and closes the terminal.
     public func stop() async {
         await reader.stop()
-        Glibc.close(slave)
-        Glibc.close(master)
+        closeDescriptor(slave)
+        closeDescriptor(master)
     }
 }

@@ -5,6 +5,7 @@ internal import Musl
 #endif
 import Synchronization
 import SMPCtlProtocol
+public import SMPCtlTransport
 
 /// Terminal settings shared by the serial client and the PTY server.
 enum Terminal {
@@ -81,16 +82,19 @@ public final class SerialTransport: SMPTransport {
 
     public func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {
         await close()
-        let fd = Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw SMPTransportError(.openFailed, "cannot open \(path)", errno: errno) }
+        let fd: Int32
+        switch FileDescriptor.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK) {
+        case .success(let descriptor): fd = descriptor.rawValue
+        case .failure(let error): throw SMPTransportError(.openFailed, "cannot open \(path)", errno: error.code)
+        }
         do {
             try Terminal.makeRaw(fd: fd, baud: baud)
         } catch {
-            Glibc.close(fd)
+            closeDescriptor(fd)
             throw error
         }
         let box = DecoderBox(maxPacketLength: packetLimit)
-        let reader = DescriptorReader(fd: fd, bufferSize: 4096, name: "smpctl-serial") { output in
+        let reader = DescriptorReader(fd: fd, bufferSize: 4096) { output in
             switch output {
             case .bytes(let bytes):
                 for event in box.feed(bytes) {
