@@ -81,6 +81,10 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // An example of library use: a whole update against the simulator (built and run in CI).
+        .executableTarget(
+            name: "smpctl-library-example", dependencies: ["SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport"],
+            path: "Examples/LibraryUpdate", swiftSettings: strictSwift),
         // Helpers shared by the test targets (a seeded generator, hex); not a product.
         .target(name: "SMPCtlTestSupport", path: "Tests/SMPCtlTestSupport", swiftSettings: strictSwift),
         .testTarget(name: "SMPCtlCBORTests", dependencies: ["SMPCtlCBOR"], swiftSettings: strictSwift),

@@ -14,6 +14,8 @@ swift test --skip-build --skip UploadPropertyTests
 # exactly (beside the CLI suites, the cooperative pool is starved on 2 cores).
 banner "upload property: 24 seeded fault schedules with time bounds (scripts/property.sh runs thousands)"
 SMPCTL_PROPERTY_STRICT_TIME=1 swift test --skip-build --filter UploadPropertyTests
+banner "library example: a whole update through the libraries (Examples/LibraryUpdate)"
+.build/debug/smpctl-library-example Examples/images/blinky-1.1.0.signed.bin
 banner "interoperability with PyPI smpclient"
 python3 Tests/Interop/smpclient_interop.py .build/debug/smpctl
 if [ "${SMPCTL_SKIP_BLE_VM:-0}" = 1 ]; then
