@@ -200,8 +200,7 @@ extension SMPClient {
             do {
                 try await reopen()
                 _ = try await send(OSManagement.EchoRequest("smpctl"), policy: probe)
-                let elapsed = clock.now - start
-                return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+                return (clock.now - start).seconds
             } catch {
                 if case .cancelled = error { throw error }
                 lastError = error

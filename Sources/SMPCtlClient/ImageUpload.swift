@@ -113,10 +113,7 @@ extension SMPClient {
         var busyWait = self.options.busyDelay
         var announcedResume = false
 
-        func elapsed() -> Double {
-            let duration = clock.now - start
-            return Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
-        }
+        func elapsed() -> Double { (clock.now - start).seconds }
         func dropInFlight() {
             for chunk in inFlight { abandon(chunk.ticket) }
             inFlight.removeAll()

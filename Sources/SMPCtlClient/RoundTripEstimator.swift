@@ -64,7 +64,5 @@ public struct RoundTripEstimator: Sendable, Hashable {
         return .milliseconds(Int64((min(clamped, ceilingSeconds) * 1000).rounded()))
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
-    }
+    static func seconds(_ duration: Duration) -> Double { duration.seconds }
 }
