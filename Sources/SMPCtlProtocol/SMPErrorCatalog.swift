@@ -31,6 +31,12 @@ public enum SMPErrorCatalog {
         (groupCodes[group.rawValue] ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
+    /// The number of a group's code from its Zephyr name (`IMG_MGMT_ERR_HASH_NOT_FOUND`), so that
+    /// other modules use this table's numbers instead of keeping their own.
+    public static func code(named name: String, in group: SMPGroupID) -> Int? {
+        groupCodes[group.rawValue]?.first { $0.value.name == name }?.key
+    }
+
     /// All SMP-level codes, in numeric order.
     public static var smpCodeList: [(rc: Int, entry: Entry)] {
         smpCodes.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }

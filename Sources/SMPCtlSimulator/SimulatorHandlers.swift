@@ -4,35 +4,48 @@ import SMPCtlProtocol
 
 // Image group (1) and OS group (0) handlers of ``SimulatedDevice``.
 
-/// Image group codes used by the simulator (`img_mgmt_err_code_t`).
+/// Image group codes used by the simulator (`img_mgmt_err_code_t`), by name from the one table
+/// in ``SMPErrorCatalog`` (a test checks that every name is there).
 enum ImageError {
-    static let unknown = 1
-    static let noImage = 3
-    static let noTLVs = 4
-    static let invalidTLV = 5
-    static let multipleHashes = 6
-    static let tlvInvalidSize = 7
-    static let hashNotFound = 8
-    static let noFreeSlot = 9
-    static let invalidSlot = 14
-    static let invalidOffset = 20
-    static let invalidLength = 21
-    static let invalidHeader = 22
-    static let invalidMagic = 23
-    static let invalidHash = 24
-    static let versionGetFailed = 26
-    static let currentVersionIsNewer = 27
-    static let alreadyPending = 28
-    static let tooLarge = 30
-    static let overrun = 31
-    static let testToActiveDenied = 33
+    static let names = [
+        "UNKNOWN", "NO_IMAGE", "NO_TLVS", "INVALID_TLV", "TLV_MULTIPLE_HASHES_FOUND", "TLV_INVALID_SIZE",
+        "HASH_NOT_FOUND", "NO_FREE_SLOT", "INVALID_SLOT", "INVALID_OFFSET", "INVALID_LENGTH",
+        "INVALID_IMAGE_HEADER", "INVALID_IMAGE_HEADER_MAGIC", "INVALID_HASH", "VERSION_GET_FAILED",
+        "CURRENT_VERSION_IS_NEWER", "IMAGE_ALREADY_PENDING", "INVALID_IMAGE_TOO_LARGE",
+        "INVALID_IMAGE_DATA_OVERRUN", "IMAGE_SETTING_TEST_TO_ACTIVE_DENIED",
+    ]
+    static func code(_ name: String) -> Int { SMPErrorCatalog.code(named: "IMG_MGMT_ERR_" + name, in: .image) ?? 1 }
+
+    static let unknown = code("UNKNOWN")
+    static let noImage = code("NO_IMAGE")
+    static let noTLVs = code("NO_TLVS")
+    static let invalidTLV = code("INVALID_TLV")
+    static let multipleHashes = code("TLV_MULTIPLE_HASHES_FOUND")
+    static let tlvInvalidSize = code("TLV_INVALID_SIZE")
+    static let hashNotFound = code("HASH_NOT_FOUND")
+    static let noFreeSlot = code("NO_FREE_SLOT")
+    static let invalidSlot = code("INVALID_SLOT")
+    static let invalidOffset = code("INVALID_OFFSET")
+    static let invalidLength = code("INVALID_LENGTH")
+    static let invalidHeader = code("INVALID_IMAGE_HEADER")
+    static let invalidMagic = code("INVALID_IMAGE_HEADER_MAGIC")
+    static let invalidHash = code("INVALID_HASH")
+    static let versionGetFailed = code("VERSION_GET_FAILED")
+    static let currentVersionIsNewer = code("CURRENT_VERSION_IS_NEWER")
+    static let alreadyPending = code("IMAGE_ALREADY_PENDING")
+    static let tooLarge = code("INVALID_IMAGE_TOO_LARGE")
+    static let overrun = code("INVALID_IMAGE_DATA_OVERRUN")
+    static let testToActiveDenied = code("IMAGE_SETTING_TEST_TO_ACTIVE_DENIED")
 }
 
-/// OS group codes (`os_mgmt_err_code_t`).
+/// OS group codes (`os_mgmt_err_code_t`), by name from ``SMPErrorCatalog``.
 enum OSError {
-    static let invalidFormat = 2
-    static let queryYieldsNoAnswer = 3
-    static let rtcNotSet = 4
+    static let names = ["INVALID_FORMAT", "QUERY_YIELDS_NO_ANSWER", "RTC_NOT_SET"]
+    static func code(_ name: String) -> Int { SMPErrorCatalog.code(named: "OS_MGMT_ERR_" + name, in: .os) ?? 1 }
+
+    static let invalidFormat = code("INVALID_FORMAT")
+    static let queryYieldsNoAnswer = code("QUERY_YIELDS_NO_ANSWER")
+    static let rtcNotSet = code("RTC_NOT_SET")
 }
 
 extension SimulatedDevice {

@@ -3,7 +3,7 @@ import Foundation
 import SMPCtlCBOR
 import SMPCtlImage
 import SMPCtlProtocol
-import SMPCtlSimulator
+@testable import SMPCtlSimulator
 import SMPCtlPOSIX
 import SMPCtlTransport
 import Testing
@@ -267,5 +267,23 @@ struct SimulatorFaultTests {
         #expect(await schedule(seed: 43) != a)
         // Some of each happened.
         #expect(a.contains { $0.isEmpty } && a.contains { $0.count >= 2 })
+    }
+}
+
+@Suite("One error-code table")
+struct SimulatorCodeTableTests {
+    @Test("every code the simulator answers with is named in SMPErrorCatalog, with Zephyr's numbers")
+    func codesFromTheCatalog() {
+        for name in ImageError.names {
+            #expect(SMPErrorCatalog.code(named: "IMG_MGMT_ERR_" + name, in: .image) != nil, "\(name)")
+        }
+        for name in OSError.names {
+            #expect(SMPErrorCatalog.code(named: "OS_MGMT_ERR_" + name, in: .os) != nil, "\(name)")
+        }
+        // Spot checks against img_mgmt.h and os_mgmt.h.
+        #expect(ImageError.hashNotFound == 8)
+        #expect(ImageError.tooLarge == 30)
+        #expect(ImageError.testToActiveDenied == 33)
+        #expect(OSError.queryYieldsNoAnswer == 3)
     }
 }
