@@ -258,6 +258,9 @@ extension SMPClient {
             }
             switch outcome {
             case .advanced, .complete:
+                // The device answers in order: the next request's wait starts now, not when it was
+                // sent (on a slow link it queued behind this one, or behind the first chunk's erase).
+                for (index, chunk) in inFlight.enumerated() { restartTimer(chunk.ticket, queueAhead: index) }
                 progress?(UploadProgress(
                     offset: state.acknowledged, total: file.length, startOffset: state.resumedFrom, elapsed: elapsed()))
             case .resync:

@@ -5,11 +5,12 @@
 /// is scaled back up by the requests in flight. `SRTT` and `RTTVAR` follow RFC 6298 §2
 /// (α = 1/8, β = 1/4, RTO = SRTT + max(G, 4·RTTVAR)); a timeout doubles the RTO (§5.5) until the
 /// next sample. Karn's rule (no sample from a request that was sent more than once) is applied
-/// by the caller. The result is kept between ``floor`` and ``ceiling``.
+/// by the caller. The time per request is kept between ``floor`` and ``ceiling``: a request with
+/// `k` requests ahead of it may wait up to `(k + 1) × ceiling`, since each of those may take as long.
 public struct RoundTripEstimator: Sendable, Hashable {
     /// The shortest timeout used.
     public var floor: Duration
-    /// The longest timeout used (`--timeout`).
+    /// The longest time per request (`--timeout`); a request queued behind others gets this for each.
     public var ceiling: Duration
     /// The timeout before any sample: RFC 6298 §2.1 suggests one second.
     public var initial: Duration
@@ -52,7 +53,7 @@ public struct RoundTripEstimator: Sendable, Hashable {
 
     /// The timeout for a request sent with `queueAhead` requests before it.
     public func timeout(queueAhead: Int) -> Duration {
-        let ceilingSeconds = Self.seconds(ceiling)
+        let ceilingSeconds = Self.seconds(ceiling) * Double(max(0, queueAhead) + 1)
         let base: Double
         if let smoothed {
             base = (smoothed + max(Self.granularity, 4 * variation)) * Double(max(0, queueAhead) + 1)

@@ -115,6 +115,8 @@ public actor SMPClient {
     /// The largest packet the path was seen to carry, when the transport asks the client to
     /// learn it (``SMPFraming/learnsLargestPacket``); see ``learnLargestPacket()``.
     public internal(set) var learnedPacketLimit: Int?
+    /// The transport's model of the link, when it has one (BLE, serial): a floor for timeouts.
+    private var linkTiming: LinkModel?
 
     private var outstanding: [Int: Outstanding] = [:]
     private var requestBySequence: [UInt8: Int] = [:]
@@ -143,6 +145,7 @@ public actor SMPClient {
         }
         isOpen = true
         lastDisconnect = nil
+        linkTiming = await transport.linkModel
         eventTask = Task { [weak self] in
             for await event in events {
                 guard let self else { return }
@@ -332,7 +335,7 @@ public actor SMPClient {
         let ahead = outstanding.values.filter { $0.deadline != nil }.count
         let sequence = allocateSequence()
         let now = ContinuousClock.now
-        let wait = timeout ?? roundTrip.timeout(queueAhead: ahead)
+        let wait = timeout ?? adaptiveWait(bytes: SMPHeader.size + body.count, queueAhead: ahead)
         outstanding[id] = Outstanding(
             group: group, command: command, copies: [sequence], firstSent: now, queueAhead: ahead,
             deadline: now + wait, fixedTimeout: timeout, waiter: nil, ready: nil)
@@ -358,12 +361,48 @@ public actor SMPClient {
         // The timeout doubles after a loss (RFC 6298 §5.5) unless the request has a fixed one.
         if entry.fixedTimeout == nil { roundTrip.backOff() }
         let ahead = outstanding.values.filter { $0.deadline != nil }.count
-        entry.deadline = ContinuousClock.now + (entry.fixedTimeout ?? roundTrip.timeout(queueAhead: ahead))
+        entry.deadline = ContinuousClock.now
+            + (entry.fixedTimeout ?? adaptiveWait(bytes: SMPHeader.size + ticket.body.count, queueAhead: ahead))
         entry.ready = nil
         outstanding[ticket.id] = entry
         requestBySequence[sequence] = ticket.id
         startTimeoutWatch()
         await transmit(id: ticket.id, sequence: sequence, ticket: ticket)
+    }
+
+    /// Starts a request's timeout again, as if it had been sent now behind `queueAhead` requests.
+    ///
+    /// A device answers in order, so a request waits for those before it: call this when the
+    /// one before it is answered. A request that timed out meanwhile and was not resent is
+    /// waited for again. Requests with a fixed timeout, and answered ones, are left alone.
+    public func restartTimer(_ ticket: SMPResponseTicket, queueAhead: Int) {
+        guard var entry = outstanding[ticket.id], entry.fixedTimeout == nil else { return }
+        switch entry.ready {
+        case .success?: return
+        case .failure(.timedOut)?: entry.ready = nil
+        case .failure?: return
+        case nil: break
+        }
+        entry.deadline = ContinuousClock.now
+            + adaptiveWait(bytes: SMPHeader.size + ticket.body.count, queueAhead: queueAhead)
+        outstanding[ticket.id] = entry
+        startTimeoutWatch()
+    }
+
+    /// The adaptive timeout for a request of `bytes` bytes with `queueAhead` requests before it.
+    ///
+    /// The measured round trip (``RoundTripEstimator``) comes from requests of every size, and
+    /// on a slow link a small one (mcumgr params) says little about a 2 KiB chunk. Where the
+    /// transport models its link, the wait is at least twice the time the model gives for this
+    /// request and its answer, for each request in the queue, and never above the ceiling.
+    func adaptiveWait(bytes: Int, queueAhead: Int) -> Duration {
+        let measured = roundTrip.timeout(queueAhead: queueAhead)
+        guard let linkTiming else { return measured }
+        let perRequest = linkTiming.transferSeconds(bytes) + linkTiming.transferSeconds(SMPHeader.size + 16)
+        let modelled = (2 * perRequest + 0.05) * Double(max(0, queueAhead) + 1)
+        let ceiling = options.timeout.seconds * Double(max(0, queueAhead) + 1)
+        guard modelled.isFinite, modelled > measured.seconds else { return measured }
+        return .milliseconds(Int64((min(modelled, ceiling) * 1000).rounded()))
     }
 
     /// Stops listening for a ticket's answers.

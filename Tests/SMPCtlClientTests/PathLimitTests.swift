@@ -1,5 +1,6 @@
 import SMPCtlTestSupport
 import Foundation
+import Synchronization
 import Testing
 @testable import SMPCtlClient
 import SMPCtlProtocol
@@ -59,9 +60,22 @@ struct PathLimitTests {
         // Dropped (recvfrom into a 1500-byte buffer, then a failed length check) or cut and answered rc 9.
         let served = try udpDevice(bufferSize: 2048, udpMTU: 1500, truncate: truncate)
         defer { served.stop() }
-        let client = try await openClient(served.transport, options: testClientOptions(timeout: .seconds(3)))
+        // The client's log, printed if the upload fails.
+        let lines = Mutex<[String]>([])
+        var options = testClientOptions(timeout: .seconds(3))
+        let start = ContinuousClock.now
+        options.log = { line in lines.withLock { $0.append("\(ContinuousClock.now - start) \(line.prefix(120))") } }
+        let client = try await openClient(served.transport, options: options)
         let image = try TestImage.built(payloadSize: 20_000, seed: 8)
-        let result = try await client.upload(image.file)
+        let result: UploadResult
+        do {
+            result = try await client.upload(image.file)
+        } catch {
+            let log = lines.withLock { $0.suffix(80).joined(separator: "\n") }
+            Issue.record("\(error)\n\(log)")
+            await client.close()
+            return
+        }
         #expect(await client.learnedPacketLimit == 1472)
         #expect(result.chunkSize > 1_400 && result.chunkSize < 1_472)
         #expect(await served.device.slotStates.contains { $0.slot == 1 && $0.hash == image.hash })

@@ -76,6 +76,34 @@ struct UploadEngineTests {
         #expect(result.length == image.file.length)
     }
 
+    @Test("requests queued behind others on a slow link are not resent: the ceiling is per request, the wait starts with the answer before")
+    func slowLinkNoResends() async throws {
+        // One 1024-byte request takes about 0.55 s on this link, so the third of three in flight
+        // is answered about 1.7 s after it was sent: more than the 1.2 s ceiling for one request.
+        let image = try TestImage.built(payloadSize: 9_000)
+        var configuration = SimulatorConfiguration()
+        configuration.bufferSize = 1024
+        configuration.bufferCount = 4
+        let device = SimulatedDevice(configuration: configuration)
+        let link = try LinkModel(parsing: "ble:mtu=65,interval=20ms,ppe=2,phy=1m,dle=27")
+        let server = SimulatorServer(device: device, link: link)
+        var options = SMPClientOptions()
+        options.timeout = .milliseconds(1200)
+        options.busyDelay = .milliseconds(5)
+        if ProcessInfo.processInfo.environment["SMPCTL_TEST_LOG"] != nil { let t0 = ContinuousClock.now; options.log = { print("log:", ContinuousClock.now - t0, $0.prefix(60)) } }
+        let client = try await openClient(InProcessTransport(server: server, linkModel: link), options: options)
+        var uploadOptions = UploadOptions()
+        uploadOptions.firstChunkTimeout = .seconds(10)
+        let result = try await client.upload(image.file, options: uploadOptions)
+        await expectUploaded(image, on: device)
+        let requests = await uploadRequests(device)
+        // Every chunk sent once: no timeout fired.
+        let offsets = requests.map(\.offset)
+        #expect(Set(offsets).count == offsets.count, "resent offsets: \(offsets)")
+        #expect(result.window == 3)
+        await client.close()
+    }
+
     @Test("the image list must not contradict itself")
     func contradictoryImageList() throws {
         let hash = [UInt8](repeating: 7, count: 32)
@@ -230,9 +258,13 @@ struct UploadWindowTests {
         // Samples taken with requests ahead count per request.
         estimator.add(sample: .milliseconds(300), queueAhead: 2)
         #expect(estimator.smoothed.map { abs($0 - 0.1) < 1e-9 } == true)
-        // The ceiling holds.
+        // The ceiling holds per request: a request with k ahead may wait k + 1 ceilings.
         for _ in 0..<10 { estimator.backOff() }
-        #expect(estimator.timeout(queueAhead: 30) == .seconds(20))
+        #expect(estimator.timeout(queueAhead: 0) <= .seconds(20))
+        #expect(estimator.timeout(queueAhead: 2) > .seconds(20) && estimator.timeout(queueAhead: 2) <= .seconds(60))
+        for _ in 0..<100 { estimator.add(sample: .seconds(30), queueAhead: 0) }
+        #expect(estimator.timeout(queueAhead: 0) == .seconds(20))
+        #expect(estimator.timeout(queueAhead: 2) == .seconds(60))
     }
 }
 
