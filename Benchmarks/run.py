@@ -567,7 +567,9 @@ def run_one(smpctl: str, profile: Profile, size_name: str, image: Path, client: 
             row.extra["sim_request_size"] = reported[1]
         if client == "smpctl":
             # Default options: no ?mtu= (smpctl learns the datagram size), --timeout or --window.
-            conn = sim.connection
+            # A serial link states its baud rate, as a real UART needs (on a PTY it only tells
+            # smpctl how slow the line is).
+            conn = sim.connection + (f"?baud={link.baud}" if link.kind == "serial" else "")
             m = run_measured([smpctl, "-c", conn, "--json", "image", "upload", str(image)], timeout)
             return finish_smpctl(row, m)
         argv = [python, str(Path(__file__).resolve()), "--peer", client, "--file", str(image),
@@ -759,7 +761,8 @@ def render(rows: list[Row], header: list[str], command: str, cross_checks: list[
     w(f"- Every upload gets a fresh `smpctl simulate --slot-size {SLOT_SIZE}` (`--udp 127.0.0.1:0` or `--pty`) "
       f"with the profile's `--link`, the default `--buf-size {BUF_SIZE} --buf-count {BUF_COUNT}`, and over UDP "
       f"`--udp-mtu {BUF_SIZE}` (a device whose UDP MTU is its buffer size) unless the profile names other options.")
-    w("- smpctl: `smpctl -c CONNECTION --json image upload FILE` with default options: no `?mtu=` (over UDP it "
+    w("- smpctl: `smpctl -c CONNECTION --json image upload FILE` with default options (on emulated serial links "
+      "`?baud=` states the line's rate, as a real UART needs): no `?mtu=` (over UDP it "
       "learns the datagram size with echo probes before the upload; that time is outside **Upload s** and inside "
       "**Wall s**), default window buf_count − 1 = 3. "
       "In-process: `smpctl -c 'sim?slot-size=16777216' --json image upload FILE` (the simulator runs inside the "

@@ -571,8 +571,11 @@ public actor SMPClient {
                 log("ignored a response for \(packet.header.group) command \(packet.header.command) with sequence \(packet.header.sequence)")
                 return
             }
-            // Karn's rule: only a request sent once gives a round-trip sample.
-            if entry.sends == 1, entry.fixedTimeout == nil {
+            // Karn's rule: only a request sent once gives a round-trip sample. Requests with a
+            // fixed wait count too: the first upload chunk is often the only full-sized request
+            // answered before the first window goes out, and on a slow link its round trip is
+            // what the next chunks take (an erase makes it longer, which errs on the safe side).
+            if entry.sends == 1 {
                 roundTrip.add(sample: ContinuousClock.now - entry.firstSent, queueAhead: entry.queueAhead)
             }
             if entry.waiter != nil {
