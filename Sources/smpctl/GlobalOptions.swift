@@ -17,7 +17,7 @@ struct GlobalOptions: ParsableArguments {
     var connection: String?
 
     @Option(help: ArgumentHelp(
-        "The longest wait in seconds for a response; below it the wait adapts to the measured round trip.",
+        "The longest wait in seconds for a response, per request in flight; below it the wait adapts to the measured round trip and the link.",
         valueName: "seconds"))
     var timeout: Double = 20
 
