@@ -22,12 +22,13 @@ extension SMPClient {
     ///
     /// Each candidate is an echo request of that many bytes (``OSManagement/EchoRequest/padded(toPacketSize:)``).
     /// An answer that shows the whole request arrived (success, or a device error other than
-    /// "corrupt" and "message too large") accepts it. The candidates are the device's buffer
-    /// size, then ``datagramFallbacks`` below it, sent together (as many as the device's buffers
-    /// allow, largest first). Zephyr handles requests in the order they arrive, so once a smaller
-    /// probe is answered a larger one sent before it that is still unanswered was lost; after a
-    /// short grace for reordering, the largest answered size wins. The smallest candidate is
-    /// accepted without a probe, so that a lossy link ends with small packets, not an error.
+    /// "corrupt" and "message too large") accepts it. The device's buffer size is tried first,
+    /// then ``datagramFallbacks`` below it, a few at a time, each batch followed by a small echo
+    /// (the pacer). Zephyr handles requests in the order they arrive, so when the pacer is
+    /// answered, a larger probe sent before it that is still unanswered was lost: the wait is one
+    /// round trip on a fast link and as long as it takes on a slow one, never a guess. With one
+    /// or two device buffers the probes go one at a time with a plain timeout. The smallest
+    /// fallback is accepted without a probe, so that a lossy link ends with small packets.
     @discardableResult
     public func learnLargestPacket() async throws(SMPClientError) -> Int? {
         let framing = await transport.framing
@@ -39,18 +40,25 @@ extension SMPClient {
         let candidates = [largest] + Self.datagramFallbacks.filter { $0 < largest }
         guard let smallest = candidates.last else { return nil }
         let probed = Array(candidates.dropLast())
-        // Each probe takes a receive buffer and then a response buffer on the device.
-        let batch = max(1, (parameters?.bufferCount ?? 1) - 1)
+        // Each request in flight holds a receive buffer, and the one being answered a response
+        // buffer too: keep one free. The pacer needs a buffer of its own.
+        let buffers = parameters?.bufferCount ?? 1
+        let paced = buffers >= 3
+        let perBatch = paced ? max(1, buffers - 2) : 1
+        // The device's own size alone first: on most paths it simply fits.
+        var batches: [[Int]] = probed.isEmpty ? [] : [[probed[0]]]
+        var rest = Array(probed.dropFirst())
+        while !rest.isEmpty {
+            batches.append(Array(rest.prefix(perBatch)))
+            rest = Array(rest.dropFirst(perBatch))
+        }
         var learned = smallest
-        var start = 0
-        while start < probed.count {
-            let sizes = Array(probed[start..<min(probed.count, start + batch)])
-            if let size = try await probeTogether(sizes) {
+        for sizes in batches {
+            if let size = try await probeTogether(sizes, paced: paced) {
                 learned = size
                 break
             }
             log("no answer to datagrams of \(sizes.map(String.init).joined(separator: ", ")) bytes; trying smaller ones")
-            start += batch
         }
         learnedPacketLimit = learned
         log("the path carries \(learned)-byte datagrams")
@@ -58,19 +66,27 @@ extension SMPClient {
         return learned
     }
 
-    /// Sends one echo probe per size, largest first, and returns the largest size whose probe
-    /// arrived whole, or `nil` when none did within the timeout.
-    func probeTogether(_ sizes: [Int]) async throws(SMPClientError) -> Int? {
-        // A lost probe costs this wait; a probe judged lost too early costs speed for the whole
-        // upload, so the wait is at least a second even on a fast link.
-        let wait = min(options.timeout, max(roundTrip.timeout(queueAhead: sizes.count), .seconds(1)))
+    /// Sends one echo probe per size, largest first, and, when `paced`, a small echo after them;
+    /// returns the largest size whose probe arrived whole, or `nil` when none did.
+    func probeTogether(_ sizes: [Int], paced: Bool) async throws(SMPClientError) -> Int? {
+        // Paced, the pacer's answer ends the wait, so the timeout only covers a link that lost
+        // everything: the ceiling for each request in flight. Unpaced, a lost probe costs this
+        // wait and one judged lost too early costs speed, so it is at least a second.
+        let count = sizes.count + (paced ? 1 : 0)
+        let wait = paced
+            ? options.timeout * count
+            : min(options.timeout, max(roundTrip.timeout(queueAhead: sizes.count), .seconds(1)))
         var tickets: [(size: Int, ticket: SMPResponseTicket)] = []
         for size in sizes {
             guard let request = OSManagement.EchoRequest.padded(toPacketSize: size) else { continue }
             tickets.append((size, try await submit(request, policy: SMPRequestPolicy(timeout: wait))))
         }
-        let sent = ContinuousClock.now
+        var pacer: SMPResponseTicket?
+        if paced {
+            pacer = try await submit(OSManagement.EchoRequest(""), policy: SMPRequestPolicy(timeout: wait))
+        }
         let probes = tickets
+        let pacerTicket = pacer
         let best = await withTaskGroup(of: (size: Int, arrived: Bool)?.self) { group -> Int? in
             for probe in probes {
                 group.addTask {
@@ -80,10 +96,16 @@ extension SMPClient {
                     return (probe.size, Self.arrivedWhole(packet))
                 }
             }
+            if let pacerTicket {
+                group.addTask {
+                    _ = await pacerTicket.client.result(of: pacerTicket.id)
+                    return (0, false)  // size 0: the pacer came back (or timed out)
+                }
+            }
             var answered: [Int: Bool] = [:]
-            var graceStarted = false
             func decided() -> Int? {
-                // The largest size not known to be lost, once it is known to have arrived.
+                // The largest size not known to be lost, once it is known to have arrived. An
+                // unanswered one is waited for: until the pacer's grace ends, or the timeout.
                 for probe in probes where answered[probe.size] != false {
                     return answered[probe.size] == true ? probe.size : nil
                 }
@@ -91,26 +113,26 @@ extension SMPClient {
             }
             while let next = await group.next() {
                 guard let result = next else { break }  // the grace period ended
-                answered[result.size] = result.arrived
+                if result.size == 0 {
+                    // Answers to the probes sent before it are due: allow a little reordering.
+                    group.addTask {
+                        try? await Task.sleep(for: .milliseconds(50))
+                        return nil
+                    }
+                } else {
+                    answered[result.size] = result.arrived
+                }
                 if let size = decided() {
                     group.cancelAll()
                     return size
                 }
-                if result.arrived, !graceStarted {
-                    graceStarted = true
-                    // Larger probes were sent first; give a reordered answer a little longer.
-                    let grace = min(wait, (ContinuousClock.now - sent) * 2 + .milliseconds(50))
-                    group.addTask {
-                        try? await Task.sleep(for: grace)
-                        return nil
-                    }
-                }
-                if answered.count == probes.count { break }
+                if answered.count == probes.count, !probes.contains(where: { answered[$0.size] == true }) { break }
             }
             group.cancelAll()
             return probes.first { answered[$0.size] == true }?.size
         }
         for probe in tickets { abandon(probe.ticket) }
+        if let pacer { abandon(pacer) }
         return best
     }
 
