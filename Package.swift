@@ -21,12 +21,16 @@ let package = Package(
         .library(name: "SMPCtlDBus", targets: ["SMPCtlDBus"]),
         .library(name: "SMPCtlBlueZ", targets: ["SMPCtlBlueZ"]),
         .library(name: "SMPCtlDiagnosis", targets: ["SMPCtlDiagnosis"]),
+        .library(name: "SMPCtlFiles", targets: ["SMPCtlFiles"]),
+        .library(name: "SMPCtlConnection", targets: ["SMPCtlConnection"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
+        // Layer 0, reading untrusted files: regular files only, opened without blocking, bounded.
+        .target(name: "SMPCtlFiles", swiftSettings: strictSwift),
         // Layer 1, pure codecs with no I/O.
         .target(name: "SMPCtlCBOR", swiftSettings: strictSwift),
         .target(name: "SMPCtlProtocol", dependencies: ["SMPCtlCBOR"], swiftSettings: strictSwift),
@@ -44,10 +48,12 @@ let package = Package(
         .target(
             name: "SMPCtlBlueZ", dependencies: ["SMPCtlDBus", "SMPCtlTransport", "SMPCtlProtocol"],
             swiftSettings: strictSwift),
+        // Connection strings and saved profiles (parsing only; the CLI builds the transports).
+        .target(name: "SMPCtlConnection", dependencies: ["SMPCtlTransport", "SMPCtlFiles"], swiftSettings: strictSwift),
         // Layer 3, the client, management workflows, and the device simulator.
         .target(
             name: "SMPCtlClient",
-            dependencies: ["SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport",
+            dependencies: ["SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlFiles",
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
@@ -61,7 +67,7 @@ let package = Package(
         .target(
             name: "SMPCtlDiagnosis",
             dependencies: [
-                "SMPCtlProtocol", "SMPCtlImage", .product(name: "Crypto", package: "swift-crypto"),
+                "SMPCtlProtocol", "SMPCtlImage", "SMPCtlFiles", .product(name: "Crypto", package: "swift-crypto"),
                 // RSA-PSS signature checks in `image inspect --key`.
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
@@ -73,7 +79,7 @@ let package = Package(
             name: "smpctl",
             dependencies: [
                 "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlClient", "SMPCtlSimulator",
-                "SMPCtlBlueZ", "SMPCtlDiagnosis",
+                "SMPCtlBlueZ", "SMPCtlDiagnosis", "SMPCtlConnection", "SMPCtlFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -94,6 +100,9 @@ let package = Package(
             dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlProtocol", "SMPCtlImage"],
             swiftSettings: strictSwift
         ),
+        .testTarget(name: "SMPCtlFilesTests", dependencies: ["SMPCtlFiles"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "SMPCtlConnectionTests", dependencies: ["SMPCtlConnection", "SMPCtlTransport"], swiftSettings: strictSwift),
         .testTarget(name: "SMPCtlCLITests", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
         .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlTestSupport", "SMPCtlDBus"], swiftSettings: strictSwift),
         .testTarget(

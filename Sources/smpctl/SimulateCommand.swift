@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SMPCtlConnection
 import SMPCtlBlueZ
 import SMPCtlProtocol
 import SMPCtlSimulator
@@ -347,7 +348,8 @@ struct SimulateCommand: AsyncParsableCommand {
         var udpEndpoint: UDPServerEndpoint?
         var ptyEndpoint: PTYServerEndpoint?
         if let udp {
-            guard case .udp(let host, let port, _)? = try? ConnectionSpec.parse("udp:" + udp) else {
+            // Port 0 binds any free port (the endpoint prints the one it got).
+            guard let (host, port) = try? ConnectionSpec.parseUDPEndpoint(udp, allowingPortZero: true) else {
                 throw ValidationError("--udp takes HOST:PORT, such as 127.0.0.1:1337")
             }
             let endpoint = try UDPServerEndpoint(host: host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port, server: server)
