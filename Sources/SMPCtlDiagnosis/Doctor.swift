@@ -87,6 +87,7 @@ public enum Doctor {
     /// Runs every check on a loaded build.
     public static func check(_ build: DoctorBuild) -> DoctorReport {
         var context = Context(build: build)
+        context.checkUnreadableFiles()
         context.checkExternalFlash()
         context.checkQSPIWithoutNode()
         context.checkSPINorBus()
@@ -134,6 +135,22 @@ public enum Doctor {
         func hasExternalDriver(_ config: DoctorKconfig) -> Bool {
             config.isEnabled("CONFIG_NORDIC_QSPI_NOR") || config.isEnabled("CONFIG_SPI_NOR")
                 || config.isEnabled("CONFIG_PM_EXTERNAL_FLASH_HAS_DRIVER")
+        }
+
+        // MARK: Files that are there but could not be read.
+
+        mutating func checkUnreadableFiles() {
+            for problem in build.unreadableFiles {
+                let isPartitionFile = problem.file.hasSuffix(".yml") || problem.file.hasSuffix(".yaml")
+                add("unreadable-build-file", .warning, DoctorLocation(file: problem.file, line: problem.line),
+                    "\(problem.file) was not read: \(problem.reason).",
+                    why: "The doctor checks only the files it can read, so the checks that need this one were skipped"
+                        + (isPartitionFile ? "; if the build used it, its partition layout is what the device has." : "."),
+                    fix: isPartitionFile
+                        ? "Make it a regular, valid YAML file (as Partition Manager writes it), or remove it, and run the doctor again."
+                        : "Build again so that the build writes a regular file there, and run the doctor again.",
+                    references: [isPartitionFile ? "ncs-partition-manager" : "zephyr-build-output"])
+            }
         }
 
         // MARK: External flash: drivers, chosen node, override.

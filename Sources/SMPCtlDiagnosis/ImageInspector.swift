@@ -2,6 +2,7 @@
 // good MCUboot image, and when it is not, what to upload instead.
 
 import Foundation
+import SMPCtlFiles
 public import SMPCtlImage
 
 /// What kind of file was inspected.
@@ -203,22 +204,16 @@ public enum ImageInspector {
     public static func inspect(path: String, options: ImageInspectionOptions = ImageInspectionOptions())
         throws(ImageInspectorError) -> ImageInspection
     {
-        let handle: FileHandle
-        do {
-            handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
-        } catch {
-            throw ImageInspectorError(reason: "cannot open \(path): \(error.localizedDescription)")
-        }
-        defer { try? handle.close() }
         let data: Data
         do {
-            data = try handle.read(upToCount: maximumFileSize + 1) ?? Data()
+            // Regular files only: a FIFO or a device would block or never end.
+            data = try RegularFile.read(path, limit: maximumFileSize)
         } catch {
-            throw ImageInspectorError(reason: "cannot read \(path): \(error.localizedDescription)")
-        }
-        guard data.count <= maximumFileSize else {
-            throw ImageInspectorError(
-                reason: "\(path) is larger than \(maximumFileSize / (1024 * 1024)) MiB; that is not a firmware image")
+            if case .tooLarge = error.kind {
+                throw ImageInspectorError(
+                    reason: "\(path) is larger than \(maximumFileSize / (1024 * 1024)) MiB; that is not a firmware image")
+            }
+            throw ImageInspectorError(reason: error.description)
         }
         return inspect(bytes: [UInt8](data), name: path, options: options)
     }

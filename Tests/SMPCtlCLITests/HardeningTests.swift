@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Hostile connection strings, profiles, files and build folders give an error and an exit
 /// status, never a trap (exit 132) or a hang (issue #13).
 @Suite("smpctl on hostile input")
@@ -64,5 +68,74 @@ struct HardeningCLITests {
         let after = try CLI.run(["profile", "list", "--json"], environment: xdg)
         #expect(after.status == 0)
         #expect(try after.json() as? [String: String] == ["good": "sim"])
+    }
+
+    // MARK: FIFOs (a FIFO with no writer blocked open(2) forever)
+
+    /// A copy of a fixture build folder (and its parent, for pm_static.yml) in a temporary folder.
+    static func copyOfBuild(_ name: String) throws -> URL {
+        let folder = try temporaryFolder().appendingPathComponent(name)
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: CLI.path("Tests/Fixtures/builds/\(name)")), to: folder)
+        return folder.appendingPathComponent("build")
+    }
+
+    static func makeFIFO(_ url: URL) throws {
+        try? FileManager.default.removeItem(at: url)
+        try #require(mkfifo(url.path, 0o600) == 0, "mkfifo \(url.path)")
+    }
+
+    @Test("image inspect and image upload refuse a FIFO at once")
+    func imageFIFO() throws {
+        let fifo = try Self.temporaryFolder().appendingPathComponent("zephyr.signed.bin")
+        try Self.makeFIFO(fifo)
+        let inspect = try CLI.run(["image", "inspect", fifo.path], timeout: 20)
+        #expect(inspect.status == 2, "\(inspect.status) \(inspect.stdout) \(inspect.stderr)")
+        #expect((inspect.stdout + inspect.stderr).contains("FIFO"), "\(inspect.stdout) \(inspect.stderr)")
+        let upload = try CLI.run(["image", "upload", fifo.path, "-c", "sim"], timeout: 20)
+        #expect(upload.status == 2, "\(upload.status) \(upload.stdout) \(upload.stderr)")
+        #expect(upload.stderr.contains("FIFO"), "\(upload.stderr)")
+        let forced = try CLI.run(["image", "upload", fifo.path, "-c", "sim", "--force"], timeout: 20)
+        #expect(forced.status == 2, "\(forced.status) \(forced.stderr)")
+    }
+
+    @Test("doctor reports a FIFO partitions.yml or PM_STATIC_YML_FILE instead of blocking")
+    func doctorFIFOPartitions() throws {
+        let build = try Self.copyOfBuild("healthy")
+        try Self.makeFIFO(build.appendingPathComponent("partitions.yml"))
+        let partitions = try CLI.run(["doctor", build.path, "--json"], timeout: 20)
+        #expect(partitions.status == 0, "\(partitions.status) \(partitions.stderr)")
+        let findings = try #require(try partitions.json()["findings"] as? [[String: Any]])
+        #expect(findings.contains { $0["id"] as? String == "unreadable-build-file" && $0["file"] as? String == "partitions.yml" })
+
+        let staticFile = build.deletingLastPathComponent().appendingPathComponent("custom_pm_static.yml")
+        try Self.makeFIFO(staticFile)
+        try Data("PM_STATIC_YML_FILE:FILEPATH=\(staticFile.path)\n".utf8).write(to: build.appendingPathComponent("CMakeCache.txt"))
+        let pmStatic = try CLI.run(["doctor", build.path], timeout: 20)
+        #expect(pmStatic.status == 0, "\(pmStatic.status) \(pmStatic.stderr)")
+        #expect(pmStatic.stdout.contains("WARNING [unreadable-build-file] ../custom_pm_static.yml"), "\(pmStatic.stdout)")
+        #expect(pmStatic.stdout.contains("FIFO"))
+    }
+
+    @Test("doctor refuses a FIFO zephyr/.config instead of blocking")
+    func doctorFIFOConfig() throws {
+        let childImage = try Self.copyOfBuild("slot-size-mismatch")
+        try Self.makeFIFO(childImage.appendingPathComponent("zephyr/.config"))
+        let top = try CLI.run(["doctor", childImage.path], timeout: 20)
+        #expect(top.status == 2, "\(top.status) \(top.stdout) \(top.stderr)")
+        #expect(top.stderr.contains("not a regular file"), "\(top.stderr)")
+
+        let sysbuild = try Self.copyOfBuild("healthy")
+        try Self.makeFIFO(sysbuild.appendingPathComponent("mcuboot/zephyr/.config"))
+        let mcuboot = try CLI.run(["doctor", sysbuild.path], timeout: 20)
+        #expect(mcuboot.stdout.contains("[unreadable-build-file] mcuboot/zephyr/.config"), "\(mcuboot.stdout) \(mcuboot.stderr)")
+    }
+
+    @Test("explain --log refuses a FIFO and points at standard input")
+    func explainFIFO() throws {
+        let fifo = try Self.temporaryFolder().appendingPathComponent("boot.log")
+        try Self.makeFIFO(fifo)
+        let result = try CLI.run(["explain", "--log", fifo.path], timeout: 20)
+        #expect(result.status == 2, "\(result.status) \(result.stderr)")
+        #expect(result.stderr.contains("give - to read standard input"), "\(result.stderr)")
     }
 }
