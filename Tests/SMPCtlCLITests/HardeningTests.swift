@@ -138,4 +138,20 @@ struct HardeningCLITests {
         #expect(result.status == 2, "\(result.status) \(result.stderr)")
         #expect(result.stderr.contains("give - to read standard input"), "\(result.stderr)")
     }
+
+    // MARK: Doctor arithmetic on parsed values
+
+    @Test("doctor reports a 64-bit partition size as an error instead of trapping")
+    func doctorHugePartition() throws {
+        let build = try Self.copyOfBuild("max-img-sectors-too-small")
+        let file = build.appendingPathComponent("partitions.yml")
+        var lines = try String(contentsOf: file, encoding: .utf8).components(separatedBy: "\n")
+        let start = try #require(lines.firstIndex(of: "mcuboot_primary:"))
+        let size = try #require(lines.indices.first { $0 > start && lines[$0].hasPrefix("  size:") })
+        lines[size] = "  size: 0xffffffffffffffff"
+        try Data(lines.joined(separator: "\n").utf8).write(to: file)
+        let result = try CLI.run(["doctor", build.path])
+        #expect(result.status == 5, "\(result.status) \(result.stdout) \(result.stderr)")
+        #expect(result.stdout.contains("ERROR [value-out-of-range] partitions.yml:"), "\(result.stdout)")
+    }
 }
