@@ -27,6 +27,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        // Untrusted build files and DFU packages: a YAML parser and a ZIP reader that others keep.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // Layer 0, reading untrusted files: regular files only, opened without blocking, bounded.
@@ -70,6 +73,8 @@ let package = Package(
                 "SMPCtlProtocol", "SMPCtlImage", "SMPCtlFiles", .product(name: "Crypto", package: "swift-crypto"),
                 // RSA-PSS signature checks in `image inspect --key`.
                 .product(name: "CryptoExtras", package: "swift-crypto"),
+                // dfu_application.zip (stored and deflated entries, CRC-32).
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ],
             resources: [.copy("Knowledge")],
             swiftSettings: strictSwift
@@ -103,7 +108,10 @@ let package = Package(
         .testTarget(name: "SMPCtlFilesTests", dependencies: ["SMPCtlFiles"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlConnectionTests", dependencies: ["SMPCtlConnection", "SMPCtlTransport"], swiftSettings: strictSwift),
-        .testTarget(name: "SMPCtlCLITests", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "SMPCtlCLITests",
+            dependencies: ["SMPCtlProtocol", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            swiftSettings: strictSwift),
         .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlTestSupport", "SMPCtlDBus"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlBlueZTests",
@@ -112,7 +120,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SMPCtlDiagnosisTests",
-            dependencies: ["SMPCtlDiagnosis", "SMPCtlProtocol", "SMPCtlImage"],
+            dependencies: [
+                "SMPCtlDiagnosis", "SMPCtlProtocol", "SMPCtlImage",
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ],
             swiftSettings: strictSwift
         ),
     ]

@@ -154,4 +154,27 @@ struct HardeningCLITests {
         #expect(result.status == 5, "\(result.status) \(result.stdout) \(result.stderr)")
         #expect(result.stdout.contains("ERROR [value-out-of-range] partitions.yml:"), "\(result.stdout)")
     }
+
+    // MARK: DFU packages
+
+    /// 106 KB on disk: one 64 MiB member listed 60,000 times by manifest.json. Each listing used to
+    /// inflate the member again (hours of CPU).
+    @Test("a ZIP whose manifest lists one 64 MiB member 60,000 times is refused quickly")
+    func zipManifestBomb() throws {
+        let folder = try Self.temporaryFolder()
+        let zip = folder.appendingPathComponent("dfu_application.zip")
+        try ZipFixture.archive([
+            ("manifest.json", ZipFixture.manifest(listing: "a", times: 60_000, compact: true)),
+            ("a", Data(count: 64 << 20)),
+        ]).write(to: zip)
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: zip.path)[.size] as? Int)
+        #expect(size < 200_000)
+        let start = Date()
+        let inspect = try CLI.run(["image", "inspect", zip.path, "--json"], timeout: 60)
+        #expect(inspect.status == 2, "\(inspect.status) \(inspect.stderr)")
+        #expect(inspect.stdout.contains("lists 60000 files"), "\(inspect.stdout)")
+        let upload = try CLI.run(["image", "upload", zip.path, "-c", "sim"], timeout: 60)
+        #expect(upload.status == 2, "\(upload.status) \(upload.stderr)")
+        #expect(Date().timeIntervalSince(start) < 60)
+    }
 }
