@@ -75,6 +75,8 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 // dfu_application.zip (stored and deflated entries, CRC-32).
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                // partitions.yml, pm_static.yml, domains.yaml.
+                .product(name: "Yams", package: "Yams"),
             ],
             resources: [.copy("Knowledge")],
             swiftSettings: strictSwift
