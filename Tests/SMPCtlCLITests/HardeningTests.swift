@@ -177,4 +177,26 @@ struct HardeningCLITests {
         #expect(upload.status == 2, "\(upload.status) \(upload.stderr)")
         #expect(Date().timeIntervalSince(start) < 60)
     }
+
+    // MARK: Device answers
+
+    @Test("a timeout after undecodable answers says how many came, not that nothing speaks SMP")
+    func undecodableAnswers() throws {
+        let result = try CLI.run(["echo", "hi", "-c", "sim?truncate-rate=1", "--timeout", "1", "--retries", "1"])
+        #expect(result.status == 3, "\(result.status) \(result.stderr)")
+        #expect(result.stderr.contains("2 undecodable or malformed answers"), "\(result.stderr)")
+        #expect(!result.stderr.contains("Nothing that speaks SMP"), "\(result.stderr)")
+        let json = try CLI.run(["echo", "hi", "-c", "sim?truncate-rate=1", "--timeout", "1", "--retries", "1", "--json"])
+        #expect(try json.json()["malformed_answers"] as? Int == 2)
+    }
+
+    @Test("a device buffer of 0 or 9 bytes is a device limit (exit 4) naming the figure", arguments: [0, 9])
+    func tinyDeviceBuffer(_ size: Int) throws {
+        let image = CLI.path("Examples/images/blinky-1.1.0.signed.bin")
+        for command in [["image", "upload"], ["dfu"]] {
+            let result = try CLI.run(command + [image, "-c", "sim?report-buf-size=\(size)", "--timeout", "2"])
+            #expect(result.status == 4, "\(command) \(size): \(result.status) \(result.stderr)")
+            #expect(result.stderr.contains("buf_size \(size) bytes"), "\(result.stderr)")
+        }
+    }
 }
