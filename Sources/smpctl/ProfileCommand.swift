@@ -9,7 +9,7 @@ struct ProfileCommand: ParsableCommand {
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Save a connection under a name.")
-        @Argument(help: "The profile name.") var name: String
+        @Argument(help: "The profile name: 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'.") var name: String
         @Argument(help: "The connection, such as udp:192.0.2.1 or serial:/dev/ttyACM0.") var connection: String
 
         func run() throws {
