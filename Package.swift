@@ -22,12 +22,19 @@ let package = Package(
         .library(name: "SMPCtlDBus", targets: ["SMPCtlDBus"]),
         .library(name: "SMPCtlBlueZ", targets: ["SMPCtlBlueZ"]),
         .library(name: "SMPCtlDiagnosis", targets: ["SMPCtlDiagnosis"]),
+        .library(name: "SMPCtlFiles", targets: ["SMPCtlFiles"]),
+        .library(name: "SMPCtlConnection", targets: ["SMPCtlConnection"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        // Untrusted build files and DFU packages: a YAML parser and a ZIP reader that others keep.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
+        // Layer 0, reading untrusted files: regular files only, opened without blocking, bounded.
+        .target(name: "SMPCtlFiles", swiftSettings: strictSwift),
         // Layer 1, pure codecs with no I/O.
         .target(name: "SMPCtlCBOR", swiftSettings: strictSwift),
         .target(name: "SMPCtlProtocol", dependencies: ["SMPCtlCBOR"], swiftSettings: strictSwift),
@@ -47,10 +54,12 @@ let package = Package(
         .target(
             name: "SMPCtlBlueZ", dependencies: ["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol"],
             swiftSettings: strictSwift),
+        // Connection strings and saved profiles (parsing only; the CLI builds the transports).
+        .target(name: "SMPCtlConnection", dependencies: ["SMPCtlFiles"], swiftSettings: strictSwift),
         // Layer 3, the client, management workflows, and the device simulator.
         .target(
             name: "SMPCtlClient",
-            dependencies: ["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport",
+            dependencies: ["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlFiles",
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
@@ -64,9 +73,13 @@ let package = Package(
         .target(
             name: "SMPCtlDiagnosis",
             dependencies: [
-                "SMPCtlProtocol", "SMPCtlImage", .product(name: "Crypto", package: "swift-crypto"),
+                "SMPCtlProtocol", "SMPCtlImage", "SMPCtlFiles", .product(name: "Crypto", package: "swift-crypto"),
                 // RSA-PSS signature checks in `image inspect --key`.
                 .product(name: "CryptoExtras", package: "swift-crypto"),
+                // dfu_application.zip (stored and deflated entries, CRC-32).
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                // partitions.yml, pm_static.yml, domains.yaml.
+                .product(name: "Yams", package: "Yams"),
             ],
             resources: [.copy("Knowledge")],
             swiftSettings: strictSwift
@@ -76,7 +89,7 @@ let package = Package(
             name: "smpctl",
             dependencies: [
                 "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlClient", "SMPCtlSimulator",
-                "SMPCtlBlueZ", "SMPCtlDiagnosis",
+                "SMPCtlBlueZ", "SMPCtlDiagnosis", "SMPCtlConnection", "SMPCtlFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -101,7 +114,13 @@ let package = Package(
             dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlImage"],
             swiftSettings: strictSwift
         ),
-        .testTarget(name: "SMPCtlCLITests", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
+        .testTarget(name: "SMPCtlFilesTests", dependencies: ["SMPCtlFiles"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "SMPCtlConnectionTests", dependencies: ["SMPCtlConnection", "SMPCtlTransport"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "SMPCtlCLITests",
+            dependencies: ["SMPCtlProtocol", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            swiftSettings: strictSwift),
         .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlTestSupport", "SMPCtlDBus"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlBlueZTests",
@@ -110,7 +129,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SMPCtlDiagnosisTests",
-            dependencies: ["SMPCtlDiagnosis", "SMPCtlProtocol", "SMPCtlImage"],
+            dependencies: [
+                "SMPCtlDiagnosis", "SMPCtlProtocol", "SMPCtlImage",
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ],
             swiftSettings: strictSwift
         ),
     ]

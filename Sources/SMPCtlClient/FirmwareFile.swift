@@ -1,5 +1,6 @@
 import Foundation
 import Crypto
+import SMPCtlFiles
 
 /// A firmware file read in pieces, so that memory does not grow with its size.
 public struct FirmwareFile: Sendable {
@@ -14,12 +15,7 @@ public struct FirmwareFile: Sendable {
     /// Opens `path`, checks its size and hashes it in 64 KiB pieces.
     public init(path: String) throws(SMPClientError) {
         self.path = path
-        let handle: FileHandle
-        do {
-            handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
-        } catch {
-            throw .invalidInput("cannot open \(path): \(error.localizedDescription)")
-        }
+        let handle = try Self.openRegular(path)
         defer { try? handle.close() }
         var hasher = SHA256()
         var total = 0
@@ -47,14 +43,23 @@ public struct FirmwareFile: Sendable {
         guard offset >= 0, count >= 0, offset <= length else {
             throw .invalidInput("read outside \(path): offset \(offset)")
         }
+        let handle = try Self.openRegular(path)
+        defer { try? handle.close() }
         do {
-            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
-            defer { try? handle.close() }
             try handle.seek(toOffset: UInt64(offset))
             let data = try handle.read(upToCount: min(count, length - offset)) ?? Data()
             return [UInt8](data)
         } catch {
             throw .invalidInput("cannot read \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// Opens a regular file without blocking (a FIFO, socket or device is refused).
+    static func openRegular(_ path: String) throws(SMPClientError) -> FileHandle {
+        do {
+            return try RegularFile.open(path)
+        } catch {
+            throw .invalidInput(error.description)
         }
     }
 }
@@ -67,11 +72,7 @@ final class FirmwareReader {
 
     init(file: FirmwareFile) throws(SMPClientError) {
         self.file = file
-        do {
-            handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file.path))
-        } catch {
-            throw .invalidInput("cannot open \(file.path): \(error.localizedDescription)")
-        }
+        handle = try FirmwareFile.openRegular(file.path)
     }
 
     deinit { try? handle.close() }

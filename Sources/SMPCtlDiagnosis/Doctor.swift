@@ -87,6 +87,8 @@ public enum Doctor {
     /// Runs every check on a loaded build.
     public static func check(_ build: DoctorBuild) -> DoctorReport {
         var context = Context(build: build)
+        context.checkUnreadableFiles()
+        context.checkValueRanges()
         context.checkExternalFlash()
         context.checkQSPIWithoutNode()
         context.checkSPINorBus()
@@ -134,6 +136,68 @@ public enum Doctor {
         func hasExternalDriver(_ config: DoctorKconfig) -> Bool {
             config.isEnabled("CONFIG_NORDIC_QSPI_NOR") || config.isEnabled("CONFIG_SPI_NOR")
                 || config.isEnabled("CONFIG_PM_EXTERNAL_FLASH_HAS_DRIVER")
+        }
+
+        // MARK: Files that are there but could not be read.
+
+        mutating func checkUnreadableFiles() {
+            for problem in build.unreadableFiles {
+                let isPartitionFile = problem.file.hasSuffix(".yml") || problem.file.hasSuffix(".yaml")
+                add("unreadable-build-file", .warning, DoctorLocation(file: problem.file, line: problem.line),
+                    "\(problem.file) was not read: \(problem.reason).",
+                    why: "The doctor checks only the files it can read, so the checks that need this one were skipped"
+                        + (isPartitionFile ? "; if the build used it, its partition layout is what the device has." : "."),
+                    fix: isPartitionFile
+                        ? "Make it a regular, valid YAML file (as Partition Manager writes it), or remove it, and run the doctor again."
+                        : "Build again so that the build writes a regular file there, and run the doctor again.",
+                    references: [isPartitionFile ? "ncs-partition-manager" : "zephyr-build-output"])
+            }
+        }
+
+        // MARK: Values no flash map can hold.
+
+        /// Flash offsets and sizes in Zephyr's flash map are 32-bit (`struct flash_area`), and
+        /// devicetree cells are 32-bit. A larger value (a typo, or a hostile file) is reported here,
+        /// and the checks below leave it out rather than compute with it.
+        mutating func checkValueRanges() {
+            let sources: [(String, [String: DoctorPartition])] = [
+                (partitionsFile, build.partitions), (build.pmStaticFile ?? "pm_static.yml", build.pmStatic),
+            ]
+            for (file, table) in sources {
+                for name in table.keys.sorted() {
+                    guard let partition = table[name], !Doctor.fitsFlashMap(partition) else { continue }
+                    let address = partition.address.map { "0x" + String($0, radix: 16) } ?? "none"
+                    let size = partition.size.map { "0x" + String($0, radix: 16) } ?? "none"
+                    add("value-out-of-range", .error, DoctorLocation(file: file, line: partition.line, key: name),
+                        "\(name) (address \(address), size \(size)) does not fit a 32-bit flash map.",
+                        why: "Zephyr's flash map holds partition offsets and sizes in 32 bits, so no device can have this partition: "
+                            + "Partition Manager or the build fails, or the values wrap and the slot lands somewhere else.",
+                        fix: "Correct the address and size of \(name) in \(file) (they must end below 4 GiB).",
+                        references: ["ncs-partition-manager"])
+                }
+            }
+            for image in images {
+                if let dts = image.devicetree {
+                    for node in dts.nodes where node.cells("erase-block-size").contains(where: { $0 > UInt64(UInt32.max) }) {
+                        add("value-out-of-range", .error,
+                            DoctorLocation(file: dts.file, line: node.propertyLines["erase-block-size"] ?? node.line, key: node.path + "/erase-block-size"),
+                            "The erase-block-size of \(node.path) in the \(image.role) devicetree does not fit a 32-bit cell.",
+                            why: "Devicetree cells are 32 bits; a larger erase page cannot be real, so the alignment and sector checks ignore it.",
+                            fix: "Set erase-block-size to the flash's erase page (0x1000 on nRF52 and nRF53 internal flash).",
+                            references: ["zephyr-build-output"])
+                    }
+                }
+                if let config = image.kconfig {
+                    for option in Doctor.pageSizeOptions {
+                        guard let value = config.integer(option), value > UInt64(UInt32.max) else { continue }
+                        add("value-out-of-range", .error, config.location(option),
+                            "\(option) in the \(image.role) is 0x\(String(value, radix: 16)), larger than any flash page.",
+                            why: "The flash layout page size is a 32-bit value; this one cannot be real, so the sector checks ignore it.",
+                            fix: "Set \(option) to the external flash's erase sector (4096 for the usual QSPI and SPI NOR chips).",
+                            references: ["nrf5340-audio-ext-flash-conf"])
+                    }
+                }
+            }
         }
 
         // MARK: External flash: drivers, chosen node, override.
@@ -285,11 +349,16 @@ public enum Doctor {
 
         // MARK: Alignment to erase pages.
 
+        /// The internal flash's erase page (sizes that do not fit 32 bits are reported by ``checkValueRanges()`` and skipped).
         func internalEraseSize() -> UInt64 {
+            func usable(_ size: UInt64?) -> UInt64? {
+                guard let size, size > 0, size <= UInt64(UInt32.max) else { return nil }
+                return size
+            }
             for dts in images.compactMap(\.devicetree) {
-                if let flash = dts.chosenNode("zephyr,flash"), let size = flash.cells("erase-block-size").first, size > 0 { return size }
+                if let flash = dts.chosenNode("zephyr,flash"), let size = usable(flash.cells("erase-block-size").first) { return size }
                 for node in dts.nodes(compatible: "soc-nv-flash") {
-                    if let size = node.cells("erase-block-size").first, size > 0 { return size }
+                    if let size = usable(node.cells("erase-block-size").first) { return size }
                 }
             }
             return 4096
@@ -305,7 +374,9 @@ public enum Doctor {
             let table = build.partitions.isEmpty ? build.pmStatic : build.partitions
             let internalPage = internalEraseSize()
             for name in table.keys.sorted() where Doctor.erasablePartitions.contains(name) {
-                guard let partition = table[name], let address = partition.address, let size = partition.size else { continue }
+                guard let partition = table[name], let address = partition.address, let size = partition.size,
+                    Doctor.fitsFlashMap(partition)
+                else { continue }
                 let external = partition.region.contains("external")
                 if partition.region.contains("ram") || partition.region == "otp" { continue }
                 let page: UInt64 = external ? 4096 : internalPage
@@ -366,19 +437,24 @@ public enum Doctor {
         mutating func checkSectors() {
             guard let mcuboot = build.mcuboot?.kconfig else { return }
             let table = build.partitions.isEmpty ? build.pmStatic : build.partitions
-            guard let primary = table["mcuboot_primary"], let primarySize = primary.size else { return }
+            guard let primary = table["mcuboot_primary"], let primarySize = primary.size, Doctor.fitsFlashMap(primary) else { return }
             let internalPage = internalEraseSize()
             var secondarySector = internalPage
             var layoutOption: String?
             if externalSecondary != nil {
-                for option in ["CONFIG_NORDIC_QSPI_NOR_FLASH_LAYOUT_PAGE_SIZE", "CONFIG_SPI_NOR_FLASH_LAYOUT_PAGE_SIZE"] {
-                    if let size = mcuboot.integer(option), size > 0 { secondarySector = size; layoutOption = option; break }
+                for option in Doctor.pageSizeOptions {
+                    if let size = mcuboot.integer(option), size > 0, size <= UInt64(UInt32.max) {
+                        secondarySector = size
+                        layoutOption = option
+                        break
+                    }
                 }
             }
-            let secondarySize = table["mcuboot_secondary"]?.size ?? primarySize
+            let secondary = table["mcuboot_secondary"]
+            if let secondary, !Doctor.fitsFlashMap(secondary) { return }
+            let secondarySize = secondary?.size ?? primarySize
             let needed = max(
-                (primarySize + internalPage - 1) / max(internalPage, 1),
-                (secondarySize + secondarySector - 1) / max(secondarySector, 1))
+                Doctor.sectors(primarySize, of: internalPage), Doctor.sectors(secondarySize, of: secondarySector))
             if !mcuboot.isEnabled("CONFIG_BOOT_MAX_IMG_SECTORS_AUTO"), let configured = mcuboot.integer("CONFIG_BOOT_MAX_IMG_SECTORS"),
                 configured < needed
             {
@@ -473,6 +549,25 @@ public enum Doctor {
 
     static func kib(_ bytes: UInt64) -> String {
         bytes % 1024 == 0 ? "\(bytes / 1024) KiB (0x\(String(bytes, radix: 16)))" : "\(bytes) bytes (0x\(String(bytes, radix: 16)))"
+    }
+
+    /// Kconfig options that set the external flash's sector size as MCUboot sees it.
+    static let pageSizeOptions = ["CONFIG_NORDIC_QSPI_NOR_FLASH_LAYOUT_PAGE_SIZE", "CONFIG_SPI_NOR_FLASH_LAYOUT_PAGE_SIZE"]
+
+    /// Whether a partition's address, size and end fit Zephyr's 32-bit flash map.
+    static func fitsFlashMap(_ partition: DoctorPartition) -> Bool {
+        let limit = UInt64(UInt32.max) + 1
+        let address = partition.address ?? 0
+        let size = partition.size ?? 0
+        let (end, overflow) = address.addingReportingOverflow(size)
+        return !overflow && end <= limit
+    }
+
+    /// How many sectors of `sector` bytes cover `bytes` (rounded up), without overflow.
+    static func sectors(_ bytes: UInt64, of sector: UInt64) -> UInt64 {
+        guard sector > 0 else { return bytes }
+        let (whole, rest) = bytes.quotientAndRemainder(dividingBy: sector)
+        return rest == 0 ? whole : whole + 1  // whole < bytes when rest > 0, so this cannot overflow
     }
 
     static func nextPowerOfTwo(_ value: UInt64) -> UInt64 {

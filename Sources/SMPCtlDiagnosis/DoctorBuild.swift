@@ -1,4 +1,5 @@
 import Foundation
+import SMPCtlFiles
 
 // Finds and reads the files of a Zephyr / nRF Connect SDK build folder. Three layouts:
 // - sysbuild (NCS 2.7+ default): BUILD/zephyr/.config holds SB_CONFIG_* options, the application is
@@ -35,6 +36,16 @@ public struct DoctorPartition: Sendable {
     public var line: Int
 }
 
+/// A build file that is there but could not be used: not a regular file (a FIFO would block the
+/// read), too large, unreadable, or not valid YAML.
+public struct DoctorUnreadableFile: Sendable, Equatable {
+    /// Relative to the build folder, as findings show it.
+    public var file: String
+    /// The line, when the problem is at one (YAML errors).
+    public var line: Int?
+    public var reason: String
+}
+
 /// Everything the doctor read from a build folder.
 public struct DoctorBuild: Sendable {
     /// The folder as given.
@@ -52,6 +63,8 @@ public struct DoctorBuild: Sendable {
     public var pmStatic: [String: DoctorPartition] = [:]
     /// Files of the build folder that exist, relative to it (only the ones the checks look for).
     public var existingFiles: Set<String> = []
+    /// Files that are there but were not read, and why.
+    public var unreadableFiles: [DoctorUnreadableFile] = []
 
     /// Largest file the doctor reads; build files are far smaller.
     static let maxFileSize = 8 * 1024 * 1024
@@ -65,7 +78,19 @@ public struct DoctorBuild: Sendable {
     /// Reads a build folder, or returns nil when it is not one.
     public static func load(path: String) -> DoctorBuild? {
         let root = URL(fileURLWithPath: path)
-        func read(_ relative: String) -> String? { readBounded(root.appendingPathComponent(relative)) }
+        var problems: [DoctorUnreadableFile] = []
+        func read(_ relative: String) -> String? {
+            readBounded(root.appendingPathComponent(relative), display: relative, problems: &problems)
+        }
+        /// The document, or nil (recorded in `problems`) when it is not YAML the doctor reads.
+        func yaml(_ text: String, file: String) -> DoctorYAMLNode? {
+            do {
+                return try DoctorYAML.parse(text)
+            } catch {
+                problems.append(DoctorUnreadableFile(file: file, line: error.line, reason: "it is not YAML the doctor reads (\(error.reason))"))
+                return nil
+            }
+        }
         func exists(_ relative: String) -> Bool {
             FileManager.default.fileExists(atPath: root.appendingPathComponent(relative).path)
         }
@@ -79,8 +104,7 @@ public struct DoctorBuild: Sendable {
             layout = .sysbuild
             if let text = topConfigText { sysbuild = DoctorKconfig(file: "zephyr/.config", text: text) }
             var candidate: String?
-            if let domains = read("domains.yaml") {
-                let node = DoctorYAML.parse(domains)
+            if let domains = read("domains.yaml"), let node = yaml(domains, file: "domains.yaml") {
                 if let name = node["default"]?.scalar, exists(name + "/zephyr/.config") { candidate = name }
             }
             if candidate == nil {
@@ -113,13 +137,13 @@ public struct DoctorBuild: Sendable {
         for candidate in ["partitions.yml", applicationDirectory + "/partitions.yml"] where build.partitionsFile == nil {
             if let text = read(candidate) {
                 build.partitionsFile = candidate
-                build.partitions = partitions(in: DoctorYAML.parse(text))
+                build.partitions = yaml(text, file: candidate).map(partitions(in:)) ?? [:]
             }
         }
 
-        if let (file, text) = findPMStatic(root: root, applicationDirectory: applicationDirectory) {
+        if let (file, text) = findPMStatic(root: root, applicationDirectory: applicationDirectory, problems: &problems) {
             build.pmStaticFile = file
-            build.pmStatic = partitions(in: DoctorYAML.parse(text))
+            build.pmStatic = yaml(text, file: file).map(partitions(in:)) ?? [:]
         }
 
         let appPrefix = applicationDirectory.isEmpty ? "" : applicationDirectory + "/"
@@ -130,6 +154,8 @@ public struct DoctorBuild: Sendable {
         ] where exists(relative) {
             build.existingFiles.insert(relative)
         }
+        // The same file can be a candidate twice (partitions.yml at the top and in the application).
+        for problem in problems where !build.unreadableFiles.contains(problem) { build.unreadableFiles.append(problem) }
         return build
     }
 
@@ -153,12 +179,14 @@ public struct DoctorBuild: Sendable {
 
     /// Looks for the static partition file the build used: `PM_STATIC_YML_FILE` or the application
     /// source folder from CMakeCache.txt, then the build folder's parent (the usual `APP/build`).
-    static func findPMStatic(root: URL, applicationDirectory: String) -> (String, String)? {
+    static func findPMStatic(
+        root: URL, applicationDirectory: String, problems: inout [DoctorUnreadableFile]
+    ) -> (String, String)? {
         var folders: [URL] = []
         var files: [URL] = []
         let caches = [applicationDirectory + "/CMakeCache.txt", "CMakeCache.txt"]
         for cache in caches {
-            guard let text = readBounded(root.appendingPathComponent(cache)) else { continue }
+            guard let text = readBounded(root.appendingPathComponent(cache), display: cache, problems: &problems) else { continue }
             for line in text.split(separator: "\n") {
                 if line.hasPrefix("PM_STATIC_YML_FILE:"), let value = line.split(separator: "=", maxSplits: 1).last {
                     let path = String(value).trimmingSpaces()
@@ -180,8 +208,9 @@ public struct DoctorBuild: Sendable {
             }
         }
         for file in files {
-            if let text = readBounded(file) {
-                return (displayPath(file, root: root), text)
+            let display = displayPath(file, root: root)
+            if let text = readBounded(file, display: display, problems: &problems) {
+                return (display, text)
             }
         }
         return nil
@@ -198,13 +227,20 @@ public struct DoctorBuild: Sendable {
     }
 
     /// Reads a regular file of at most ``maxFileSize`` bytes as UTF-8 (invalid bytes replaced).
-    static func readBounded(_ url: URL) -> String? {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue,
-            let handle = try? FileHandle(forReadingFrom: url)
-        else { return nil }
-        defer { try? handle.close() }
-        guard let data = try? handle.read(upToCount: maxFileSize) else { return nil }
-        return String(decoding: data, as: UTF8.self)
+    /// A missing file is nil; one that is there but cannot be read (a FIFO, a device, too large)
+    /// is nil and recorded in `problems`. Nothing is opened in a way that can block.
+    static func readBounded(_ url: URL, display: String, problems: inout [DoctorUnreadableFile]) -> String? {
+        do {
+            let data = try RegularFile.read(url.path, limit: maxFileSize)
+            return String(decoding: data, as: UTF8.self)
+        } catch {
+            switch error.kind {
+            case .missing: break
+            case .notRegular(let what): problems.append(DoctorUnreadableFile(file: display, reason: "it is \(what), not a regular file"))
+            case .tooLarge(let limit): problems.append(DoctorUnreadableFile(file: display, reason: "it is larger than \(limit / (1024 * 1024)) MiB"))
+            case .unreadable: problems.append(DoctorUnreadableFile(file: display, reason: error.reason))
+            }
+            return nil
+        }
     }
 }

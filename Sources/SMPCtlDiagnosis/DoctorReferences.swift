@@ -95,6 +95,14 @@ public enum DoctorReferences {
             key: "nrf5340-audio-ext-flash-conf",
             title: "sdk-nrf nrf5340_audio overlay-mcuboot_external_flash.conf: SPI_NOR_FLASH_LAYOUT_PAGE_SIZE=4096 and BOOT_MAX_IMG_SECTORS for an external slot",
             url: "https://github.com/nrfconnect/sdk-nrf/blob/v2.6.1/applications/nrf5340_audio/dfu/conf/overlay-mcuboot_external_flash.conf"),
+        DoctorReference(
+            key: "ncs-partition-manager",
+            title: "nRF Connect SDK: Partition Manager (partitions.yml, pm_static.yml, partition addresses and sizes)",
+            url: "https://docs.nordicsemi.com/bundle/ncs-latest/page/nrf/scripts/partition_manager/partition_manager.html"),
+        DoctorReference(
+            key: "zephyr-build-output",
+            title: "Zephyr: Build system (CMake), the files a build writes (zephyr/.config, zephyr/zephyr.dts)",
+            url: "https://docs.zephyrproject.org/latest/build/cmake/index.html"),
     ]
 
     /// The reference with a key.

@@ -2,6 +2,7 @@
 // good MCUboot image, and when it is not, what to upload instead.
 
 import Foundation
+import SMPCtlFiles
 public import SMPCtlImage
 
 /// What kind of file was inspected.
@@ -203,22 +204,16 @@ public enum ImageInspector {
     public static func inspect(path: String, options: ImageInspectionOptions = ImageInspectionOptions())
         throws(ImageInspectorError) -> ImageInspection
     {
-        let handle: FileHandle
-        do {
-            handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
-        } catch {
-            throw ImageInspectorError(reason: "cannot open \(path): \(error.localizedDescription)")
-        }
-        defer { try? handle.close() }
         let data: Data
         do {
-            data = try handle.read(upToCount: maximumFileSize + 1) ?? Data()
+            // Regular files only: a FIFO or a device would block or never end.
+            data = try RegularFile.read(path, limit: maximumFileSize)
         } catch {
-            throw ImageInspectorError(reason: "cannot read \(path): \(error.localizedDescription)")
-        }
-        guard data.count <= maximumFileSize else {
-            throw ImageInspectorError(
-                reason: "\(path) is larger than \(maximumFileSize / (1024 * 1024)) MiB; that is not a firmware image")
+            if case .tooLarge = error.kind {
+                throw ImageInspectorError(
+                    reason: "\(path) is larger than \(maximumFileSize / (1024 * 1024)) MiB; that is not a firmware image")
+            }
+            throw ImageInspectorError(reason: error.description)
         }
         return inspect(bytes: [UInt8](data), name: path, options: options)
     }
@@ -531,6 +526,11 @@ public enum ImageInspector {
         }
     }
 
+    /// The largest manifest.json read from a DFU package.
+    public static let maximumManifestSize = 1 << 20
+    /// The most files a DFU package's manifest.json may list.
+    public static let maximumManifestFiles = 64
+
     static func inspectZip(_ bytes: [UInt8], into result: inout ImageInspection) {
         result.kind = .zip
         let archive: ImageArchive
@@ -552,11 +552,19 @@ public enum ImageInspector {
         result.kind = .dfuPackage
         var images: [DFUPackageImage] = []
         do {
+            guard manifestEntry.uncompressedSize <= maximumManifestSize else {
+                throw ImageArchiveError("manifest.json is larger than \(maximumManifestSize) bytes")
+            }
             let manifestBytes = try archive.extract(manifestEntry)
             guard let root = try JSONSerialization.jsonObject(with: Data(manifestBytes)) as? [String: Any],
                 let files = root["files"] as? [[String: Any]]
             else {
                 throw ImageArchiveError("manifest.json has no \"files\" list")
+            }
+            // A package has an image per core; each listing is checked (and its member inflated once).
+            guard files.count <= maximumManifestFiles else {
+                throw ImageArchiveError(
+                    "manifest.json lists \(files.count) files; a DFU package has a few, and at most \(maximumManifestFiles) are read")
             }
             for file in files {
                 images.append(packageImage(file, archive: archive))

@@ -1,4 +1,5 @@
 public import Foundation
+import SMPCtlFiles
 public import SMPCtlProtocol
 
 /// What the device or the client was doing when a failure happened. Causes are ranked for it.
@@ -203,11 +204,9 @@ public struct Knowledge: Sendable {
         else { throw .missingResource }
         let data: Data
         do {
-            let handle = try FileHandle(forReadingFrom: url)
-            defer { try? handle.close() }
-            data = try handle.read(upToCount: maximumFileSize + 1) ?? Data()
+            data = try RegularFile.read(url.path, limit: maximumFileSize)
         } catch {
-            throw .unreadable(error.localizedDescription)
+            throw .unreadable(error.description)
         }
         return try Knowledge(json: data)
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SMPCtlDiagnosis
+import SMPCtlFiles
 
 /// `smpctl doctor BUILD_DIR`: checks a build folder for configurations that break firmware updates.
 struct DoctorCommand: ParsableCommand {
@@ -28,6 +29,11 @@ struct DoctorCommand: ParsableCommand {
         let json = global.json
         let output = Output(json: json)
         guard let report = Doctor.examine(path: buildDirectory) else {
+            let config = URL(fileURLWithPath: buildDirectory).appendingPathComponent("zephyr/.config").path
+            if FileManager.default.fileExists(atPath: config), !RegularFile.isRegular(config) {
+                output.fail(status: .usage, message: "\(config) is not a regular file (a FIFO or a device is not read)")
+                throw CommandFailure(status: .usage)
+            }
             output.fail(
                 status: .usage,
                 message: "\(buildDirectory) is not a Zephyr build folder (no zephyr/.config, and no sysbuild image with one)")

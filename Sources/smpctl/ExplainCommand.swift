@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SMPCtlFiles
 import SMPCtlClient
 import SMPCtlDiagnosis
 import SMPCtlProtocol
@@ -96,7 +97,12 @@ struct ExplainCommand: ParsableCommand {
     private func explainLog(path: String, knowledge: Knowledge, output: Output) throws {
         let data: Data
         do {
-            data = try Self.readCapped(path == "-" ? FileHandle.standardInput : FileHandle(forReadingFrom: URL(fileURLWithPath: path)))
+            data = try Self.readCapped(path == "-" ? FileHandle.standardInput : Self.openLog(path))
+        } catch let error as RegularFileError {
+            // A named file must be a regular file (a FIFO would block); `-` reads standard input.
+            let hint = if case .notRegular = error.kind { " (give - to read standard input)" } else { "" }
+            output.fail(status: .usage, message: error.description + hint, fields: ["error": "input"])
+            throw CommandFailure(status: .usage)
         } catch {
             output.fail(status: .usage, message: "cannot read \(path): \(error.localizedDescription)", fields: ["error": "input"])
             throw CommandFailure(status: .usage)
@@ -122,6 +128,10 @@ struct ExplainCommand: ParsableCommand {
     }
 
     /// Reads at most ``Knowledge/maximumLogSize`` bytes.
+    static func openLog(_ path: String) throws -> FileHandle {
+        try RegularFile.open(path)
+    }
+
     static func readCapped(_ handle: FileHandle) throws -> Data {
         var data = Data()
         while data.count < Knowledge.maximumLogSize {
@@ -228,7 +238,10 @@ enum ExplanationFormat {
         switch error {
         case .device(let deviceError):
             return knowledge.explain(deviceError: deviceError, operation: operation)
-        case .timedOut(let group, let command, _):
+        case .timedOut(_, _, _, let malformed) where malformed > 0:
+            // Something answered, so "nothing that speaks SMP" would mislead; the message says what came.
+            return nil
+        case .timedOut(let group, let command, _, _):
             let isUpload = group == .image && command == 1
             return knowledge.explain(failure: isUpload ? .timeoutFirstChunk : .timeout, operation: operation ?? OperationKind(group: group, command: command))
         case .transport(let transportError):

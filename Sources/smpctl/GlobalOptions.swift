@@ -1,6 +1,7 @@
 import ArgumentParser
 import SMPCtlBlueZ
 import Foundation
+import SMPCtlConnection
 import SMPCtlClient
 import SMPCtlDiagnosis
 import SMPCtlProtocol

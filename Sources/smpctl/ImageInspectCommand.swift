@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SMPCtlFiles
 import SMPCtlDiagnosis
 import SMPCtlImage
 
@@ -61,8 +62,13 @@ struct ImageInspectCommand: AsyncParsableCommand {
         options.trailer = MCUbootTrailerEstimate(maxSectors: maxSectors)
         if let key {
             do {
-                let data = try Data(contentsOf: URL(fileURLWithPath: key), options: .mappedIfSafe)
-                guard data.count <= 64 * 1024 else { throw ImageKeyError("the key file is larger than 64 KiB") }
+                let data: Data
+                do {
+                    data = try RegularFile.read(key, limit: 64 * 1024)
+                } catch {
+                    if case .tooLarge = error.kind { throw ImageKeyError("the key file is larger than 64 KiB") }
+                    throw ImageKeyError(error.description)
+                }
                 options.key = try ImageVerificationKey(pem: String(decoding: data, as: UTF8.self))
                 options.keyName = key
             } catch {

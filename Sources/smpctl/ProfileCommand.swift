@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SMPCtlConnection
 
 struct ProfileCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,21 +9,19 @@ struct ProfileCommand: ParsableCommand {
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Save a connection under a name.")
-        @Argument(help: "The profile name.") var name: String
+        @Argument(help: "The profile name: 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'.") var name: String
         @Argument(help: "The connection, such as udp:192.0.2.1 or serial:/dev/ttyACM0.") var connection: String
 
         func run() throws {
-            guard !name.contains(":"), !name.contains("?"), name != "sim" else {
-                throw ValidationError("a profile name cannot contain ':' or '?', and cannot be 'sim'")
-            }
             do {
+                try ProfileStore.validate(name: name)
                 guard try ConnectionSpec.parse(connection) != nil else {
                     throw ValidationError("\"\(connection)\" is not a connection.\n" + ConnectionSpec.forms)
                 }
             } catch let error as ConnectionError {
                 throw ValidationError(error.message)
             }
-            let store = ProfileStore()
+            let store = ProfileStore.current
             var profiles = try store.load()
             profiles[name] = connection
             try store.save(profiles)
@@ -35,11 +34,21 @@ struct ProfileCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            let profiles = try ProfileStore().load()
+            let profiles = try ProfileStore.current.load()
             if global.json {
                 print(JSONValue.object(profiles.mapValues(JSONValue.string)).text)
             } else {
-                for name in profiles.keys.sorted() { print("\(name) = \(profiles[name] ?? "")") }
+                for name in profiles.keys.sorted() {
+                    let uri = profiles[name] ?? ""
+                    var line = "\(name) = \(uri)"
+                    // A hand-edited or old file may hold a connection that no longer parses.
+                    do {
+                        _ = try ProfileStore.connection(named: name, uri: uri)
+                    } catch {
+                        line += "  (not usable: \(error.message))"
+                    }
+                    print(line)
+                }
             }
         }
     }
@@ -49,10 +58,15 @@ struct ProfileCommand: ParsableCommand {
         @Argument(help: "The profile name.") var name: String
 
         func run() throws {
-            let store = ProfileStore()
+            let store = ProfileStore.current
             var profiles = try store.load()
             guard profiles.removeValue(forKey: name) != nil else { throw ValidationError("no profile named \(name)") }
             try store.save(profiles)
         }
     }
+}
+
+extension ProfileStore {
+    /// The store named by this process's environment (XDG_CONFIG_HOME or HOME).
+    static var current: ProfileStore { ProfileStore(environment: ProcessInfo.processInfo.environment) }
 }

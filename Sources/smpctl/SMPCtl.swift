@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SMPCtlConnection
 
 /// The `smpctl` command.
 @main

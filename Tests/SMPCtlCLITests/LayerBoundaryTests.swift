@@ -10,6 +10,10 @@ struct LayerBoundaryTests {
     /// What each target may import, besides itself.
     static let allowed: [String: Set<String>] = [
         "SMPCtlCBOR": [],
+        // Opening files that came from a user: regular files only, without blocking.
+        "SMPCtlFiles": system,
+        // Connection strings and saved profiles: parsing only, no transport.
+        "SMPCtlConnection": system.union(["SMPCtlFiles"]),
         "SMPCtlProtocol": ["SMPCtlCBOR"],
         "SMPCtlImage": ["Crypto"],
         "SMPCtlTransport": system.union(["SMPCtlProtocol"]),
@@ -18,10 +22,12 @@ struct LayerBoundaryTests {
         "CSMPCtlDBus": [],
         "SMPCtlDBus": system.union(["CSMPCtlDBus"]),
         "SMPCtlBlueZ": system.union(["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol"]),
-        "SMPCtlClient": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "Crypto"]),
+        "SMPCtlClient": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlFiles", "Crypto"]),
         "SMPCtlSimulator": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "Crypto"]),
         // Diagnosis judges facts; it never touches a transport or the client.
-        "SMPCtlDiagnosis": system.union(["SMPCtlProtocol", "SMPCtlImage", "Crypto", "CryptoExtras"]),
+        "SMPCtlDiagnosis": system.union([
+            "SMPCtlProtocol", "SMPCtlImage", "SMPCtlFiles", "Crypto", "CryptoExtras", "Yams", "ZIPFoundation",
+        ]),
     ]
 
     /// The modules a source file imports (`import X`, `public import X`, `@testable import X`, ...).

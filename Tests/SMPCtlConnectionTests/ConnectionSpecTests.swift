@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+
+import SMPCtlConnection
+import SMPCtlTransport
+
+@Suite("connection strings")
+struct ConnectionSpecTests {
+    @Test("the documented forms parse")
+    func forms() throws {
+        #expect(try ConnectionSpec.parse("sim") == .simulator(options: [:]))
+        #expect(try ConnectionSpec.parse("sim?buf-size=512&no-params") == .simulator(options: ["buf-size": "512", "no-params": ""]))
+        #expect(try ConnectionSpec.parse("udp:192.0.2.1") == .udp(host: "192.0.2.1", port: ConnectionSpec.defaultUDPPort, datagramLimit: nil))
+        #expect(try ConnectionSpec.parse("udp:192.0.2.1:1338?mtu=1024") == .udp(host: "192.0.2.1", port: 1338, datagramLimit: 1024))
+        #expect(try ConnectionSpec.parse("udp:[::1]:65535") == .udp(host: "[::1]", port: 65535, datagramLimit: nil))
+        #expect(try ConnectionSpec.parse("serial:/dev/ttyACM0?baud=9600") == .serial(path: "/dev/ttyACM0", baud: 9600))
+        #expect(try ConnectionSpec.parse("ble:smp_svr?adapter=hci1") == .ble(target: "smp_svr", adapter: "hci1"))
+        #expect(try ConnectionSpec.parse("bench") == nil)
+    }
+
+    /// `"=".split(separator: "=")` is empty; indexing it trapped (SIGILL, exit 132).
+    @Test("a query item with no name is an error, not a trap", arguments: [
+        "sim?=", "udp:127.0.0.1?=", "sim?=1", "udp:127.0.0.1?mtu=600&=", "serial:/dev/null?=x", "ble:x?&=&",
+    ])
+    func emptyQueryName(_ text: String) {
+        #expect(throws: ConnectionError.self) { try ConnectionSpec.parse(text) }
+    }
+
+    @Test("UDP ports are 1 to 65535, in decimal", arguments: [
+        "udp:127.0.0.1:0", "udp:[::1]:0", "udp:127.0.0.1:65536", "udp:127.0.0.1:99999999999999999999",
+        "udp:127.0.0.1:", "udp:127.0.0.1:http", "udp:127.0.0.1:+1", "udp:127.0.0.1:-1", "udp:127.0.0.1: 1",
+        "udp::1337", "udp:[]:1337",
+    ])
+    func badPorts(_ text: String) {
+        #expect(throws: ConnectionError.self) { try ConnectionSpec.parse(text) }
+    }
+
+    @Test("port 0 names the rule")
+    func portZeroMessage() {
+        #expect {
+            try ConnectionSpec.parse("udp:127.0.0.1:0")
+        } throws: { error in
+            "\(error)".contains("1 to 65535")
+        }
+    }
+
+    @Test("a server endpoint may bind port 0, a connection may not")
+    func serverEndpoint() throws {
+        let endpoint = try ConnectionSpec.parseUDPEndpoint("127.0.0.1:0", allowingPortZero: true)
+        #expect(endpoint.host == "127.0.0.1" && endpoint.port == 0)
+        #expect(throws: ConnectionError.self) { try ConnectionSpec.parseUDPEndpoint("127.0.0.1:0", allowingPortZero: false) }
+        #expect(throws: ConnectionError.self) { try ConnectionSpec.parseUDPEndpoint("127.0.0.1:65536", allowingPortZero: true) }
+    }
+
+    @Test("lengths and counts are bounded")
+    func bounds() {
+        #expect(throws: ConnectionError.self) { try ConnectionSpec.parse("udp:" + String(repeating: "a", count: 5000)) }
+        let items = (0..<65).map { "k\($0)=1" }.joined(separator: "&")
+        #expect(throws: ConnectionError.self) { try ConnectionSpec.parse("sim?" + items) }
+        #expect(throws: ConnectionError.self) { try ConnectionSpec.parse("udp:127.0.0.1?mtu=99999999999999999999") }
+        #expect(throws: ConnectionError.self) { try ConnectionSpec.parse("serial:/dev/ttyACM0?baud=99999999999") }
+    }
+
+    @Test("random strings never trap")
+    func randomStrings() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("sim:udp?=&[]:0123456789serial/ble.-x%")
+        for _ in 0..<5000 {
+            let count = Int.random(in: 0..<40, using: &generator)
+            let text = String((0..<count).map { _ in alphabet.randomElement(using: &generator) ?? "=" })
+            _ = try? ConnectionSpec.parse(text)
+            _ = try? ConnectionSpec.parseUDPEndpoint(text, allowingPortZero: true)
+        }
+    }
+}
+
+@Suite("saved profiles")
+struct ProfileStoreTests {
+    /// A store in a fresh temporary XDG_CONFIG_HOME.
+    static func makeStore(_ json: String? = nil) throws -> (ProfileStore, [String: String]) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("smpctl-profiles-\(UUID().uuidString)")
+        let environment = ["XDG_CONFIG_HOME": folder.path]
+        let store = ProfileStore(environment: environment)
+        if let json {
+            try FileManager.default.createDirectory(at: store.url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(json.utf8).write(to: store.url)
+        }
+        return (store, environment)
+    }
+
+    @Test("names are 1 to 64 characters of [A-Za-z0-9._-]")
+    func names() {
+        for good in ["bench", "lab-1.udp_2", String(repeating: "a", count: 64), "A", "0"] {
+            #expect(throws: Never.self) { try ProfileStore.validate(name: good) }
+        }
+        for bad in ["", String(repeating: "a", count: 65), "sim", "a:b", "a?b", "a b", "a/b", "é", "a\n"] {
+            #expect(throws: ConnectionError.self, "\(bad)") { try ProfileStore.validate(name: bad) }
+        }
+    }
+
+    @Test("a saved connection that does not parse is reported by profile name, and the others still work")
+    func badSavedConnection() throws {
+        let (store, environment) = try Self.makeStore(#"{"profiles": {"broken": "sim?=", "good": "udp:127.0.0.1:1338", "zero": "udp:10.0.0.1:0"}}"#)
+        let profiles = try store.load()
+        #expect(profiles.count == 3)
+        #expect(try resolveConnection("good", environment: environment) == .udp(host: "127.0.0.1", port: 1338, datagramLimit: nil))
+        #expect {
+            try resolveConnection("broken", environment: environment)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("profile broken") && text.contains("sim?=")
+        }
+        #expect {
+            try resolveConnection("zero", environment: environment)
+        } throws: { error in
+            "\(error)".contains("profile zero")
+        }
+    }
+
+    @Test("SMPCTL_CONNECTION goes through the same parser")
+    func environmentVariable() throws {
+        let (_, environment) = try Self.makeStore()
+        var env = environment
+        env["SMPCTL_CONNECTION"] = "sim?="
+        #expect(throws: ConnectionError.self) { try resolveConnection(nil, environment: env) }
+        env["SMPCTL_CONNECTION"] = "udp:127.0.0.1:0"
+        #expect(throws: ConnectionError.self) { try resolveConnection(nil, environment: env) }
+        env["SMPCTL_CONNECTION"] = "sim"
+        #expect(try resolveConnection(nil, environment: env) == .simulator(options: [:]))
+    }
+
+    @Test("a file that is not a profiles file is an error; a missing one is empty")
+    func fileShape() throws {
+        #expect(try Self.makeStore().0.load().isEmpty)
+        #expect(throws: ConnectionError.self) { try Self.makeStore("[1, 2]").0.load() }
+        #expect(throws: ConnectionError.self) { try Self.makeStore(#"{"profiles": {"a": 1}}"#).0.load() }
+        let (saved, _) = try Self.makeStore()
+        try saved.save(["bench": "sim"])
+        #expect(try saved.load() == ["bench": "sim"])
+    }
+}
