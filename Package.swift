@@ -23,10 +23,13 @@ let package = Package(
         .library(name: "SMPCtlDiagnosis", targets: ["SMPCtlDiagnosis"]),
         .library(name: "SMPCtlFiles", targets: ["SMPCtlFiles"]),
         .library(name: "SMPCtlConnection", targets: ["SMPCtlConnection"]),
+        .library(name: "SMPCtlFleet", targets: ["SMPCtlFleet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        // Untrusted build files and DFU packages: a YAML parser and a ZIP reader that others keep.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // Layer 0, reading untrusted files: regular files only, opened without blocking, bounded.
@@ -74,12 +77,21 @@ let package = Package(
             resources: [.copy("Knowledge")],
             swiftSettings: strictSwift
         ),
+        // Layer 3b, fleet updates: manifests, scheduling, journal and reports over the client's dfu workflow.
+        .target(
+            name: "SMPCtlFleet",
+            dependencies: [
+                "SMPCtlClient", "SMPCtlConnection", "SMPCtlTransport", "SMPCtlProtocol", "SMPCtlImage",
+                "SMPCtlDiagnosis", "SMPCtlFiles", .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSwift
+        ),
         // Layer 4, the command line.
         .executableTarget(
             name: "smpctl",
             dependencies: [
                 "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlClient", "SMPCtlSimulator",
-                "SMPCtlBlueZ", "SMPCtlDiagnosis", "SMPCtlConnection", "SMPCtlFiles",
+                "SMPCtlBlueZ", "SMPCtlDiagnosis", "SMPCtlConnection", "SMPCtlFiles", "SMPCtlFleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -104,6 +116,12 @@ let package = Package(
         .testTarget(
             name: "SMPCtlConnectionTests", dependencies: ["SMPCtlConnection", "SMPCtlTransport"], swiftSettings: strictSwift),
         .testTarget(name: "SMPCtlCLITests", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "SMPCtlFleetTests",
+            dependencies: ["SMPCtlFleet", "SMPCtlSimulator", "SMPCtlClient", "SMPCtlConnection", "SMPCtlTransport",
+                           "SMPCtlProtocol", "SMPCtlImage"],
+            swiftSettings: strictSwift
+        ),
         .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlTestSupport", "SMPCtlDBus"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlBlueZTests",
