@@ -105,8 +105,24 @@ struct FleetDeviceUpdate: Sendable {
                 update.upload.image = image.imageNumber
                 update.upload.window = settings.window
                 update.reconnectTimeout = .milliseconds(Int64(settings.reconnectTimeout * 1000))
-                let report = try await client.update(image.file, imageHash: image.hash, options: update) { event in
-                    tracker.event(event)
+                let report: FirmwareUpdateReport
+                do throws(SMPClientError) {
+                    report = try await client.update(image.file, imageHash: image.hash, options: update) { event in
+                        tracker.event(event)
+                    }
+                } catch {
+                    // The device answers: record what it holds now, for the report (one short try).
+                    switch error {
+                    case .device, .verificationFailed, .deviceLimit:
+                        if let after = try? await client.send(
+                            ImageManagement.StateReadRequest(), policy: SMPRequestPolicy(timeout: .seconds(2), retries: 0))
+                        {
+                            tracker.slotsAfterFailure(after.images)
+                        }
+                    default:
+                        break
+                    }
+                    throw error
                 }
                 tracker.uploaded(report.upload)
                 slots = report.finalState
@@ -155,6 +171,7 @@ struct FleetDeviceUpdate: Sendable {
                 record.finished = nil
                 record.failure = nil
                 record.reason = nil
+                record.finalSlots = nil
                 record.log = log.path
             }
         }
@@ -169,6 +186,11 @@ struct FleetDeviceUpdate: Sendable {
         func contacted(_ slots: [ImageManagement.SlotState]) {
             state.withLock { $0.contacted = true }
             log.write("image list: " + slots.map { "image \($0.image) slot \($0.slot) \($0.version)\($0.active ? " active" : "")\($0.confirmed ? " confirmed" : "")\($0.pending ? " pending" : "")" }.joined(separator: "; "))
+        }
+
+        func slotsAfterFailure(_ slots: [ImageManagement.SlotState]) {
+            log.write("after the failure: " + slots.map { "image \($0.image) slot \($0.slot) \($0.version)\($0.active ? " active" : "")\($0.confirmed ? " confirmed" : "")" }.joined(separator: "; "))
+            change(journal: false) { $0.finalSlots = FleetSlots.report(slots) }
         }
 
         func planned(_ plans: [FleetImagePlan]) {

@@ -140,6 +140,12 @@ public final class SimulatedFleet: Sendable {
         let width = String(options.count).count
         var devices: [SimulatedFleetDevice] = []
         var endpoints: [UDPServerEndpoint] = []
+        // Linux may hand a port already bound with SO_REUSEADDR (as the endpoints are) to another
+        // such socket, and a port read for an unreachable device is free again once closed: every
+        // port is checked against those taken, and a repeat is bound again.
+        var taken = Set<UInt16>()
+        var repeats: [UDPServerEndpoint] = []
+        defer { for endpoint in repeats { endpoint.stop() } }
         do throws(SMPTransportError) {
             for index in 0..<options.count {
                 let number = String(index + 1)
@@ -147,7 +153,16 @@ public final class SimulatedFleet: Sendable {
                 let fault = options.fault(ofDevice: index)
                 let wanted = options.basePort == 0 ? 0 : options.basePort &+ UInt16(index)
                 if fault == .unreachable {
-                    let port = wanted != 0 ? wanted : try Self.freePort(host: options.host)
+                    var port = wanted
+                    if wanted == 0 {
+                        for _ in 0..<64 {
+                            port = try Self.freePort(host: options.host)
+                            if !taken.contains(port) { break }
+                        }
+                    }
+                    guard taken.insert(port).inserted else {
+                        throw SMPTransportError(.openFailed, "no free port for \(name)")
+                    }
                     devices.append(SimulatedFleetDevice(name: name, port: port, fault: fault, server: nil))
                     continue
                 }
@@ -164,7 +179,18 @@ public final class SimulatedFleet: Sendable {
                 if let limit = link.maximumRequestSize { configuration.bufferSize = min(configuration.bufferSize, limit) }
                 let simulator = SimulatorServer(device: SimulatedDevice(configuration: configuration), bootTime: options.bootTime, link: link)
                 let server = FleetDeviceServer(simulator: simulator, outage: options.outage)
-                let endpoint = try UDPServerEndpoint(host: options.host, port: wanted, server: server)
+                var endpoint = try UDPServerEndpoint(host: options.host, port: wanted, server: server)
+                var tries = 0
+                while !taken.insert(endpoint.boundPort).inserted {
+                    tries += 1
+                    guard wanted == 0, tries < 64 else {
+                        endpoint.stop()
+                        throw SMPTransportError(.openFailed, "port \(endpoint.boundPort) for \(name) is already taken")
+                    }
+                    // Kept bound until the fleet is built, so the next try gets another port.
+                    repeats.append(endpoint)
+                    endpoint = try UDPServerEndpoint(host: options.host, port: 0, server: server)
+                }
                 endpoints.append(endpoint)
                 devices.append(SimulatedFleetDevice(name: name, port: endpoint.boundPort, fault: fault, server: server))
             }

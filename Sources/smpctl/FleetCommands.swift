@@ -204,6 +204,8 @@ struct FleetRunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A closed output pipe must not kill a rollout half way: writes fail instead.
+        signal(SIGPIPE, SIG_IGN)
         let manifest = try selection.load()
         let output = Output(json: selection.json)
         let paths = paths()
