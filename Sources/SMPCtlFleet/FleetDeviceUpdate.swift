@@ -19,12 +19,15 @@ struct FleetDeviceUpdate: Sendable {
     /// Runs the device to a final state and returns its record.
     func run() async -> FleetDeviceReport {
         let log = FleetDeviceLog(directory: options.logDirectory, name: device.name)
+        // An earlier try of this rollout started on this device (a killed or interrupted run): if
+        // the device now runs the target, that try updated it.
+        let triedBefore = record.started != nil && record.state != .upToDate
         let tracker = Tracker(record: record, run: run, log: log, progressInterval: options.progressInterval)
         tracker.begin()
         log.write("connection \(device.connectionText); targets \(images.map { "\($0.name) \($0.version) (image \($0.imageNumber))" }.joined(separator: ", "))")
         let clock = ContinuousClock()
         let start = clock.now
-        let outcome: Result<Final, SMPClientError>
+        var outcome: Result<Final, SMPClientError>
         do {
             let value = try await FleetDeadline.run(seconds: settings.deadline) { () async throws(SMPClientError) -> Final in
                 try await attempts(tracker: tracker, log: log)
@@ -34,6 +37,9 @@ struct FleetDeviceUpdate: Sendable {
             outcome = .failure(error)
         }
         let seconds = FleetClock.seconds(clock.now - start)
+        if triedBefore, case .success(.upToDate(let reason, let slots, let plans)) = outcome {
+            outcome = .success(Final.done("updated by an earlier try of this rollout; \(reason)", slots, plans))
+        }
         let final = tracker.finish(outcome, seconds: seconds)
         log.write("finished: \(final.state.rawValue)\(final.reason.map { ": \($0)" } ?? "") after \(String(format: "%.2f", seconds)) s")
         log.close()

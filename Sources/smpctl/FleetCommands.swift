@@ -29,8 +29,11 @@ struct FleetSelection: ParsableArguments {
     @Option(help: ArgumentHelp("Devices worked on at once.", valueName: "n"))
     var parallel: Int = 8
 
-    @Flag(help: "Print one JSON document on standard output; progress goes to standard error as JSON Lines.")
-    var json = false
+    // `--json` comes from the options every command shares (the root command claims the flag);
+    // the device settings come from the manifest.
+    @OptionGroup var global: GlobalOptions
+
+    var json: Bool { global.json }
 
     func validate() throws {
         guard (1...1024).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 1024") }
@@ -268,7 +271,9 @@ struct FleetStatusCommand: ParsableCommand {
 
     @Argument(help: "The journal of the run.") var journal: String
 
-    @Flag(help: "Print the state as one JSON document (the report format).") var json = false
+    @OptionGroup var global: GlobalOptions
+
+    var json: Bool { global.json }
 
     func run() throws {
         let contents: FleetJournalContents
@@ -326,7 +331,9 @@ struct FleetReportCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Write the merged JUnit XML here.", valueName: "path")) var junit: String?
 
-    @Flag(help: "Print the merged report as JSON on standard output.") var json = false
+    @OptionGroup var global: GlobalOptions
+
+    var json: Bool { global.json }
 
     func validate() throws {
         guard !inputs.isEmpty, inputs.count <= 1000 else { throw ValidationError("give 1 to 1000 journals or reports") }

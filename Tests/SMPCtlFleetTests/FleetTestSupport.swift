@@ -82,3 +82,64 @@ final class MutexBox<Value: Sendable>: Sendable {
     var value: Value { mutex.withLock { $0 } }
     func update(_ body: (inout Value) -> Void) { mutex.withLock { body(&$0) } }
 }
+
+/// The built `smpctl`, run as a child process.
+enum SMPCtlProcess {
+    static var executable: URL {
+        get throws {
+            var directory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+            while directory.path != "/" {
+                let candidate = directory.appendingPathComponent("smpctl")
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                    return candidate
+                }
+                directory = directory.deletingLastPathComponent()
+            }
+            let fallback = FleetFixture.packageRoot.appendingPathComponent(".build/debug/smpctl")
+            guard FileManager.default.fileExists(atPath: fallback.path) else {
+                throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "build smpctl first (swift build)"])
+            }
+            return fallback
+        }
+    }
+
+    /// Starts smpctl with its output going to files in `folder` (NAME.out, NAME.err).
+    static func start(_ arguments: [String], folder: String, name: String, directory: String? = nil) throws -> Process {
+        let process = Process()
+        process.executableURL = try executable
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "SMPCTL_CONNECTION")
+        process.environment = environment
+        _ = FileManager.default.createFile(atPath: folder + "/\(name).out", contents: nil)
+        _ = FileManager.default.createFile(atPath: folder + "/\(name).err", contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: folder + "/\(name).out"))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: folder + "/\(name).err"))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs smpctl to the end (at most `timeout` seconds) and returns what it printed.
+    static func run(_ arguments: [String], folder: String, name: String, directory: String? = nil, timeout: Double = 120) async throws -> Result {
+        let process = try start(arguments, folder: folder, name: name, directory: directory)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning {
+            process.terminate()
+            Issue.record("smpctl \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
+        }
+        process.waitUntilExit()
+        let out = (try? String(contentsOfFile: folder + "/\(name).out", encoding: .utf8)) ?? ""
+        let err = (try? String(contentsOfFile: folder + "/\(name).err", encoding: .utf8)) ?? ""
+        return Result(status: process.terminationStatus, stdout: out, stderr: err)
+    }
+}
