@@ -148,6 +148,8 @@ final class FleetLiveView: Sendable {
                     }
                 }
             case .progress(let name, let offset, let total, let rate):
+                // Progress again: an earlier retry note is over.
+                if let before = state.active[name]?.offset, offset > before { state.active[name]?.note = nil }
                 state.active[name]?.offset = offset
                 state.active[name]?.total = total
                 state.active[name]?.rate = rate

@@ -32,7 +32,7 @@ struct FleetRunTests {
     func mixedFleet() async throws {
         var options = SimulatedFleetOptions(count: 200)
         options.unreachableEvery = 25    // 8 devices
-        options.currentEvery = 10        // 18 (10, 20, ... less those unreachable)
+        options.currentEvery = 10        // 16 (10, 20, ... less those unreachable)
         options.rejectEvery = 199        // one device: sim-199
         options.dropEvery = 7            // the link drops after 20000 bytes
         options.slowEvery = 33           // 115200-baud serial link
