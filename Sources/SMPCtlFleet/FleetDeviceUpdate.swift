@@ -172,7 +172,7 @@ struct FleetDeviceUpdate: Sendable {
             change { record in
                 record.state = .active
                 record.phase = "connecting"
-                record.attempts += 1
+                record.attempts = FleetNumbers.add(record.attempts, 1)
                 record.started = Date().timeIntervalSince1970
                 record.finished = nil
                 record.failure = nil
@@ -219,12 +219,12 @@ struct FleetDeviceUpdate: Sendable {
             let text: String
             switch notice {
             case .retry(let attempt, let of):
-                state.withLock { $0.record.retries += 1 }
+                state.withLock { $0.record.retries = FleetNumbers.add($0.record.retries, 1) }
                 text = "retry \(attempt)/\(of)"
             case .busy(let wait):
                 text = "busy, waiting \(wait)"
             case .reconnecting(let attempt):
-                state.withLock { $0.record.reconnects += 1 }
+                state.withLock { $0.record.reconnects = FleetNumbers.add($0.record.reconnects, 1) }
                 text = "reconnecting (\(attempt))"
             case .resumed(let offset):
                 state.withLock { $0.record.resumedFrom = offset }
@@ -237,7 +237,7 @@ struct FleetDeviceUpdate: Sendable {
         func uploaded(_ result: UploadResult?) {
             guard let result else { return }
             change(journal: false) { record in
-                record.uploadedBytes += max(0, result.length - result.resumedFrom)
+                record.uploadedBytes = FleetNumbers.add(record.uploadedBytes, max(0, result.length - result.resumedFrom))
                 if result.resumedFrom > 0 { record.resumedFrom = result.resumedFrom }
             }
         }

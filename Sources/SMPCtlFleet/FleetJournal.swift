@@ -220,7 +220,7 @@ public struct FleetJournalContents: Sendable {
                 device.reason = "the run stopped while this device was \(device.phase ?? "active"); the next run resumes it"
             }
             if device.state == .active, let progress = progress[name], let offset = progress.offset {
-                device.uploadedBytes = max(device.uploadedBytes, offset - (device.resumedFrom ?? 0))
+                device.uploadedBytes = max(device.uploadedBytes, FleetNumbers.add(offset, -(max(0, device.resumedFrom ?? 0))))
             }
             return device
         }

@@ -199,11 +199,14 @@ public struct FleetReport: Sendable, Codable, Equatable {
     /// Reads a report document.
     public static func decode(_ data: Data, source: String) throws(FleetError) -> FleetReport {
         do {
-            let report = try FleetCoding.decoder().decode(FleetReport.self, from: data)
+            var report = try FleetCoding.decoder().decode(FleetReport.self, from: data)
             guard report.schema == schema else { throw FleetError.file("\(source) is a \(report.schema) document, not \(schema)") }
             guard report.devices.count <= FleetManifest.maximumDevices * 16 else {
                 throw FleetError.file("\(source) lists too many devices")
             }
+            // Counted again from the devices: the file's own counts are not trusted.
+            report.totals = FleetTotals(report.devices)
+            report.exitStatus = FleetExit.status(halted: report.halted, interrupted: report.interrupted, totals: report.totals)
             return report
         } catch let error as FleetError {
             throw error
@@ -372,5 +375,20 @@ public enum FleetJUnit {
             }
         }
         return out
+    }
+}
+
+/// Arithmetic on numbers read from journals and reports (files a person may have edited): it
+/// saturates instead of trapping.
+public enum FleetNumbers {
+    public static func add(_ a: Int, _ b: Int) -> Int {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (b > 0 ? Int.max : Int.min) : sum
+    }
+
+    /// A double as an integer: 0 for NaN, clamped to ±2^62.
+    public static func int(_ value: Double) -> Int {
+        guard value.isFinite else { return 0 }
+        return Int(max(-4.6e18, min(4.6e18, value)))
     }
 }

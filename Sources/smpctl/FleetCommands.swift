@@ -303,7 +303,7 @@ struct FleetStatusCommand: ParsableCommand {
             var line = "  \(device.name): \(device.phase ?? "active")"
             if let progress = contents.progress[device.name], let offset = progress.offset, let total = progress.total {
                 line += " \(formatBytes(offset))/\(formatBytes(total))"
-                if let rate = progress.rate, rate > 0 { line += " \(formatBytes(Int(rate)))/s" }
+                if let rate = progress.rate, rate > 0 { line += " \(formatBytes(FleetNumbers.int(rate)))/s" }
             }
             print(line)
         }

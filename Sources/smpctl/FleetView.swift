@@ -187,8 +187,8 @@ final class FleetLiveView: Sendable {
                 guard let entry = state.active[name] else { continue }
                 var line = name.padding(toLength: width, withPad: " ", startingAt: 0) + " " + entry.phase.padding(toLength: 16, withPad: " ", startingAt: 0)
                 if entry.total > 0 {
-                    let percent = Int(Double(entry.offset) / Double(max(1, entry.total)) * 100)
-                    line += " \(String(percent).leftPad(3))% \(formatBytes(entry.offset))/\(formatBytes(entry.total)) \(formatBytes(Int(entry.rate)))/s"
+                    let percent = FleetNumbers.int(Double(entry.offset) / Double(max(1, entry.total)) * 100)
+                    line += " \(String(percent).leftPad(3))% \(formatBytes(entry.offset))/\(formatBytes(entry.total)) \(formatBytes(FleetNumbers.int(entry.rate)))/s"
                 }
                 if let note = entry.note { line += "  (\(note))" }
                 lines.append(String(line.prefix(columns)))
@@ -196,7 +196,7 @@ final class FleetLiveView: Sendable {
             if state.order.count > shown.count { lines.append("... and \(state.order.count - shown.count) more active") }
             let elapsed = Date().timeIntervalSince(start)
             let rate = state.active.values.reduce(0) { $0 + $1.rate }
-            var totals = "\(state.finished)/\(state.toDo) finished: \(state.totals.done) done, \(state.totals.upToDate) up to date, \(state.totals.failed) failed, \(state.totals.unreachable) unreachable, \(state.totals.blocked) blocked | \(state.active.count) active | \(formatBytes(Int(rate)))/s"
+            var totals = "\(state.finished)/\(state.toDo) finished: \(state.totals.done) done, \(state.totals.upToDate) up to date, \(state.totals.failed) failed, \(state.totals.unreachable) unreachable, \(state.totals.blocked) blocked | \(state.active.count) active | \(formatBytes(FleetNumbers.int(rate)))/s"
             let remaining = state.toDo - state.finished
             if state.finished > 0, remaining > 0 {
                 let perDevice = elapsed / Double(state.finished)

@@ -158,6 +158,16 @@ struct FleetCLITests {
 
         simulator.terminate()
         simulator.waitUntilExit()
+        // Examples/fleet.yaml runs against the embedded simulator from any folder.
+        let example = FleetFixture.packageRoot.appendingPathComponent("Examples/fleet.yaml").path
+        let examplePlan = try await SMPCtlProcess.run(["fleet", "plan", example, "--json"], folder: folder, name: "example-plan", directory: folder)
+        #expect(examplePlan.status == 0, "\(examplePlan.stdout) \(examplePlan.stderr)")
+        #expect(examplePlan.stdout.contains("\"update\":4"))
+        let exampleRun = try await SMPCtlProcess.run(["fleet", "run", example, "--json", "--canary", "1"], folder: folder, name: "example-run", directory: folder)
+        #expect(exampleRun.status == 6)
+        let exampleReport = try FleetReport.decode(Data(exampleRun.stdout.utf8), source: "example")
+        #expect(exampleReport.devices.map(\.state) == [.done, .done, .done, .failed])
+        #expect(FileManager.default.fileExists(atPath: folder + "/fleet.journal"))
         let counts = try String(contentsOfFile: folder + "/simulate.err", encoding: .utf8)
         #expect(counts.contains("sim-05 port") && counts.contains("unreachable: 0 requests"))
     }
