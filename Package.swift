@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         // Untrusted build files and DFU packages: a YAML parser and a ZIP reader that others keep.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // Layer 0, reading untrusted files: regular files only, opened without blocking, bounded.
@@ -73,6 +74,10 @@ let package = Package(
                 "SMPCtlProtocol", "SMPCtlImage", "SMPCtlFiles", .product(name: "Crypto", package: "swift-crypto"),
                 // RSA-PSS signature checks in `image inspect --key`.
                 .product(name: "CryptoExtras", package: "swift-crypto"),
+                // dfu_application.zip (stored and deflated entries, CRC-32).
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                // partitions.yml, pm_static.yml, domains.yaml.
+                .product(name: "Yams", package: "Yams"),
             ],
             resources: [.copy("Knowledge")],
             swiftSettings: strictSwift
@@ -115,13 +120,16 @@ let package = Package(
         .testTarget(name: "SMPCtlFilesTests", dependencies: ["SMPCtlFiles"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlConnectionTests", dependencies: ["SMPCtlConnection", "SMPCtlTransport"], swiftSettings: strictSwift),
-        .testTarget(name: "SMPCtlCLITests", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlFleetTests",
             dependencies: ["SMPCtlFleet", "SMPCtlSimulator", "SMPCtlClient", "SMPCtlConnection", "SMPCtlTransport",
                            "SMPCtlProtocol", "SMPCtlImage"],
             swiftSettings: strictSwift
         ),
+        .testTarget(
+            name: "SMPCtlCLITests",
+            dependencies: ["SMPCtlProtocol", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            swiftSettings: strictSwift),
         .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlTestSupport", "SMPCtlDBus"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlBlueZTests",
@@ -130,7 +138,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SMPCtlDiagnosisTests",
-            dependencies: ["SMPCtlDiagnosis", "SMPCtlProtocol", "SMPCtlImage"],
+            dependencies: [
+                "SMPCtlDiagnosis", "SMPCtlProtocol", "SMPCtlImage",
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ],
             swiftSettings: strictSwift
         ),
     ]

@@ -87,6 +87,16 @@ extension SMPClient {
         let bodyBudget = packetLimit - SMPHeader.size
         let first = ImageManagement.UploadRequest.FirstChunkFields(
             length: file.length, sha: file.sha256, image: options.image, upgrade: options.upgrade)
+        // A device whose buffer cannot hold the first request (its length, hash and some data) can
+        // take no upload at all: that is the device's limit, said with its own figure.
+        let firstMinimum = min(32, file.length)
+        if ImageManagement.UploadRequest.largestDataLength(bodyBudget: bodyBudget, offset: 0, first: first) < firstMinimum {
+            let needed = SMPHeader.size + ImageManagement.UploadRequest.bodyLength(offset: 0, dataLength: firstMinimum, first: first)
+            let reported = parameters.map { "\($0.bufferSize) bytes" } ?? "unknown"
+            throw .deviceLimit(
+                "the device's SMP buffer (buf_size \(reported) in mcumgr params) allows requests of \(packetLimit) bytes on this link, "
+                    + "but the first upload request needs at least \(needed) bytes: raise CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE (and the transport's MTU) on the device")
+        }
         let reader = try FirmwareReader(file: file)
         let windowSize = max(1, options.window ?? defaultUploadWindow)
         let clock = ContinuousClock()
@@ -100,6 +110,8 @@ extension SMPClient {
         var reconnects = 0
         var stalls = 0
         var malformed = 0
+        // Answers discarded since the upload last advanced, for the timeout's message.
+        var discardedAtProgress = discardedAnswers
         var versionSwitches = 0
         var busyDeadline: ContinuousClock.Instant?
         var busyWait = self.options.busyDelay
@@ -172,11 +184,12 @@ extension SMPClient {
                 try await recoverLink(error, attempt: &reconnects, limit: options.reconnectAttempts)
                 state.restart()
                 continue
-            } catch .timedOut(let group, let command, _) {
+            } catch .timedOut(let group, let command, _, _) {
                 stalls += 1
                 guard stalls <= self.options.retries else {
                     dropInFlight()
-                    throw .timedOut(group: group, command: command, attempts: stalls)
+                    throw .timedOut(
+                        group: group, command: command, attempts: stalls, malformedAnswers: discardedAnswers - discardedAtProgress)
                 }
                 log("no answer for the chunk at offset \(head.range.lowerBound); sending the window again")
                 notify(.retry(attempt: stalls, of: self.options.retries))
@@ -246,6 +259,7 @@ extension SMPClient {
                 // Timeouts and malformed answers count in a row: progress starts the count again.
                 stalls = 0
                 malformed = 0
+                discardedAtProgress = discardedAnswers
             }
             if state.resumedFrom > 0, !announcedResume {
                 announcedResume = true
@@ -316,10 +330,13 @@ extension SMPClient {
         } catch {
             switch error {
             case .device(let deviceError): return .device(deviceError)
-            case .malformed(let decodingError): return .lost(decodingError)
+            case .malformed(let decodingError):
+                discardedAnswers += 1
+                return .lost(decodingError)
             }
         }
         guard let offset = response.offset, offset <= length else {
+            discardedAnswers += 1
             return .lost(SMPDecodingError(
                 .unexpectedType, "upload offset \(response.offset ?? -1) is beyond the file's \(length) bytes"))
         }

@@ -110,6 +110,10 @@ public actor SMPClient {
     public private(set) var parametersSupported = false
     /// The round-trip estimate behind adaptive timeouts.
     public private(set) var roundTrip: RoundTripEstimator
+    /// Answers received and discarded so far: packets that do not decode, bodies that are not
+    /// CBOR, and responses whose sequence number is in flight but whose group or command is not.
+    /// A timeout reports how many came in while it waited.
+    public internal(set) var discardedAnswers = 0
 
     private var outstanding: [Int: Outstanding] = [:]
     private var requestBySequence: [UInt8: Int] = [:]
@@ -188,6 +192,7 @@ public actor SMPClient {
                 case .device(let deviceError): throw .device(deviceError)
                 case .malformed(let decodingError):
                     // A corrupted answer is a lost answer: ask again within the budget.
+                    discardedAnswers += 1
                     guard malformedLeft > 0 else { throw .malformedResponse(decodingError) }
                     malformedLeft -= 1
                     log("malformed answer (\(decodingError)); sending the request again")
@@ -210,12 +215,13 @@ public actor SMPClient {
         var versionSwitches = 0
         var malformedLeft = retries
         let body = request.bodyBytes
+        let discardedBefore = discardedAnswers
         while true {
             let sentVersion = version
             let ticket = try await submit(
                 group: request.group, command: request.command, operation: request.operation, body: body,
                 timeout: policy.timeout)
-            let packet = try await awaitWithResends(ticket, retries: retries)
+            let packet = try await awaitWithResends(ticket, retries: retries, discardedBefore: discardedBefore)
             switch classify(packet, sentVersion: sentVersion, versionSwitches: &versionSwitches) {
             case .response(let packet): return packet
             case .versionSwitched: continue
@@ -229,17 +235,21 @@ public actor SMPClient {
         }
     }
 
-    /// Waits on a ticket, resending the same request (a new copy) after each timeout, up to `retries` times.
-    func awaitWithResends(_ ticket: SMPResponseTicket, retries: Int) async throws(SMPClientError) -> SMPPacket {
+    /// Waits on a ticket, resending the same request (a new copy) after each timeout, up to `retries`
+    /// times. The final timeout counts the answers discarded since `discardedBefore`.
+    func awaitWithResends(
+        _ ticket: SMPResponseTicket, retries: Int, discardedBefore: Int
+    ) async throws(SMPClientError) -> SMPPacket {
         var attempt = 0
         while true {
             do {
                 return try await ticket.response()
-            } catch .timedOut(let group, let command, _) {
+            } catch .timedOut(let group, let command, _, _) {
                 attempt += 1
                 guard attempt <= retries else {
                     abandon(ticket)
-                    throw .timedOut(group: group, command: command, attempts: attempt)
+                    throw .timedOut(
+                        group: group, command: command, attempts: attempt, malformedAnswers: discardedAnswers - discardedBefore)
                 }
                 log("timeout waiting for \(group) command \(command); retry \(attempt) of \(retries)")
                 notify(.retry(attempt: attempt, of: retries))
@@ -274,6 +284,7 @@ public actor SMPClient {
         do {
             map = try SMPResponseDecoder.map(from: packet.body)
         } catch {
+            discardedAnswers += 1
             return .malformed(error)
         }
         guard let deviceError = try? SMPResponseDecoder.deviceError(in: map, header: packet.header) else {
@@ -512,10 +523,12 @@ public actor SMPClient {
             do {
                 packet = try SMPPacket(decoding: bytes, maxBodyLength: options.maximumResponseBody)
             } catch {
+                discardedAnswers += 1
                 log("ignored an undecodable response: \(error)")
                 return
             }
             guard packet.header.operation.isResponse else {
+                discardedAnswers += 1
                 log("ignored a packet that is not a response (op \(packet.header.operation))")
                 return
             }
@@ -524,6 +537,7 @@ public actor SMPClient {
                 return
             }
             guard entry.group == packet.header.group, entry.command == packet.header.command else {
+                discardedAnswers += 1
                 log("ignored a response for \(packet.header.group) command \(packet.header.command) with sequence \(packet.header.sequence)")
                 return
             }
@@ -542,6 +556,7 @@ public actor SMPClient {
         case .console(let bytes):
             log("console: \(String(decoding: bytes, as: UTF8.self))")
         case .invalid(let reason):
+            discardedAnswers += 1
             log("ignored invalid bytes: \(reason)")
         case .disconnected(let error):
             log("link lost: \(error)")
@@ -587,10 +602,11 @@ public actor SMPClient {
     /// the bytes of the device's buffer that the framing takes (4 on serial), the largest single
     /// write, and whether a packet may span several writes (when the device reassembles, its
     /// buffer is larger than one write).
+    /// 0 when the device's buffer is smaller than the framing's own bytes (a buf_size of 0).
     public func maximumRequestSize() async -> Int {
         let device = parameters?.bufferSize ?? Self.defaultBufferSize
         let framing = await transport.framing
-        let deviceLimit = device - framing.deviceBufferOverhead
+        let deviceLimit = max(0, device - framing.deviceBufferOverhead)
         if deviceReassembles(framing) { return min(deviceLimit, framing.maximumPacket) }
         return min(deviceLimit, framing.maximumWrite, framing.maximumPacket)
     }

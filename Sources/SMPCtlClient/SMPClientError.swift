@@ -9,8 +9,10 @@ public enum SMPClientError: Error, Sendable, CustomStringConvertible {
     case malformedResponse(SMPDecodingError)
     /// The link failed.
     case transport(SMPTransportError)
-    /// No answer after every retry.
-    case timedOut(group: SMPGroupID, command: UInt8, attempts: Int)
+    /// No usable answer after every retry. `malformedAnswers` counts the answers that came in
+    /// meanwhile but were discarded (undecodable packets, bodies that are not CBOR, answers for
+    /// another command): when it is above 0, something on the link answers, but not in valid SMP.
+    case timedOut(group: SMPGroupID, command: UInt8, attempts: Int, malformedAnswers: Int = 0)
     /// The device's state after an operation is not what it should be: which check failed, and a sentence.
     case verificationFailed(VerificationFailure, String)
     /// A file or argument the user gave cannot be used.
@@ -30,7 +32,11 @@ public enum SMPClientError: Error, Sendable, CustomStringConvertible {
         case .device(let error): error.description
         case .malformedResponse(let error): "the device sent a malformed response: \(error.description)"
         case .transport(let error): "transport failure: \(error.description)"
-        case .timedOut(let group, let command, let attempts):
+        case .timedOut(let group, let command, let attempts, let malformed) where malformed > 0:
+            "no valid response from the device to \(group.name ?? "group \(group.rawValue)") command \(command) after \(attempts) attempt\(attempts == 1 ? "" : "s"): "
+                + "it got \(malformed) undecodable or malformed answer\(malformed == 1 ? "" : "s") and discarded \(malformed == 1 ? "it" : "them"), "
+                + "so something answers on this link but not with valid SMP responses (check the framing, the baud rate, the SMP version, and that no other program writes to the port)"
+        case .timedOut(let group, let command, let attempts, _):
             "no response from the device to \(group.name ?? "group \(group.rawValue)") command \(command) after \(attempts) attempt\(attempts == 1 ? "" : "s")"
         case .verificationFailed(_, let text): "verification failed: \(text)"
         case .invalidInput(let text): text

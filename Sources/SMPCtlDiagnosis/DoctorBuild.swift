@@ -82,6 +82,15 @@ public struct DoctorBuild: Sendable {
         func read(_ relative: String) -> String? {
             readBounded(root.appendingPathComponent(relative), display: relative, problems: &problems)
         }
+        /// The document, or nil (recorded in `problems`) when it is not YAML the doctor reads.
+        func yaml(_ text: String, file: String) -> DoctorYAMLNode? {
+            do {
+                return try DoctorYAML.parse(text)
+            } catch {
+                problems.append(DoctorUnreadableFile(file: file, line: error.line, reason: "it is not YAML the doctor reads (\(error.reason))"))
+                return nil
+            }
+        }
         func exists(_ relative: String) -> Bool {
             FileManager.default.fileExists(atPath: root.appendingPathComponent(relative).path)
         }
@@ -95,8 +104,7 @@ public struct DoctorBuild: Sendable {
             layout = .sysbuild
             if let text = topConfigText { sysbuild = DoctorKconfig(file: "zephyr/.config", text: text) }
             var candidate: String?
-            if let domains = read("domains.yaml") {
-                let node = DoctorYAML.parse(domains)
+            if let domains = read("domains.yaml"), let node = yaml(domains, file: "domains.yaml") {
                 if let name = node["default"]?.scalar, exists(name + "/zephyr/.config") { candidate = name }
             }
             if candidate == nil {
@@ -129,13 +137,13 @@ public struct DoctorBuild: Sendable {
         for candidate in ["partitions.yml", applicationDirectory + "/partitions.yml"] where build.partitionsFile == nil {
             if let text = read(candidate) {
                 build.partitionsFile = candidate
-                build.partitions = partitions(in: DoctorYAML.parse(text))
+                build.partitions = yaml(text, file: candidate).map(partitions(in:)) ?? [:]
             }
         }
 
         if let (file, text) = findPMStatic(root: root, applicationDirectory: applicationDirectory, problems: &problems) {
             build.pmStaticFile = file
-            build.pmStatic = partitions(in: DoctorYAML.parse(text))
+            build.pmStatic = yaml(text, file: file).map(partitions(in:)) ?? [:]
         }
 
         let appPrefix = applicationDirectory.isEmpty ? "" : applicationDirectory + "/"

@@ -1,9 +1,14 @@
-// A small, tolerant reader for the YAML subset that the nRF Connect SDK Partition Manager writes
-// (`partitions.yml`) and that people write by hand (`pm_static.yml`): block mappings, block and
-// flow sequences, plain and quoted scalars, comments, and `&anchor`/`*alias` pairs such as
-// `orig_span: &id001` / `span: *id001`. Anything else is skipped rather than rejected.
+// The YAML that the nRF Connect SDK Partition Manager writes (`partitions.yml`) and that people
+// write by hand (`pm_static.yml`, `domains.yaml`), read with Yams (libyaml). Build folders can
+// come from anyone, so the text is bounded before Yams sees it (size, lines, an estimate of the
+// node count and the nesting, anchors and aliases counted, no alias inside a mapping key, where
+// Yams would hash its whole expansion), and the tree is bounded while it is turned into
+// ``DoctorYAMLNode`` values (depth, and nodes counted with aliases expanded, so an alias bomb
+// stops at the limit instead of filling memory).
 
-/// A node of the YAML subset read by ``DoctorYAML``.
+import Yams
+
+/// A node of a YAML document read by ``DoctorYAML``.
 public indirect enum DoctorYAMLNode: Sendable, Equatable {
     case scalar(String)
     case sequence([DoctorYAMLNode])
@@ -45,192 +50,177 @@ public struct DoctorYAMLEntry: Sendable, Equatable {
     public var line: Int
 }
 
-/// Parses the YAML subset; never throws, never traps on odd input.
+/// Why a YAML document was not read.
+public struct DoctorYAMLError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The 1-based line of the problem, when there is one.
+    public var line: Int?
+    public var reason: String
+
+    public init(line: Int?, _ reason: String) {
+        self.line = line
+        self.reason = reason
+    }
+
+    public var description: String { line.map { "line \($0): \(reason)" } ?? reason }
+}
+
+/// Reads YAML documents within bounds.
 public enum DoctorYAML {
-    static let maxLines = 50_000
-    static let maxDepth = 32
+    /// The largest document read.
+    public static let maximumBytes = 1 << 20
+    /// The most lines read.
+    public static let maximumLines = 50_000
+    /// The deepest nesting of sequences and mappings.
+    public static let maximumDepth = 32
+    /// The most nodes, with every alias expanded where it is used.
+    public static let maximumNodes = 100_000
+    /// The most anchors and aliases together (Partition Manager writes a few dozen at most).
+    public static let maximumAliases = 256
 
-    struct Line {
-        var indent: Int
-        var text: String
-        var number: Int
-    }
-
-    /// Parses `text` into a node (an empty mapping for an empty or unreadable document).
-    public static func parse(_ text: String) -> DoctorYAMLNode {
-        var lines: [Line] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            if index >= maxLines { break }
-            var line = String(raw)
-            if line.hasSuffix("\r") { line.removeLast() }
-            line = line.replacingTabs()
-            let stripped = stripComment(line)
-            let trimmed = stripped.trimmingSpaces()
-            if trimmed.isEmpty || trimmed == "---" || trimmed == "..." { continue }
-            let indent = stripped.prefix { $0 == " " }.count
-            lines.append(Line(indent: indent, text: trimmed, number: index + 1))
+    /// Parses `text` into a node (an empty mapping for an empty document).
+    public static func parse(_ text: String) throws(DoctorYAMLError) -> DoctorYAMLNode {
+        try prescan(text)
+        let root: Node?
+        do {
+            // UTF-8 given explicitly: the default reads an environment variable and prints.
+            root = try Yams.compose(yaml: text, .default, .default, .utf8)
+        } catch {
+            throw Self.error(from: error)
         }
-        var parser = Parser(lines: lines)
-        guard !lines.isEmpty else { return .mapping([]) }
-        return parser.block(indent: lines[0].indent, depth: 0)
+        guard let root else { return .mapping([]) }
+        var budget = maximumNodes
+        return try convert(root, depth: 0, budget: &budget)
     }
 
-    /// Removes a `#` comment that is not inside quotes. `#include` lines (pm_static.yml may be
-    /// run through the C preprocessor) become empty.
-    static func stripComment(_ line: String) -> String {
-        var inSingle = false
-        var inDouble = false
-        var previous: Character = " "
-        var result = ""
-        for character in line {
-            if character == "'" && !inDouble { inSingle.toggle() }
-            if character == "\"" && !inSingle { inDouble.toggle() }
-            if character == "#" && !inSingle && !inDouble && (previous == " " || result.isEmpty) { break }
-            result.append(character)
-            previous = character
+    // MARK: Before Yams: the text itself.
+
+    /// Bounds what Yams will build: size, lines, an estimate of the nodes (one per line and one
+    /// per flow comma), nesting (indentation levels, `- ` items and flow brackets), anchors and
+    /// aliases. An alias where a mapping key may stand (before a `:` on its line, or any `? ` key)
+    /// is refused: Yams checks keys for duplicates by hashing them, and an alias key would be
+    /// hashed with its whole expansion. Over-counting is fine here; Partition Manager files are
+    /// nowhere near the bounds.
+    static func prescan(_ text: String) throws(DoctorYAMLError) {
+        guard text.utf8.count <= maximumBytes else {
+            throw DoctorYAMLError(line: nil, "larger than \(maximumBytes / 1024) KiB, far more than a partition file")
         }
-        return result
-    }
-
-    struct Parser {
-        var lines: [Line]
-        var position = 0
-        var anchors: [String: DoctorYAMLNode] = [:]
-
-        init(lines: [Line]) { self.lines = lines }
-
-        var current: Line? { position < lines.count ? lines[position] : nil }
-
-        static func isItem(_ text: String) -> Bool { text == "-" || text.hasPrefix("- ") }
-
-        mutating func block(indent: Int, depth: Int) -> DoctorYAMLNode {
-            guard let line = current else { return .mapping([]) }
-            if depth > DoctorYAML.maxDepth {
-                skipDeeper(than: indent - 1)
-                return .mapping([])
+        var lineNumber = 0
+        var aliases = 0
+        var estimatedNodes = 0
+        var indents: [Int] = []
+        var flowDepth = 0
+        for line in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            guard lineNumber <= maximumLines else {
+                throw DoctorYAMLError(line: lineNumber, "more than \(maximumLines) lines")
             }
-            if Self.isItem(line.text) { return sequence(indent: line.indent, depth: depth) }
-            if splitKey(line.text) == nil {
-                position += 1
-                return .scalar(unquote(line.text))
+            let bytes = Array(line)
+            let indent = bytes.prefix { $0 == UInt8(ascii: " ") }.count
+            guard indent < bytes.count, bytes[indent] != UInt8(ascii: "#"), bytes[indent] != UInt8(ascii: "\r") else { continue }
+            estimatedNodes += 1
+            while let last = indents.last, last >= indent { indents.removeLast() }
+            indents.append(indent)
+            var dashes = 0
+            var position = indent
+            while position + 1 < bytes.count, bytes[position] == UInt8(ascii: "-"), bytes[position + 1] == UInt8(ascii: " ") {
+                dashes += 1
+                position += 2
+                while position < bytes.count, bytes[position] == UInt8(ascii: " ") { position += 1 }
             }
-            return mapping(indent: line.indent, depth: depth)
+            var aliasSeen = false
+            var previous = UInt8(ascii: " ")
+            for (index, byte) in bytes.enumerated() {
+                let next = index + 1 < bytes.count ? bytes[index + 1] : UInt8(ascii: " ")
+                let startsToken = isSpace(previous) || previous == UInt8(ascii: "[") || previous == UInt8(ascii: "{")
+                    || previous == UInt8(ascii: ",") || previous == UInt8(ascii: ":")
+                switch byte {
+                case UInt8(ascii: "*") where startsToken && !isSpace(next):
+                    aliases += 1
+                    aliasSeen = true
+                case UInt8(ascii: "&") where startsToken && !isSpace(next):
+                    aliases += 1
+                case UInt8(ascii: "?") where startsToken && isSpace(next):
+                    throw DoctorYAMLError(line: lineNumber, "explicit `? ` mapping keys are not read in build files")
+                case UInt8(ascii: ":") where aliasSeen:
+                    throw DoctorYAMLError(line: lineNumber, "an alias in a mapping key is not read in build files")
+                case UInt8(ascii: "["), UInt8(ascii: "{"):
+                    flowDepth += 1
+                case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                    flowDepth = max(0, flowDepth - 1)
+                case UInt8(ascii: ","):
+                    estimatedNodes += 1
+                default:
+                    break
+                }
+                guard flowDepth <= maximumDepth else {
+                    throw DoctorYAMLError(line: lineNumber, "nested deeper than \(maximumDepth) levels")
+                }
+                previous = byte
+            }
+            guard indents.count + dashes <= maximumDepth else {
+                throw DoctorYAMLError(line: lineNumber, "nested deeper than \(maximumDepth) levels")
+            }
+            guard aliases <= maximumAliases else {
+                throw DoctorYAMLError(line: lineNumber, "more than \(maximumAliases) anchors and aliases")
+            }
+            guard estimatedNodes <= maximumNodes else {
+                throw DoctorYAMLError(line: lineNumber, "more than \(maximumNodes) values")
+            }
         }
+    }
 
-        mutating func skipDeeper(than indent: Int) {
-            while let line = current, line.indent > indent { position += 1 }
+    private static func isSpace(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r")
+    }
+
+    // MARK: After Yams: the tree.
+
+    /// Turns a Yams node into a ``DoctorYAMLNode``, counting every node it produces (an alias
+    /// shares its node in Yams, but is copied here) against `budget`.
+    static func convert(_ node: Node, depth: Int, budget: inout Int) throws(DoctorYAMLError) -> DoctorYAMLNode {
+        budget -= 1
+        guard budget >= 0 else {
+            throw DoctorYAMLError(line: node.mark?.line, "more than \(maximumNodes) values once aliases are expanded")
         }
-
-        mutating func mapping(indent: Int, depth: Int) -> DoctorYAMLNode {
+        guard depth <= maximumDepth else {
+            throw DoctorYAMLError(line: node.mark?.line, "nested deeper than \(maximumDepth) levels")
+        }
+        switch node {
+        case .scalar(let scalar):
+            return .scalar(scalar.string)
+        case .sequence(let sequence):
+            var items: [DoctorYAMLNode] = []
+            for item in sequence { items.append(try convert(item, depth: depth + 1, budget: &budget)) }
+            return .sequence(items)
+        case .mapping(let mapping):
             var entries: [DoctorYAMLEntry] = []
-            while let line = current, line.indent >= indent {
-                if line.indent > indent {
-                    // A stray deeper line with no key to hang on.
-                    position += 1
-                    continue
+            for (key, value) in mapping {
+                // Build files have text keys; a collection as a key names nothing the doctor reads.
+                guard case .scalar(let name) = key else {
+                    throw DoctorYAMLError(line: key.mark?.line, "a mapping key that is not text")
                 }
-                if Self.isItem(line.text) { break }
-                guard let (key, rest) = splitKey(line.text) else {
-                    position += 1
-                    continue
-                }
-                position += 1
-                var value = rest
-                var anchor: String?
-                if value.hasPrefix("&") {
-                    let parts = value.split(separator: " ", maxSplits: 1).map(String.init)
-                    anchor = String(parts[0].dropFirst())
-                    value = parts.count > 1 ? parts[1].trimmingSpaces() : ""
-                }
-                let node: DoctorYAMLNode
-                if !value.isEmpty {
-                    node = inlineValue(value)
-                } else if let next = current, next.indent > indent {
-                    node = block(indent: next.indent, depth: depth + 1)
-                } else if let next = current, next.indent == indent, Self.isItem(next.text) {
-                    node = sequence(indent: indent, depth: depth + 1)
-                } else {
-                    node = .scalar("")
-                }
-                if let anchor { anchors[anchor] = node }
-                entries.append(DoctorYAMLEntry(key: key, value: node, line: line.number))
+                let converted = try convert(value, depth: depth + 1, budget: &budget)
+                entries.append(DoctorYAMLEntry(key: name.string, value: converted, line: key.mark?.line ?? 0))
             }
             return .mapping(entries)
+        case .alias(let alias):
+            // compose() resolves aliases to their nodes; an unresolved one names nothing.
+            throw DoctorYAMLError(line: alias.mark?.line, "an unresolved alias")
         }
+    }
 
-        mutating func sequence(indent: Int, depth: Int) -> DoctorYAMLNode {
-            var items: [DoctorYAMLNode] = []
-            while let line = current, line.indent == indent, Self.isItem(line.text) {
-                let content = String(line.text.dropFirst()).trimmingSpaces()
-                if content.isEmpty {
-                    position += 1
-                    if let next = current, next.indent > indent {
-                        items.append(block(indent: next.indent, depth: depth + 1))
-                    } else {
-                        items.append(.scalar(""))
-                    }
-                } else if splitKey(content) != nil {
-                    // "- key: value": read it as a mapping indented past the dash.
-                    let inner = indent + 2
-                    lines[position] = Line(indent: inner, text: content, number: line.number)
-                    items.append(mapping(indent: inner, depth: depth + 1))
-                } else {
-                    position += 1
-                    items.append(inlineValue(content))
-                }
-            }
-            return .sequence(items)
-        }
-
-        func inlineValue(_ text: String) -> DoctorYAMLNode {
-            if text.hasPrefix("*") {
-                return anchors[String(text.dropFirst())] ?? .scalar("")
-            }
-            if text.hasPrefix("[") {
-                let inner = text.dropFirst().prefix { $0 != "]" }
-                let items = inner.split(separator: ",").map { unquote(String($0).trimmingSpaces()) }.filter { !$0.isEmpty }
-                return .sequence(items.map { .scalar($0) })
-            }
-            if text.hasPrefix("{") {
-                let inner = text.dropFirst().prefix { $0 != "}" }
-                var entries: [DoctorYAMLEntry] = []
-                for part in inner.split(separator: ",") {
-                    if let (key, value) = splitKey(String(part).trimmingSpaces()) {
-                        entries.append(DoctorYAMLEntry(key: key, value: .scalar(unquote(value)), line: 0))
-                    }
-                }
-                return .mapping(entries)
-            }
-            return .scalar(unquote(text))
-        }
-
-        /// Splits `key: value` (or `key:`) at the first colon followed by a space or the end.
-        func splitKey(_ text: String) -> (String, String)? {
-            var inSingle = false
-            var inDouble = false
-            var index = text.startIndex
-            while index < text.endIndex {
-                let character = text[index]
-                if character == "'" && !inDouble { inSingle.toggle() }
-                if character == "\"" && !inSingle { inDouble.toggle() }
-                if character == ":" && !inSingle && !inDouble {
-                    let next = text.index(after: index)
-                    if next == text.endIndex || text[next] == " " {
-                        let key = unquote(String(text[..<index]).trimmingSpaces())
-                        let value = next == text.endIndex ? "" : String(text[next...]).trimmingSpaces()
-                        return key.isEmpty ? nil : (key, value)
-                    }
-                }
-                index = text.index(after: index)
-            }
-            return nil
-        }
-
-        func unquote(_ text: String) -> String {
-            if text.count >= 2, let first = text.first, let last = text.last, first == last, first == "\"" || first == "'" {
-                return String(text.dropFirst().dropLast())
-            }
-            return text
+    /// The line and problem of a Yams error.
+    static func error(from error: any Error) -> DoctorYAMLError {
+        guard let yaml = error as? YamlError else { return DoctorYAMLError(line: nil, "\(error)") }
+        switch yaml {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return DoctorYAMLError(line: mark.line, problem)
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return DoctorYAMLError(line: context.mark.line, "duplicate key \(duplicates.joined(separator: ", "))")
+        case .reader(let problem, _, _, _):
+            return DoctorYAMLError(line: nil, problem)
+        default:
+            return DoctorYAMLError(line: nil, "not valid YAML")
         }
     }
 }
@@ -241,10 +231,6 @@ extension String {
         while let first = slice.first, first == " " || first == "\t" || first == "\r" { slice.removeFirst() }
         while let last = slice.last, last == " " || last == "\t" || last == "\r" { slice.removeLast() }
         return String(slice)
-    }
-
-    func replacingTabs() -> String {
-        contains("\t") ? split(separator: "\t", omittingEmptySubsequences: false).joined(separator: "    ") : self
     }
 }
 

@@ -1,5 +1,22 @@
-// A small, bounded ZIP reader for DFU packages (dfu_application.zip): the central directory,
-// stored and deflated entries (RFC 1951), CRC-32 checked. No ZIP64, no encryption.
+// DFU packages (dfu_application.zip) read with ZIPFoundation: stored and deflated entries,
+// CRC-32 checked. The caller has read the file (bounded, as a regular file); ZIPFoundation reads
+// a private, unlinked copy of those bytes (tmpfile), because its in-memory backing traps when an
+// offset points past the end of the data. This file adds the bounds a hostile archive needs: the
+// entry count, the size of each entry and of everything extracted from one archive, each entry
+// inflated at most once, bytes counted as they are inflated (a header can lie about the size),
+// and ZIP64 refused before ZIPFoundation converts a 64-bit offset.
+
+public import Foundation
+import Synchronization
+import ZIPFoundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Why a ZIP archive could not be read.
 public struct ImageArchiveError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -17,18 +34,30 @@ public struct ImageArchiveEntry: Sendable, Hashable {
     public var compressedSize: Int
     public var uncompressedSize: Int
     public var crc32: UInt32
-    /// Offset of the entry's local header.
-    public var localHeaderOffset: Int
+    /// Position in the central directory (names need not be unique).
+    public var index: Int
 }
 
-/// A ZIP archive held in memory.
+/// A ZIP archive read from bytes in memory.
 public struct ImageArchive: Sendable {
     /// The largest entry extracted (bounds memory when an entry claims a huge size).
     public static let maximumEntrySize = 64 * 1024 * 1024
+    /// The most bytes extracted from one archive, all entries together.
+    public static let maximumTotalSize = 128 * 1024 * 1024
+    /// The most entries an archive may list (a DFU package has a handful).
+    public static let maximumEntries = 1024
 
-    public let bytes: [UInt8]
+    /// The archive's bytes.
+    public let data: Data
     /// The files, in central directory order.
     public let entries: [ImageArchiveEntry]
+    private let state: ExtractionState
+
+    /// The archive's bytes as an array.
+    public var bytes: [UInt8] { [UInt8](data) }
+
+    /// Bytes inflated from this archive so far (each entry counts once, however often it is extracted).
+    public var extractedBytes: Int { state.mutex.withLock { $0.spent } }
 
     /// Whether `bytes` start like a ZIP file (a local header or an empty archive).
     public static func looksLikeZip(_ bytes: [UInt8]) -> Bool {
@@ -38,45 +67,30 @@ public struct ImageArchive: Sendable {
 
     /// Reads the central directory.
     public init(bytes: [UInt8]) throws(ImageArchiveError) {
-        self.bytes = bytes
-        guard bytes.count >= 22 else { throw ImageArchiveError("too short for a ZIP archive") }
-        // The end-of-central-directory record is in the last 22 + 65535 bytes.
-        var eocd: Int?
-        var position = bytes.count - 22
-        let lowest = max(0, bytes.count - 22 - 65535)
-        while position >= lowest {
-            if Self.le32(bytes, position) == 0x0605_4B50 {
-                eocd = position
-                break
-            }
-            position -= 1
-        }
-        guard let eocd else { throw ImageArchiveError("no end-of-central-directory record") }
-        let count = Int(Self.le16(bytes, eocd + 10))
-        let directorySize = Int(Self.le32(bytes, eocd + 12))
-        let directoryOffset = Int(Self.le32(bytes, eocd + 16))
-        guard directoryOffset <= bytes.count, directorySize <= bytes.count - directoryOffset else {
-            throw ImageArchiveError("the central directory lies outside the file (ZIP64 is not supported)")
-        }
+        try self.init(data: Data(bytes))
+    }
+
+    /// Reads the central directory.
+    public init(data: Data) throws(ImageArchiveError) {
+        let declared = try ZIP64Refusal.check(data)
+        let store = try ExtractionState.Store(copying: data)
         var entries: [ImageArchiveEntry] = []
-        var offset = directoryOffset
-        for _ in 0..<count {
-            guard offset <= bytes.count - 46, Self.le32(bytes, offset) == 0x0201_4B50 else {
-                throw ImageArchiveError("a central directory entry at \(offset) is damaged")
+        for entry in store.archive {
+            guard entries.count < Self.maximumEntries else {
+                throw ImageArchiveError("the archive lists more than \(Self.maximumEntries) entries")
             }
-            let nameLength = Int(Self.le16(bytes, offset + 28))
-            let extraLength = Int(Self.le16(bytes, offset + 30))
-            let commentLength = Int(Self.le16(bytes, offset + 32))
-            let nameStart = offset + 46
-            guard nameLength <= bytes.count - nameStart else { throw ImageArchiveError("an entry name runs past the end") }
-            let name = String(decoding: bytes[nameStart..<(nameStart + nameLength)], as: UTF8.self)
             entries.append(ImageArchiveEntry(
-                name: name, method: Int(Self.le16(bytes, offset + 10)),
-                compressedSize: Int(Self.le32(bytes, offset + 20)), uncompressedSize: Int(Self.le32(bytes, offset + 24)),
-                crc32: Self.le32(bytes, offset + 16), localHeaderOffset: Int(Self.le32(bytes, offset + 42))))
-            offset = nameStart + nameLength + extraLength + commentLength
+                name: entry.path, method: entry.isCompressed ? 8 : 0,
+                compressedSize: Int(clamping: entry.compressedSize), uncompressedSize: Int(clamping: entry.uncompressedSize),
+                crc32: entry.checksum, index: entries.count))
         }
+        // ZIPFoundation stops quietly at a directory entry it cannot read.
+        guard entries.count == declared else {
+            throw ImageArchiveError("the central directory lists \(declared) entries but only \(entries.count) can be read")
+        }
+        self.data = data
         self.entries = entries
+        state = ExtractionState(store)
     }
 
     /// The entry called `name` (the last path component is compared when no full match exists).
@@ -85,199 +99,160 @@ public struct ImageArchive: Sendable {
             ?? entries.first { $0.name.split(separator: "/").last.map(String.init) == name }
     }
 
-    /// Extracts and CRC-checks an entry.
+    /// Extracts and CRC-checks an entry. An entry is inflated once; later calls return the same
+    /// bytes. Past ``maximumEntrySize`` for the entry, ``maximumTotalSize`` for the archive, or
+    /// the size its directory entry declares, extraction stops with an error.
     public func extract(_ entry: ImageArchiveEntry) throws(ImageArchiveError) -> [UInt8] {
-        let header = entry.localHeaderOffset
-        guard header >= 0, header <= bytes.count - 30, Self.le32(bytes, header) == 0x0403_4B50 else {
-            throw ImageArchiveError("the local header of \(entry.name) is damaged")
+        guard entries.indices.contains(entry.index), entries[entry.index] == entry else {
+            throw ImageArchiveError("\(entry.name) is not an entry of this archive")
         }
-        let start = header + 30 + Int(Self.le16(bytes, header + 26)) + Int(Self.le16(bytes, header + 28))
-        guard start <= bytes.count, entry.compressedSize <= bytes.count - start else {
-            throw ImageArchiveError("\(entry.name) runs past the end of the archive")
+        return try state.mutex.withLock { (store: inout ExtractionState.Store) throws(ImageArchiveError) -> [UInt8] in
+            if let cached = store.cache[entry.index] { return cached }
+            let bytes = try Self.inflate(entry, from: store.archive, spent: store.spent)
+            store.spent += bytes.count  // at most maximumTotalSize: inflate checked the budget
+            store.cache[entry.index] = bytes
+            return bytes
         }
-        guard entry.uncompressedSize <= Self.maximumEntrySize else {
-            throw ImageArchiveError("\(entry.name) is larger than \(Self.maximumEntrySize) bytes")
-        }
-        let data = Array(bytes[start..<(start + entry.compressedSize)])
-        let output: [UInt8]
-        switch entry.method {
-        case 0: output = data
-        case 8: output = try Inflater.inflate(data, limit: entry.uncompressedSize)
-        default: throw ImageArchiveError("\(entry.name) uses compression method \(entry.method); only stored and deflate are supported")
-        }
-        guard output.count == entry.uncompressedSize else {
-            throw ImageArchiveError("\(entry.name) inflates to \(output.count) bytes, the directory says \(entry.uncompressedSize)")
-        }
-        guard Self.crc32(output) == entry.crc32 else { throw ImageArchiveError("\(entry.name) fails its CRC-32 check") }
-        return output
     }
 
-    static func crc32(_ bytes: [UInt8]) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes {
-            crc ^= UInt32(byte)
-            for _ in 0..<8 { crc = (crc >> 1) ^ (0xEDB8_8320 & (0 &- (crc & 1))) }
+    /// Inflates one entry within the budgets left.
+    private static func inflate(_ entry: ImageArchiveEntry, from archive: Archive, spent: Int) throws(ImageArchiveError) -> [UInt8] {
+        guard entry.uncompressedSize <= maximumEntrySize else {
+            throw ImageArchiveError("\(entry.name) is larger than \(maximumEntrySize) bytes")
         }
-        return ~crc
+        guard entry.uncompressedSize <= maximumTotalSize - spent else {
+            throw ImageArchiveError(
+                "extracting \(entry.name) (\(entry.uncompressedSize) bytes) would take more than \(maximumTotalSize) bytes from one archive")
+        }
+        guard entry.method == 0 || entry.method == 8 else {
+            throw ImageArchiveError("\(entry.name) uses compression method \(entry.method); only stored and deflate are supported")
+        }
+        var position = 0
+        var found: Entry?
+        for candidate in archive {
+            if position == entry.index {
+                found = candidate
+                break
+            }
+            position += 1
+        }
+        guard let found, found.type == .file else { throw ImageArchiveError("\(entry.name) is not a file in the archive") }
+        // Bytes are counted as they come: past the declared size (within the budgets checked
+        // above) extraction stops, whatever the local header or the deflate stream say.
+        let limit = entry.uncompressedSize
+        var output = Data()
+        output.reserveCapacity(limit)
+        let checksum: UInt32
+        do {
+            checksum = try archive.extract(found, skipCRC32: false) { chunk in
+                guard chunk.count <= limit - output.count else { throw Overrun() }
+                output.append(chunk)
+            }
+        } catch is Overrun {
+            throw ImageArchiveError("\(entry.name) inflates to more than the \(limit) bytes its directory entry says")
+        } catch {
+            throw ImageArchiveError("\(entry.name) cannot be extracted: \(error)")
+        }
+        guard checksum == entry.crc32 else { throw ImageArchiveError("\(entry.name) fails its CRC-32 check") }
+        guard output.count == limit else {
+            throw ImageArchiveError("\(entry.name) inflates to \(output.count) bytes, the directory says \(limit)")
+        }
+        return [UInt8](output)
+    }
+
+    private struct Overrun: Error {}
+}
+
+/// ZIPFoundation's view of one archive, and what has been extracted from it.
+private final class ExtractionState: Sendable {
+    struct Store {
+        /// The unlinked temporary copy ZIPFoundation reads; closed with the state.
+        let file: UnsafeMutablePointer<FILE>
+        let archive: Archive
+        /// Bytes extracted so far, each entry once.
+        var spent = 0
+        var cache: [Int: [UInt8]] = [:]
+
+        init(copying data: Data) throws(ImageArchiveError) {
+            guard let file = tmpfile() else { throw ImageArchiveError("cannot make a temporary copy of the archive") }
+            let written = data.withUnsafeBytes { raw in raw.baseAddress.map { fwrite($0, 1, raw.count, file) } ?? 0 }
+            guard written == data.count, fflush(file) == 0 else {
+                fclose(file)
+                throw ImageArchiveError("cannot make a temporary copy of the archive")
+            }
+            #if os(Linux)
+            let path = "/proc/self/fd/\(fileno(file))"
+            #else
+            let path = "/dev/fd/\(fileno(file))"
+            #endif
+            do {
+                archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
+            } catch {
+                fclose(file)
+                throw ImageArchiveError("not a readable ZIP archive (\(error))")
+            }
+            self.file = file
+        }
+    }
+
+    let mutex: Mutex<Store>
+
+    init(_ store: consuming sending Store) { mutex = Mutex(store) }
+
+    deinit { mutex.withLock { _ = fclose($0.file) } }
+}
+
+/// ZIPFoundation 0.9.20 turns the 64-bit offsets of ZIP64 records into `off_t` without a check,
+/// which traps on a crafted archive. A DFU package is far below 4 GiB, so ZIP64 is refused before
+/// ZIPFoundation reads anything: no ZIP64 locator, and no 0xFFFF / 0xFFFFFFFF "see the ZIP64
+/// record" value in the end record or in a central directory header. Only those fixed fields
+/// are looked at here; ZIPFoundation reads the archive.
+enum ZIP64Refusal {
+    /// Returns the entry count the end record declares.
+    static func check(_ data: Data) throws(ImageArchiveError) -> Int {
+        let bytes = [UInt8](data)
+        guard bytes.count >= 22 else { throw ImageArchiveError("too short for a ZIP archive") }
+        // The end record ZIPFoundation uses: the last signature, searched from the end.
+        var position = bytes.count - 22
+        var end: Int?
+        while position >= 0 {
+            if le32(bytes, position) == 0x0605_4B50 {
+                end = position
+                break
+            }
+            position -= 1
+        }
+        guard let end else { throw ImageArchiveError("no end-of-central-directory record") }
+        if end >= 20, le32(bytes, end - 20) == 0x0706_4B50 {
+            throw ImageArchiveError("ZIP64 archives are not supported (a DFU package is far smaller than 4 GiB)")
+        }
+        let diskFields = [le16(bytes, end + 4), le16(bytes, end + 6), le16(bytes, end + 8), le16(bytes, end + 10)]
+        let count = Int(le16(bytes, end + 10))
+        let directorySize = le32(bytes, end + 12)
+        let directoryOffset = le32(bytes, end + 16)
+        guard !diskFields.contains(0xFFFF), directorySize != 0xFFFF_FFFF, directoryOffset != 0xFFFF_FFFF else {
+            throw ImageArchiveError("ZIP64 archives are not supported (a DFU package is far smaller than 4 GiB)")
+        }
+        guard count <= ImageArchive.maximumEntries else {
+            throw ImageArchiveError("the archive lists \(count) entries; at most \(ImageArchive.maximumEntries) are read")
+        }
+        var offset = Int(directoryOffset)
+        for _ in 0..<count {
+            guard offset >= 0, offset <= bytes.count - 46, le32(bytes, offset) == 0x0201_4B50 else {
+                throw ImageArchiveError("a central directory entry at \(offset) is damaged")
+            }
+            let sizes = [le32(bytes, offset + 20), le32(bytes, offset + 24), le32(bytes, offset + 42)]
+            guard !sizes.contains(0xFFFF_FFFF), le16(bytes, offset + 34) != 0xFFFF else {
+                throw ImageArchiveError("ZIP64 entries are not supported (a DFU package is far smaller than 4 GiB)")
+            }
+            // Each length is at most 0xFFFF and the offset below the file's size: no overflow.
+            offset += 46 + Int(le16(bytes, offset + 28)) + Int(le16(bytes, offset + 30)) + Int(le16(bytes, offset + 32))
+        }
+        return count
     }
 
     static func le16(_ b: [UInt8], _ at: Int) -> UInt16 { UInt16(b[at]) | UInt16(b[at + 1]) << 8 }
     static func le32(_ b: [UInt8], _ at: Int) -> UInt32 {
         UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24
-    }
-}
-
-/// A raw DEFLATE decoder (RFC 1951) that stops at `limit` output bytes.
-struct Inflater {
-    private let input: [UInt8]
-    private var position = 0
-    private var bitBuffer: UInt32 = 0
-    private var bitCount = 0
-    private var output: [UInt8] = []
-    private let limit: Int
-
-    private struct Huffman {
-        var counts = [Int](repeating: 0, count: 16)
-        var symbols: [Int] = []
-
-        init(lengths: [Int]) throws(ImageArchiveError) {
-            for length in lengths { counts[length] += 1 }
-            counts[0] = 0
-            var left = 1
-            for length in 1...15 {
-                left = left * 2 - counts[length]
-                guard left >= 0 else { throw ImageArchiveError("deflate: over-subscribed Huffman code") }
-            }
-            var offsets = [Int](repeating: 0, count: 16)
-            for length in 1..<15 { offsets[length + 1] = offsets[length] + counts[length] }
-            symbols = [Int](repeating: 0, count: lengths.count)
-            for (symbol, length) in lengths.enumerated() where length != 0 {
-                symbols[offsets[length]] = symbol
-                offsets[length] += 1
-            }
-        }
-    }
-
-    static func inflate(_ input: [UInt8], limit: Int) throws(ImageArchiveError) -> [UInt8] {
-        var inflater = Inflater(input: input, limit: limit)
-        try inflater.run()
-        return inflater.output
-    }
-
-    private init(input: [UInt8], limit: Int) {
-        self.input = input
-        self.limit = limit
-    }
-
-    private mutating func bits(_ count: Int) throws(ImageArchiveError) -> Int {
-        var value = bitBuffer
-        while bitCount < count {
-            guard position < input.count else { throw ImageArchiveError("deflate: data ends early") }
-            value |= UInt32(input[position]) << UInt32(bitCount)
-            position += 1
-            bitCount += 8
-        }
-        bitBuffer = count == 32 ? 0 : value >> UInt32(count)
-        bitCount -= count
-        return Int(value & ((1 << UInt32(count)) - 1))
-    }
-
-    private mutating func decode(_ code: Huffman) throws(ImageArchiveError) -> Int {
-        var value = 0, first = 0, index = 0
-        for length in 1...15 {
-            value |= try bits(1)
-            let count = code.counts[length]
-            if value - count < first { return code.symbols[index + (value - first)] }
-            index += count
-            first = (first + count) << 1
-            value <<= 1
-        }
-        throw ImageArchiveError("deflate: invalid Huffman code")
-    }
-
-    private static let lengthBase = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258]
-    private static let lengthExtra = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0]
-    private static let distanceBase = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577]
-    private static let distanceExtra = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13]
-
-    private mutating func run() throws(ImageArchiveError) {
-        var last = false
-        while !last {
-            last = try bits(1) == 1
-            switch try bits(2) {
-            case 0: try stored()
-            case 1:
-                var lengths = [Int](repeating: 8, count: 288)
-                for i in 144..<256 { lengths[i] = 9 }
-                for i in 256..<280 { lengths[i] = 7 }
-                try codes(Huffman(lengths: lengths), Huffman(lengths: [Int](repeating: 5, count: 30)))
-            case 2: try dynamic()
-            default: throw ImageArchiveError("deflate: invalid block type")
-            }
-        }
-    }
-
-    private mutating func stored() throws(ImageArchiveError) {
-        bitBuffer = 0
-        bitCount = 0
-        guard position <= input.count - 4 else { throw ImageArchiveError("deflate: stored block header cut off") }
-        let length = Int(input[position]) | Int(input[position + 1]) << 8
-        let complement = Int(input[position + 2]) | Int(input[position + 3]) << 8
-        position += 4
-        guard length == (~complement & 0xFFFF) else { throw ImageArchiveError("deflate: stored block length check fails") }
-        guard length <= input.count - position else { throw ImageArchiveError("deflate: stored block cut off") }
-        guard output.count + length <= limit else { throw ImageArchiveError("deflate: output exceeds the declared size") }
-        output += input[position..<(position + length)]
-        position += length
-    }
-
-    private mutating func dynamic() throws(ImageArchiveError) {
-        let literalCount = try bits(5) + 257
-        let distanceCount = try bits(5) + 1
-        let codeLengthCount = try bits(4) + 4
-        guard literalCount <= 286, distanceCount <= 30 else { throw ImageArchiveError("deflate: bad code counts") }
-        let order = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]
-        var codeLengths = [Int](repeating: 0, count: 19)
-        for i in 0..<codeLengthCount { codeLengths[order[i]] = try bits(3) }
-        let lengthCode = try Huffman(lengths: codeLengths)
-        var lengths: [Int] = []
-        while lengths.count < literalCount + distanceCount {
-            let symbol = try decode(lengthCode)
-            switch symbol {
-            case 0..<16: lengths.append(symbol)
-            case 16:
-                guard let previous = lengths.last else { throw ImageArchiveError("deflate: repeat with no previous length") }
-                lengths += [Int](repeating: previous, count: 3 + (try bits(2)))
-            case 17: lengths += [Int](repeating: 0, count: 3 + (try bits(3)))
-            default: lengths += [Int](repeating: 0, count: 11 + (try bits(7)))
-            }
-        }
-        guard lengths.count == literalCount + distanceCount else { throw ImageArchiveError("deflate: too many lengths") }
-        try codes(
-            Huffman(lengths: Array(lengths[0..<literalCount])),
-            Huffman(lengths: Array(lengths[literalCount...])))
-    }
-
-    private mutating func codes(_ literals: Huffman, _ distances: Huffman) throws(ImageArchiveError) {
-        while true {
-            let symbol = try decode(literals)
-            if symbol < 256 {
-                guard output.count < limit else { throw ImageArchiveError("deflate: output exceeds the declared size") }
-                output.append(UInt8(symbol))
-            } else if symbol == 256 {
-                return
-            } else {
-                let index = symbol - 257
-                guard index < Self.lengthBase.count else { throw ImageArchiveError("deflate: bad length symbol") }
-                let length = Self.lengthBase[index] + (try bits(Self.lengthExtra[index]))
-                let distanceSymbol = try decode(distances)
-                guard distanceSymbol < Self.distanceBase.count else { throw ImageArchiveError("deflate: bad distance symbol") }
-                let distance = Self.distanceBase[distanceSymbol] + (try bits(Self.distanceExtra[distanceSymbol]))
-                guard distance <= output.count else { throw ImageArchiveError("deflate: distance reaches before the start") }
-                guard output.count + length <= limit else { throw ImageArchiveError("deflate: output exceeds the declared size") }
-                let start = output.count - distance
-                for i in 0..<length { output.append(output[start + i]) }
-            }
-        }
     }
 }

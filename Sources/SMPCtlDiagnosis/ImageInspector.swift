@@ -526,6 +526,11 @@ public enum ImageInspector {
         }
     }
 
+    /// The largest manifest.json read from a DFU package.
+    public static let maximumManifestSize = 1 << 20
+    /// The most files a DFU package's manifest.json may list.
+    public static let maximumManifestFiles = 64
+
     static func inspectZip(_ bytes: [UInt8], into result: inout ImageInspection) {
         result.kind = .zip
         let archive: ImageArchive
@@ -547,11 +552,19 @@ public enum ImageInspector {
         result.kind = .dfuPackage
         var images: [DFUPackageImage] = []
         do {
+            guard manifestEntry.uncompressedSize <= maximumManifestSize else {
+                throw ImageArchiveError("manifest.json is larger than \(maximumManifestSize) bytes")
+            }
             let manifestBytes = try archive.extract(manifestEntry)
             guard let root = try JSONSerialization.jsonObject(with: Data(manifestBytes)) as? [String: Any],
                 let files = root["files"] as? [[String: Any]]
             else {
                 throw ImageArchiveError("manifest.json has no \"files\" list")
+            }
+            // A package has an image per core; each listing is checked (and its member inflated once).
+            guard files.count <= maximumManifestFiles else {
+                throw ImageArchiveError(
+                    "manifest.json lists \(files.count) files; a DFU package has a few, and at most \(maximumManifestFiles) are read")
             }
             for file in files {
                 images.append(packageImage(file, archive: archive))

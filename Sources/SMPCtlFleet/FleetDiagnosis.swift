@@ -13,7 +13,10 @@ public enum FleetDiagnosis {
         switch error {
         case .device(let deviceError):
             return knowledge.explain(deviceError: deviceError, operation: operation)
-        case .timedOut(let group, let command, _):
+        case .timedOut(_, _, _, let malformed) where malformed > 0:
+            // Something answered, so "nothing that speaks SMP" would mislead; the message says what came.
+            return nil
+        case .timedOut(let group, let command, _, _):
             let isUpload = group == .image && command == 1
             return knowledge.explain(failure: isUpload ? .timeoutFirstChunk : .timeout, operation: operation ?? OperationKind(group: group, command: command))
         case .transport(let transportError):

@@ -71,6 +71,9 @@ public struct SimulatorConfiguration: Sendable {
     public var bufferSize: Int = 2048
     /// `buf_count` reported by mcumgr params.
     public var bufferCount: Int = 4
+    /// A `buf_size` to report instead of ``bufferSize`` (a device that misreports its buffer);
+    /// the device still takes requests up to ``bufferSize``.
+    public var reportedBufferSize: Int?
     /// Whether OS command 6 (mcumgr params) is supported; otherwise it answers `rc 8`.
     public var supportsParams: Bool = true
     /// Drop (without answering) request packets larger than ``bufferSize``, as a Zephyr transport does.

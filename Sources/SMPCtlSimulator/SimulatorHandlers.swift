@@ -358,7 +358,7 @@ extension SimulatedDevice {
         case (.mcumgrParameters?, .read):
             guard configuration.supportsParams else { return .smp(SMPReturnCode.notSupported.rawValue) }
             return .success([
-                "buf_size": .unsigned(UInt64(max(configuration.bufferSize, 0))),
+                "buf_size": .unsigned(UInt64(max(configuration.reportedBufferSize ?? configuration.bufferSize, 0))),
                 "buf_count": .unsigned(UInt64(max(configuration.bufferCount, 0))),
             ])
         case (.info?, .read):

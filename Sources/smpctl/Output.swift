@@ -57,6 +57,9 @@ struct Output: Sendable {
         if case .verificationFailed(let failure, _) = error {
             fields["check"] = .string(failure.rawValue)
         }
+        if case .timedOut(_, _, _, let malformed) = error {
+            fields["malformed_answers"] = .int(malformed)
+        }
         if case .cancelled = error {
             fail(status: status, message: Interruption.message, fields: fields)
             return

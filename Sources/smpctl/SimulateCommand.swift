@@ -26,6 +26,9 @@ struct SimulatorOptions: ParsableArguments {
     @Option(name: .customLong("buf-count"), help: ArgumentHelp("SMP buffer count reported by mcumgr params.", valueName: "n"))
     var bufferCount: Int = 4
 
+    @Option(name: .customLong("report-buf-size"), help: ArgumentHelp("Report this buf_size in mcumgr params instead of --buf-size, as a device that misreports its buffer (requests up to --buf-size are still taken).", valueName: "bytes"))
+    var reportedBufferSize: Int?
+
     @Flag(name: .customLong("no-params"), help: "Answer mcumgr params with rc 8 (not supported).")
     var noParams = false
 
@@ -135,6 +138,9 @@ struct SimulatorOptions: ParsableArguments {
         guard images == 1 || images == 2 else { throw ValidationError("--images must be 1 or 2") }
         guard bufferSize >= 64, bufferSize <= 65535 else { throw ValidationError("--buf-size must be 64 to 65535") }
         guard bufferCount >= 1, bufferCount <= 64 else { throw ValidationError("--buf-count must be 1 to 64") }
+        if let reportedBufferSize, !(0...65535).contains(reportedBufferSize) {
+            throw ValidationError("--report-buf-size must be 0 to 65535")
+        }
         if let dropRate, !(0...1).contains(dropRate) { throw ValidationError("--drop-rate must be between 0 and 1") }
         for (name, rate) in [
             ("--reorder-rate", reorderRate), ("--duplicate-rate", duplicateRate), ("--corrupt-rate", corruptRate),
@@ -195,6 +201,7 @@ struct SimulatorOptions: ParsableArguments {
         configuration.imageCount = images
         configuration.bufferSize = bufferSize
         configuration.bufferCount = bufferCount
+        configuration.reportedBufferSize = reportedBufferSize
         configuration.supportsParams = !noParams
         configuration.supportsSlotInfo = !noSlotInfo
         configuration.rejectV1 = rejectV1

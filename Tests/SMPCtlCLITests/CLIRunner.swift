@@ -64,7 +64,11 @@ enum CLI {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning {
+            // SIGTERM cancels smpctl's task, which CPU-bound work may never look at: SIGKILL after 5 s.
             process.terminate()
+            let killDeadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < killDeadline { usleep(10_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
             Issue.record("smpctl \(arguments.joined(separator: " ")) timed out after \(timeout) s")
         }

@@ -154,4 +154,49 @@ struct HardeningCLITests {
         #expect(result.status == 5, "\(result.status) \(result.stdout) \(result.stderr)")
         #expect(result.stdout.contains("ERROR [value-out-of-range] partitions.yml:"), "\(result.stdout)")
     }
+
+    // MARK: DFU packages
+
+    /// 106 KB on disk: one 64 MiB member listed 60,000 times by manifest.json. Each listing used to
+    /// inflate the member again (hours of CPU).
+    @Test("a ZIP whose manifest lists one 64 MiB member 60,000 times is refused quickly")
+    func zipManifestBomb() throws {
+        let folder = try Self.temporaryFolder()
+        let zip = folder.appendingPathComponent("dfu_application.zip")
+        try ZipFixture.archive([
+            ("manifest.json", ZipFixture.manifest(listing: "a", times: 60_000, compact: true)),
+            ("a", Data(count: 64 << 20)),
+        ]).write(to: zip)
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: zip.path)[.size] as? Int)
+        #expect(size < 200_000)
+        let start = Date()
+        let inspect = try CLI.run(["image", "inspect", zip.path, "--json"], timeout: 60)
+        #expect(inspect.status == 2, "\(inspect.status) \(inspect.stderr)")
+        #expect(inspect.stdout.contains("lists 60000 files"), "\(inspect.stdout)")
+        let upload = try CLI.run(["image", "upload", zip.path, "-c", "sim"], timeout: 60)
+        #expect(upload.status == 2, "\(upload.status) \(upload.stderr)")
+        #expect(Date().timeIntervalSince(start) < 60)
+    }
+
+    // MARK: Device answers
+
+    @Test("a timeout after undecodable answers says how many came, not that nothing speaks SMP")
+    func undecodableAnswers() throws {
+        let result = try CLI.run(["echo", "hi", "-c", "sim?truncate-rate=1", "--timeout", "1", "--retries", "1"])
+        #expect(result.status == 3, "\(result.status) \(result.stderr)")
+        #expect(result.stderr.contains("2 undecodable or malformed answers"), "\(result.stderr)")
+        #expect(!result.stderr.contains("Nothing that speaks SMP"), "\(result.stderr)")
+        let json = try CLI.run(["echo", "hi", "-c", "sim?truncate-rate=1", "--timeout", "1", "--retries", "1", "--json"])
+        #expect(try json.json()["malformed_answers"] as? Int == 2)
+    }
+
+    @Test("a device buffer of 0 or 9 bytes is a device limit (exit 4) naming the figure", arguments: [0, 9])
+    func tinyDeviceBuffer(_ size: Int) throws {
+        let image = CLI.path("Examples/images/blinky-1.1.0.signed.bin")
+        for command in [["image", "upload"], ["dfu"]] {
+            let result = try CLI.run(command + [image, "-c", "sim?report-buf-size=\(size)", "--timeout", "2"])
+            #expect(result.status == 4, "\(command) \(size): \(result.status) \(result.stderr)")
+            #expect(result.stderr.contains("buf_size \(size) bytes"), "\(result.stderr)")
+        }
+    }
 }

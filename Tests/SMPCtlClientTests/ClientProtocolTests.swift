@@ -240,7 +240,7 @@ struct DeviceErrorTests {
         let start = clock.now
         let error = await capture { _ = try await client.send(OSManagement.EchoRequest("anyone?")) }
         let elapsed = clock.now - start
-        guard case SMPClientError.timedOut(let group, let command, let attempts)? = error as? SMPClientError else {
+        guard case SMPClientError.timedOut(let group, let command, let attempts, _)? = error as? SMPClientError else {
             Issue.record("expected a timeout, got \(String(describing: error))")
             return
         }
