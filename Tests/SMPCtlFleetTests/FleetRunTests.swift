@@ -188,6 +188,33 @@ struct FleetRunTests {
         #expect(fleet.devices.map { $0.server?.requestCount ?? 0 } == counts, "a second run contacted a device that was done")
     }
 
+    @Test("a device past its deadline fails alone; the others finish")
+    func deadline() async throws {
+        var options = SimulatedFleetOptions(count: 3)
+        options.slowEvery = 2
+        options.slowLink = try LinkModel(parsing: "serial:57600")
+        let fleet = try SimulatedFleet(options)
+        defer { fleet.stop() }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let (report, _, _) = try await run(fleet, name: "deadline", defaults: [("timeout", "5"), ("deadline", "1.5"), ("attempts", "1")])
+        #expect(clock.now - start < .seconds(30))
+        #expect(report.devices.map(\.state) == [.done, .failed, .done])
+        #expect(report.devices[1].failure?.kind == "deadline", "\(report.devices[1].failure?.kind ?? "none")")
+        #expect((report.devices[1].seconds ?? 99) < 5)
+    }
+
+    @Test("consecutive ports from a base port")
+    func consecutivePorts() throws {
+        var options = SimulatedFleetOptions(count: 5)
+        options.basePort = UInt16(20_000 + Int(getpid()) % 20_000)
+        options.unreachableEvery = 3
+        guard let fleet = try? SimulatedFleet(options) else { return }  // the range is taken: nothing to check
+        defer { fleet.stop() }
+        #expect(fleet.devices.map(\.port) == (0..<5).map { options.basePort + UInt16($0) })
+        #expect(fleet.devices.map(\.fault) == [.none, .none, .unreachable, .none, .none])
+    }
+
     @Test("a journal held by a run is refused to a second one")
     func journalLock() throws {
         let folder = try FleetFixture.folder("lock")
