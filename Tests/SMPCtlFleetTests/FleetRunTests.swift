@@ -105,7 +105,8 @@ struct FleetRunTests {
         // A log per device that was contacted.
         let logs = try FileManager.default.contentsOfDirectory(atPath: folder + "/logs")
         #expect(logs.count == 200)
-        #expect(elapsed < .seconds(120))
+        // A hang guard: about 20 s alone on 2 cores, about 100 s while every other suite runs too.
+        #expect(elapsed < .seconds(300))
     }
 
     @Test("the failure threshold halts the rollout; devices not started are untouched")
