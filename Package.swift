@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "SMPCtlDiagnosis", targets: ["SMPCtlDiagnosis"]),
         .library(name: "SMPCtlFiles", targets: ["SMPCtlFiles"]),
         .library(name: "SMPCtlConnection", targets: ["SMPCtlConnection"]),
+        .library(name: "SMPCtlFleet", targets: ["SMPCtlFleet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -65,7 +66,7 @@ let package = Package(
         ),
         .target(
             name: "SMPCtlSimulator",
-            dependencies: ["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport",
+            dependencies: ["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX",
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
@@ -84,12 +85,21 @@ let package = Package(
             resources: [.copy("Knowledge")],
             swiftSettings: strictSwift
         ),
+        // Layer 3b, fleet updates: manifests, scheduling, journal and reports over the client's dfu workflow.
+        .target(
+            name: "SMPCtlFleet",
+            dependencies: [
+                "SMPCtlClient", "SMPCtlConnection", "SMPCtlTransport", "SMPCtlProtocol", "SMPCtlImage",
+                "SMPCtlDiagnosis", "SMPCtlFiles", .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSwift
+        ),
         // Layer 4, the command line.
         .executableTarget(
             name: "smpctl",
             dependencies: [
                 "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlClient", "SMPCtlSimulator",
-                "SMPCtlBlueZ", "SMPCtlDiagnosis", "SMPCtlConnection", "SMPCtlFiles",
+                "SMPCtlBlueZ", "SMPCtlDiagnosis", "SMPCtlConnection", "SMPCtlFiles", "SMPCtlFleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -117,6 +127,12 @@ let package = Package(
         .testTarget(name: "SMPCtlFilesTests", dependencies: ["SMPCtlFiles"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlConnectionTests", dependencies: ["SMPCtlConnection", "SMPCtlTransport"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "SMPCtlFleetTests",
+            dependencies: ["SMPCtlFleet", "SMPCtlSimulator", "SMPCtlClient", "SMPCtlConnection", "SMPCtlTransport", "SMPCtlPOSIX",
+                           "SMPCtlProtocol", "SMPCtlImage"],
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "SMPCtlCLITests",
             dependencies: ["SMPCtlProtocol", .product(name: "ZIPFoundation", package: "ZIPFoundation")],

@@ -1,33 +1,20 @@
 #!/usr/bin/env bash
-# Updates every device listed in a manifest with `smpctl --json dfu` and prints a report.
-#
-# Manifest lines: CONNECTION IMAGE   (blank lines and # comments are skipped), for example
-#   udp:192.0.2.10            build/zephyr/zephyr.signed.bin
-#   serial:/dev/ttyACM0       build/zephyr/zephyr.signed.bin
-#
-# Usage: Examples/scripted-update.sh MANIFEST [SMPCTL]
-# Exit status: 0 when every device was updated, otherwise the first failing smpctl status.
-set -uo pipefail
-manifest=${1:?usage: scripted-update.sh MANIFEST [SMPCTL]}
-smpctl=${2:-smpctl}
+# A fleet update from a script, from any folder: serves 8 simulated devices over UDP (one
+# unreachable, one that rejects the image, one already up to date), plans, runs with a canary,
+# and prints the report. Usage: Examples/scripted-update.sh [SMPCTL]
+# Exit status: that of `smpctl fleet run` (0 all done, 6 some failed, 7 halted).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+smpctl=${1:-smpctl}
+work=$(mktemp -d)
+trap 'kill "$simulator" 2>/dev/null || true; rm -rf "$work"' EXIT
+"$smpctl" simulate --udp 127.0.0.1:0 --devices 8 --fleet-image "$here/images/blinky-1.1.0.signed.bin" \
+    --unreachable-every 8 --reject-every 7 --current-every 5 --manifest "$work/fleet.yaml" >/dev/null 2>&1 &
+simulator=$!
+for _ in $(seq 100); do [ -s "$work/fleet.yaml" ] && break; sleep 0.1; done
+"$smpctl" fleet plan "$work/fleet.yaml"
 status=0
-printf '%-32s %-8s %-8s %s\n' DEVICE RESULT MS DETAIL
-while read -r connection image _; do
-    [[ -z "$connection" || "$connection" == \#* ]] && continue
-    start=$(date +%s%N)
-    document=$("$smpctl" -c "$connection" --json dfu "$image" 2>/dev/null)
-    code=$?
-    milliseconds=$(( ($(date +%s%N) - start) / 1000000 ))
-    detail=$(printf '%s' "$document" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-if d.get("ok"):
-    print("version %s confirmed=%s%s" % (d["version"], d["confirmed"], " (upload skipped)" if d["upload_skipped"] else ""))
-else:
-    e = d.get("device_error") or {}
-    print("%s %s" % (e.get("name") or d.get("error", "?"), d.get("message", "")))
-' 2>/dev/null || echo "no JSON output")
-    if [ $code -eq 0 ]; then result=ok; else result="exit $code"; [ $status -eq 0 ] && status=$code; fi
-    printf '%-32s %-8s %-8s %s\n' "$connection" "$result" "$milliseconds" "$detail"
-done < "$manifest"
+"$smpctl" fleet run "$work/fleet.yaml" --canary 1 --journal "$work/fleet.journal" || status=$?
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); [print(d["name"], d["state"], d.get("reason") or "") for d in r["devices"]]' \
+    "$work/fleet.report.json"
 exit $status

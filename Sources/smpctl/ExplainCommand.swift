@@ -3,6 +3,7 @@ import Foundation
 import SMPCtlFiles
 import SMPCtlClient
 import SMPCtlDiagnosis
+import SMPCtlFleet
 import SMPCtlProtocol
 
 struct ExplainCommand: ParsableCommand {
@@ -234,40 +235,6 @@ enum ExplanationFormat {
 
     /// The knowledge base's explanation of a client failure, if it has one.
     static func explanation(for error: SMPClientError, operation: OperationKind?) -> Explanation? {
-        guard let knowledge = try? Knowledge.load() else { return nil }
-        switch error {
-        case .device(let deviceError):
-            return knowledge.explain(deviceError: deviceError, operation: operation)
-        case .timedOut(_, _, _, let malformed) where malformed > 0:
-            // Something answered, so "nothing that speaks SMP" would mislead; the message says what came.
-            return nil
-        case .timedOut(let group, let command, _, _):
-            let isUpload = group == .image && command == 1
-            return knowledge.explain(failure: isUpload ? .timeoutFirstChunk : .timeout, operation: operation ?? OperationKind(group: group, command: command))
-        case .transport(let transportError):
-            let reason = transportError.reason.lowercased()
-            if reason.contains("authenticat") || reason.contains("encrypt") || reason.contains("not permitted") {
-                return knowledge.explain(failure: .authenticationRequired, operation: operation)
-            }
-            switch transportError.code {
-            case .disconnected, .notConnected: return knowledge.explain(failure: .disconnected, operation: operation)
-            case .timedOut: return knowledge.explain(failure: .timeout, operation: operation)
-            default: return nil
-            }
-        case .verificationFailed(let failure, _):
-            switch failure {
-            case .noAnswerAfterReset: return knowledge.explain(failure: .noReconnectAfterReset, operation: operation)
-            case .notRunningAfterReset: return knowledge.explain(failure: .reverted, operation: operation)
-            case .uploadNotListed: return knowledge.explain(failure: .uploadNotListed, operation: operation)
-            case .notConfirmed, .offsetBeyondSent, .dataMismatch, .contradictoryImageList: return nil
-            }
-        case .invalidInput(let text):
-            if text.contains("not a signed MCUboot image") || text.contains("has no hash TLV") {
-                return knowledge.explain(failure: .notSignedFile, operation: operation)
-            }
-            return nil
-        case .malformedResponse, .stalled, .deviceLimit, .deadlineExceeded, .cancelled:
-            return nil
-        }
+        FleetDiagnosis.explanation(for: error, operation: operation)
     }
 }

@@ -21,7 +21,7 @@ struct SMPCtl: AsyncParsableCommand {
             DFUCommand.self, ImageCommand.self, EchoCommand.self, ResetCommand.self, ParamsCommand.self,
             InfoCommand.self, BootloaderInfoCommand.self, TaskStatCommand.self, DateTimeCommand.self,
             DiagnoseCommand.self, ExplainCommand.self, DoctorCommand.self, ScanCommand.self, SimulateCommand.self,
-            ProfileCommand.self,
+            ProfileCommand.self, FleetCommand.self,
         ]
     )
 
@@ -68,6 +68,10 @@ enum ExitStatus: Int32, CaseIterable {
     case transport = 3
     case device = 4
     case verification = 5
+    /// `fleet run`: some devices failed, were unreachable or blocked.
+    case fleetSomeFailed = 6
+    /// `fleet run`: the failure threshold or a failed canary halted the rollout.
+    case fleetHalted = 7
     /// Interrupted by SIGINT (Ctrl-C): 128 + 2, as shells report it.
     case interrupted = 130
     /// Stopped by SIGTERM: 128 + 15.
@@ -81,6 +85,8 @@ enum ExitStatus: Int32, CaseIterable {
         case .transport: "a connection or transport failure, including no response in time, a device that stops making progress, or --deadline passing"
         case .device: "the device answered with an error code"
         case .verification: "verification failed: the device's state after the operation is not what it should be, or the image fails a check (hash, signature, slot size)"
+        case .fleetSomeFailed: "fleet run: some devices failed, were unreachable or blocked (the others are done)"
+        case .fleetHalted: "fleet run: the rollout was halted by --max-failures or a failed canary; devices not started were left untouched"
         case .interrupted: "interrupted by Ctrl-C (SIGINT); running the same command again resumes an upload"
         case .terminated: "stopped by SIGTERM; running the same command again resumes an upload"
         }

@@ -328,8 +328,12 @@ struct SimulateCommand: AsyncParsableCommand {
 
     @OptionGroup var simulator: SimulatorOptions
 
+    @OptionGroup(title: "Fleet of simulated devices") var fleet: SimulatedFleetArguments
+
     func validate() throws {
         guard udp != nil || pty || ble else { throw ValidationError("choose --udp HOST:PORT, --pty or --ble") }
+        if fleet.devices != nil, pty || ble { throw ValidationError("--devices serves UDP only; leave out --pty and --ble") }
+        if fleet.devices == nil, fleet.usesFleetOptions { throw ValidationError("the fleet fault options need --devices N") }
         if !ble, adapter != nil { throw ValidationError("--adapter needs --ble") }
         guard !name.isEmpty, name.utf8.count <= 29 else { throw ValidationError("--name must be 1 to 29 bytes") }
     }
@@ -340,6 +344,10 @@ struct SimulateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let count = fleet.devices, let udp {
+            try await fleet.serve(count: count, udp: udp, simulator: simulator, exitAfter: exitAfter)
+            return
+        }
         // The BLE peripheral reassembles requests split across writes (as Zephyr does with
         // CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY), so it reports its whole buffer.
         let server = try simulator.server()

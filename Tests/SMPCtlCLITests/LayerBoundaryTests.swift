@@ -23,7 +23,13 @@ struct LayerBoundaryTests {
         "SMPCtlDBus": system.union(["CSMPCtlDBus"]),
         "SMPCtlBlueZ": system.union(["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol"]),
         "SMPCtlClient": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlFiles", "Crypto"]),
-        "SMPCtlSimulator": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "Crypto"]),
+        // The simulated device, and (SimulatedFleet) many of them served on UDP endpoints.
+        "SMPCtlSimulator": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX", "Crypto"]),
+        // Fleets run the client's workflows; the CLI hands them a transport factory.
+        "SMPCtlFleet": system.union([
+            "SMPCtlClient", "SMPCtlConnection", "SMPCtlTransport", "SMPCtlProtocol", "SMPCtlImage",
+            "SMPCtlDiagnosis", "SMPCtlFiles", "Crypto", "Yams",
+        ]),
         // Diagnosis judges facts; it never touches a transport or the client.
         "SMPCtlDiagnosis": system.union([
             "SMPCtlProtocol", "SMPCtlImage", "SMPCtlFiles", "Crypto", "CryptoExtras", "Yams", "ZIPFoundation",

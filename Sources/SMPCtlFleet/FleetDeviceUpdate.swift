@@ -1,0 +1,388 @@
+// One device of a run: read its image list, decide, and run the client's dfu workflow for each
+// image it needs, within the device's deadline and tries. Every phase change is journaled
+// (synced) before the run goes on; upload progress is journaled every few seconds.
+
+import Foundation
+import SMPCtlClient
+import SMPCtlProtocol
+import Synchronization
+
+struct FleetDeviceUpdate: Sendable {
+    let device: FleetDevice
+    let images: [FleetImage]
+    let settings: FleetResolvedSettings
+    let record: FleetDeviceReport
+    let run: RunState
+    let factory: FleetTransportFactory
+    let options: FleetRunOptions
+
+    /// Runs the device to a final state and returns its record.
+    func run() async -> FleetDeviceReport {
+        let log = FleetDeviceLog(directory: options.logDirectory, name: device.name)
+        // An earlier try of this rollout started on this device (a killed or interrupted run): if
+        // the device now runs the target, that try updated it.
+        let triedBefore = record.started != nil && record.state != .upToDate
+        let tracker = Tracker(record: record, run: run, log: log, progressInterval: options.progressInterval)
+        tracker.begin()
+        log.write("connection \(device.connectionText); targets \(images.map { "\($0.name) \($0.version) (image \($0.imageNumber))" }.joined(separator: ", "))")
+        let clock = ContinuousClock()
+        let start = clock.now
+        var outcome: Result<Final, SMPClientError>
+        do {
+            let value = try await FleetDeadline.run(seconds: settings.deadline) { () async throws(SMPClientError) -> Final in
+                try await attempts(tracker: tracker, log: log)
+            }
+            outcome = .success(value)
+        } catch {
+            outcome = .failure(error)
+        }
+        let seconds = FleetClock.seconds(clock.now - start)
+        if triedBefore, case .success(.upToDate(let reason, let slots, let plans)) = outcome {
+            outcome = .success(Final.done("updated by an earlier try of this rollout; \(reason)", slots, plans))
+        }
+        let final = tracker.finish(outcome, seconds: seconds)
+        log.write("finished: \(final.state.rawValue)\(final.reason.map { ": \($0)" } ?? "") after \(String(format: "%.2f", seconds)) s")
+        log.close()
+        return final
+    }
+
+    /// How a device ended, short of a failure.
+    enum Final: Sendable {
+        case upToDate(String, [ImageManagement.SlotState], [FleetImagePlan])
+        case blocked(String, [ImageManagement.SlotState], [FleetImagePlan])
+        case done(String, [ImageManagement.SlotState], [FleetImagePlan])
+    }
+
+    /// Tries the update up to `attempts` times while the link fails.
+    private func attempts(tracker: Tracker, log: FleetDeviceLog) async throws(SMPClientError) -> Final {
+        var attempt = 1
+        while true {
+            do {
+                return try await once(tracker: tracker, log: log)
+            } catch {
+                guard attempt < settings.attempts, Self.isLinkFailure(error), !Task.isCancelled else { throw error }
+                attempt += 1
+                log.write("try \(attempt - 1) failed (\(error)); trying again")
+                tracker.retrying(error)
+                do {
+                    try await Task.sleep(for: .milliseconds(500))
+                } catch {
+                    throw .cancelled
+                }
+            }
+        }
+    }
+
+    static func isLinkFailure(_ error: SMPClientError) -> Bool {
+        switch error {
+        case .transport, .timedOut, .stalled, .malformedResponse: true
+        case .verificationFailed(let check, _): check == .noAnswerAfterReset
+        default: false
+        }
+    }
+
+    private func once(tracker: Tracker, log: FleetDeviceLog) async throws(SMPClientError) -> Final {
+        tracker.phase("connecting")
+        let options = FleetSession.clientOptions(
+            settings,
+            log: { line in
+                // Frames are counted, not logged: a log per device stays small.
+                if line.hasPrefix("tx seq ") || line.hasPrefix("rx: ") { return }
+                log.write(line)
+            },
+            notice: { notice in tracker.notice(notice) })
+        return try await FleetSession.with(device, factory: factory, options: options) { client throws(SMPClientError) -> Final in
+            tracker.phase("reading")
+            let state = try await client.readImageState()
+            tracker.contacted(state.images)
+            let assessment = FleetAssessment.assess(slots: state.images, targets: images, allowDowngrade: settings.allowDowngrade)
+            log.write("assessment: \(assessment.action.rawValue): \(assessment.reason)")
+            switch assessment.action {
+            case .upToDate: return .upToDate(assessment.reason, state.images, assessment.images)
+            case .blocked: return .blocked(assessment.reason, state.images, assessment.images)
+            case .update, .unreachable, .noImage: break
+            }
+            tracker.planned(assessment.images)
+            var slots = state.images
+            for plan in assessment.pending {
+                guard let image = images.first(where: { $0.name == plan.name }) else { continue }
+                tracker.image(plan)
+                var update = FirmwareUpdateOptions(mode: settings.mode)
+                update.upload.image = image.imageNumber
+                update.upload.window = settings.window
+                update.reconnectTimeout = .milliseconds(Int64(settings.reconnectTimeout * 1000))
+                let report: FirmwareUpdateReport
+                do throws(SMPClientError) {
+                    report = try await client.update(image.file, imageHash: image.hash, options: update) { event in
+                        tracker.event(event)
+                    }
+                } catch {
+                    // The device answers: record what it holds now, for the report (one short try).
+                    switch error {
+                    case .device, .verificationFailed, .deviceLimit:
+                        if let after = try? await client.send(
+                            ImageManagement.StateReadRequest(), policy: SMPRequestPolicy(timeout: .seconds(2), retries: 0))
+                        {
+                            tracker.slotsAfterFailure(after.images)
+                        }
+                    default:
+                        break
+                    }
+                    throw error
+                }
+                tracker.uploaded(report.upload)
+                slots = report.finalState
+            }
+            let summary = assessment.pending.map { "\($0.name) \($0.from ?? "nothing") -> \($0.to)" }.joined(separator: ", ")
+            return .done("updated \(summary)", slots, assessment.images)
+        }
+    }
+
+    /// The device's record as it changes, journaled and reported.
+    final class Tracker: Sendable {
+        private struct State {
+            var record: FleetDeviceReport
+            var contacted = false
+            var lastProgressJournal = 0.0
+            var lastProgressEvent = 0.0
+        }
+
+        private let state: Mutex<State>
+        private let run: RunState
+        private let log: FleetDeviceLog
+        private let progressInterval: Double
+
+        init(record: FleetDeviceReport, run: RunState, log: FleetDeviceLog, progressInterval: Double) {
+            self.state = Mutex(State(record: record))
+            self.run = run
+            self.log = log
+            self.progressInterval = progressInterval
+        }
+
+        private func change(journal: Bool = true, _ body: (inout FleetDeviceReport) -> Void) {
+            let record = state.withLock { state -> FleetDeviceReport in
+                body(&state.record)
+                state.record.updated = Date().timeIntervalSince1970
+                return state.record
+            }
+            if journal { run.transition(record) }
+        }
+
+        func begin() {
+            change { record in
+                record.state = .active
+                record.phase = "connecting"
+                record.attempts = FleetNumbers.add(record.attempts, 1)
+                record.started = Date().timeIntervalSince1970
+                record.finished = nil
+                record.failure = nil
+                record.reason = nil
+                record.finalSlots = nil
+                record.log = log.path
+            }
+        }
+
+        func phase(_ name: String) {
+            let same = state.withLock { $0.record.phase == name }
+            guard !same else { return }
+            log.write("phase: \(name)")
+            change { $0.phase = name }
+        }
+
+        func contacted(_ slots: [ImageManagement.SlotState]) {
+            state.withLock { $0.contacted = true }
+            log.write("image list: " + slots.map { "image \($0.image) slot \($0.slot) \($0.version)\($0.active ? " active" : "")\($0.confirmed ? " confirmed" : "")\($0.pending ? " pending" : "")" }.joined(separator: "; "))
+        }
+
+        func slotsAfterFailure(_ slots: [ImageManagement.SlotState]) {
+            log.write("after the failure: " + slots.map { "image \($0.image) slot \($0.slot) \($0.version)\($0.active ? " active" : "")\($0.confirmed ? " confirmed" : "")" }.joined(separator: "; "))
+            change(journal: false) { $0.finalSlots = FleetSlots.report(slots) }
+        }
+
+        func planned(_ plans: [FleetImagePlan]) {
+            change(journal: false) { $0.images = plans }
+        }
+
+        func image(_ plan: FleetImagePlan) {
+            log.write("updating \(plan.name) (image \(plan.imageNumber)): \(plan.from ?? "nothing") -> \(plan.to)")
+        }
+
+        func retrying(_ error: SMPClientError) {
+            change { record in
+                record.phase = "retrying"
+                record.reason = "retrying after: \(error.description)"
+            }
+        }
+
+        func notice(_ notice: SMPClientNotice) {
+            let name = state.withLock { $0.record.name }
+            let text: String
+            switch notice {
+            case .retry(let attempt, let of):
+                state.withLock { $0.record.retries = FleetNumbers.add($0.record.retries, 1) }
+                text = "retry \(attempt)/\(of)"
+            case .busy(let wait):
+                text = "busy, waiting \(wait)"
+            case .reconnecting(let attempt):
+                state.withLock { $0.record.reconnects = FleetNumbers.add($0.record.reconnects, 1) }
+                text = "reconnecting (\(attempt))"
+            case .resumed(let offset):
+                state.withLock { $0.record.resumedFrom = offset }
+                text = "resumed at offset \(offset)"
+            case .pathLimit(let bytes):
+                text = "the path carries \(bytes)-byte datagrams"
+            }
+            log.write(text)
+            run.events?(.notice(name: name, text: text))
+        }
+
+        func uploaded(_ result: UploadResult?) {
+            guard let result else { return }
+            change(journal: false) { record in
+                record.uploadedBytes = FleetNumbers.add(record.uploadedBytes, max(0, result.length - result.resumedFrom))
+                if result.resumedFrom > 0 { record.resumedFrom = result.resumedFrom }
+            }
+        }
+
+        func event(_ event: FirmwareUpdateEvent) {
+            switch event {
+            case .readParameters(let parameters, let supported):
+                log.write("buffers: \(parameters.bufferCount) x \(parameters.bufferSize)\(supported ? "" : " (not reported)")")
+            case .speedAdvice(let findings):
+                for finding in findings { log.write("speed: \(finding.summary)") }
+            case .alreadyOnDevice(let slot, let active, _):
+                log.write("the device already holds the image in slot \(slot)\(active ? " and runs it" : "")")
+            case .uploadStarted(let length, let budget):
+                log.write("uploading \(length) bytes in requests of up to \(budget) bytes")
+                phase("uploading")
+            case .uploadProgress(let progress):
+                let now = Date().timeIntervalSince1970
+                let (name, journal, report) = state.withLock { state -> (String, Bool, Bool) in
+                    let final = progress.offset >= progress.total
+                    let journal = final || now - state.lastProgressJournal >= progressInterval
+                    let report = final || now - state.lastProgressEvent >= 0.25
+                    if journal { state.lastProgressJournal = now }
+                    if report { state.lastProgressEvent = now }
+                    return (state.record.name, journal, report)
+                }
+                if report || journal {
+                    run.progress(name: name, offset: progress.offset, total: progress.total, rate: progress.rate, journal: journal)
+                }
+            case .uploadFinished(let result):
+                log.write("uploaded in \(String(format: "%.2f", result.seconds)) s, \(result.chunks) chunks\(result.resumedFrom > 0 ? ", resumed at \(result.resumedFrom)" : "")")
+                phase("verifying")
+            case .verifiedUpload(let slot):
+                log.write("the device lists the new image in slot \(slot)")
+            case .markedForTest:
+                phase("marked-for-test")
+            case .markedPermanent:
+                phase("marked-permanent")
+            case .resetting:
+                phase("resetting")
+            case .reconnected(let seconds):
+                log.write(String(format: "device back after %.2f s", seconds))
+                phase("checking")
+            case .runningNewImage(let confirmed):
+                log.write("the new image runs\(confirmed ? " and is confirmed" : "")")
+                phase("confirming")
+            case .confirmed:
+                log.write("confirmed")
+            }
+        }
+
+        func finish(_ outcome: Result<Final, SMPClientError>, seconds: Double) -> FleetDeviceReport {
+            let contacted = state.withLock { $0.contacted }
+            var final: FleetDeviceReport?
+            change(journal: false) { record in
+                record.phase = nil
+                record.finished = Date().timeIntervalSince1970
+                record.seconds = seconds
+                switch outcome {
+                case .success(.upToDate(let reason, let slots, let plans)):
+                    record.state = .upToDate
+                    record.reason = reason
+                    record.finalSlots = FleetSlots.report(slots)
+                    record.images = plans
+                case .success(.blocked(let reason, let slots, let plans)):
+                    record.state = .blocked
+                    record.reason = reason
+                    record.finalSlots = FleetSlots.report(slots)
+                    record.images = plans
+                case .success(.done(let reason, let slots, let plans)):
+                    record.state = .done
+                    record.reason = reason
+                    record.finalSlots = FleetSlots.report(slots)
+                    record.images = plans
+                case .failure(let error):
+                    if case .cancelled = error {
+                        record.state = .interrupted
+                        record.reason = "interrupted; the next run resumes this device"
+                    } else {
+                        record.state = contacted ? .failed : .unreachable
+                        record.reason = error.description
+                        record.failure = FleetDiagnosis.report(error)
+                    }
+                }
+                final = record
+            }
+            let record = final ?? state.withLock { $0.record }
+            run.transition(record)
+            return record
+        }
+    }
+}
+
+enum FleetSlots {
+    static func report(_ slots: [ImageManagement.SlotState]) -> [FleetSlotReport] {
+        slots.map {
+            FleetSlotReport(
+                image: $0.image, slot: $0.slot, version: $0.version, hash: $0.hash.map(FleetHex.string),
+                active: $0.active, confirmed: $0.confirmed, pending: $0.pending)
+        }
+    }
+}
+
+/// A device's log file: one line per event, with the time; at most 4 MiB.
+final class FleetDeviceLog: Sendable {
+    static let maximumSize = 4 << 20
+    let path: String?
+    private let handle: Mutex<(file: FileHandle?, written: Int)>
+
+    init(directory: String?, name: String) {
+        guard let directory else {
+            path = nil
+            handle = Mutex((nil, 0))
+            return
+        }
+        let path = URL(fileURLWithPath: directory).appendingPathComponent("\(name).log").path
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        }
+        let file = FileHandle(forWritingAtPath: path)
+        _ = try? file?.seekToEnd()
+        self.path = file == nil ? nil : path
+        handle = Mutex((file, 0))
+    }
+
+    func write(_ line: String) {
+        let stamp = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        let data = Data("\(stamp) \(line)\n".utf8)
+        handle.withLock { state in
+            guard let file = state.file, state.written < Self.maximumSize else { return }
+            state.written += data.count
+            if state.written >= Self.maximumSize {
+                try? file.write(contentsOf: Data("(log truncated at \(Self.maximumSize) bytes)\n".utf8))
+            } else {
+                try? file.write(contentsOf: data)
+            }
+        }
+    }
+
+    func close() {
+        handle.withLock { state in
+            try? state.file?.close()
+            state.file = nil
+        }
+    }
+}
