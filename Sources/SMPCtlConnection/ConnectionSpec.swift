@@ -10,7 +10,9 @@ public enum ConnectionSpec: Equatable, Sendable {
     /// `datagramLimit` is `?mtu=N`; `nil` lets the client learn the path's largest datagram.
     case udp(host: String, port: UInt16, datagramLimit: Int?)
     case serial(path: String, baud: Int)
-    case ble(target: String, adapter: String?)
+    /// `dbusWrites` (`?write=dbus`) forces BlueZ's `WriteValue` and `StartNotify` instead of
+    /// the `AcquireWrite`/`AcquireNotify` sockets.
+    case ble(target: String, adapter: String?, dbusWrites: Bool = false)
 
     /// The longest connection string read.
     public static let maximumLength = 4096
@@ -26,7 +28,7 @@ public enum ConnectionSpec: Equatable, Sendable {
           sim                              the embedded device simulator (no hardware)
           udp:HOST[:PORT][?mtu=N]          SMP over UDP (default port 1337; the largest datagram is learned, or N; IPv6 as udp:[::1]:1337)
           serial:PATH[?baud=N]             SMP console framing on a serial port (default 115200 baud)
-          ble:NAME-OR-ADDRESS[?adapter=hciN]  Bluetooth LE through BlueZ (bluetoothd over D-Bus)
+          ble:NAME-OR-ADDRESS[?adapter=hciN][&write=dbus]  Bluetooth LE through BlueZ (bluetoothd over D-Bus)
           NAME                             a profile saved with `smpctl profile add`
         Give it with -c/--connection or the SMPCTL_CONNECTION environment variable.
         """
@@ -68,7 +70,15 @@ public enum ConnectionSpec: Equatable, Sendable {
             if let adapter = query["adapter"], adapter.isEmpty {
                 throw ConnectionError("adapter needs a name, as in ?adapter=hci0")
             }
-            return .ble(target: rest, adapter: query["adapter"])
+            var dbusWrites = false
+            if let write = query["write"] {
+                switch write {
+                case "dbus": dbusWrites = true
+                case "socket": dbusWrites = false
+                default: throw ConnectionError("write must be dbus (WriteValue) or socket (AcquireWrite), not \"\(write)\"")
+                }
+            }
+            return .ble(target: rest, adapter: query["adapter"], dbusWrites: dbusWrites)
         default:
             throw ConnectionError("unknown connection scheme \"\(scheme)\"")
         }

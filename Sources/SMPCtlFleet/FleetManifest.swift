@@ -106,7 +106,7 @@ public struct FleetDevice: Sendable {
     /// for UDP and the in-process simulator, which share nothing.
     public var sharedLink: String? {
         switch connection {
-        case .ble(_, let adapter): "ble:\(adapter ?? "default")"
+        case .ble(_, let adapter, _): "ble:\(adapter ?? "default")"
         case .serial(let path, _): "serial:\(path)"
         case .udp, .simulator: nil
         }

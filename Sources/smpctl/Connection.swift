@@ -21,8 +21,10 @@ func makeTransport(_ spec: ConnectionSpec) throws -> any SMPTransport {
         return UDPTransport(address: try SocketAddress.resolve(host: host, port: port), maximumDatagram: limit)
     case .serial(let path, let baud):
         return SerialTransport(path: path, baud: baud)
-    case .ble(let target, let adapter):
+    case .ble(let target, let adapter, let dbusWrites):
         // The system bus, or DBUS_SYSTEM_BUS_ADDRESS when set.
-        return BLETransport(target: target, adapter: adapter)
+        var configuration = BLETransport.Configuration(target: target, adapter: adapter)
+        configuration.preferAcquiredSockets = !dbusWrites
+        return BLETransport(configuration: configuration)
     }
 }

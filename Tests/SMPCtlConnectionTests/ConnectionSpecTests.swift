@@ -15,6 +15,9 @@ struct ConnectionSpecTests {
         #expect(try ConnectionSpec.parse("udp:[::1]:65535") == .udp(host: "[::1]", port: 65535, datagramLimit: nil))
         #expect(try ConnectionSpec.parse("serial:/dev/ttyACM0?baud=9600") == .serial(path: "/dev/ttyACM0", baud: 9600))
         #expect(try ConnectionSpec.parse("ble:smp_svr?adapter=hci1") == .ble(target: "smp_svr", adapter: "hci1"))
+        #expect(try ConnectionSpec.parse("ble:smp_svr?adapter=hci1&write=dbus") == .ble(target: "smp_svr", adapter: "hci1", dbusWrites: true))
+        #expect(try ConnectionSpec.parse("ble:smp_svr?write=socket") == .ble(target: "smp_svr", adapter: nil, dbusWrites: false))
+        #expect(throws: ConnectionError.self) { try ConnectionSpec.parse("ble:smp_svr?write=gatt") }
         #expect(try ConnectionSpec.parse("bench") == nil)
     }
 

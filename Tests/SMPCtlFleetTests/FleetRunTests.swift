@@ -267,7 +267,7 @@ struct FleetRunTests {
         let manifest = try FleetFixture.manifest(text, in: folder)
         let table = ports
         let factory: FleetTransportFactory = { spec in
-            guard case .ble(let target, _) = spec, let port = table[target] else { throw SMPTransportError(.openFailed, "unknown") }
+            guard case .ble(let target, _, _) = spec, let port = table[target] else { throw SMPTransportError(.openFailed, "unknown") }
             return UDPTransport(address: try SocketAddress.resolve(host: "127.0.0.1", port: port))
         }
         var run = FleetRunOptions()

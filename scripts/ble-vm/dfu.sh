@@ -56,6 +56,17 @@ grep -v '"event":"upload' /tmp/dfu.err | grep -v '"event":"ble_link"' | tail -15
 grep -q '"confirmed" *: *true' /tmp/dfu.json || fail "dfu did not confirm the new image"
 echo "dfu over BLE: $(elapsed "$t0" "$t1") s"
 "$SMPCTL" -c "$CONN" image list || fail "image list after dfu failed"
+
+# The WriteValue/StartNotify path (?write=dbus) against the real bluetoothd: upload the image
+# again into the secondary slot (the old image is there after the swap) and check the path used.
+t0=$(now)
+"$SMPCTL" -c "$CONN&write=dbus" --json image upload Examples/images/blinky-1.1.0.signed.bin \
+    >/tmp/upload-dbus.json 2>/tmp/upload-dbus.err || status=$?
+t1=$(now)
+grep '"event":"ble_link"' /tmp/upload-dbus.err
+[ "$status" -eq 0 ] || { tail -15 /tmp/upload-dbus.err; fail "upload over WriteValue exited with $status"; }
+grep -q '"write_path":"dbus"' /tmp/upload-dbus.err || fail "?write=dbus did not use WriteValue"
+echo "upload over WriteValue: $(elapsed "$t0" "$t1") s"
 kill -TERM "$peripheral"
 pstatus=0
 wait "$peripheral" || pstatus=$?
