@@ -13,13 +13,39 @@ struct Output: Sendable {
     static let stderrIsTerminal = isatty(STDERR_FILENO) == 1
 
     static func diagnostic(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        FileHandle.standardError.write(Data((terminalSafe(line) + "\n").utf8))
     }
 
     /// Prints a human line (not in JSON mode).
     func line(_ text: String) {
         guard !json else { return }
-        print(text)
+        print(Self.terminalSafe(text))
+    }
+
+    /// Text as it may reach a terminal: device text (an `rsn`, an echo, a version string, a
+    /// shell's output) can hold escape sequences and carriage returns that would rewrite the
+    /// screen. C0 and C1 control characters other than newline and tab, and DEL, are shown as
+    /// `\u{1B}`-style escapes. JSON output needs none of this: its encoder escapes them.
+    static func terminalSafe(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isUnsafe) else { return text }
+        var out = ""
+        out.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
+        for scalar in text.unicodeScalars {
+            if isUnsafe(scalar) {
+                out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    private static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x0A, 0x09: false
+        case 0x00...0x1F, 0x7F...0x9F: true
+        default: false
+        }
     }
 
     /// Prints the command's JSON document (in JSON mode).

@@ -28,6 +28,11 @@ struct SMPCtl: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     static func main() async {
+        // A bare `smpctl` is a usage error: print the usage, exit 2 (not the help's 0).
+        if CommandLine.arguments.count <= 1 {
+            FileHandle.standardError.write(Data(("Usage: " + usageString() + "\nSee 'smpctl --help' for the commands.\n").utf8))
+            Foundation.exit(ExitStatus.usage.rawValue)
+        }
         // SIGINT and SIGTERM cancel the command, which stops promptly and reports how far it got.
         let work = Task {
             var command = try parseAsRoot()

@@ -241,3 +241,29 @@ struct ProgressDisplayTests {
         #expect(notices.contains { $0["kind"] as? String == "retry" && $0["attempt"] as? Int == 1 })
     }
 }
+
+@Suite("Everyday output")
+struct EverydayOutputTests {
+    @Test("a bare smpctl prints its usage and exits 2")
+    func bareCommand() throws {
+        let result = try CLI.run([])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("USAGE") || result.stderr.contains("Usage"))
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test("device text with escape sequences and carriage returns is shown escaped, not obeyed")
+    func escapedDeviceText() throws {
+        let hostile = "hi\u{1B}[2J\u{1B}]0;owned\u{07}\rgone"
+        let result = try CLI.run(["-c", "sim", "echo", hostile])
+        #expect(result.status == 0)
+        #expect(!result.stdout.contains("\u{1B}"))
+        #expect(!result.stdout.contains("\r"))
+        #expect(result.stdout.contains("\\u{1B}[2J"), "\(result.stdout)")
+        // JSON keeps the text exactly, escaped by the encoder.
+        let json = try CLI.run(["-c", "sim", "--json", "echo", hostile])
+        #expect(!json.stdout.contains("\u{1B}"))
+        let document = try json.json()
+        #expect(document.values.contains { ($0 as? String) == hostile })
+    }
+}
