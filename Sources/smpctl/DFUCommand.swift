@@ -47,10 +47,10 @@ struct DFUCommand: AsyncParsableCommand {
                 output: output, announcePresence: false)
             if let refusal = preflight.refusal {
                 if !upload.force {
-                    output.fail(status: .verification, message: refusal + " (--force uploads it anyway)", fields: ["error": "image-too-large"])
+                    output.fail(status: .verification, message: refusal + "; nothing was uploaded (--force uploads it anyway)", fields: ["error": "image-too-large"])
                     return nil
                 }
-                Output.diagnostic("smpctl: warning: \(refusal); uploading anyway because of --force")
+                Output.diagnostic("smpctl: warning: \(refusal); --force given, so uploading it all the same")
             }
             return try await client.update(file, imageHash: identity.hash, options: options) { event in
                 Self.describe(event, output: output, bar: bar)

@@ -12,7 +12,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(
         name: [.customShort("c"), .long],
         help: ArgumentHelp(
-            "The device connection: sim, udp:HOST[:PORT], serial:PATH[?baud=N], or a profile name.",
+            "The device connection: sim, udp:HOST[:PORT], serial:PATH[?baud=N], ble:NAME-OR-ADDRESS, or a profile name.",
             discussion: "Defaults to the SMPCTL_CONNECTION environment variable.",
             valueName: "uri"))
     var connection: String?

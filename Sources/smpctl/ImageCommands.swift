@@ -116,7 +116,7 @@ struct UploadArguments: ParsableArguments {
         if let inspection = try? ImageInspector.inspect(path: file) {
             if inspection.verdict != .good {
                 if force {
-                    Output.diagnostic("smpctl: warning: \(inspection.refusal); uploading anyway because of --force")
+                    Output.diagnostic("smpctl: warning: \(inspection.refusal); --force given, so uploading it all the same")
                 } else {
                     output.fail(
                         status: .usage, message: inspection.refusal + " (--force uploads it anyway)",
@@ -138,7 +138,7 @@ struct UploadArguments: ParsableArguments {
                 return (file, try FirmwareImageIdentity(file: file))
             } catch {
                 if force {
-                    Output.diagnostic("smpctl: warning: \(error); uploading anyway because of --force")
+                    Output.diagnostic("smpctl: warning: \(error); --force given, so uploading it all the same")
                     return (file, nil)
                 }
                 throw error
@@ -175,10 +175,10 @@ struct ImageUploadCommand: AsyncParsableCommand {
                 output: output, announcePresence: true)
             if let refusal = preflight.refusal {
                 if !upload.force {
-                    output.fail(status: .verification, message: refusal + " (--force uploads it anyway)", fields: ["error": "image-too-large"])
+                    output.fail(status: .verification, message: refusal + "; nothing was uploaded (--force uploads it anyway)", fields: ["error": "image-too-large"])
                     return nil
                 }
-                Output.diagnostic("smpctl: warning: \(refusal); uploading anyway because of --force")
+                Output.diagnostic("smpctl: warning: \(refusal); --force given, so uploading it all the same")
             }
             var options = upload.uploadOptions
             options.expectedImageHash = identity?.hash

@@ -50,7 +50,7 @@ enum UploadPreflight {
         }
         switch ImageSlotCheck.check(length: file.length, image: image, slotInfo: info) {
         case .tooLarge(let message):
-            result.refusal = "image too large for the device: \(message); nothing was uploaded"
+            result.refusal = "image too large for the device: \(message)"
         case .fits(let limit, let source):
             output.event(["event": "slot_check", "length": .int(file.length), "limit": .int(limit), "source": .string(source)])
         case .unknown:

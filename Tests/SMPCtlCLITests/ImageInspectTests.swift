@@ -110,6 +110,15 @@ struct ImageInspectTests {
         #expect(!result.stderr.contains("\"event\":\"upload\""))
     }
 
+    @Test("with --force the warning says the upload goes ahead, not that nothing was uploaded")
+    func forcedWarningWording() throws {
+        let result = try CLI.run([
+            "-c", "sim?secondary-slot-size=16384", "image", "upload", "--force", CLI.path("Examples/images/blinky-1.1.0.signed.bin"),
+        ])
+        #expect(result.stderr.contains("--force given, so uploading it all the same"), "\(result.stderr)")
+        #expect(!result.stderr.contains("nothing was uploaded"))
+    }
+
     @Test("image upload says when the device already holds the image")
     func uploadAlreadyPresent() throws {
         let (simulator, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
