@@ -93,11 +93,21 @@ struct Output: Sendable {
         }
         let explanation = ExplanationFormat.explanation(for: error, operation: operation)
         if let explanation { fields["explanation"] = ExplanationFormat.json(explanation) }
-        fail(status: status, message: error.description, fields: fields)
-        if !json, let explanation {
-            for line in ExplanationFormat.lines(explanation, causeLimit: 3, indent: "  ") { Self.diagnostic(line) }
-            Self.diagnostic("  more: \(Self.moreCommand(explanation))")
+        guard !json, let explanation else {
+            fail(status: status, message: error.description, fields: fields)
+            return
         }
+        var lines = ExplanationFormat.lines(explanation, causeLimit: 3, indent: "  ")
+        if case .device = error, let first = lines.first {
+            // The explanation's first line names the code with its context: it is the headline,
+            // said once.
+            Self.diagnostic("smpctl: error: device error " + first.trimmingCharacters(in: .whitespaces))
+            lines.removeFirst()
+        } else {
+            fail(status: status, message: error.description, fields: fields)
+        }
+        for line in lines { Self.diagnostic(line) }
+        Self.diagnostic("  more: \(Self.moreCommand(explanation))")
     }
 
     /// The `smpctl explain` command that prints the full explanation.

@@ -244,6 +244,15 @@ struct ProgressDisplayTests {
 
 @Suite("Everyday output")
 struct EverydayOutputTests {
+    @Test("a device error names its code once, then explains it")
+    func headlineOnce() throws {
+        let result = try CLI.run(["-c", "sim?fail=image:upload:rc=5", "image", "upload", CLI.path("Examples/images/blinky-1.1.0.signed.bin")])
+        #expect(result.status == 4)
+        #expect(result.stderr.components(separatedBy: "MGMT_ERR_ENOENT").count - 1 == 1, "\(result.stderr)")
+        #expect(result.stderr.hasPrefix("smpctl: error: device error rc 5 MGMT_ERR_ENOENT"))
+        #expect(result.stderr.contains("more: smpctl explain 5"))
+    }
+
     @Test("a bare smpctl prints its usage and exits 2")
     func bareCommand() throws {
         let result = try CLI.run([])
