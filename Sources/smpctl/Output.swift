@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import SMPCtlClient
 import SMPCtlDiagnosis
+import SMPCtlFleet
 import SMPCtlProtocol
 import SMPCtlTransport
 
@@ -111,33 +112,10 @@ struct Output: Sendable {
     }
 
     /// The `smpctl explain` command that prints the full explanation.
-    static func moreCommand(_ explanation: Explanation) -> String {
-        var words = ["smpctl", "explain"]
-        switch explanation.subject {
-        case .smp(let rc): words.append(String(rc))
-        case .group(let group, let rc): words += [String(rc), "--group", group.name ?? String(group.rawValue)]
-        case .failure(let failure): words.append(failure.rawValue)
-        case .log: break
-        }
-        if let operation = explanation.operation { words += ["--op", operation.rawValue] }
-        if let version = explanation.smpVersion { words += ["--smp-version", String(version)] }
-        return words.joined(separator: " ")
-    }
+    static func moreCommand(_ explanation: Explanation) -> String { FleetDiagnosis.moreCommand(explanation) }
 
-    static func kind(_ error: SMPClientError) -> String {
-        switch error {
-        case .device: "device"
-        case .malformedResponse: "malformed-response"
-        case .transport: "transport"
-        case .timedOut: "timeout"
-        case .verificationFailed: "verification"
-        case .invalidInput: "input"
-        case .stalled: "stalled"
-        case .deviceLimit: "device-limit"
-        case .deadlineExceeded: "deadline"
-        case .cancelled: "interrupted"
-        }
-    }
+    /// The `error` kind in `--json` output: one vocabulary for commands and fleet reports.
+    static func kind(_ error: SMPClientError) -> String { FleetDiagnosis.kind(error) }
 
     static func json(_ error: SMPDeviceError) -> JSONValue {
         var object: [String: JSONValue] = [
