@@ -35,10 +35,31 @@ def c_args(text, start):
     return ''.join(out)
 
 
+def split_top_level(args):
+    """Splits call arguments on the commas outside string literals and parentheses."""
+    pieces, depth, i, start = [], 0, 0, 0
+    while i < len(args):
+        ch = args[i]
+        if ch == '"':
+            i += 1
+            while i < len(args) and args[i] != '"':
+                i += 2 if args[i] == '\\' else 1
+        elif ch == '(':
+            depth += 1
+        elif ch == ')':
+            depth -= 1
+        elif ch == ',' and depth == 0:
+            pieces.append(args[start:i])
+            start = i + 1
+        i += 1
+    pieces.append(args[start:])
+    return pieces
+
+
 def first_format(args):
     """Joins the adjacent string literals (and PRI macros) of the first argument that has any."""
     parts, seen = [], False
-    for piece in re.split(r',(?![^()]*\))', args):
+    for piece in split_top_level(args):
         lits = LITERAL.findall(piece)
         if lits:
             for s, pri in lits:

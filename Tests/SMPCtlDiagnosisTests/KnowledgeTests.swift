@@ -16,7 +16,7 @@ struct KnowledgeTests {
         #expect(Knowledge.schemaVersion == 1)
         #expect(knowledge.codeCount >= 100)
         #expect(knowledge.causeCount >= 60)
-        #expect(knowledge.logPatternCount >= 10)
+        #expect(knowledge.logPatternCount >= 50)
     }
 
     @Test("every catalog code is in the knowledge base with the same name and meaning, and nothing else")
