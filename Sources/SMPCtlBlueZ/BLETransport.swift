@@ -1,3 +1,4 @@
+import Foundation
 import SMPCtlDBus
 import SMPCtlPOSIX
 import SMPCtlProtocol
@@ -181,7 +182,20 @@ public actor BLETransport: SMPTransport {
                 "no device named or addressed \"\(target)\" was found on \(adapter.name) within \(configuration.discoveryTimeout). Check that it is powered, advertising and in range; `smpctl scan --all` lists the devices in range.")
         }
         let deviceProxy = BlueZDeviceProxy(bus: bus, path: device.path)
-        if !(device.connected && device.servicesResolved) {
+        var state = device
+        if state.connected, let requested = DisconnectMarker.requested(address: device.address),
+            requested < DisconnectMarker.window
+        {
+            // An earlier command asked bluetoothd to disconnect without waiting for it, and
+            // bluetoothd does so up to 2 s later: using the link now would lose it mid-command.
+            let devicePath = device.path
+            let remaining = DisconnectMarker.window - requested
+            _ = await model.wait(timeout: remaining) { model -> Bool? in
+                model.device(at: devicePath).map { $0.connected ? nil : true } ?? true
+            }
+            if let current = await model.device(at: devicePath) { state = current }
+        }
+        if !(state.connected && state.servicesResolved) {
             do {
                 try await deviceProxy.connect(timeout: configuration.connectTimeout)
             } catch where error.name == .bluezAlreadyConnected || error.name == .bluezInProgress {
@@ -419,8 +433,12 @@ public actor BLETransport: SMPTransport {
         if let fd = session.notifyFD { closeDescriptor(fd) }
         if let fd = session.writeFD { closeDescriptor(fd) }
         if session.startedNotify { try? await session.characteristic.stopNotify() }
-        // Not waiting for the answer saves the ~2 s bluetoothd takes to send it; the link is still released.
-        if disconnect { try? await session.device.requestDisconnect() }
+        // Not waiting for the answer saves the ~2 s bluetoothd takes to send it; the link is still
+        // released. The marker tells the next command (in this process or another) to let the
+        // disconnect finish before it uses the link.
+        if disconnect, (try? await session.device.requestDisconnect()) != nil {
+            DisconnectMarker.record(address: session.link.device)
+        }
         await session.model.stop()
     }
 }
@@ -478,4 +496,45 @@ final class LinkState: Sendable {
 
     /// Stops delivering: the transport was closed on purpose.
     func close() { finished.withLock { $0 = true } }
+}
+
+/// A record, shared between smpctl processes, that a disconnect was asked of bluetoothd and may
+/// still be pending: the modification time of an empty file per device address in the user's
+/// runtime folder (`$XDG_RUNTIME_DIR/smpctl`, or `/tmp/smpctl-UID`). Nothing is read from the file.
+enum DisconnectMarker {
+    /// How long after the request the disconnect may still come (BlueZ's DISCONNECT_TIMER is 2 s).
+    static let window: Duration = .milliseconds(2_500)
+
+    static func folder() -> String {
+        if let runtime = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") {
+            return runtime + "/smpctl"
+        }
+        return "/tmp/smpctl-\(getuid())"
+    }
+
+    static func path(address: String) -> String {
+        let name = address.filter { $0.isHexDigit || $0 == ":" }.replacingOccurrences(of: ":", with: "")
+        return folder() + "/disconnect-" + String(name.prefix(32))
+    }
+
+    /// Notes that a disconnect of `address` was just requested.
+    static func record(address: String) {
+        let manager = FileManager.default
+        try? manager.createDirectory(atPath: folder(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let file = path(address: address)
+        if !manager.createFile(atPath: file, contents: nil, attributes: [.posixPermissions: 0o600]) {
+            try? manager.setAttributes([.modificationDate: Date()], ofItemAtPath: file)
+        }
+    }
+
+    /// How long ago a disconnect of `address` was requested, if one was recorded.
+    static func requested(address: String) -> Duration? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path(address: address)),
+            attributes[.type] as? FileAttributeType == .typeRegular,
+            let date = attributes[.modificationDate] as? Date
+        else { return nil }
+        let age = Date().timeIntervalSince(date)
+        guard age.isFinite, age >= 0, age < 3600 else { return nil }
+        return .milliseconds(Int64(age * 1000))
+    }
 }

@@ -151,6 +151,29 @@ struct BLETransportTests {
         }
     }
 
+    @Test("the next command waits out a disconnect the last one asked for, instead of losing the link mid-command")
+    func nextCommandAfterClose() async throws {
+        var options = FakeBlueZOptions()
+        options.disconnectDelay = .seconds(2)
+        try await withTemporaryRuntimeFolder {
+            try await FakeBluetoothSetup.run(options: options) { setup in
+                let first = SMPClient(transport: setup.transport(), options: testClientOptions())
+                try await first.open()
+                _ = try await first.send(OSManagement.EchoRequest("one"))
+                await first.close()
+                // A new transport, as the next smpctl process would have: the device still looks
+                // connected until bluetoothd's disconnect timer runs out.
+                let second = SMPClient(transport: setup.transport(), options: testClientOptions())
+                try await second.open()
+                _ = try await second.send(OSManagement.EchoRequest("two"))
+                try await Task.sleep(for: .milliseconds(2_500))
+                #expect(try await second.send(OSManagement.EchoRequest("three")).text == "three")
+                await second.close()
+                #expect(await setup.fake.connectCount >= 2)
+            }
+        }
+    }
+
     @Test("a disconnect in the middle of the upload resumes after reconnecting", arguments: WriteRoute.allCases)
     func disconnectMidUpload(route: WriteRoute) async throws {
         try await FakeBluetoothSetup.run(simulator: { $0.disconnectAfterBytes = 2500 }) { setup in
@@ -255,4 +278,17 @@ struct BLETransportTests {
             #expect(devices.first?.rssi == -52)
         }
     }
+}
+
+/// Runs `body` with XDG_RUNTIME_DIR set to a fresh folder, so disconnect markers of other runs do not count.
+func withTemporaryRuntimeFolder(_ body: () async throws -> Void) async throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("smpctl-runtime-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let previous = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"]
+    setenv("XDG_RUNTIME_DIR", folder.path, 1)
+    defer {
+        if let previous { setenv("XDG_RUNTIME_DIR", previous, 1) } else { unsetenv("XDG_RUNTIME_DIR") }
+        try? FileManager.default.removeItem(at: folder)
+    }
+    try await body()
 }

@@ -20,7 +20,7 @@ struct FleetCLITests {
     func killAndResume() async throws {
         var options = SimulatedFleetOptions(count: 16)
         options.slowEvery = 1
-        options.slowLink = try LinkModel(parsing: "serial:230400")
+        options.slowLink = try LinkModel(parsing: "serial:115200")
         let fleet = try SimulatedFleet(options)
         defer { fleet.stop() }
         let folder = try FleetFixture.folder("kill")
