@@ -12,7 +12,7 @@ public enum FleetDiagnosis {
         guard let knowledge = try? Knowledge.load() else { return nil }
         switch error {
         case .device(let deviceError):
-            return knowledge.explain(deviceError: deviceError, operation: operation)
+            return knowledge.explain(deviceError: deviceError.codeTableError, operation: operation)
         case .timedOut(_, _, _, let malformed) where malformed > 0:
             // Something answered, so "nothing that speaks SMP" would mislead; the message says what came.
             return nil

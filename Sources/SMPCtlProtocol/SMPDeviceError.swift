@@ -43,8 +43,20 @@ public struct SMPDeviceError: Error, Sendable, Hashable, CustomStringConvertible
     public var entry: SMPErrorCatalog.Entry? {
         switch kind {
         case .smp(let rc): SMPErrorCatalog.smpEntry(rc.rawValue)
-        case .group(let group, let rc): SMPErrorCatalog.groupEntry(group: group, rc: rc)
+        case .group(let group, let rc): SMPErrorCatalog.groupEntry(group: group == .zephyrBasic && requestGroup == .stat ? .stat : group, rc: rc)
         }
+    }
+
+    /// The error with its code in the table it belongs to.
+    ///
+    /// Zephyr's stat_mgmt.c (3.5 and later) reports its own STAT_MGMT_ERR codes with
+    /// `smp_add_cmd_err(zse, ZEPHYR_MGMT_GRP_BASIC, ...)`: `err.group` is 63, but the code is the
+    /// statistics group's (3 is INVALID_STAT_NAME, not the basic group's FLASH_CONFIG_QUERY_FAIL).
+    public var codeTableError: SMPDeviceError {
+        guard case .group(.zephyrBasic, let rc) = kind, requestGroup == .stat else { return self }
+        var copy = self
+        copy.kind = .group(.stat, rc)
+        return copy
     }
 
     /// Whether this is the SMP-level "busy" code, which means "wait and resend".

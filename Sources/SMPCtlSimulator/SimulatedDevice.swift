@@ -74,6 +74,11 @@ public actor SimulatedDevice {
     var boot: [BootState]
     var upload: UploadSession?
     var dateTime: String?
+    /// Runtime values of the settings handler (lost on reset) and the values saved to storage.
+    var settingsRuntime: [String: [UInt8]] = SimulatedDevice.factorySettings
+    var settingsStored: [String: [UInt8]] = SimulatedDevice.factorySettings
+    /// How many times `settings_commit` ran (commit and load), for tests.
+    public internal(set) var settingsCommitCount = 0
     var log: [SimulatorRequestRecord] = []
     var packetCount = 0
     var bytesReceived = 0
@@ -314,6 +319,9 @@ public actor SimulatedDevice {
         case smp(Int)
         /// A group error of the request's group.
         case group(Int)
+        /// A group error naming another group in SMP v2 (`err.group`), as Zephyr's stat group
+        /// does; in SMP v1 it is translated by the request's group.
+        case groupNamed(SMPGroupID, Int)
         /// Answer with success, then reboot.
         case resetAfter(CBORValue)
         /// Reboot without answering.
@@ -321,7 +329,7 @@ public actor SimulatedDevice {
 
         var isError: Bool {
             switch self {
-            case .smp, .group: true
+            case .smp, .group, .groupNamed: true
             default: false
             }
         }
@@ -342,6 +350,15 @@ public actor SimulatedDevice {
             } else {
                 body["err"] = .map(CBORMap([
                     .init(key: "group", value: .unsigned(UInt64(request.group.rawValue))),
+                    .init(key: "rc", value: .unsigned(UInt64(max(code, 0)))),
+                ]))
+            }
+        case .groupNamed(let group, let code):
+            if version == .v1 {
+                body["rc"] = .int(Int64(Self.v1Code(group: request.group, code: code)))
+            } else {
+                body["err"] = .map(CBORMap([
+                    .init(key: "group", value: .unsigned(UInt64(group.rawValue))),
                     .init(key: "rc", value: .unsigned(UInt64(max(code, 0)))),
                 ]))
             }
@@ -372,6 +389,36 @@ public actor SimulatedDevice {
             case 0: return 0
             case 2: return 3  // INVALID_FORMAT → EINVAL
             case 3, 4, 6: return 5  // no answer / RTC not set / invalid value → ENOENT
+            default: return 1
+            }
+        case .stat:
+            // stat_mgmt_translate_error_code (Zephyr stat_mgmt.c).
+            switch code {
+            case 0: return 0
+            case 2, 3: return 5  // INVALID_GROUP, INVALID_STAT_NAME → ENOENT
+            case 4: return 3  // INVALID_STAT_SIZE → EINVAL
+            default: return 1
+            }
+        case .settings:
+            // settings_mgmt_translate_error_code (Zephyr settings_mgmt.c).
+            switch code {
+            case 0: return 0
+            case 2: return 3  // KEY_TOO_LONG → EINVAL
+            case 3, 4: return 5  // KEY_NOT_FOUND, READ_NOT_SUPPORTED → ENOENT
+            default: return 1
+            }
+        case .shell:
+            // shell_mgmt_translate_error_code (Zephyr shell_mgmt.c).
+            switch code {
+            case 0: return 0
+            case 2, 3: return 3  // COMMAND_TOO_LONG, EMPTY_COMMAND → EINVAL
+            default: return 1
+            }
+        case .enumeration:
+            // enum_mgmt_translate_error_code (Zephyr enum_mgmt.c): INDEX_TOO_LARGE is EUNKNOWN there.
+            switch code {
+            case 0: return 0
+            case 2: return 3  // TOO_MANY_GROUP_ENTRIES → EINVAL
             default: return 1
             }
         default:
@@ -414,6 +461,10 @@ public actor SimulatedDevice {
         switch header.group {
         case .os: return handleOS(header, map)
         case .image: return handleImage(header, map)
+        case .stat: return handleStatistics(header, map)
+        case .settings: return handleSettings(header, map)
+        case .shell: return handleShell(header, map)
+        case .enumeration: return handleEnumeration(header, map)
         default: return .smp(SMPReturnCode.notSupported.rawValue)
         }
     }
@@ -448,6 +499,8 @@ public actor SimulatedDevice {
         }
         if !configuration.keepUploadStateAcrossReset { upload = nil }
         dateTime = nil
+        // The application calls settings_load() at boot: the runtime values are the saved ones.
+        settingsRuntime = settingsStored
         heldRequest = nil
     }
 

@@ -59,14 +59,34 @@ struct InfoCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: ArgumentHelp("Letters selecting fields: s n r v b m p i o, or a for all.", valueName: "letters"))
     var format: String?
+    @Flag(help: "Also list the management groups the device supports, when it has the enumeration group (10).")
+    var groups = false
 
     func run() async throws {
-        let info = try await global.withClient { client, _ throws(SMPClientError) in
-            try await client.send(OSManagement.InfoRequest(format: format))
+        let (info, supported) = try await global.withClient { client, _ throws(SMPClientError) in
+            let info = try await client.send(OSManagement.InfoRequest(format: format))
+            guard groups else { return (info, [SMPGroupID]?.none) }
+            // A device without enumeration answers rc 8 (not supported); that is not a failure.
+            do throws(SMPClientError) {
+                return (info, try await client.send(EnumerationManagement.ListRequest()).groups)
+            } catch {
+                if case .device(let deviceError) = error, deviceError.kind == .smp(.notSupported) { return (info, nil) }
+                throw error
+            }
         }
         let output = Output(json: global.json)
         output.line(info.output)
-        output.document(["ok": true, "output": .string(info.output)])
+        var document: [String: JSONValue] = ["ok": true, "output": .string(info.output)]
+        if groups {
+            if let supported {
+                output.line("groups: " + supported.map { $0.description }.joined(separator: ", "))
+                document["groups"] = .array(supported.map(EnumCommand.json))
+            } else {
+                output.line("groups: unknown (the device has no enumeration group)")
+                document["groups"] = .null
+            }
+        }
+        output.document(.object(document))
     }
 }
 
