@@ -144,7 +144,7 @@ public enum DoctorYAML {
                 }
                 let node: DoctorYAMLNode
                 if !value.isEmpty {
-                    node = inlineValue(value)
+                    node = inlineValue(value, line: line.number)
                 } else if let next = current, next.indent > indent {
                     node = block(indent: next.indent, depth: depth + 1)
                 } else if let next = current, next.indent == indent, Self.isItem(next.text) {
@@ -176,13 +176,14 @@ public enum DoctorYAML {
                     items.append(mapping(indent: inner, depth: depth + 1))
                 } else {
                     position += 1
-                    items.append(inlineValue(content))
+                    items.append(inlineValue(content, line: line.number))
                 }
             }
             return .sequence(items)
         }
 
-        func inlineValue(_ text: String) -> DoctorYAMLNode {
+        /// A value written on the key's line; the entries of a flow mapping are on `line` too.
+        func inlineValue(_ text: String, line: Int) -> DoctorYAMLNode {
             if text.hasPrefix("*") {
                 return anchors[String(text.dropFirst())] ?? .scalar("")
             }
@@ -196,7 +197,7 @@ public enum DoctorYAML {
                 var entries: [DoctorYAMLEntry] = []
                 for part in inner.split(separator: ",") {
                     if let (key, value) = splitKey(String(part).trimmingSpaces()) {
-                        entries.append(DoctorYAMLEntry(key: key, value: .scalar(unquote(value)), line: 0))
+                        entries.append(DoctorYAMLEntry(key: key, value: .scalar(unquote(value)), line: line))
                     }
                 }
                 return .mapping(entries)

@@ -36,4 +36,26 @@ struct DiagnosisFuzzRegressionTests {
         #expect(key.verify(signature: good.value, of: streamed))
         #expect(key.verify(signature: good.value, of: try MCUbootImage(parsing: signed)))
     }
+
+    /// fuzz-yaml: the entries of a flow mapping (`key: {a: 1}`) were given line 0, outside the
+    /// 1-based lines the doctor reports findings on.
+    @Test("flow mapping entries are on the line they are written on")
+    func flowMappingLines() throws {
+        let crash: [UInt8] = [0x61, 0x3A, 0x20, 0x7B, 0x30, 0x3A]  // "a: {0:"
+        let node = DoctorYAML.parse(String(decoding: crash, as: UTF8.self))
+        let inner = try #require(node["a"])
+        #expect(inner.entries.map(\.key) == ["0"])
+        #expect(inner.entries.map(\.line) == [1])
+
+        let text = "app:\n  span: {address: 0x1000, size: 0x2000}\n  list:\n    - {y: 1}\n"
+        func lines(_ node: DoctorYAMLNode) -> [Int] {
+            switch node {
+            case .scalar: []
+            case .sequence(let items): items.flatMap(lines)
+            case .mapping(let entries): entries.flatMap { [$0.line] + lines($0.value) }
+            }
+        }
+        #expect(lines(DoctorYAML.parse(text)).allSatisfy { (1...4).contains($0) })
+        #expect(DoctorYAML.parse(text)["app"]?["span"]?.entries.map(\.line) == [2, 2])
+    }
 }
