@@ -69,7 +69,9 @@ run_target() {
         -print_final_stats=1 -detect_leaks=0 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$artifacts/" \
         "$corpus" >"$log" 2>&1 || status=$?
     local execs cov ft
+    local rate
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     local result=ok
@@ -80,7 +82,7 @@ run_target() {
         echo "log: $log"
     fi
     printf '%-12s %8s %12s %10s %8s %8s %8s  %s\n' "$name" "$seconds" "${execs:-?}" \
-        "$(( ${execs:-0} / (seconds > 0 ? seconds : 1) ))" "${cov:-?}" "${ft:-?}" "$(ls "$corpus" | wc -l)" "$result" \
+        "${rate:-?}" "${cov:-?}" "${ft:-?}" "$(ls "$corpus" | wc -l)" "$result" \
         >"$work/$name.row"
     [ "$status" -eq 0 ]
 }
