@@ -116,7 +116,8 @@ public struct ImageVerificationKey: Sendable {
 
     /// Whether `signature` (a signature TLV value) signs `image` with this key.
     public func verify(signature: [UInt8], of image: MCUbootImage) -> Bool {
-        let region = image.bytes[0..<image.hashedRegionLength]
+        // An image read from a source (`MCUbootImage(reading:)`) keeps no bytes in memory.
+        guard let region = image.hashedRegionBytes() else { return false }
         switch material {
         case .p256(let key):
             guard let der = Self.trimmedDER(signature),

@@ -484,6 +484,14 @@ public struct MCUbootImage: Sendable {
         return hasher.finalize()
     }
 
+    /// The bytes of the hashed region (what signatures sign), from memory or read from the source;
+    /// `nil` when the source cannot be read.
+    public func hashedRegionBytes() -> [UInt8]? {
+        if bytes.count >= hashedRegionLength { return Array(bytes[0..<hashedRegionLength]) }
+        guard let region = try? source.read(0..<hashedRegionLength), region.count == hashedRegionLength else { return nil }
+        return region
+    }
+
     /// Whether the hash TLV equals the computed hash (false when there is no hash TLV).
     public var hashMatches: Bool {
         guard let stored = hashTLV else { return false }

@@ -1,0 +1,38 @@
+// The ZIP reader behind DFU packages (SMPCtlDiagnosis ImageArchive: central directory, stored
+// and deflated entries, CRC-32) and the manifest.json reading of `image inspect`.
+//
+// Only the public entry points are used (ImageArchive(bytes:), entries, entry(named:), extract,
+// and ImageInspector.inspect for the manifest), so the target keeps working when the internals
+// change. Invariants: an extracted entry has the size the directory gives and is never larger
+// than ImageArchive.maximumEntrySize; looking an entry up by its own name finds an entry of that
+// name.
+
+import FuzzSupport
+import SMPCtlDiagnosis
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = fuzzBytes(data, size)
+    if let archive = try? ImageArchive(bytes: bytes) {
+        for entry in archive.entries.prefix(32) {
+            if let found = archive.entry(named: entry.name) {
+                invariant(found.name == entry.name, "entry(named:) found \(found.name) for \(entry.name)")
+            }
+            do {
+                let contents = try archive.extract(entry)
+                invariant(contents.count == entry.uncompressedSize, "extracted \(contents.count) bytes, directory says \(entry.uncompressedSize)")
+                invariant(contents.count <= ImageArchive.maximumEntrySize, "entry over the size bound")
+            } catch {
+                _ = error.description
+            }
+        }
+        _ = archive.entry(named: "manifest.json")
+    }
+    // The inspector reads manifest.json and the images it names (it looks for the ZIP magic).
+    let inspection = ImageInspector.inspect(bytes: bytes, name: "dfu_application.zip")
+    for image in inspection.packageImages {
+        _ = image.problem
+    }
+    _ = inspection.refusal
+    return 0
+}

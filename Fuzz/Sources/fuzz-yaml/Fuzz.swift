@@ -1,0 +1,43 @@
+// The YAML reader `smpctl doctor` uses for partitions.yml, pm_static.yml and domains.yaml
+// (SMPCtlDiagnosis DoctorYAML.parse; only the public entry point and node API are used, so the
+// target survives a change of parser).
+//
+// Invariants: parsing never traps; every mapping entry's line lies within the document.
+
+import FuzzSupport
+import SMPCtlDiagnosis
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let text = String(decoding: fuzzBytes(data, size), as: UTF8.self)
+    let lineCount = text.split(separator: "\n", omittingEmptySubsequences: false).count
+    let node = DoctorYAML.parse(text)
+    walk(node, lineCount: lineCount, depth: 0)
+    // What the doctor reads from a Partition Manager file.
+    for entry in (node["partitions"]?.entries ?? node.entries) {
+        _ = entry.value["address"]?.scalar
+        _ = entry.value["size"]?.scalar
+        _ = entry.value["region"]?.scalar
+        _ = entry.value["span"]?.strings
+    }
+    _ = node["default"]?.scalar
+    return 0
+}
+
+private func walk(_ node: DoctorYAMLNode, lineCount: Int, depth: Int) {
+    invariant(depth <= 1000, "nesting of \(depth)")
+    _ = node.scalar
+    _ = node.strings
+    switch node {
+    case .scalar:
+        break
+    case .sequence(let items):
+        for item in items { walk(item, lineCount: lineCount, depth: depth + 1) }
+    case .mapping(let entries):
+        for entry in entries {
+            invariant(entry.line >= 1 && entry.line <= lineCount, "entry \(entry.key) on line \(entry.line) of \(lineCount)")
+            invariant(node[entry.key] != nil, "key \(entry.key) does not look up")
+            walk(entry.value, lineCount: lineCount, depth: depth + 1)
+        }
+    }
+}
