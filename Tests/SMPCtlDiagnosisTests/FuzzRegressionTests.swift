@@ -41,13 +41,6 @@ struct DiagnosisFuzzRegressionTests {
     /// 1-based lines the doctor reports findings on.
     @Test("flow mapping entries are on the line they are written on")
     func flowMappingLines() throws {
-        let crash: [UInt8] = [0x61, 0x3A, 0x20, 0x7B, 0x30, 0x3A]  // "a: {0:"
-        let node = DoctorYAML.parse(String(decoding: crash, as: UTF8.self))
-        let inner = try #require(node["a"])
-        #expect(inner.entries.map(\.key) == ["0"])
-        #expect(inner.entries.map(\.line) == [1])
-
-        let text = "app:\n  span: {address: 0x1000, size: 0x2000}\n  list:\n    - {y: 1}\n"
         func lines(_ node: DoctorYAMLNode) -> [Int] {
             switch node {
             case .scalar: []
@@ -55,7 +48,18 @@ struct DiagnosisFuzzRegressionTests {
             case .mapping(let entries): entries.flatMap { [$0.line] + lines($0.value) }
             }
         }
-        #expect(lines(DoctorYAML.parse(text)).allSatisfy { (1...4).contains($0) })
-        #expect(DoctorYAML.parse(text)["app"]?["span"]?.entries.map(\.line) == [2, 2])
+        // With Yams the cut-off flow mapping is a parse error with a line; if a reader ever
+        // accepts it, its entries must still be on line 1.
+        let crash: [UInt8] = [0x61, 0x3A, 0x20, 0x7B, 0x30, 0x3A]  // "a: {0:"
+        do {
+            let node = try DoctorYAML.parse(String(decoding: crash, as: UTF8.self))
+            #expect(lines(node).allSatisfy { $0 == 1 })
+        } catch {
+            #expect(error.line.map { $0 >= 1 } ?? true)
+        }
+
+        let text = "app:\n  span: {address: 0x1000, size: 0x2000}\n  list:\n    - {y: 1}\n"
+        #expect(try lines(DoctorYAML.parse(text)).allSatisfy { (1...4).contains($0) })
+        #expect(try DoctorYAML.parse(text)["app"]?["span"]?.entries.map(\.line) == [2, 2])
     }
 }
