@@ -502,8 +502,9 @@ final class LinkState: Sendable {
 /// still be pending: the modification time of an empty file per device address in the user's
 /// runtime folder (`$XDG_RUNTIME_DIR/smpctl`, or `/tmp/smpctl-UID`). Nothing is read from the file.
 enum DisconnectMarker {
-    /// How long after the request the disconnect may still come (BlueZ's DISCONNECT_TIMER is 2 s).
-    static let window: Duration = .milliseconds(2_500)
+    /// How long after the request the disconnect may still come: BlueZ's DISCONNECT_TIMER is 2 s;
+    /// the margin is for slow hosts (the wait ends as soon as the link drops).
+    static let window: Duration = .seconds(5)
 
     static func folder() -> String {
         if let runtime = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") {
