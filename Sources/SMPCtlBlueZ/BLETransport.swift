@@ -518,19 +518,30 @@ enum DisconnectMarker {
         return folder() + "/disconnect-" + String(name.prefix(32))
     }
 
-    /// Notes that a disconnect of `address` was just requested.
+    /// Notes that a disconnect of `address` was just requested. The folder may be in /tmp, where
+    /// anyone can create names: it must be a real folder of ours, and the marker is opened without
+    /// following a link and without truncating, so nothing else can be written through it.
     static func record(address: String) {
-        let manager = FileManager.default
-        try? manager.createDirectory(atPath: folder(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let file = path(address: address)
-        if !manager.createFile(atPath: file, contents: nil, attributes: [.posixPermissions: 0o600]) {
-            try? manager.setAttributes([.modificationDate: Date()], ofItemAtPath: file)
-        }
+        let directory = folder()
+        _ = mkdir(directory, 0o700)
+        guard isPrivateFolder(directory) else { return }
+        let fd = open(path(address: address), O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        _ = futimens(fd, nil)
+        _ = close(fd)
+    }
+
+    /// Whether `directory` is a folder (not a link) owned by this user and writable only by it.
+    static func isPrivateFolder(_ directory: String) -> Bool {
+        var info = stat()
+        guard lstat(directory, &info) == 0 else { return false }
+        return info.st_mode & S_IFMT == S_IFDIR && info.st_uid == getuid() && info.st_mode & 0o022 == 0
     }
 
     /// How long ago a disconnect of `address` was requested, if one was recorded.
     static func requested(address: String) -> Duration? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path(address: address)),
+        guard isPrivateFolder(folder()),
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path(address: address)),
             attributes[.type] as? FileAttributeType == .typeRegular,
             let date = attributes[.modificationDate] as? Date
         else { return nil }
