@@ -276,24 +276,6 @@ public actor BLETransport: SMPTransport {
         let link = session.link
         let address = link.device
         let proxy = session.characteristic
-        // The link drops when Device1.Connected turns false.
-        do {
-            let deviceChanges = try await bus.signals(
-                matching: DBusMatchRule(
-                    sender: BlueZ.serviceName, path: devicePath, interface: DBusInterface.properties,
-                    member: "PropertiesChanged", argument0: BlueZ.deviceInterface))
-            session.tasks.append(Task {
-                for await signal in deviceChanges {
-                    guard signal.arguments.count >= 2,
-                        signal.arguments[1].stringKeyedDictionary?["Connected"]?.boolValue == false
-                    else { continue }
-                    link.reportDisconnect("\(address) disconnected")
-                    return
-                }
-            })
-        } catch {
-            throw BlueZError.from(error, while: "subscribing to the device's state")
-        }
         var mtu = characteristic.mtu ?? BlueZ.defaultMTU
         let assembler = NotificationAssembler()
         if configuration.preferAcquiredSockets {
@@ -319,20 +301,44 @@ public actor BLETransport: SMPTransport {
                 }
             }
         }
-        if session.notifyFD == nil {
-            do {
-                let values = try await bus.signals(
-                    matching: DBusMatchRule(
-                        sender: BlueZ.serviceName, path: proxy.path, interface: DBusInterface.properties,
-                        member: "PropertiesChanged", argument0: BlueZ.gattCharacteristicInterface))
-                session.tasks.append(Task {
-                    for await signal in values {
-                        guard signal.arguments.count >= 2,
-                            let bytes = signal.arguments[1].stringKeyedDictionary?["Value"]?.byteArray
-                        else { continue }
+        // The link drops when Device1.Connected turns false. Without a notification socket the
+        // answers come as the characteristic's Value changes: both kinds are read from one stream,
+        // in the bus's order, so an answer the device sent just before it dropped the link (the
+        // answer to a reset, say) is delivered before the disconnect.
+        let valuesOverDBus = session.notifyFD == nil
+        var rules = [
+            DBusMatchRule(
+                sender: BlueZ.serviceName, path: devicePath, interface: DBusInterface.properties,
+                member: "PropertiesChanged", argument0: BlueZ.deviceInterface)
+        ]
+        if valuesOverDBus {
+            rules.append(
+                DBusMatchRule(
+                    sender: BlueZ.serviceName, path: proxy.path, interface: DBusInterface.properties,
+                    member: "PropertiesChanged", argument0: BlueZ.gattCharacteristicInterface))
+        }
+        do {
+            let changes = try await bus.signals(matchingAny: rules)
+            session.tasks.append(Task {
+                for await signal in changes {
+                    guard signal.arguments.count >= 2, let changed = signal.arguments[1].stringKeyedDictionary else {
+                        continue
+                    }
+                    if signal.path == devicePath {
+                        guard changed["Connected"]?.boolValue == false else { continue }
+                        link.reportDisconnect("\(address) disconnected")
+                        return
+                    }
+                    if valuesOverDBus, let bytes = changed["Value"]?.byteArray {
                         link.deliver(assembler.feed(bytes))
                     }
-                })
+                }
+            })
+        } catch {
+            throw BlueZError.from(error, while: "subscribing to the device's state")
+        }
+        if valuesOverDBus {
+            do {
                 try await proxy.startNotify()
                 session.startedNotify = true
                 notifyPath = .dbus

@@ -166,11 +166,16 @@ extension SMPClient {
     /// Asks the device to reset, without resending on timeout: a reset sent again after its answer
     /// was lost would reboot the device a second time, and a tested image would revert. A missing
     /// answer is not an error; the state read after reconnecting tells whether the device reset.
+    /// Nor is a link that drops before the answer came: Zephyr answers and reboots
+    /// `CONFIG_MCUMGR_GRP_OS_RESET_MS` later (os_mgmt.c), and over BLE the answer can be lost
+    /// with the link.
     private func requestReset() async throws(SMPClientError) {
         do {
             _ = try await send(OSManagement.ResetRequest(), policy: SMPRequestPolicy(retries: 0))
         } catch .timedOut {
             log("no answer to the reset request; assuming the device is resetting")
+        } catch .transport(let error) where error.code == .disconnected {
+            log("the link dropped before the answer to the reset request; assuming the device is resetting")
         }
     }
 

@@ -45,6 +45,8 @@ actor FakeBlueZ {
     private var notifySocket: (mine: Int32, given: Int32)?
     private var writeReader: DescriptorReader?
     private var reassembler = SMPReassembler(maxPacketLength: 8 + 65535)
+    /// Counts dropped links: a write still queued from a dropped link is lost, as on the air.
+    private var linkGeneration = 0
 
     /// What the fake saw, for assertions.
     private(set) var connectCount = 0
@@ -229,8 +231,9 @@ actor FakeBlueZ {
                     case .closed: continuation.finish()
                     }
                 }
+                let generation = linkGeneration
                 Task { [weak self] in
-                    for await bytes in stream { await self?.receiveSocketWrite(bytes) }
+                    for await bytes in stream { await self?.receiveSocketWrite(bytes, generation: generation) }
                 }
             } else {
                 notifySocket = (ends[0], ends[1])
@@ -241,7 +244,8 @@ actor FakeBlueZ {
         }
     }
 
-    private func receiveSocketWrite(_ bytes: [UInt8]) async {
+    private func receiveSocketWrite(_ bytes: [UInt8], generation: Int) async {
+        guard generation == linkGeneration else { return }
         guard bytes.count <= options.mtu - 3 else {
             oversizeWrites += 1
             return
@@ -297,6 +301,7 @@ actor FakeBlueZ {
 
     /// The link drops: sockets hang up, Connected and ServicesResolved turn false (BlueZ keeps the GATT objects).
     func dropLink() async {
+        linkGeneration += 1
         closeSockets()
         let reader = writeReader
         writeReader = nil
