@@ -90,7 +90,8 @@ let package = Package(
             name: "SMPCtlFleet",
             dependencies: [
                 "SMPCtlClient", "SMPCtlConnection", "SMPCtlTransport", "SMPCtlProtocol", "SMPCtlImage",
-                "SMPCtlDiagnosis", "SMPCtlFiles", .product(name: "Yams", package: "Yams"),
+                "SMPCtlDiagnosis", "SMPCtlFiles", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift
         ),
@@ -121,7 +122,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SMPCtlClientTests",
-            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlImage"],
+            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR"],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "SMPCtlFilesTests", dependencies: ["SMPCtlFiles"], swiftSettings: strictSwift),
