@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import ZIPFoundation
+import SMPCtlZipFixtures
 
 @testable import SMPCtlDiagnosis
 
