@@ -21,6 +21,10 @@ public struct SMPClientOptions: Sendable {
     public var maximumResponseBody = Int(UInt16.max)
     /// Receives diagnostic lines (every frame as hex, ignored responses), for `-v`.
     public var log: (@Sendable (String) -> Void)?
+    /// Whether `log` gets every frame as hex. A log that keeps only the other lines (a fleet's
+    /// log per device) turns it off, so that no hex is made for it: making it cost most of a
+    /// 200-device fleet's CPU time.
+    public var logsFrames = true
     /// Receives notable events (retries, busy back-off, reconnects) for progress displays.
     public var notice: (@Sendable (SMPClientNotice) -> Void)?
 
@@ -437,7 +441,7 @@ public actor SMPClient {
         // One copy of the encoded request per send, the header written over its room in place.
         var bytes = ticket.packet
         header.write(over: &bytes)
-        if options.log != nil { log("tx seq \(sequence): \(hex(bytes))") }
+        if options.log != nil, options.logsFrames { log("tx seq \(sequence): \(hex(bytes))") }
         do {
             try await transport.send(bytes)
         } catch {
@@ -571,7 +575,7 @@ public actor SMPClient {
     private func handle(_ event: SMPTransportEvent) {
         switch event {
         case .packet(let bytes):
-            if options.log != nil { log("rx: \(hex(bytes))") }
+            if options.log != nil, options.logsFrames { log("rx: \(hex(bytes))") }
             let packet: SMPPacket
             do {
                 packet = try SMPPacket(decoding: bytes, maxBodyLength: options.maximumResponseBody)
