@@ -43,7 +43,10 @@ struct LayerBoundaryTests {
             let words = line.split(separator: " ").map(String.init)
             guard let index = words.firstIndex(of: "import"), index + 1 < words.count else { continue }
             let before = words[..<index]
-            guard before.allSatisfy({ ["public", "internal", "package", "private", "fileprivate", "@testable", "@_exported"].contains($0) })
+            guard before.allSatisfy({
+                ["public", "internal", "package", "private", "fileprivate", "@testable", "@_exported"].contains($0)
+                    || $0.hasPrefix("@_spi(")
+            })
             else { continue }
             // `import struct Foo.Bar` and `import Foo.Bar` name module Foo.
             var name = words[index + 1]
@@ -158,10 +161,11 @@ struct LayerBoundaryTests {
             "public import SMPCtlProtocol",
             "  internal import Glibc",
             "@testable import SMPCtlClient",
+            "@_spi(Fuzzing) @testable import SMPCtlDiagnosis",
             "import struct SMPCtlCBOR.CBORValue",
             "// import NotThis",
             "let importantValue = 1",
         ].joined(separator: "\n")
-        #expect(Self.imports(of: text) == ["Foundation", "SMPCtlProtocol", "Glibc", "SMPCtlClient", "SMPCtlCBOR"])
+        #expect(Self.imports(of: text) == ["Foundation", "SMPCtlProtocol", "Glibc", "SMPCtlClient", "SMPCtlDiagnosis", "SMPCtlCBOR"])
     }
 }

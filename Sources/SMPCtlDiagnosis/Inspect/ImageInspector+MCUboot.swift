@@ -2,7 +2,7 @@
 
 import Foundation
 import SMPCtlFiles
-public import SMPCtlImage
+import SMPCtlImage
 
 extension ImageInspector {
     static func inspectImage(_ bytes: [UInt8], into result: inout ImageInspection, options: ImageInspectionOptions) {

@@ -3,7 +3,7 @@
 
 import Foundation
 import SMPCtlFiles
-public import SMPCtlImage
+import SMPCtlImage
 
 extension ImageInspector {
     static func inspectELF(_ bytes: [UInt8], into result: inout ImageInspection) {

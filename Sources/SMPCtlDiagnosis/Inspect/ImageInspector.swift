@@ -3,7 +3,7 @@
 
 import Foundation
 import SMPCtlFiles
-public import SMPCtlImage
+import SMPCtlImage
 
 public enum ImageInspector {
     /// The largest file read.
