@@ -19,6 +19,8 @@ let targets: [(name: String, products: [String])] = [
     ("devicetree", ["SMPCtlDiagnosis"]),
     ("kconfig", ["SMPCtlDiagnosis"]),
     ("simulator", ["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlSimulator"]),
+    ("connection", ["SMPCtlConnection"]),
+    ("manifest", ["SMPCtlFleet"]),
 ]
 
 let settings: [SwiftSetting] = [.swiftLanguageMode(.v6)]

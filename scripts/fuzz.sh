@@ -26,7 +26,7 @@ case "$seconds" in '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS] [TARGET
 
 # Target and -max_len: a little above the largest input the parser meets in practice, small
 # enough to keep executions fast (images and archives are the fixtures' sizes).
-all_targets="cbor:4096 smp:4096 serial:4096 reassembler:4096 image:16384 archive:16384 yaml:8192 devicetree:8192 kconfig:8192 simulator:8192"
+all_targets="cbor:4096 smp:4096 serial:4096 reassembler:4096 image:16384 archive:16384 yaml:8192 devicetree:8192 kconfig:8192 simulator:8192 connection:1024 manifest:8192"
 if [ $# -gt 0 ]; then
     selected=""
     for name in "$@"; do

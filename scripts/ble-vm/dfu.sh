@@ -87,4 +87,57 @@ alias=$(dbus-send --system --print-reply --dest=org.bluez /org/bluez/hci0 org.fr
     string:org.bluez.Adapter1 string:Alias | sed -n 's/.*string "\(.*\)"/\1/p')
 echo "peripheral stopped; hci0 alias restored to: $alias"
 [ "$alias" != smpctl-sim ] || fail "the peripheral left hci0's alias set"
+# A fleet of two BLE devices updated at once through one adapter: peripherals on hci0 and hci2,
+# the central on hci1, `fleet run --parallel 2 --per-adapter 2`. Each device gets its own
+# connection, notifications and writes; their uploads must overlap in time.
+"$SMPCTL" simulate --ble --adapter hci0 --name smpctl-a --buf-size "$BUF_SIZE" >/tmp/peripheral-a.out 2>/tmp/peripheral-a.err &
+peripheral_a=$!
+"$SMPCTL" simulate --ble --adapter hci2 --name smpctl-b --buf-size "$BUF_SIZE" >/tmp/peripheral-b.out 2>/tmp/peripheral-b.err &
+peripheral_b=$!
+i=0
+until [ -s /tmp/peripheral-a.out ] && [ -s /tmp/peripheral-b.out ]; do
+    i=$((i + 1))
+    kill -0 "$peripheral_a" 2>/dev/null || { cat /tmp/peripheral-a.err; fail "peripheral smpctl-a exited"; }
+    kill -0 "$peripheral_b" 2>/dev/null || { cat /tmp/peripheral-b.err; fail "peripheral smpctl-b exited"; }
+    [ "$i" -le 300 ] || fail "the fleet's peripherals did not announce themselves in 30 s"
+    sleep 0.1
+done
+mkdir -p /tmp/fleet
+cat >/tmp/fleet/fleet.yaml <<EOF
+version: 1
+defaults: {timeout: 10, attempts: 2, reconnect-timeout: 30}
+images:
+  app: {file: /mnt/host/Examples/images/blinky-1.1.0.signed.bin, version: 1.1.0}
+rules:
+  - match: {board: sim}
+    images: [app]
+devices:
+  - {name: ble-a, connection: "ble:smpctl-a?adapter=hci1", labels: {board: sim}}
+  - {name: ble-b, connection: "ble:smpctl-b?adapter=hci1", labels: {board: sim}}
+EOF
+t0=$(now)
+fstatus=0
+"$SMPCTL" --json fleet run /tmp/fleet/fleet.yaml --parallel 2 --per-adapter 2 >/tmp/fleet/out.json 2>/tmp/fleet/err.jsonl || fstatus=$?
+t1=$(now)
+"$SMPCTL" fleet status /tmp/fleet/fleet.journal || true
+if [ "$fstatus" -ne 0 ]; then
+    tail -20 /tmp/fleet/err.jsonl; tail -20 /tmp/fleet/fleet.logs/*.log
+    fail "fleet run of two BLE devices exited with $fstatus"
+fi
+done_count=$(grep -o '"state" *: *"done"' /tmp/fleet/fleet.report.json | wc -l)
+[ "$done_count" -eq 2 ] || fail "the fleet report shows $done_count devices done, not 2"
+J=/tmp/fleet/fleet.journal
+first_a=$(grep -n '"kind":"progress","name":"ble-a"' "$J" | head -1 | cut -d: -f1)
+last_a=$(grep -n '"kind":"progress","name":"ble-a"' "$J" | tail -1 | cut -d: -f1)
+first_b=$(grep -n '"kind":"progress","name":"ble-b"' "$J" | head -1 | cut -d: -f1)
+last_b=$(grep -n '"kind":"progress","name":"ble-b"' "$J" | tail -1 | cut -d: -f1)
+echo "fleet of two over BLE: $(elapsed "$t0" "$t1") s; journal progress lines a ${first_a:-?}-${last_a:-?}, b ${first_b:-?}-${last_b:-?}"
+[ -n "$first_a" ] && [ -n "$first_b" ] || fail "the journal has no upload progress for both devices"
+[ "$first_a" -lt "$last_b" ] && [ "$first_b" -lt "$last_a" ] || fail "the two uploads did not overlap"
+for p in "$peripheral_a" "$peripheral_b"; do
+    kill -TERM "$p"
+    pst=0
+    wait "$p" || pst=$?
+    [ "$pst" -eq 0 ] || fail "a fleet peripheral exited with $pst on SIGTERM"
+done
 echo "dfu.sh: PASS"
