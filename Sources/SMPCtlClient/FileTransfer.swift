@@ -97,7 +97,7 @@ extension SMPClient {
                 digests.update(piece)
                 position += piece.count
             }
-            if case .matched = try await compareHash(name: name, length: existing, local: digests) {
+            if try await confirmsPrefix(name: name, length: existing, local: digests) {
                 offset = existing
                 log("the device holds the first \(existing) bytes of \(name) already; continuing from there")
                 if existing < file.length { notify(.resumed(offset: existing)) }
@@ -213,7 +213,7 @@ extension SMPClient {
         {
             var prefix = LocalDigests()
             prefix.update([UInt8](partial))
-            if case .matched = try await compareHash(name: name, length: partial.count, local: prefix) {
+            if try await confirmsPrefix(name: name, length: partial.count, local: prefix) {
                 digests = prefix
                 offset = partial.count
                 total = length
@@ -315,7 +315,26 @@ extension SMPClient {
     /// Compares the device's hash of the first `length` bytes of `name` with `local`: sha256 when
     /// the device has it, else crc32. Throws a verification failure when they differ.
     func compareHash(name: String, length: Int, local: LocalDigests) async throws(SMPClientError) -> FileHashCheck {
-        guard length > 0 else { return .empty }
+        switch try await hashComparison(name: name, length: length, local: local) {
+        case .same(let check): return check
+        case .different(let text): throw .verificationFailed(.dataMismatch, text)
+        }
+    }
+
+    enum HashComparison {
+        case same(FileHashCheck)
+        case different(String)
+    }
+
+    /// Whether the device's first `length` bytes of `name` are the local ones, as far as the
+    /// device's hash can tell; a part that cannot be confirmed is not taken for a resume.
+    func confirmsPrefix(name: String, length: Int, local: LocalDigests) async throws(SMPClientError) -> Bool {
+        if case .same(.matched) = try await hashComparison(name: name, length: length, local: local) { return true }
+        return false
+    }
+
+    func hashComparison(name: String, length: Int, local: LocalDigests) async throws(SMPClientError) -> HashComparison {
+        guard length > 0 else { return .same(.empty) }
         for type in ["sha256", "crc32"] {
             let answer: FileManagement.HashResponse
             do {
@@ -323,22 +342,20 @@ extension SMPClient {
             } catch .device(let error) {
                 switch Self.hashRefusal(error) {
                 case .typeMissing: continue
-                case .commandMissing: return .unsupported
+                case .commandMissing: return .same(.unsupported)
                 case .other: throw .device(error)
                 }
             }
             guard answer.length == length, let expected = local.output(for: type) else {
-                throw .verificationFailed(.dataMismatch,
-                    "the device's \(type) of \(name) covers \(answer.length) bytes, not \(length)")
+                return .different("the device's \(type) of \(name) covers \(answer.length) bytes, not \(length)")
             }
             guard answer.output == expected else {
                 let localHex = FileManagement.HashResponse(type: type, length: length, output: expected).hex
-                throw .verificationFailed(.dataMismatch,
-                    "the device's \(type) of \(name) is \(answer.hex), the local file's is \(localHex)")
+                return .different("the device's \(type) of \(name) is \(answer.hex), the local file's is \(localHex)")
             }
-            return .matched(type: type, hex: answer.hex)
+            return .same(.matched(type: type, hex: answer.hex))
         }
-        return .unsupported
+        return .same(.unsupported)
     }
 
     enum HashRefusal { case typeMissing, commandMissing, other }

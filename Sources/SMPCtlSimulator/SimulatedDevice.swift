@@ -205,6 +205,15 @@ public actor SimulatedDevice {
     /// The date/time last set, if any.
     public var storedDateTime: String? { dateTime }
 
+    /// The contents of a file of the simulated file system, `nil` when there is none.
+    public func file(_ path: String) -> [UInt8]? { files[path] }
+
+    /// Puts a file on the simulated file system (as an earlier, interrupted upload would).
+    public func setFile(_ path: String, _ contents: [UInt8]?) { files[path] = contents }
+
+    /// The paths of the simulated file system.
+    public var filePaths: [String] { files.keys.sorted() }
+
     // MARK: Packets
 
     /// Handles one packet (one or more concatenated requests) and returns what the device sends.

@@ -97,16 +97,25 @@ struct FSUploadCommand: AsyncParsableCommand {
         }
         let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal, output: output)
         let remote = self.remote
+        var failure: SMPClientError?
         let result: FileTransferResult
         do {
             result = try await global.withClient { client, _ throws(SMPClientError) in
                 do throws(SMPClientError) {
                     return try await client.uploadFile(file, to: remote, options: transfer.options) { bar.update($0) }
                 } catch {
-                    if !global.json { FSCommand.nameHint(error, name: remote) }
+                    failure = error
                     throw error
                 }
             }
+        } catch {
+            if let failure, !global.json { FSCommand.nameHint(failure, name: remote) }
+            throw error
+        }
+        if result.resumedFrom == result.length, result.chunks == 0 {
+            output.line("\(remote) already holds \(local) (\(FSCommand.checkText(result.check))); nothing was sent")
+            output.document(FSCommand.json(result, remote: remote, local: local))
+            return
         }
         if result.resumedFrom > 0 { output.line("resumed at offset \(result.resumedFrom)") }
         output.line("uploaded \(formatBytes(result.length)) to \(remote) in \(String(format: "%.2f", result.seconds)) s (\(result.chunks) chunks of up to \(result.chunkSize) bytes); \(FSCommand.checkText(result.check))")
@@ -133,13 +142,20 @@ struct FSDownloadCommand: AsyncParsableCommand {
         let output = Output(json: global.json)
         let bar = ProgressBar(label: "download", enabled: !global.json && Output.stderrIsTerminal, output: output)
         let (remote, local) = (self.remote, self.local)
-        let result = try await global.withClient { client, _ throws(SMPClientError) in
-            do throws(SMPClientError) {
-                return try await client.downloadFile(remote, to: local, options: transfer.options) { bar.update($0) }
-            } catch {
-                if !global.json { FSCommand.nameHint(error, name: remote) }
-                throw error
+        var failure: SMPClientError?
+        let result: FileTransferResult
+        do {
+            result = try await global.withClient { client, _ throws(SMPClientError) in
+                do throws(SMPClientError) {
+                    return try await client.downloadFile(remote, to: local, options: transfer.options) { bar.update($0) }
+                } catch {
+                    failure = error
+                    throw error
+                }
             }
+        } catch {
+            if let failure, !global.json { FSCommand.nameHint(failure, name: remote) }
+            throw error
         }
         if result.resumedFrom > 0 { output.line("resumed at offset \(result.resumedFrom)") }
         output.line("downloaded \(formatBytes(result.length)) from \(remote) to \(local) in \(String(format: "%.2f", result.seconds)) s (\(result.chunks) chunks of up to \(result.chunkSize) bytes); \(FSCommand.checkText(result.check))")
