@@ -67,7 +67,17 @@ struct RawCommand: AsyncParsableCommand {
         guard let groupID = SMPGroupID(nameOrNumber: group) else { throw CommandFailure(status: .usage) }
         let request = SMPRawRequest(group: groupID, command: command, operation: write ? .write : .read, body: value)
         let response = try await global.withClient { client, _ throws(SMPClientError) in
-            try await client.send(request)
+            // A request larger than the device or the path takes would be dropped without an
+            // answer: say so at once. Small requests need no extra round trip for the params.
+            let size = SMPHeader.size + request.bodyBytes.count
+            if size > SMPClient.defaultBufferSize {
+                try await client.readParameters()
+                let limit = await client.maximumRequestSize()
+                guard size <= limit else {
+                    throw .deviceLimit("the request is \(size) bytes; the device and this link take at most \(limit) bytes per request")
+                }
+            }
+            return try await client.send(request)
         }
         let answer = CBORValue.map(response.map)
         output.line(answer.diagnostic)

@@ -56,17 +56,17 @@ struct FSCommandTests {
         let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
         defer { server.terminate() }
         let (local, data) = try Self.randomFile(8_000)
-        // Put the first 1500 bytes on the device as an interrupted upload would, with raw requests.
-        let first = data.prefix(1500).map { String(format: "%02x", $0) }.joined()
+        // Put the first 1000 bytes on the device as an interrupted upload would, with raw requests.
+        let first = data.prefix(1000).map { String(format: "%02x", $0) }.joined()
         let raw = try CLI.run([
             "-c", connection, "raw", "--group", "fs", "--command", "0", "--write",
             "--body", "{\"off\": 0, \"name\": \"/lfs/r.bin\", \"data\": \"h'\(first)'\", \"len\": 8000}",
         ])
         #expect(raw.status == 0, "stderr: \(raw.stderr)")
-        #expect(raw.stdout == "{\"off\": 1500}\n")
+        #expect(raw.stdout == "{\"off\": 1000}\n")
         let upload = try CLI.run(["-c", connection, "--json", "fs", "upload", local, "/lfs/r.bin"])
         #expect(upload.status == 0, "stderr: \(upload.stderr)")
-        #expect(try upload.json()["resumed_from"] as? Int == 1500)
+        #expect(try upload.json()["resumed_from"] as? Int == 1000)
 
         let target = Self.temporary("r.bin")
         try data.prefix(5000).write(to: URL(fileURLWithPath: target + ".part"))
@@ -154,6 +154,11 @@ struct FSCommandTests {
         #expect(try CLI.run(["-c", "sim", "raw", "--group", "os", "--command", "0", "--cbor-hex", "zz"]).status == 2)
         #expect(try CLI.run(["-c", "sim", "raw", "--group", "nosuch", "--command", "0"]).status == 2)
         #expect(try CLI.run(["-c", "sim", "raw", "--group", "0", "--command", "0", "--read", "--write"]).status == 2)
+        // Larger than the simulator's 2048-byte buffer: refused before sending, exit 4.
+        let big = "{\"d\": \"" + String(repeating: "x", count: 3000) + "\"}"
+        let tooLarge = try CLI.run(["-c", "sim", "raw", "--group", "os", "--command", "0", "--write", "--body", big])
+        #expect(tooLarge.status == 4)
+        #expect(tooLarge.stderr.contains("at most"), "\(tooLarge.stderr)")
         let unsupported = try CLI.run(["-c", "sim", "raw", "--group", "64", "--command", "1"])
         #expect(unsupported.status == 4)
         #expect(unsupported.stderr.contains("MGMT_ERR_ENOTSUP"), "\(unsupported.stderr)")
