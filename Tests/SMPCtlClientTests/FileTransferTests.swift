@@ -1,6 +1,8 @@
 import SMPCtlTestSupport
 import Foundation
+import Synchronization
 import Testing
+import SMPCtlCBOR
 @testable import SMPCtlClient
 import SMPCtlImage
 import SMPCtlProtocol
@@ -97,6 +99,9 @@ struct FileTransferTests {
         let upload = try await client.uploadFile(try Self.localFile(bytes), to: "/lfs/lossy.bin")
         #expect(upload.check.type == "sha256")
         #expect(await device.file("/lfs/lossy.bin") == bytes)
+        // Copies were sent again: more upload requests than the file needs.
+        let sent = await device.requestLog.filter { $0.header?.group == .fs && $0.header?.command == 0 }.count
+        #expect(sent > upload.chunks - 2 && sent >= 4, "\(sent) upload requests")
         await client.close()
     }
 
@@ -138,6 +143,23 @@ struct FileTransferTests {
         }
     }
 
+    @Test("a download whose data differs from the device's file fails its sha256 check and leaves only the .part")
+    func downloadMismatch() async throws {
+        let (device, server) = simulator()
+        await device.setFile("/lfs/m.bin", Self.contents(4_000))
+        let client = try await openClient(InProcessTransport(server: CorruptingDownloadServer(inner: server)))
+        let path = Self.temporaryPath()
+        let error = await capture { _ = try await client.downloadFile("/lfs/m.bin", to: path, options: { var o = FileTransferOptions(); o.resume = false; return o }()) }
+        guard case SMPClientError.verificationFailed(.dataMismatch, let text)? = error as? SMPClientError else {
+            Issue.record("expected a data mismatch, got \(String(describing: error))")
+            return
+        }
+        #expect(text.contains("sha256"))
+        #expect(!FileManager.default.fileExists(atPath: path))
+        #expect(FileManager.default.fileExists(atPath: path + ".part"))
+        await client.close()
+    }
+
     @Test("errors: a missing file, a name too long, a path outside the mount point")
     func errors() async throws {
         let (_, server) = simulator()
@@ -150,5 +172,29 @@ struct FileTransferTests {
         let outside = await capture { _ = try await client.uploadFile(file, to: "/sd/x") }
         #expect(outside.flatMap(deviceError)?.kind == .group(.fs, 14))
         await client.close()
+    }
+}
+
+/// A link that flips one data byte of the first file download answer, as a corrupted transfer would.
+final class CorruptingDownloadServer: SMPPacketServer {
+    let inner: SimulatorServer
+    let done = Mutex(false)
+    init(inner: SimulatorServer) { self.inner = inner }
+
+    func handle(_ packet: [UInt8]) async -> SMPServerReply {
+        var reply = await inner.handle(packet)
+        guard let header = try? SMPHeader(decoding: packet), header.group == .fs, header.command == 0,
+            header.operation == .read, !done.withLock({ $0 })
+        else { return reply }
+        reply.responses = reply.responses.map { bytes in
+            guard let response = try? SMPPacket(decoding: bytes), var map = try? SMPResponseDecoder.map(from: response.body),
+                var data = map["data"]?.byteString, !data.isEmpty
+            else { return bytes }
+            data[0] ^= 0xFF
+            map["data"] = .bytes(data)
+            done.withLock { $0 = true }
+            return SMPPacket(header: response.header, body: CBOREncoder.encode(.map(map))).bytes
+        }
+        return reply
     }
 }
