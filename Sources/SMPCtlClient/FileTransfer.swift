@@ -395,10 +395,16 @@ extension SMPClient {
             return .malformed(error)
         }
         if let deviceError {
+            // SMP v2: err {group 8, rc FILE_OFFSET_NOT_VALID} with `len`. SMP v1: the code is
+            // translated to rc 1 (EUNKNOWN, fs_mgmt_translate_error_code) and `len` stays.
             let mismatch = SMPErrorCatalog.code(named: "FS_MGMT_ERR_FILE_OFFSET_NOT_VALID", in: .fs)
-            if case .group(.fs, let rc) = deviceError.kind, rc == mismatch,
-                let length = try? map.optionalUInt("len")
-            {
+            let isMismatch: Bool
+            switch deviceError.kind {
+            case .group(.fs, let rc): isMismatch = rc == mismatch
+            case .smp(let rc): isMismatch = packet.header.version == .v1 && rc == .unknown
+            default: isMismatch = false
+            }
+            if isMismatch, let length = try? map.optionalUInt("len") {
                 return .mismatch(deviceLength: length)
             }
             return .device(deviceError)

@@ -91,10 +91,13 @@ struct FileTransferTests {
         await client.close()
     }
 
-    @Test("lost answers: the copy sent again is refused with the file's length, and the upload continues there")
-    func lostAnswers() async throws {
+    @Test("lost answers: the copy sent again is refused with the file's length, and the upload continues there",
+        arguments: [SMPVersion.v2, .v1])
+    func lostAnswers(version: SMPVersion) async throws {
         let (device, server) = simulator { $0.dropResponses = .requests([4, 6]) }
-        let client = try await openClient(InProcessTransport(server: server), options: testClientOptions(timeout: .milliseconds(100)))
+        var options = testClientOptions(timeout: .milliseconds(100))
+        options.forcedVersion = version
+        let client = try await openClient(InProcessTransport(server: server), options: options)
         let bytes = Self.contents(6_000)
         let upload = try await client.uploadFile(try Self.localFile(bytes), to: "/lfs/lossy.bin")
         #expect(upload.check.type == "sha256")
