@@ -88,6 +88,22 @@ struct FSUploadCommand: AsyncParsableCommand {
 
     func run() async throws {
         let output = Output(json: global.json)
+        // What FirmwareFile refuses, said for files rather than firmware images.
+        if let size = (try? FileManager.default.attributesOfItem(atPath: local))?[.size] as? Int {
+            if size == 0 {
+                output.fail(
+                    status: .usage,
+                    message: "\(local) is empty: Zephyr's fs_mgmt.c does not truncate an existing file for an upload without data, so smpctl uploads no empty files",
+                    fields: ["error": "input"])
+                throw CommandFailure(status: .usage)
+            }
+            if size > FirmwareFile.maximumLength {
+                output.fail(
+                    status: .usage, message: "\(local) is \(size) bytes, more than the \(FirmwareFile.maximumLength) bytes smpctl uploads",
+                    fields: ["error": "input"])
+                throw CommandFailure(status: .usage)
+            }
+        }
         let file: FirmwareFile
         do throws(SMPClientError) {
             file = try FirmwareFile(path: local)

@@ -98,6 +98,11 @@ struct FSCommandTests {
 
         let absent = try CLI.run(["-c", "sim", "fs", "upload", Self.temporary("absent"), "/lfs/x"])
         #expect(absent.status == 2)
+        let emptyPath = Self.temporary("empty")
+        try Data().write(to: URL(fileURLWithPath: emptyPath))
+        let empty = try CLI.run(["-c", "sim", "fs", "upload", emptyPath, "/lfs/x"])
+        #expect(empty.status == 2)
+        #expect(empty.stderr.contains("does not truncate"), "\(empty.stderr)")
         let mount = try CLI.run(["-c", "sim", "fs", "upload", local, "/sd/x"])
         #expect(mount.status == 4)
         #expect(mount.stderr.contains("FS_MGMT_ERR_MOUNT_POINT_NOT_FOUND"))
