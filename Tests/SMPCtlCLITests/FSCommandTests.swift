@@ -169,3 +169,52 @@ struct FSCommandTests {
         #expect(unsupported.stderr.contains("MGMT_ERR_ENOTSUP"), "\(unsupported.stderr)")
     }
 }
+
+extension FSCommandTests {
+    /// Runs smpctl with standard input on a pseudo-terminal that has `answer` typed into it.
+    static func runWithTerminalInput(_ arguments: [String], answer: String, timeout: Double = 60) throws -> CLIResult {
+        var controller: Int32 = -1
+        var terminal: Int32 = -1
+        guard openpty(&controller, &terminal, nil, nil, nil) == 0 else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "openpty failed"])
+        }
+        defer { close(controller) }
+        let process = Process()
+        process.executableURL = try CLI.executable
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle(fileDescriptor: terminal, closeOnDealloc: true)
+        try process.run()
+        let outData = Reader(out.fileHandleForReading)
+        let errData = Reader(err.fileHandleForReading)
+        let bytes = Array(answer.utf8)
+        _ = bytes.withUnsafeBufferPointer { write(controller, $0.baseAddress, $0.count) }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            process.terminate()
+            Issue.record("smpctl \(arguments.joined(separator: " ")) timed out")
+        }
+        process.waitUntilExit()
+        try? (process.standardInput as? FileHandle)?.close()
+        return CLIResult(status: process.terminationStatus, stdout: outData.finish(), stderr: errData.finish())
+    }
+
+    @Test("storage erase on a terminal asks: no keeps the storage, yes erases it")
+    func storageEraseConfirmation() throws {
+        let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
+        defer { server.terminate() }
+        let declined = try Self.runWithTerminalInput(["-c", connection, "storage", "erase"], answer: "n\n")
+        #expect(declined.status == 1)
+        #expect(declined.stderr.contains("[y/N]"), "\(declined.stderr)")
+        #expect(declined.stderr.contains("nothing was erased"))
+        #expect(try CLI.run(["-c", connection, "fs", "stat", "/lfs/readme.txt"]).status == 0)
+        let confirmed = try Self.runWithTerminalInput(["-c", connection, "storage", "erase"], answer: "y\n")
+        #expect(confirmed.status == 0, "stderr: \(confirmed.stderr)")
+        #expect(confirmed.stdout == "storage partition erased\n")
+        #expect(try CLI.run(["-c", connection, "fs", "stat", "/lfs/readme.txt"]).status == 4)
+    }
+}
