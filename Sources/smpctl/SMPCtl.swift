@@ -22,7 +22,7 @@ struct SMPCtl: AsyncParsableCommand {
             InfoCommand.self, BootloaderInfoCommand.self, TaskStatCommand.self, DateTimeCommand.self,
             DiagnoseCommand.self, ExplainCommand.self, DoctorCommand.self, ScanCommand.self, SimulateCommand.self,
             ProfileCommand.self, FleetCommand.self, StatCommand.self, SettingsCommand.self, ShellCommand.self,
-            EnumCommand.self,
+            EnumCommand.self, FSCommand.self, StorageCommand.self, OSCommand.self, RawCommand.self,
         ]
     )
 
