@@ -69,6 +69,8 @@ public actor BLETransport: SMPTransport {
     public private(set) var writeCount = 0
     /// The largest single write made.
     public private(set) var largestWrite = 0
+    /// Why the last `open` failed, with the connect phase that failed or stalled.
+    public private(set) var lastOpenError: BlueZError?
 
     private var bus: BusConnection?
     private var session: Session?
@@ -125,9 +127,11 @@ public actor BLETransport: SMPTransport {
 
     public func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {
         await close()
+        lastOpenError = nil
         do {
             try await establish(events: events)
         } catch {
+            lastOpenError = error
             throw SMPTransportError(error.code == .disconnected ? .disconnected : .openFailed, error.description)
         }
     }
@@ -642,12 +646,9 @@ public actor BLETransport: SMPTransport {
         await session.reader?.stop()
         if let fd = session.notifyFD { closeDescriptor(fd) }
         if let fd = session.writeFD { closeDescriptor(fd) }
-        if session.startedNotify {
-            let characteristic = session.characteristic
-            _ = await Phase.run(within: .seconds(2), watch: nil) { () async throws(DBusError) in
-                try await characteristic.stopNotify(timeout: .seconds(3))
-            }
-        }
+        // Neither waits for its answer: after a stalled phase the characteristic may not answer at
+        // all, and the bus keeps the two requests in order.
+        if session.startedNotify { try? await session.characteristic.requestStopNotify() }
         // Not waiting for the answer saves the ~2 s bluetoothd takes to send it; the link is still
         // released. The marker tells the next command (in this process or another) to let the
         // disconnect finish before it uses the link.

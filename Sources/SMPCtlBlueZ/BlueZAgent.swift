@@ -1,5 +1,5 @@
 import Foundation
-public import SMPCtlDBus
+import SMPCtlDBus
 import Synchronization
 
 // Pairing through BlueZ with an agent of smpctl's own.
@@ -246,9 +246,7 @@ enum BlueZPairing {
         case .answered(.failure(let error)):
             return .failure(failure(error, address: address, capability: capability))
         case .timedOut, .dropped:
-            _ = await Phase.run(within: .seconds(3), watch: nil) { () async throws(DBusError) in
-                try await device.cancelPairing(timeout: .seconds(4))
-            }
+            try? await device.requestCancelPairing()
             return .failure(BLETransport.stalled(.pairing, call: "Pair", within: timeout, address: address))
         }
         _ = await Phase.run(within: .seconds(5), watch: nil) { () async throws(DBusError) in

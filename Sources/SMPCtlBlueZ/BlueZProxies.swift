@@ -117,11 +117,11 @@ public struct BlueZDeviceProxy: Sendable {
             timeout: timeout)
     }
 
-    /// Stops a pairing under way.
-    public func cancelPairing(timeout: Duration = .seconds(5)) async throws(DBusError) {
-        _ = try await bus.call(
-            destination: BlueZ.serviceName, path: path, interface: BlueZ.deviceInterface, member: "CancelPairing",
-            timeout: timeout)
+    /// Asks bluetoothd to stop a pairing under way, without waiting for the answer (a pairing that
+    /// stalled may keep the answer from coming).
+    public func requestCancelPairing() async throws(DBusError) {
+        try await bus.send(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.deviceInterface, member: "CancelPairing")
     }
 
     /// Sets `Trusted`, so that bluetoothd accepts the device's later connections without asking an agent.
@@ -205,6 +205,13 @@ public struct BlueZCharacteristicProxy: Sendable {
         _ = try await bus.call(
             destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface,
             member: "StopNotify", timeout: timeout)
+    }
+
+    /// Asks for `StopNotify` without waiting for the answer.
+    public func requestStopNotify() async throws(DBusError) {
+        try await bus.send(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface,
+            member: "StopNotify")
     }
 
     /// The ATT MTU (BlueZ 5.62 and later).
