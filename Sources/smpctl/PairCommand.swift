@@ -19,12 +19,13 @@ struct PairCommand: AsyncParsableCommand {
             """)
 
     @Argument(help: ArgumentHelp(
-        "The device: ble:NAME-OR-ADDRESS[?adapter=hciN], or a profile name (default: SMPCTL_CONNECTION).",
+        "The device: ble:NAME-OR-ADDRESS[?adapter=hciN], or a profile name (default: -c, then SMPCTL_CONNECTION).",
         valueName: "connection"))
-    var connection: String?
+    var device: String?
 
-    @Option(help: ArgumentHelp("How long pairing may take, a passkey entry included, in seconds.", valueName: "seconds"))
-    var timeout: Double = 60
+    @Option(name: .customLong("pair-timeout"),
+        help: ArgumentHelp("How long pairing may take, a passkey entry included, in seconds.", valueName: "seconds"))
+    var pairTimeout: Double = 60
 
     @Option(name: .customLong("discovery-timeout"),
         help: ArgumentHelp("How long to look for a device BlueZ does not know yet, in seconds.", valueName: "seconds"))
@@ -33,22 +34,24 @@ struct PairCommand: AsyncParsableCommand {
     @Flag(name: .customLong("just-works"), help: "Pair without a passkey prompt (NoInputNoOutput), even on a terminal.")
     var justWorks = false
 
-    @Flag(help: "Print one JSON document on standard output.")
-    var json = false
+    /// `-c` and `--json` come from here (the response timeout and retries do not apply).
+    @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        guard timeout > 0, timeout <= 600 else { throw ValidationError("--timeout must be between 0 and 600 seconds") }
+        guard pairTimeout > 0, pairTimeout <= 600 else {
+            throw ValidationError("--pair-timeout must be between 0 and 600 seconds")
+        }
         guard discoveryTimeout > 0, discoveryTimeout <= 3600 else {
             throw ValidationError("--discovery-timeout must be between 0 and 3600 seconds")
         }
     }
 
     func run() async throws {
-        let output = Output(json: json)
+        let output = Output(json: global.json)
         let target: String
         let adapter: String?
         do {
-            guard case .ble(let name, let chosen, _) = try resolveConnection(connection) else {
+            guard case .ble(let name, let chosen, _) = try resolveConnection(device ?? global.connection) else {
                 throw ConnectionError("pair works on Bluetooth LE connections only: give ble:NAME-OR-ADDRESS")
             }
             target = name
@@ -58,7 +61,7 @@ struct PairCommand: AsyncParsableCommand {
             throw CommandFailure(status: .usage)
         }
         var configuration = BLETransport.Configuration(target: target, adapter: adapter)
-        configuration.pairingTimeout = .milliseconds(Int(timeout * 1000))
+        configuration.pairingTimeout = .milliseconds(Int(pairTimeout * 1000))
         configuration.discoveryTimeout = .milliseconds(Int(discoveryTimeout * 1000))
         configuration.agentResponder = justWorks ? JustWorksResponder() : TerminalAgentResponder.ifTerminal()
         let transport = BLETransport(configuration: configuration)
@@ -72,7 +75,7 @@ struct PairCommand: AsyncParsableCommand {
             ])
             throw CommandFailure(status: .transport)
         }
-        if json {
+        if global.json {
             output.document(.object([
                 "ok": .bool(true), "address": .string(report.address), "already_paired": .bool(report.alreadyPaired),
                 "paired": .bool(report.paired), "bonded": .bool(report.bonded), "trusted": .bool(report.trusted),
