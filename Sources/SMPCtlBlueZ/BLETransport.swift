@@ -187,8 +187,10 @@ public actor BLETransport: SMPTransport {
         let mayPair = configuration.pairing == .whenRequired
         var paired = false
         while true {
+            // Any drop from here on ends this attempt, in a phase or between two.
+            let mark = watch.mark()
             let (characteristic, connectedHere) = try await connectAndResolve(
-                device, proxy: deviceProxy, model: model, watch: watch)
+                device, proxy: deviceProxy, model: model, watch: mark)
             let known = await model.device(at: device.path)
             if mayPair, !paired, Self.requiresEncryption(characteristic), known?.paired != true {
                 // The characteristic says it needs an encrypted link: pair before the first access.
@@ -201,7 +203,7 @@ public actor BLETransport: SMPTransport {
                 characteristic: BlueZCharacteristicProxy(bus: bus, path: characteristic.path), link: link)
             do {
                 try await subscribe(&session, bus: bus, characteristic: characteristic, devicePath: device.path,
-                    watch: watch)
+                    watch: mark)
                 self.session = session
                 return
             } catch {
@@ -330,7 +332,7 @@ public actor BLETransport: SMPTransport {
     /// Connects unless the link is up with its services resolved, waits for `ServicesResolved`,
     /// and finds the SMP characteristic. Returns whether this call made the connection.
     private func connectAndResolve(_ device: BlueZDeviceInfo, proxy: BlueZDeviceProxy, model: BlueZObjectModel,
-        watch: LinkWatch) async throws(BlueZError) -> (BlueZCharacteristicInfo, Bool)
+        watch: LinkMark) async throws(BlueZError) -> (BlueZCharacteristicInfo, Bool)
     {
         let address = device.address
         let devicePath = device.path
@@ -368,6 +370,8 @@ public actor BLETransport: SMPTransport {
         case .answered(.success(true)):
             break
         case .answered, .timedOut:
+            // Release a link this call made rather than leave bluetoothd holding it.
+            if connectedHere, (try? await proxy.requestDisconnect()) != nil { DisconnectMarker.record(address: address) }
             throw Self.stalled(.servicesResolved, call: "ServicesResolved", within: bound, address: address)
         case .dropped:
             throw Self.dropped(.servicesResolved, address: address)
@@ -445,7 +449,7 @@ public actor BLETransport: SMPTransport {
 
     /// Runs one GATT call of a connect phase within `configuration.gattTimeout`, watching the link.
     private func step<Value: Sendable>(
-        _ phase: BLEConnectPhase, _ call: String, address: String, watch: LinkWatch?,
+        _ phase: BLEConnectPhase, _ call: String, address: String, watch: LinkMark?,
         _ body: @escaping @Sendable (Duration) async throws(DBusError) -> Value
     ) async throws(BlueZError) -> Result<Value, DBusError> {
         let bound = configuration.gattTimeout
@@ -460,7 +464,7 @@ public actor BLETransport: SMPTransport {
 
     /// Sets up notifications and writes, sockets first; every call within its phase's deadline.
     private func subscribe(_ session: inout Session, bus: BusConnection, characteristic: BlueZCharacteristicInfo,
-        devicePath: String, watch: LinkWatch) async throws(BlueZError)
+        devicePath: String, watch: LinkMark) async throws(BlueZError)
     {
         let link = session.link
         let address = link.device

@@ -50,12 +50,23 @@ final class LinkWatch: Sendable {
     /// How many times the link dropped since the watch started.
     var dropCount: Int { drops.load(ordering: .sequentiallyConsistent) }
 
+    /// A mark from now: phases given it fail once the link drops after this point, also when
+    /// the drop came in the gap between two phases.
+    func mark() -> LinkMark { LinkMark(watch: self, baseline: dropCount) }
+
     func stop() {
         task.withLock { task in
             task?.cancel()
             task = nil
         }
     }
+}
+
+/// A point in a ``LinkWatch``'s count: the link dropped after it when the count grew.
+struct LinkMark: Sendable {
+    let watch: LinkWatch
+    let baseline: Int
+    var dropped: Bool { watch.dropCount > baseline }
 }
 
 /// How one bounded step ended.
@@ -69,12 +80,12 @@ enum PhaseOutcome<Value: Sendable>: Sendable {
 }
 
 enum Phase {
-    /// Runs `body` until it answers, `bound` passes, or `watch` sees the link drop, whichever comes
-    /// first; the others are cancelled (a D-Bus call in `body` is cancelled with its task).
+    /// Runs `body` until it answers, `bound` passes, or the link drops after `watch`'s mark,
+    /// whichever comes first; the others are cancelled (a D-Bus call in `body` is cancelled with its task).
     static func run<Value: Sendable>(
-        within bound: Duration, watch: LinkWatch?, _ body: @escaping @Sendable () async throws(DBusError) -> Value
+        within bound: Duration, watch: LinkMark?, _ body: @escaping @Sendable () async throws(DBusError) -> Value
     ) async -> PhaseOutcome<Value> {
-        let dropsAtStart = watch?.dropCount ?? 0
+        if watch?.dropped == true { return .dropped }
         return await withTaskGroup(of: PhaseOutcome<Value>.self) { group in
             group.addTask {
                 do throws(DBusError) {
@@ -87,14 +98,14 @@ enum Phase {
                 let clock = ContinuousClock()
                 let deadline = clock.now + bound
                 while clock.now < deadline {
-                    if let watch, watch.dropCount > dropsAtStart { return .dropped }
+                    if watch?.dropped == true { return .dropped }
                     do {
                         try await Task.sleep(for: min(.milliseconds(20), deadline - clock.now))
                     } catch {
                         return .timedOut
                     }
                 }
-                if let watch, watch.dropCount > dropsAtStart { return .dropped }
+                if watch?.dropped == true { return .dropped }
                 return .timedOut
             }
             let first = await group.next() ?? .timedOut

@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 @testable import SMPCtlBlueZ
 import SMPCtlClient
-import SMPCtlDBus
+@testable import SMPCtlDBus
 import SMPCtlProtocol
 import SMPCtlTransport
 
@@ -210,5 +210,57 @@ struct BLEPairingTests {
             #expect(await transport.lastOpenError?.phase == .pairing)
             #expect(await setup.fake.pairCalls == 1)
         }
+    }
+
+    @Test("flags that ask for encryption: pair=yes pairs before the first access, which then succeeds")
+    func pairsBeforeAccessWhenFlagsSaySo() async throws {
+        var options = FakeBlueZOptions()
+        options.requiresPairing = true
+        options.encryptFlags = true
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            let transport = setup.pairingTransport()
+            let client = SMPClient(transport: transport, options: testClientOptions())
+            try await client.open()
+            #expect(try await client.send(OSManagement.EchoRequest("encrypted")).text == "encrypted")
+            await client.close()
+            #expect(await setup.fake.pairCalls == 1)
+            #expect(await setup.fake.notPairedRefusals == 0)
+        }
+    }
+
+    @Test("the agent answers only bluetoothd, only about the device being paired, only valid passkeys")
+    func agentRefusesStrangers() async throws {
+        let device = "/org/bluez/hci0/dev_00_AA_01_00_00_00"
+        func agent(passkey: UInt32?) -> BlueZAgentObject {
+            BlueZAgentObject(
+                responder: ScriptedResponder(passkey: passkey), devicePath: device, address: "00:AA:01:00:00:00",
+                bluetoothd: ":1.5", requests: RequestLog())
+        }
+        func call(_ member: String, from sender: String = ":1.5", _ arguments: [DBusValue]) -> DBusMethodCall {
+            DBusMethodCall(
+                sender: sender, path: "/org/smpctl/agent", interface: BlueZ.agentInterface, member: member,
+                arguments: arguments)
+        }
+        let good = try await agent(passkey: 42).handleMethodCall(call("RequestPasskey", [.objectPath(device)]))
+        #expect(good == [.uint32(42)])
+        for (object, request) in [
+            (agent(passkey: 42), call("RequestPasskey", from: ":1.9", [.objectPath(device)])),
+            (agent(passkey: 42), call("RequestPasskey", [.objectPath("/org/bluez/hci0/dev_11_22_33_44_55_66")])),
+            (agent(passkey: 1_000_000), call("RequestPasskey", [.objectPath(device)])),
+            (agent(passkey: nil), call("RequestPasskey", [.objectPath(device)])),
+            (agent(passkey: 1), call("AuthorizeService", [.objectPath("/org/bluez/hci0/dev_11"), .string("x")])),
+        ] {
+            let error = await #expect(throws: DBusError.self) { _ = try await object.handleMethodCall(request) }
+            #expect(error?.name == .bluezRejected)
+        }
+        let refused = ScriptedResponder(confirms: false)
+        let confirming = BlueZAgentObject(
+            responder: refused, devicePath: device, address: "00:AA:01:00:00:00", bluetoothd: ":1.5",
+            requests: RequestLog())
+        let error = await #expect(throws: DBusError.self) {
+            _ = try await confirming.handleMethodCall(call("RequestConfirmation", [.objectPath(device), .uint32(7)]))
+        }
+        #expect(error?.name == .bluezRejected)
+        #expect(refused.questions == ["confirm 7 00:AA:01:00:00:00"])
     }
 }

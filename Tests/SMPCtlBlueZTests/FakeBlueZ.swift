@@ -36,6 +36,8 @@ struct FakeBlueZOptions: Sendable {
     var pairing: FakePairingMethod = .justWorks
     /// `Pair` fails with this error after the agent answered (the device refused, say).
     var pairingFailure: DBusErrorName?
+    /// The characteristic's flags say it needs encryption (`encrypt-write`, `encrypt-notify`).
+    var encryptFlags = false
 }
 
 /// How the fake device pairs.
@@ -83,6 +85,8 @@ actor FakeBlueZ {
     private(set) var bonded = false
     private(set) var trusted = false
     private(set) var pairCalls = 0
+    /// GATT accesses refused with "Not paired".
+    private(set) var notPairedRefusals = 0
     /// The agent registered through AgentManager1: its bus name, path and capability.
     private(set) var agent: (sender: String, path: String, capability: String)?
     private(set) var defaultAgentRequested = false
@@ -149,7 +153,8 @@ actor FakeBlueZ {
         case (.characteristic, BlueZ.gattCharacteristicInterface) where servicesKnown:
             var properties: [String: DBusValue] = [
                 "UUID": .string(BlueZ.smpCharacteristicUUID), "Service": .objectPath(servicePath),
-                "Flags": .strings(["write-without-response", "notify"]), "Notifying": .bool(notifying),
+                "Flags": .strings(["write-without-response", "notify"] + (options.encryptFlags ? ["encrypt-write", "encrypt-notify"] : [])),
+                "Notifying": .bool(notifying),
                 "Value": .bytes([])]
             if options.mtuProperty { properties["MTU"] = .uint16(UInt16(options.mtu)) }
             return properties
@@ -364,6 +369,7 @@ actor FakeBlueZ {
         guard connected else { throw DBusError(.bluezNotConnected, "Not Connected") }
         let gattAccess = ["WriteValue", "StartNotify", "AcquireWrite", "AcquireNotify"]
         if options.requiresPairing, !paired, gattAccess.contains(member) {
+            notPairedRefusals += 1
             throw DBusError(.bluezNotPermitted, "Not paired")
         }
         switch member {
