@@ -63,7 +63,8 @@ struct PairCommand: AsyncParsableCommand {
         var configuration = BLETransport.Configuration(target: target, adapter: adapter)
         configuration.pairingTimeout = .milliseconds(Int(pairTimeout * 1000))
         configuration.discoveryTimeout = .milliseconds(Int(discoveryTimeout * 1000))
-        configuration.agentResponder = justWorks ? JustWorksResponder() : TerminalAgentResponder.ifTerminal()
+        configuration.agentResponder =
+            justWorks ? JustWorksResponder() : TerminalAgentResponder.ifTerminal(pairingTimeout: configuration.pairingTimeout)
         let transport = BLETransport(configuration: configuration)
         let report: BlueZPairingReport
         do {
@@ -95,22 +96,24 @@ struct PairCommand: AsyncParsableCommand {
 /// The agent's answers on the controlling terminal: passkeys are asked for and shown there, with
 /// a time limit for every question. Used when standard input is a terminal.
 struct TerminalAgentResponder: BlueZAgentResponder {
-    /// How long one question waits for an answer.
-    static let answerTimeout: Duration = .seconds(60)
+    /// How long one question waits for an answer: less than the pairing may take, so that a
+    /// question nobody answers is refused before bluetoothd gives up on the pairing.
+    let answerTimeout: Duration
 
     var capability: BlueZAgentCapability { .keyboardDisplay }
 
     /// A terminal responder when standard input is a terminal and /dev/tty opens; Just Works otherwise.
-    static func ifTerminal() -> any BlueZAgentResponder {
+    /// `pairingTimeout` is how long the whole pairing may take.
+    static func ifTerminal(pairingTimeout: Duration = .seconds(60)) -> any BlueZAgentResponder {
         guard isatty(STDIN_FILENO) == 1 else { return JustWorksResponder() }
         let fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard fd >= 0 else { return JustWorksResponder() }
         close(fd)
-        return TerminalAgentResponder()
+        return TerminalAgentResponder(answerTimeout: max(.seconds(5), pairingTimeout - .seconds(10)))
     }
 
     func passkey(device: String) async -> UInt32? {
-        guard let answer = await Self.ask("Enter the passkey \(device) shows (6 digits): ") else { return nil }
+        guard let answer = await ask("Enter the passkey \(device) shows (6 digits): ") else { return nil }
         let digits = answer.trimmingCharacters(in: .whitespaces)
         guard !digits.isEmpty, digits.utf8.count <= 6, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
             let number = UInt32(digits)
@@ -122,7 +125,7 @@ struct TerminalAgentResponder: BlueZAgentResponder {
         // An authorization without a passkey is for the pairing smpctl itself asked for.
         guard let passkey else { return true }
         let shown = String(passkey).leftPadded(to: 6)
-        guard let answer = await Self.ask("Does \(device) show the passkey \(shown)? [y/N] ") else { return false }
+        guard let answer = await ask("Does \(device) show the passkey \(shown)? [y/N] ") else { return false }
         return ["y", "yes"].contains(answer.trimmingCharacters(in: .whitespaces).lowercased())
     }
 
@@ -144,10 +147,11 @@ struct TerminalAgentResponder: BlueZAgentResponder {
 
     /// Asks on /dev/tty and reads one line of at most 64 bytes within `answerTimeout`, on a thread
     /// of its own so that no task thread blocks; `nil` on timeout or when the terminal fails.
-    private static func ask(_ question: String) async -> String? {
-        await withCheckedContinuation { continuation in
+    private func ask(_ question: String) async -> String? {
+        let timeout = answerTimeout
+        return await withCheckedContinuation { continuation in
             let thread = Thread {
-                continuation.resume(returning: readLine(question: question, timeout: answerTimeout))
+                continuation.resume(returning: Self.readLine(question: question, timeout: timeout))
             }
             thread.start()
         }

@@ -57,8 +57,8 @@ struct BLEConnectPhaseTests {
             configuration.preferAcquiredSockets = fault.acquire
             configuration.discoveryTimeout = .seconds(5)
             // A dropped link must end the phase long before its bound.
-            configuration.connectTimeout = fault.drops ? .seconds(8) : .seconds(2)
-            configuration.gattTimeout = fault.drops ? .seconds(8) : .seconds(1)
+            configuration.connectTimeout = fault.drops ? .seconds(30) : .seconds(2)
+            configuration.gattTimeout = fault.drops ? .seconds(30) : .seconds(1)
             let transport = BLETransport(configuration: configuration)
             let (_, continuation) = AsyncStream<SMPTransportEvent>.makeStream()
             let clock = ContinuousClock()
@@ -71,12 +71,14 @@ struct BLEConnectPhaseTests {
             #expect(error.message.contains(fault.phase.rawValue), "\(error.message)")
             if fault.drops {
                 #expect(error.code == .disconnected)
-                #expect(elapsed < .seconds(3), "a dropped link took \(elapsed) to notice")
+                // Far below the 30 s bound; the margin is for a loaded machine.
+                #expect(elapsed < .seconds(10), "a dropped link took \(elapsed) to notice")
             } else {
                 #expect(error.code == .stalled)
                 let bound: Duration = fault.phase == .connect || fault.phase == .servicesResolved ? .seconds(2) : .seconds(1)
                 #expect(elapsed >= bound - .milliseconds(50), "gave up after \(elapsed), before the bound \(bound)")
-                #expect(elapsed < bound + .seconds(2), "took \(elapsed) for a bound of \(bound)")
+                // The bound, plus connecting to the bus and reading the objects on a loaded machine.
+                #expect(elapsed < bound + .seconds(6), "took \(elapsed) for a bound of \(bound)")
             }
             await transport.close()
         }

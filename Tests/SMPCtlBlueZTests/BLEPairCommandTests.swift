@@ -20,7 +20,7 @@ enum SMPCtlBinary {
 
     /// Runs smpctl with standard input from /dev/null (no terminal: Just Works), waiting without
     /// blocking a task thread, at most `timeout`.
-    static func run(_ arguments: [String], environment: [String: String], timeout: Duration = .seconds(30))
+    static func run(_ arguments: [String], environment: [String: String], timeout: Duration = .seconds(90))
         async throws -> (status: Int32, stdout: String, stderr: String)
     {
         let executable = try #require(path, "build smpctl first")
@@ -66,9 +66,9 @@ struct BLEPairCommandTests {
         try await withTemporaryRuntimeFolder {
             try await FakeBluetoothSetup.run { setup in
                 let result = try await SMPCtlBinary.run(
-                    ["pair", "ble:smp-sim", "--json", "--discovery-timeout", "3"],
+                    ["pair", "ble:smp-sim", "--json", "--discovery-timeout", "30"],
                     environment: ["DBUS_SYSTEM_BUS_ADDRESS": setup.bus.address])
-                #expect(result.status == 0, "\(result.stderr)")
+                #expect(result.status == 0, "stdout: \(result.stdout) stderr: \(result.stderr)")
                 let object = try #require(
                     try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)")
                 #expect(object["paired"] as? Bool == true)
