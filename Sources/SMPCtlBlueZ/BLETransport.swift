@@ -311,7 +311,7 @@ public actor BLETransport: SMPTransport {
         guard let device = found else {
             throw BlueZError(
                 .deviceNotFound,
-                "no device named or addressed \"\(target)\" was found on \(adapter.name) within \(configuration.discoveryTimeout) (discovery). Check that it is powered, advertising and in range; `smpctl scan --all` lists the devices in range.",
+                "no device named or addressed \"\(target)\" was found on \(adapter.name) within \(secondsText(configuration.discoveryTimeout)) (discovery). Check that it is powered, advertising and in range; `smpctl scan --all` lists the devices in range.",
                 phase: .discovery)
         }
         return device
