@@ -278,7 +278,7 @@ enum BlueZPairing {
         case .bluezAuthenticationFailed:
             message = "pairing with \(address) failed (pairing): the passkey was wrong or the keys did not match. Check the passkey the device shows; if it was paired before, remove the old bond on both sides (`bluetoothctl remove \(address)`, and the device's bond list), \(again).\(terminal)"
         case .bluezAuthenticationCanceled:
-            message = "pairing with \(address) was cancelled (pairing), by the agent (no passkey entered in time) or on the device. Run `smpctl pair ble:\(address)` on a terminal and answer the prompt.\(terminal)"
+            message = "pairing with \(address) was cancelled (pairing), by the agent (no valid passkey was entered in time) or on the device. Run `smpctl pair ble:\(address)` on a terminal and answer the prompt.\(terminal)"
         case .bluezAuthenticationRejected:
             message = "\(address) rejected the pairing (pairing). Put it in pairing mode if it has one (some need a button press), \(again).\(terminal)"
         case .bluezAuthenticationTimeout:

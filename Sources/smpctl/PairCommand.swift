@@ -117,7 +117,10 @@ struct TerminalAgentResponder: BlueZAgentResponder {
         let digits = answer.trimmingCharacters(in: .whitespaces)
         guard !digits.isEmpty, digits.utf8.count <= 6, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
             let number = UInt32(digits)
-        else { return nil }
+        else {
+            Self.say("(not a passkey of up to 6 digits: the pairing request is refused)\n")
+            return nil
+        }
         return number
     }
 

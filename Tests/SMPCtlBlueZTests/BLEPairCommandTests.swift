@@ -119,3 +119,97 @@ struct BLEPairCommandTests {
         }
     }
 }
+
+/// smpctl on a pseudo-terminal that is its controlling terminal (through util-linux `setsid
+/// --ctty`), so that its agent prompts on /dev/tty; `answer` is typed once the prompt appears.
+enum TerminalRun {
+    static func run(_ arguments: [String], environment: [String: String], prompt: String, answer: String,
+        timeout: Duration = .seconds(90)) async throws -> (status: Int32, screen: String)
+    {
+        let executable = try #require(SMPCtlBinary.path, "build smpctl first")
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setsid") else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "no /usr/bin/setsid"])
+        }
+        var controller: Int32 = -1
+        var terminal: Int32 = -1
+        guard openpty(&controller, &terminal, nil, nil, nil) == 0 else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "openpty failed"])
+        }
+        defer { close(controller) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        process.arguments = ["--ctty", "--wait", executable] + arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "SMPCTL_CONNECTION")
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let handle = FileHandle(fileDescriptor: terminal, closeOnDealloc: true)
+        process.standardInput = handle
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        try handle.close()
+        _ = fcntl(controller, F_SETFL, fcntl(controller, F_GETFL) | O_NONBLOCK)
+        var screen: [UInt8] = []
+        var answered = false
+        let deadline = ContinuousClock.now + timeout
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            let count = read(controller, &buffer, buffer.count)
+            if count > 0 { screen += buffer[0..<count] }
+            if !answered, String(decoding: screen, as: UTF8.self).contains(prompt) {
+                let bytes = Array((answer + "\n").utf8)
+                _ = bytes.withUnsafeBytes { write(controller, $0.baseAddress, $0.count) }
+                answered = true
+            }
+            if count <= 0 {
+                if !process.isRunning { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        if process.isRunning {
+            process.terminate()
+            Issue.record("smpctl \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+            while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        return (process.terminationStatus, String(decoding: screen, as: UTF8.self))
+    }
+}
+
+@Suite("smpctl pair on a terminal: the passkey prompt", .serialized, .timeLimit(.minutes(2)))
+struct BLEPairTerminalTests {
+    @Test("the passkey typed at the prompt reaches bluetoothd, and the device is paired")
+    func passkeyPrompt() async throws {
+        var options = FakeBlueZOptions()
+        options.pairing = .passkey(654_321)
+        try await withTemporaryRuntimeFolder {
+            try await FakeBluetoothSetup.run(options: options) { setup in
+                let result = try await TerminalRun.run(
+                    ["pair", "ble:smp-sim"], environment: ["DBUS_SYSTEM_BUS_ADDRESS": setup.bus.address],
+                    prompt: "Enter the passkey 00:AA:01:00:00:00 shows", answer: "654321")
+                #expect(result.status == 0, "\(result.screen)")
+                #expect(result.screen.contains("paired with 00:AA:01:00:00:00 (bonded, trusted)"), "\(result.screen)")
+                #expect(await setup.fake.receivedPasskey == 654_321)
+                #expect(await setup.fake.agent == nil)
+                #expect(await setup.fake.paired)
+            }
+        }
+    }
+
+    @Test("a passkey that is not six digits is refused, and pairing fails with a clear error")
+    func badPasskey() async throws {
+        var options = FakeBlueZOptions()
+        options.pairing = .passkey(654_321)
+        try await withTemporaryRuntimeFolder {
+            try await FakeBluetoothSetup.run(options: options) { setup in
+                let result = try await TerminalRun.run(
+                    ["pair", "ble:smp-sim"], environment: ["DBUS_SYSTEM_BUS_ADDRESS": setup.bus.address],
+                    prompt: "Enter the passkey", answer: "12x")
+                #expect(result.status == 3, "screen: \(result.screen)")
+                #expect(result.screen.contains("(pairing)"), "\(result.screen)")
+                #expect(await setup.fake.paired == false)
+                #expect(await setup.fake.receivedPasskey == nil)
+            }
+        }
+    }
+}
