@@ -24,7 +24,7 @@ public struct BlueZDeviceInfo: Sendable, Hashable {
     public var connected: Bool
     public var servicesResolved: Bool
     public var paired: Bool
-    /// Keys are stored (BlueZ 5.64 and later report `Bonded`).
+    /// Keys are stored (`Bonded`; false when this BlueZ does not report the property).
     public var bonded: Bool = false
     /// bluetoothd accepts the device without asking an agent.
     public var trusted: Bool = false
