@@ -26,8 +26,17 @@ public actor BLETransport: SMPTransport {
         /// controller may report a device's advertising once per scan, and a busy host can lose
         /// that report (the kernel restarts an LE scan by itself only about every 10 s).
         public var rescanInterval: Duration = .seconds(4)
-        /// How long connecting and resolving services may take.
+        /// How long `Connect` may take, and then again how long resolving services may take.
         public var connectTimeout: Duration = .seconds(30)
+        /// How long each GATT setup call may take: `StopNotify`/`AcquireNotify` or `StartNotify`
+        /// (notification subscription), `AcquireWrite`, the `MTU` read; also each discovery call.
+        public var gattTimeout: Duration = .seconds(10)
+        /// Whether smpctl may pair when the device asks for an encrypted link.
+        public var pairing: BLEPairingPolicy = .never
+        /// How long `Device1.Pair` may take, a passkey entry included.
+        public var pairingTimeout: Duration = .seconds(60)
+        /// What the pairing agent answers; `nil` is Just Works (`NoInputNoOutput`).
+        public var agentResponder: (any BlueZAgentResponder)?
         /// Try `AcquireWrite`/`AcquireNotify` before `WriteValue`/`StartNotify`.
         public var preferAcquiredSockets = true
         /// Disconnect the device on `close()`.
@@ -60,6 +69,8 @@ public actor BLETransport: SMPTransport {
     public private(set) var writeCount = 0
     /// The largest single write made.
     public private(set) var largestWrite = 0
+    /// Why the last `open` failed, with the connect phase that failed or stalled.
+    public private(set) var lastOpenError: BlueZError?
 
     private var bus: BusConnection?
     private var session: Session?
@@ -116,9 +127,11 @@ public actor BLETransport: SMPTransport {
 
     public func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {
         await close()
+        lastOpenError = nil
         do {
             try await establish(events: events)
         } catch {
+            lastOpenError = error
             throw SMPTransportError(error.code == .disconnected ? .disconnected : .openFailed, error.description)
         }
     }
@@ -161,76 +174,207 @@ public actor BLETransport: SMPTransport {
     private func establish(bus: BusConnection, model: BlueZObjectModel,
         events: AsyncStream<SMPTransportEvent>.Continuation) async throws(BlueZError)
     {
+        let device = try await findDevice(bus: bus, model: model)
+        await waitOutPendingDisconnect(device, model: model)
+        let deviceProxy = BlueZDeviceProxy(bus: bus, path: device.path)
+        let watch: LinkWatch
+        do {
+            watch = try await LinkWatch.start(bus: bus, devicePath: device.path)
+        } catch {
+            throw BlueZError.from(error, while: "subscribing to the device's state")
+        }
+        defer { watch.stop() }
+        let mayPair = configuration.pairing == .whenRequired
+        var paired = false
+        while true {
+            // Any drop from here on ends this attempt, in a phase or between two.
+            let mark = watch.mark()
+            let (characteristic, connectedHere) = try await connectAndResolve(
+                device, proxy: deviceProxy, model: model, watch: mark)
+            let known = await model.device(at: device.path)
+            if mayPair, !paired, Self.requiresEncryption(characteristic), known?.paired != true {
+                // The characteristic says it needs an encrypted link: pair before the first access.
+                _ = try await pair(device: device, bus: bus, model: model)
+                paired = true
+            }
+            let link = LinkState(events: events, device: device.address)
+            var session = Session(
+                model: model, device: deviceProxy,
+                characteristic: BlueZCharacteristicProxy(bus: bus, path: characteristic.path), link: link)
+            do {
+                try await subscribe(&session, bus: bus, characteristic: characteristic, devicePath: device.path,
+                    watch: mark)
+                self.session = session
+                return
+            } catch {
+                let retry = error.code == .authenticationRequired && mayPair && !paired
+                await Self.release(session, disconnect: connectedHere && !retry, stopModel: false)
+                guard retry else { throw error }
+            }
+            // The device refused an unencrypted access ("Not paired"): pair, then try once more.
+            _ = try await pair(device: device, bus: bus, model: model)
+            paired = true
+        }
+    }
+
+    /// Pairs `device` with smpctl's agent (within `pairingTimeout`), then waits briefly until the
+    /// object model shows it paired.
+    private func pair(device: BlueZDeviceInfo, bus: BusConnection, model: BlueZObjectModel) async throws(BlueZError)
+        -> BlueZPairingReport
+    {
+        let report = try await BlueZPairing.pair(
+            bus: bus, devicePath: device.path, address: device.address,
+            responder: configuration.agentResponder ?? JustWorksResponder(), timeout: configuration.pairingTimeout)
+        let path = device.path
+        _ = await model.wait(timeout: .seconds(2)) { model -> Bool? in model.device(at: path)?.paired == true ? true : nil }
+        return report
+    }
+
+    /// `smpctl pair`: finds the device (discovering it if needed), pairs it with smpctl's agent and
+    /// marks it trusted, and reports its state. The link is released afterwards when
+    /// `disconnectOnClose` is set. An open link is closed first.
+    public func pair() async throws(BlueZError) -> BlueZPairingReport {
+        await close()
+        let bus = try await connectBus()
+        let model: BlueZObjectModel
+        do {
+            model = try await BlueZObjectModel.load(bus: bus)
+        } catch {
+            throw BlueZError.from(error, while: "reading BlueZ's objects")
+        }
+        do {
+            let device = try await findDevice(bus: bus, model: model)
+            await waitOutPendingDisconnect(device, model: model)
+            let report = try await pair(device: device, bus: bus, model: model)
+            if configuration.disconnectOnClose, await model.device(at: device.path)?.connected == true,
+                (try? await BlueZDeviceProxy(bus: bus, path: device.path).requestDisconnect()) != nil
+            {
+                DisconnectMarker.record(address: device.address)
+            }
+            await model.stop()
+            return report
+        } catch {
+            await model.stop()
+            throw error
+        }
+    }
+
+    /// Whether the characteristic's flags ask for an encrypted or authenticated link.
+    static func requiresEncryption(_ characteristic: BlueZCharacteristicInfo) -> Bool {
+        characteristic.flags.contains { $0.hasPrefix("encrypt-") || $0.hasPrefix("secure-") }
+    }
+
+    /// Finds the device on the chosen adapter, discovering it when BlueZ does not know it yet.
+    private func findDevice(bus: BusConnection, model: BlueZObjectModel) async throws(BlueZError) -> BlueZDeviceInfo {
         let adapter = try await Self.chooseAdapter(model: model, name: configuration.adapter)
         let target = configuration.target
         let adapterPath = adapter.path
         var found = await model.devices.first { Self.isTarget($0, target: target, adapterPath: adapterPath) }
         if found == nil {
             let adapterProxy = BlueZAdapterProxy(bus: bus, path: adapterPath)
-            try? await adapterProxy.setDiscoveryFilter(uuids: [])
+            let clock = ContinuousClock()
+            let deadline = clock.now + configuration.discoveryTimeout
+            let callBound = configuration.gattTimeout
+            _ = await Phase.run(within: callBound, watch: nil) { () async throws(DBusError) in
+                try await adapterProxy.setDiscoveryFilter(uuids: [])
+            }
             // The controller may report a device's advertising once per scan, and a busy host can
             // lose that report (bluez-vm-notes.md: BlueZ 5.66's emulated controller; real
             // controllers that filter duplicates in hardware do the same): scan again every few
             // seconds until the device appears or the discovery timeout ends.
-            let clock = ContinuousClock()
-            let deadline = clock.now + configuration.discoveryTimeout
             while found == nil, clock.now < deadline, !Task.isCancelled {
-                do {
-                    try await adapterProxy.startDiscovery()
-                } catch where error.name == .bluezInProgress {
-                    // Someone else is discovering; their results serve us too.
-                } catch {
-                    throw BlueZError.from(error, while: "starting discovery on \(adapter.name)")
+                let bound = max(.milliseconds(100), min(callBound, deadline - clock.now))
+                switch await Phase.run(within: bound, watch: nil, { () async throws(DBusError) in
+                    try await adapterProxy.startDiscovery(timeout: Phase.callTimeout(bound))
+                }) {
+                case .answered(.success):
+                    break
+                case .answered(.failure(let error)) where error.name == .bluezInProgress:
+                    break  // Someone else is discovering; their results serve us too.
+                case .answered(.failure(let error)):
+                    throw BlueZError.from(error, while: "starting discovery on \(adapter.name)").in(.discovery)
+                case .timedOut, .dropped:
+                    throw BlueZError(
+                        .stalled,
+                        "StartDiscovery on \(adapter.name) did not answer within \(secondsText(bound)) (discovery). Check that bluetoothd is responsive (`bluetoothctl show`), or restart it (`sudo systemctl restart bluetooth`).",
+                        phase: .discovery)
                 }
                 let scan = min(deadline - clock.now, max(configuration.rescanInterval, .milliseconds(100)))
                 found = await model.wait(timeout: scan) { model in
                     model.devices.first { Self.isTarget($0, target: target, adapterPath: adapterPath) }
                 }
-                try? await adapterProxy.stopDiscovery()
+                _ = await Phase.run(within: callBound, watch: nil) { () async throws(DBusError) in
+                    try await adapterProxy.stopDiscovery(timeout: Phase.callTimeout(callBound))
+                }
             }
         }
         guard let device = found else {
             throw BlueZError(
                 .deviceNotFound,
-                "no device named or addressed \"\(target)\" was found on \(adapter.name) within \(configuration.discoveryTimeout). Check that it is powered, advertising and in range; `smpctl scan --all` lists the devices in range.")
+                "no device named or addressed \"\(target)\" was found on \(adapter.name) within \(secondsText(configuration.discoveryTimeout)) (discovery). Check that it is powered, advertising and in range; `smpctl scan --all` lists the devices in range.",
+                phase: .discovery)
         }
-        let deviceProxy = BlueZDeviceProxy(bus: bus, path: device.path)
-        var state = device
-        if state.connected, let requested = DisconnectMarker.requested(address: device.address),
+        return device
+    }
+
+    /// An earlier command asked bluetoothd to disconnect without waiting for it, and bluetoothd
+    /// does so up to 2 s later: using the link now would lose it mid-command, so wait for the drop.
+    private func waitOutPendingDisconnect(_ device: BlueZDeviceInfo, model: BlueZObjectModel) async {
+        guard device.connected, let requested = DisconnectMarker.requested(address: device.address),
             requested < DisconnectMarker.window
-        {
-            // An earlier command asked bluetoothd to disconnect without waiting for it, and
-            // bluetoothd does so up to 2 s later: using the link now would lose it mid-command.
-            let devicePath = device.path
-            let remaining = DisconnectMarker.window - requested
-            _ = await model.wait(timeout: remaining) { model -> Bool? in
-                model.device(at: devicePath).map { $0.connected ? nil : true } ?? true
-            }
-            if let current = await model.device(at: devicePath) { state = current }
+        else { return }
+        let devicePath = device.path
+        _ = await model.wait(timeout: DisconnectMarker.window - requested) { model -> Bool? in
+            model.device(at: devicePath).map { $0.connected ? nil : true } ?? true
         }
+    }
+
+    /// Connects unless the link is up with its services resolved, waits for `ServicesResolved`,
+    /// and finds the SMP characteristic. Returns whether this call made the connection.
+    private func connectAndResolve(_ device: BlueZDeviceInfo, proxy: BlueZDeviceProxy, model: BlueZObjectModel,
+        watch: LinkMark) async throws(BlueZError) -> (BlueZCharacteristicInfo, Bool)
+    {
+        let address = device.address
+        let devicePath = device.path
+        let state = await model.device(at: devicePath) ?? device
+        let bound = configuration.connectTimeout
+        var connectedHere = false
         if !(state.connected && state.servicesResolved) {
-            do {
-                try await deviceProxy.connect(timeout: configuration.connectTimeout)
-            } catch where error.name == .bluezAlreadyConnected || error.name == .bluezInProgress {
-                // Connected already, or a connection is under way: wait for the services below.
-            } catch {
-                let classified = BlueZError.from(error, while: "connecting", device: device.address)
-                guard classified.code == .failed else { throw classified }
+            switch await Phase.run(within: bound, watch: watch, { () async throws(DBusError) in
+                try await proxy.connect(timeout: Phase.callTimeout(bound))
+            }) {
+            case .answered(.success):
+                connectedHere = true
+            case .answered(.failure(let error))
+            where error.name == .bluezAlreadyConnected || error.name == .bluezInProgress:
+                break  // Connected already, or a connection is under way: wait for the services below.
+            case .answered(.failure(let error)):
+                let classified = BlueZError.from(error, while: "connecting", device: address)
+                guard classified.code == .failed else { throw classified.in(.connect) }
                 throw BlueZError(
                     .connectFailed,
-                    "could not connect to \(device.address): \(error.message). Check that it is in range and connectable; a device already connected to another central (a phone, for example) may refuse.",
-                    underlying: error)
+                    "could not connect to \(address): \(error.message) (Connect). Check that it is in range and connectable; a device already connected to another central (a phone, for example) may refuse.",
+                    underlying: error, phase: .connect)
+            case .timedOut:
+                throw Self.stalled(.connect, call: "Connect", within: bound, address: address)
+            case .dropped:
+                throw Self.dropped(.connect, address: address)
             }
         }
-        let devicePath = device.path
-        let resolved = await model.wait(timeout: configuration.connectTimeout) { model -> Bool? in
-            guard let info = model.device(at: devicePath), info.connected, info.servicesResolved else { return nil }
-            return true
-        }
-        guard resolved == true else {
-            throw BlueZError(
-                .connectFailed,
-                "connected to \(device.address) but its GATT services were not resolved within \(configuration.connectTimeout). Move it closer and try again.")
+        switch await Phase.run(within: bound, watch: watch, { () async throws(DBusError) -> Bool in
+            await model.wait(timeout: Phase.callTimeout(bound)) { model -> Bool? in
+                guard let info = model.device(at: devicePath), info.connected, info.servicesResolved else { return nil }
+                return true
+            } ?? false
+        }) {
+        case .answered(.success(true)):
+            break
+        case .answered, .timedOut:
+            // Release a link this call made rather than leave bluetoothd holding it.
+            if connectedHere, (try? await proxy.requestDisconnect()) != nil { DisconnectMarker.record(address: address) }
+            throw Self.stalled(.servicesResolved, call: "ServicesResolved", within: bound, address: address)
+        case .dropped:
+            throw Self.dropped(.servicesResolved, address: address)
         }
         guard
             let characteristic = await model.characteristics(
@@ -239,19 +383,40 @@ public actor BLETransport: SMPTransport {
         else {
             throw BlueZError(
                 .characteristicNotFound,
-                "\(device.address) has no SMP characteristic (service 8D53DC1D-1DB7-4CD3-868B-8A527460AA84). Its firmware may lack the SMP Bluetooth transport (CONFIG_MCUMGR_TRANSPORT_BT), or BlueZ's cache is stale after an update: run `bluetoothctl remove \(device.address)` and try again.")
+                "\(address) has no SMP characteristic (service 8D53DC1D-1DB7-4CD3-868B-8A527460AA84). Its firmware may lack the SMP Bluetooth transport (CONFIG_MCUMGR_TRANSPORT_BT), or BlueZ's cache is stale after an update: run `bluetoothctl remove \(address)` and try again.")
         }
-        let link = LinkState(events: events, device: device.address)
-        var session = Session(
-            model: model, device: deviceProxy, characteristic: BlueZCharacteristicProxy(bus: bus, path: characteristic.path),
-            link: link)
-        do {
-            try await subscribe(&session, bus: bus, characteristic: characteristic, devicePath: devicePath)
-        } catch {
-            await Self.release(session, disconnect: false)
-            throw error
+        return (characteristic, connectedHere)
+    }
+
+    /// The error of a phase whose call did not answer within its deadline, with what to check next.
+    static func stalled(_ phase: BLEConnectPhase, call: String, within bound: Duration, address: String) -> BlueZError {
+        let time = secondsText(bound)
+        let message: String
+        switch phase {
+        case .discovery:
+            message = "\(call) did not answer within \(time) (discovery). Check that bluetoothd is responsive (`bluetoothctl show`)."
+        case .connect:
+            message = "Connect to \(address) did not answer within \(time) (Connect). Check that it is powered, in range and advertising connectably (one connected to another central, a phone for example, stops advertising); `bluetoothctl info \(address)` shows what BlueZ knows of it."
+        case .servicesResolved:
+            message = "connected to \(address) but its GATT services were not resolved within \(time) (\(phase.rawValue)). Move it closer and try again; if its firmware changed its GATT table, `bluetoothctl remove \(address)` clears BlueZ's cache."
+        case .notificationSubscription:
+            message = "connected to \(address) but \(call) did not answer within \(time) (notification subscription). bluetoothd has been seen to stop answering StartNotify after a failed pairing: pair again with `smpctl pair ble:\(address)` (after `bluetoothctl remove \(address)` if an old bond is stale), or restart bluetoothd (`sudo systemctl restart bluetooth`)."
+        case .writeAccess:
+            message = "connected to \(address) but AcquireWrite did not answer within \(time) (write access (AcquireWrite)). Try BlueZ's WriteValue path with `ble:\(address)?write=dbus`, and check `bluetoothctl info \(address)`."
+        case .mtuRead:
+            message = "connected to \(address) but reading its MTU did not answer within \(time) (MTU read). Try again; if it keeps happening, restart bluetoothd (`sudo systemctl restart bluetooth`)."
+        case .pairing:
+            message = "pairing with \(address) did not finish within \(time) (pairing). Enter or confirm the passkey if the device shows one, check that it accepts pairing (some need a button press), then run `smpctl pair ble:\(address)` again."
         }
-        self.session = session
+        return BlueZError(.stalled, message, phase: phase)
+    }
+
+    /// The error of a phase during which `Device1.Connected` turned false.
+    static func dropped(_ phase: BLEConnectPhase, address: String) -> BlueZError {
+        BlueZError(
+            .disconnected,
+            "the link to \(address) dropped during \(phase.rawValue) (Device1.Connected turned false). Move it closer and check that no other central holds it; a device that needs an encrypted link may drop an unpaired one: pair it with `smpctl pair ble:\(address)`, or connect with `ble:\(address)?pair=yes`.",
+            phase: phase)
     }
 
     static func chooseAdapter(model: BlueZObjectModel, name: String?) async throws(BlueZError)
@@ -282,9 +447,24 @@ public actor BLETransport: SMPTransport {
         return adapter
     }
 
-    /// Sets up notifications and writes, sockets first.
+    /// Runs one GATT call of a connect phase within `configuration.gattTimeout`, watching the link.
+    private func step<Value: Sendable>(
+        _ phase: BLEConnectPhase, _ call: String, address: String, watch: LinkMark?,
+        _ body: @escaping @Sendable (Duration) async throws(DBusError) -> Value
+    ) async throws(BlueZError) -> Result<Value, DBusError> {
+        let bound = configuration.gattTimeout
+        switch await Phase.run(within: bound, watch: watch, { () async throws(DBusError) -> Value in
+            try await body(Phase.callTimeout(bound))
+        }) {
+        case .answered(let result): return result
+        case .timedOut: throw Self.stalled(phase, call: call, within: bound, address: address)
+        case .dropped: throw Self.dropped(phase, address: address)
+        }
+    }
+
+    /// Sets up notifications and writes, sockets first; every call within its phase's deadline.
     private func subscribe(_ session: inout Session, bus: BusConnection, characteristic: BlueZCharacteristicInfo,
-        devicePath: String) async throws(BlueZError)
+        devicePath: String, watch: LinkMark) async throws(BlueZError)
     {
         let link = session.link
         let address = link.device
@@ -293,9 +473,15 @@ public actor BLETransport: SMPTransport {
         let assembler = NotificationAssembler()
         if configuration.preferAcquiredSockets {
             // StartNotify and AcquireNotify exclude each other.
-            try? await proxy.stopNotify()
-            do {
-                let acquired = try await proxy.acquireNotify()
+            _ = try await step(.notificationSubscription, "StopNotify", address: address, watch: watch) {
+                (timeout: Duration) async throws(DBusError) in try await proxy.stopNotify(timeout: timeout)
+            }
+            switch try await step(.notificationSubscription, "AcquireNotify", address: address, watch: watch, {
+                (timeout: Duration) async throws(DBusError) -> AcquiredSocket in
+                let acquired = try await proxy.acquireNotify(timeout: timeout)
+                return AcquiredSocket(fd: acquired.fd, mtu: acquired.mtu)
+            }) {
+            case .success(let acquired):
                 session.notifyFD = acquired.fd
                 mtu = acquired.mtu
                 session.reader = DescriptorReader(fd: acquired.fd, bufferSize: 1024, datagrams: true) { output in
@@ -308,9 +494,10 @@ public actor BLETransport: SMPTransport {
                     }
                 }
                 notifyPath = .socket
-            } catch {
+            case .failure(let error):
                 if BlueZError.isAuthenticationFailure(error) {
                     throw BlueZError.from(error, while: "subscribing to SMP notifications", device: address)
+                        .in(.notificationSubscription)
                 }
             }
         }
@@ -351,29 +538,41 @@ public actor BLETransport: SMPTransport {
             throw BlueZError.from(error, while: "subscribing to the device's state")
         }
         if valuesOverDBus {
-            do {
-                try await proxy.startNotify()
+            switch try await step(.notificationSubscription, "StartNotify", address: address, watch: watch, {
+                (timeout: Duration) async throws(DBusError) in try await proxy.startNotify(timeout: timeout)
+            }) {
+            case .success:
                 session.startedNotify = true
                 notifyPath = .dbus
-            } catch {
+            case .failure(let error):
                 throw BlueZError.from(error, while: "starting SMP notifications", device: address)
+                    .in(.notificationSubscription)
             }
         }
         if configuration.preferAcquiredSockets {
-            do {
-                let acquired = try await proxy.acquireWrite()
+            switch try await step(.writeAccess, "AcquireWrite", address: address, watch: watch, {
+                (timeout: Duration) async throws(DBusError) -> AcquiredSocket in
+                let acquired = try await proxy.acquireWrite(timeout: timeout)
+                return AcquiredSocket(fd: acquired.fd, mtu: acquired.mtu)
+            }) {
+            case .success(let acquired):
                 session.writeFD = acquired.fd
                 mtu = acquired.mtu
                 writePath = .socket
-            } catch {
+            case .failure(let error):
                 if BlueZError.isAuthenticationFailure(error) {
                     throw BlueZError.from(error, while: "acquiring the SMP characteristic for writing", device: address)
+                        .in(.writeAccess)
                 }
             }
         }
         if session.writeFD == nil {
             writePath = .dbus
-            if characteristic.mtu == nil, session.notifyFD == nil, let reported = try? await proxy.mtu() {
+            if characteristic.mtu == nil, session.notifyFD == nil,
+                case .success(let reported) = try await step(.mtuRead, "MTU", address: address, watch: watch, {
+                    (timeout: Duration) async throws(DBusError) -> Int in try await proxy.mtu(timeout: timeout)
+                })
+            {
                 mtu = reported
             }
         }
@@ -445,21 +644,29 @@ public actor BLETransport: SMPTransport {
         await Self.release(session, disconnect: configuration.disconnectOnClose)
     }
 
-    private static func release(_ session: Session, disconnect: Bool) async {
+    private static func release(_ session: Session, disconnect: Bool, stopModel: Bool = true) async {
         session.link.close()
         for task in session.tasks { task.cancel() }
         await session.reader?.stop()
         if let fd = session.notifyFD { closeDescriptor(fd) }
         if let fd = session.writeFD { closeDescriptor(fd) }
-        if session.startedNotify { try? await session.characteristic.stopNotify() }
+        // Neither waits for its answer: after a stalled phase the characteristic may not answer at
+        // all, and the bus keeps the two requests in order.
+        if session.startedNotify { try? await session.characteristic.requestStopNotify() }
         // Not waiting for the answer saves the ~2 s bluetoothd takes to send it; the link is still
         // released. The marker tells the next command (in this process or another) to let the
         // disconnect finish before it uses the link.
         if disconnect, (try? await session.device.requestDisconnect()) != nil {
             DisconnectMarker.record(address: session.link.device)
         }
-        await session.model.stop()
+        if stopModel { await session.model.stop() }
     }
+}
+
+/// A descriptor and MTU from `AcquireWrite` or `AcquireNotify`.
+struct AcquiredSocket: Sendable {
+    var fd: Int32
+    var mtu: Int
 }
 
 /// Reassembles notifications into SMP packets; shared by the socket reader thread or the signal task.

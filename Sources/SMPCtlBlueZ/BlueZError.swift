@@ -19,6 +19,10 @@ public struct BlueZError: Error, Sendable, Hashable, CustomStringConvertible {
         case authenticationRequired
         /// The link dropped.
         case disconnected
+        /// A connect phase did not answer within its deadline (``BlueZError/phase`` says which).
+        case stalled
+        /// `Device1.Pair` failed, was refused or was cancelled.
+        case pairingFailed
         /// Any other BlueZ or D-Bus failure.
         case failed
     }
@@ -28,11 +32,23 @@ public struct BlueZError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String
     /// The D-Bus error behind it, if any.
     public var underlying: DBusError?
+    /// The connect phase that failed or stalled, when the failure happened while opening a link.
+    public var phase: BLEConnectPhase?
 
-    public init(_ code: Code, _ message: String, underlying: DBusError? = nil) {
+    public init(_ code: Code, _ message: String, underlying: DBusError? = nil, phase: BLEConnectPhase? = nil) {
         self.code = code
         self.message = message
         self.underlying = underlying
+        self.phase = phase
+    }
+
+    /// The same error, naming `phase` (kept if one is named already).
+    func `in`(_ phase: BLEConnectPhase) -> BlueZError {
+        var copy = self
+        guard copy.phase == nil else { return copy }
+        copy.phase = phase
+        if !copy.message.contains("(\(phase.rawValue))") { copy.message = "\(phase.rawValue): " + copy.message }
+        return copy
     }
 
     public var description: String {
@@ -83,7 +99,7 @@ public struct BlueZError: Error, Sendable, Hashable, CustomStringConvertible {
         if isAuthenticationFailure(error) {
             return BlueZError(
                 .authenticationRequired,
-                "the device\(who) requires pairing or an authenticated link (\(context)). Pair it first with `bluetoothctl pair <address>` (and `trust`), or note that its firmware requires authenticated SMP.",
+                "the device\(who) requires pairing or an authenticated link (\(context)). Pair it with `smpctl pair ble:\(device ?? "ADDRESS")` (or `bluetoothctl pair \(device ?? "ADDRESS")` and `trust`), or add `pair=yes` to the connection (`ble:\(device ?? "ADDRESS")?pair=yes`) to let smpctl pair when the device asks.",
                 underlying: error)
         }
         if error.name == .bluezNotReady {

@@ -24,6 +24,10 @@ public struct BlueZDeviceInfo: Sendable, Hashable {
     public var connected: Bool
     public var servicesResolved: Bool
     public var paired: Bool
+    /// Keys are stored (`Bonded`; false when this BlueZ does not report the property).
+    public var bonded: Bool = false
+    /// bluetoothd accepts the device without asking an agent.
+    public var trusted: Bool = false
     /// Advertised or resolved service UUIDs, lower-case.
     public var uuids: [String]
 
@@ -151,6 +155,7 @@ public actor BlueZObjectModel {
                 rssi: properties["RSSI"]?.integerValue, connected: properties["Connected"]?.boolValue ?? false,
                 servicesResolved: properties["ServicesResolved"]?.boolValue ?? false,
                 paired: properties["Paired"]?.boolValue ?? false,
+                bonded: properties["Bonded"]?.boolValue ?? false, trusted: properties["Trusted"]?.boolValue ?? false,
                 uuids: (properties["UUIDs"]?.stringArray ?? []).map { $0.lowercased() })
         }.sorted { $0.path < $1.path }
     }

@@ -7,6 +7,10 @@ public enum BlueZ {
     public static let serviceName = "org.bluez"
     public static let adapterInterface = "org.bluez.Adapter1"
     public static let deviceInterface = "org.bluez.Device1"
+    public static let agentManagerInterface = "org.bluez.AgentManager1"
+    public static let agentInterface = "org.bluez.Agent1"
+    /// Where bluetoothd exports `AgentManager1`.
+    public static let agentManagerPath = "/org/bluez"
     public static let gattServiceInterface = "org.bluez.GattService1"
     public static let gattCharacteristicInterface = "org.bluez.GattCharacteristic1"
     /// The SMP service UUID, lower-case as BlueZ writes it.
@@ -66,14 +70,16 @@ public struct BlueZAdapterProxy: Sendable {
             arguments: [.propertyDictionary(filter)])
     }
 
-    public func startDiscovery() async throws(DBusError) {
+    public func startDiscovery(timeout: Duration = BusConnection.defaultTimeout) async throws(DBusError) {
         _ = try await bus.call(
-            destination: BlueZ.serviceName, path: path, interface: BlueZ.adapterInterface, member: "StartDiscovery")
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.adapterInterface, member: "StartDiscovery",
+            timeout: timeout)
     }
 
-    public func stopDiscovery() async throws(DBusError) {
+    public func stopDiscovery(timeout: Duration = BusConnection.defaultTimeout) async throws(DBusError) {
         _ = try await bus.call(
-            destination: BlueZ.serviceName, path: path, interface: BlueZ.adapterInterface, member: "StopDiscovery")
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.adapterInterface, member: "StopDiscovery",
+            timeout: timeout)
     }
 
     /// Whether the adapter is powered.
@@ -98,6 +104,31 @@ public struct BlueZDeviceProxy: Sendable {
     public func connect(timeout: Duration) async throws(DBusError) {
         _ = try await bus.call(
             destination: BlueZ.serviceName, path: path, interface: BlueZ.deviceInterface, member: "Connect",
+            timeout: timeout)
+    }
+
+    /// Pairs (and bonds, when both sides allow it) through the agent registered by this connection,
+    /// or the default agent. Errors per `doc/org.bluez.Device.rst`: `AlreadyExists` (paired already),
+    /// `AuthenticationFailed`, `AuthenticationCanceled`, `AuthenticationRejected`,
+    /// `AuthenticationTimeout`, `ConnectionAttemptFailed`, `Failed`, `InProgress`.
+    public func pair(timeout: Duration) async throws(DBusError) {
+        _ = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.deviceInterface, member: "Pair",
+            timeout: timeout)
+    }
+
+    /// Asks bluetoothd to stop a pairing under way, without waiting for the answer (a pairing that
+    /// stalled may keep the answer from coming).
+    public func requestCancelPairing() async throws(DBusError) {
+        try await bus.send(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.deviceInterface, member: "CancelPairing")
+    }
+
+    /// Sets `Trusted`, so that bluetoothd accepts the device's later connections without asking an agent.
+    public func setTrusted(_ trusted: Bool, timeout: Duration = .seconds(10)) async throws(DBusError) {
+        _ = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: DBusInterface.properties, member: "Set",
+            arguments: [.string(BlueZ.deviceInterface), .string("Trusted"), .variant(.bool(trusted))],
             timeout: timeout)
     }
 
@@ -126,19 +157,19 @@ public struct BlueZCharacteristicProxy: Sendable {
     }
 
     /// A socket for Write Commands and the ATT MTU. The caller owns (and closes) the descriptor.
-    public func acquireWrite() async throws(DBusError) -> (fd: Int32, mtu: Int) {
-        try await acquire("AcquireWrite")
+    public func acquireWrite(timeout: Duration = .seconds(10)) async throws(DBusError) -> (fd: Int32, mtu: Int) {
+        try await acquire("AcquireWrite", timeout: timeout)
     }
 
     /// A socket that receives notifications and the ATT MTU. The caller owns (and closes) the descriptor.
-    public func acquireNotify() async throws(DBusError) -> (fd: Int32, mtu: Int) {
-        try await acquire("AcquireNotify")
+    public func acquireNotify(timeout: Duration = .seconds(10)) async throws(DBusError) -> (fd: Int32, mtu: Int) {
+        try await acquire("AcquireNotify", timeout: timeout)
     }
 
-    private func acquire(_ member: String) async throws(DBusError) -> (fd: Int32, mtu: Int) {
+    private func acquire(_ member: String, timeout: Duration) async throws(DBusError) -> (fd: Int32, mtu: Int) {
         let reply = try await bus.call(
             destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface, member: member,
-            arguments: [.propertyDictionary([:])], timeout: .seconds(10))
+            arguments: [.propertyDictionary([:])], timeout: timeout)
         var fd: Int32 = -1
         var mtu: Int?
         for value in reply {
@@ -164,22 +195,30 @@ public struct BlueZCharacteristicProxy: Sendable {
     }
 
     /// Starts notifications, which then arrive as `PropertiesChanged` of `Value`.
-    public func startNotify() async throws(DBusError) {
+    public func startNotify(timeout: Duration = .seconds(10)) async throws(DBusError) {
         _ = try await bus.call(
             destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface,
-            member: "StartNotify", timeout: .seconds(10))
+            member: "StartNotify", timeout: timeout)
     }
 
-    public func stopNotify() async throws(DBusError) {
+    public func stopNotify(timeout: Duration = .seconds(10)) async throws(DBusError) {
         _ = try await bus.call(
             destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface,
-            member: "StopNotify", timeout: .seconds(10))
+            member: "StopNotify", timeout: timeout)
+    }
+
+    /// Asks for `StopNotify` without waiting for the answer.
+    public func requestStopNotify() async throws(DBusError) {
+        try await bus.send(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface,
+            member: "StopNotify")
     }
 
     /// The ATT MTU (BlueZ 5.62 and later).
-    public func mtu() async throws(DBusError) -> Int {
+    public func mtu(timeout: Duration = .seconds(10)) async throws(DBusError) -> Int {
         let value = try await bus.property(
-            destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface, name: "MTU")
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface, name: "MTU",
+            timeout: timeout)
         guard let mtu = value.integerValue else { throw DBusError(.invalidReply, "MTU is not a number") }
         return mtu
     }

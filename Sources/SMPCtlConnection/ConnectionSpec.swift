@@ -10,9 +10,8 @@ public enum ConnectionSpec: Equatable, Sendable {
     /// `datagramLimit` is `?mtu=N`; `nil` lets the client learn the path's largest datagram.
     case udp(host: String, port: UInt16, datagramLimit: Int?)
     case serial(path: String, baud: Int)
-    /// `dbusWrites` (`?write=dbus`) forces BlueZ's `WriteValue` and `StartNotify` instead of
-    /// the `AcquireWrite`/`AcquireNotify` sockets.
-    case ble(target: String, adapter: String?, dbusWrites: Bool = false)
+    /// Bluetooth LE through BlueZ; `options` are the query's `write=` and `pair=`.
+    case ble(target: String, adapter: String?, options: BLEConnectionOptions = BLEConnectionOptions())
 
     /// The longest connection string read.
     public static let maximumLength = 4096
@@ -28,7 +27,7 @@ public enum ConnectionSpec: Equatable, Sendable {
           sim                              the embedded device simulator (no hardware)
           udp:HOST[:PORT][?mtu=N]          SMP over UDP (default port 1337; the largest datagram is learned, or N; IPv6 as udp:[::1]:1337)
           serial:PATH[?baud=N]             SMP console framing on a serial port (default 115200 baud)
-          ble:NAME-OR-ADDRESS[?adapter=hciN][&write=dbus]  Bluetooth LE through BlueZ (bluetoothd over D-Bus)
+          ble:NAME-OR-ADDRESS[?adapter=hciN][&write=dbus][&pair=yes]  Bluetooth LE through BlueZ (bluetoothd over D-Bus; pair=yes pairs when the device requires it)
           NAME                             a profile saved with `smpctl profile add`
         Give it with -c/--connection or the SMPCTL_CONNECTION environment variable.
         """
@@ -70,15 +69,22 @@ public enum ConnectionSpec: Equatable, Sendable {
             if let adapter = query["adapter"], adapter.isEmpty {
                 throw ConnectionError("adapter needs a name, as in ?adapter=hci0")
             }
-            var dbusWrites = false
+            var options = BLEConnectionOptions()
             if let write = query["write"] {
                 switch write {
-                case "dbus": dbusWrites = true
-                case "socket": dbusWrites = false
+                case "dbus": options.dbusWrites = true
+                case "socket": options.dbusWrites = false
                 default: throw ConnectionError("write must be dbus (WriteValue) or socket (AcquireWrite), not \"\(write)\"")
                 }
             }
-            return .ble(target: rest, adapter: query["adapter"], dbusWrites: dbusWrites)
+            if let pair = query["pair"] {
+                switch pair {
+                case "yes", "": options.pair = true
+                case "no": options.pair = false
+                default: throw ConnectionError("pair must be yes (pair when the device requires it) or no, not \"\(pair)\"")
+                }
+            }
+            return .ble(target: rest, adapter: query["adapter"], options: options)
         default:
             throw ConnectionError("unknown connection scheme \"\(scheme)\"")
         }
@@ -159,6 +165,21 @@ public enum ConnectionSpec: Equatable, Sendable {
             query[String(key)] = String(value)
         }
         return (String(text[..<mark]), query)
+    }
+}
+
+/// The `ble:` query options.
+public struct BLEConnectionOptions: Equatable, Sendable {
+    /// `write=dbus`: BlueZ's `WriteValue` and `StartNotify` instead of the `AcquireWrite` and
+    /// `AcquireNotify` sockets.
+    public var dbusWrites: Bool
+    /// `pair=yes`: when the device refuses an unencrypted access ("Not paired"), pair with
+    /// smpctl's agent and try once more.
+    public var pair: Bool
+
+    public init(dbusWrites: Bool = false, pair: Bool = false) {
+        self.dbusWrites = dbusWrites
+        self.pair = pair
     }
 }
 

@@ -14,10 +14,16 @@ public enum OperationKind: String, Sendable, Hashable, CaseIterable, Codable {
     case reset
     case params
     case echo
+    /// A file-system request (group 8): upload, download, status, hash.
+    case file = "fs"
+    /// The storage erase of Zephyr's basic group (63).
+    case storage = "storage-erase"
 
     /// The operation a device error most likely answered, from its group and command.
     public init?(group: SMPGroupID, command: UInt8) {
         switch (group.rawValue, command) {
+        case (8, _): self = .file
+        case (63, 0): self = .storage
         case (1, 0): self = .test  // state write (test/confirm) fails far more often than state read
         case (1, 1): self = .upload
         case (1, 5): self = .erase
@@ -33,7 +39,7 @@ public enum OperationKind: String, Sendable, Hashable, CaseIterable, Codable {
     var isImageOperation: Bool {
         switch self {
         case .upload, .uploadFirstChunk, .test, .confirm, .erase, .list: true
-        case .reset, .params, .echo: false
+        case .reset, .params, .echo, .file, .storage: false
         }
     }
 }

@@ -79,6 +79,13 @@ public actor SimulatedDevice {
     var settingsStored: [String: [UInt8]] = SimulatedDevice.factorySettings
     /// How many times `settings_commit` ran (commit and load), for tests.
     public internal(set) var settingsCommitCount = 0
+    /// The simulated littlefs at `/lfs` (on the storage partition) and the open-file state.
+    var files: [String: [UInt8]] = SimulatedDevice.factoryFiles
+    var fileContext = FileContext()
+    /// How many times the storage partition was erased (Zephyr basic group), for tests.
+    public internal(set) var storageEraseCount = 0
+    /// The `boot_mode` of the last reset request, for tests (nil: none given).
+    public internal(set) var lastResetBootMode: UInt64?
     var log: [SimulatorRequestRecord] = []
     var packetCount = 0
     var bytesReceived = 0
@@ -197,6 +204,15 @@ public actor SimulatedDevice {
 
     /// The date/time last set, if any.
     public var storedDateTime: String? { dateTime }
+
+    /// The contents of a file of the simulated file system, `nil` when there is none.
+    public func file(_ path: String) -> [UInt8]? { files[path] }
+
+    /// Puts a file on the simulated file system (as an earlier, interrupted upload would).
+    public func setFile(_ path: String, _ contents: [UInt8]?) { files[path] = contents }
+
+    /// The paths of the simulated file system.
+    public var filePaths: [String] { files.keys.sorted() }
 
     // MARK: Packets
 
@@ -322,6 +338,9 @@ public actor SimulatedDevice {
         /// A group error naming another group in SMP v2 (`err.group`), as Zephyr's stat group
         /// does; in SMP v1 it is translated by the request's group.
         case groupNamed(SMPGroupID, Int)
+        /// A group error of the request's group with more fields in the same map, as fs_mgmt.c
+        /// sends `len` with FILE_OFFSET_NOT_VALID.
+        case groupWithFields(Int, CBORMap)
         /// Answer with success, then reboot.
         case resetAfter(CBORValue)
         /// Reboot without answering.
@@ -329,7 +348,7 @@ public actor SimulatedDevice {
 
         var isError: Bool {
             switch self {
-            case .smp, .group, .groupNamed: true
+            case .smp, .group, .groupNamed, .groupWithFields: true
             default: false
             }
         }
@@ -353,6 +372,16 @@ public actor SimulatedDevice {
                     .init(key: "rc", value: .unsigned(UInt64(max(code, 0)))),
                 ]))
             }
+        case .groupWithFields(let code, let fields):
+            if version == .v1 {
+                body["rc"] = .int(Int64(Self.v1Code(group: request.group, code: code)))
+            } else {
+                body["err"] = .map(CBORMap([
+                    .init(key: "group", value: .unsigned(UInt64(request.group.rawValue))),
+                    .init(key: "rc", value: .unsigned(UInt64(max(code, 0)))),
+                ]))
+            }
+            for entry in fields.entries { body.entries.append(entry) }
         case .groupNamed(let group, let code):
             if version == .v1 {
                 body["rc"] = .int(Int64(Self.v1Code(group: request.group, code: code)))
@@ -421,6 +450,22 @@ public actor SimulatedDevice {
             case 2: return 3  // TOO_MANY_GROUP_ENTRIES → EINVAL
             default: return 1
             }
+        case .fs:
+            // fs_mgmt_translate_error_code (Zephyr fs_mgmt.c).
+            switch code {
+            case 0: return 0
+            case 2, 13: return 3  // FILE_INVALID_NAME, CHECKSUM_HASH_NOT_FOUND → EINVAL
+            case 3, 14: return 5  // FILE_NOT_FOUND, MOUNT_POINT_NOT_FOUND → ENOENT
+            default: return 1
+            }
+        case .zephyrBasic:
+            // zephyr_basic_group_translate_error_code (Zephyr basic_mgmt.c): a failed query or
+            // erase becomes EOK there, so a v1 client is told that the erase succeeded.
+            switch code {
+            case 2: return 5  // FLASH_OPEN_FAILED → ENOENT
+            case 0, 3, 4: return 0
+            default: return 1
+            }
         default:
             return code == 0 ? 0 : 1
         }
@@ -465,6 +510,8 @@ public actor SimulatedDevice {
         case .settings: return handleSettings(header, map)
         case .shell: return handleShell(header, map)
         case .enumeration: return handleEnumeration(header, map)
+        case .fs: return handleFile(header, map)
+        case .zephyrBasic: return handleZephyrBasic(header, map)
         default: return .smp(SMPReturnCode.notSupported.rawValue)
         }
     }
@@ -501,6 +548,7 @@ public actor SimulatedDevice {
         dateTime = nil
         // The application calls settings_load() at boot: the runtime values are the saved ones.
         settingsRuntime = settingsStored
+        fileContext = FileContext()
         heldRequest = nil
     }
 

@@ -96,6 +96,10 @@ public struct SimulatorConfiguration: Sendable {
     public var supportsSlotInfo: Bool = true
     /// Refuse OS reset with `rc 10` (busy) unless the request carries `force`.
     public var refuseResetUnlessForced: Bool = false
+    /// The hash and checksum types of the file group (CONFIG_MCUMGR_GRP_FS_CHECKSUM_IEEE_CRC32,
+    /// CONFIG_MCUMGR_GRP_FS_HASH_SHA256); empty: no hash command (CONFIG_MCUMGR_GRP_FS_CHECKSUM_HASH
+    /// off, answered `rc 8`).
+    public var fileHashTypes: [String] = ["crc32", "sha256"]
     /// Version of the factory image in each primary slot (active and confirmed).
     public var initialVersion: String = "1.0.0"
     /// Replace the generated factory image of image 0 with these bytes.

@@ -165,11 +165,13 @@ extension SimulatedDevice {
 
     /// The groups the simulated device registers, in the order mgmt_groups_foreach visits them:
     /// MCUMGR_HANDLER_DEFINE puts the registration hooks in an iterable section sorted by name
-    /// (enum_mgmt, img_mgmt, os_mgmt, settings_mgmt, shell_mgmt, stat_mgmt), each appends its
+    /// (enum_mgmt, fs_mgmt, img_mgmt, os_mgmt, settings_mgmt, shell_mgmt, stat_mgmt,
+    /// zephyr_basic_mgmt), each appends its
     /// group. Names are the `mg_group_name`s, handler counts the sizes of the handler arrays.
     static let registeredGroups: [(id: SMPGroupID, name: String, handlers: Int)] = [
-        (.enumeration, "enum mgmt", 4), (.image, "img mgmt", 7), (.os, "os mgmt", 9),
+        (.enumeration, "enum mgmt", 4), (.fs, "fs mgmt", 5), (.image, "img mgmt", 7), (.os, "os mgmt", 9),
         (.settings, "settings mgmt", 4), (.shell, "shell mgmt", 1), (.stat, "stat mgmt", 2),
+        (.zephyrBasic, "zephyr basic mgmt", 1),
     ]
 
     /// CONFIG_MCUMGR_GRP_ENUM_DETAILS_BUFFER_TYPE_STACK_ENTRIES: the most IDs a details

@@ -366,7 +366,16 @@ extension SimulatedDevice {
                 guard let n = value.int else { return .smp(SMPReturnCode.invalidArgument.rawValue) }
                 force = n > 0
             }
+            // Zephyr 4.2's os_mgmt.c (CONFIG_MCUMGR_GRP_OS_RESET_BOOT_MODE) takes `boot_mode`, an
+            // unsigned 8-bit value handed to bootmode_set() before the reboot: 0 boots normally,
+            // 1 asks the bootloader for its recovery mode. Another type is `rc 3`.
+            var bootMode: UInt64?
+            if let value = map["boot_mode"] {
+                guard let number = value.uint64, number <= 255 else { return .smp(SMPReturnCode.invalidArgument.rawValue) }
+                bootMode = number
+            }
             if configuration.refuseResetUnlessForced && !force { return .smp(SMPReturnCode.busy.rawValue) }
+            lastResetBootMode = bootMode
             return .resetAfter(.map(CBORMap()))
         case (.mcumgrParameters?, .read):
             guard configuration.supportsParams else { return .smp(SMPReturnCode.notSupported.rawValue) }

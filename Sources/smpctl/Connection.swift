@@ -21,10 +21,14 @@ func makeTransport(_ spec: ConnectionSpec) throws -> any SMPTransport {
         return UDPTransport(address: try SocketAddress.resolve(host: host, port: port), maximumDatagram: limit)
     case .serial(let path, let baud):
         return SerialTransport(path: path, baud: baud)
-    case .ble(let target, let adapter, let dbusWrites):
+    case .ble(let target, let adapter, let options):
         // The system bus, or DBUS_SYSTEM_BUS_ADDRESS when set.
         var configuration = BLETransport.Configuration(target: target, adapter: adapter)
-        configuration.preferAcquiredSockets = !dbusWrites
+        configuration.preferAcquiredSockets = !options.dbusWrites
+        if options.pair {
+            configuration.pairing = .whenRequired
+            configuration.agentResponder = TerminalAgentResponder.ifTerminal()
+        }
         return BLETransport(configuration: configuration)
     }
 }

@@ -25,14 +25,18 @@ struct ResetCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Reset even when an application hook refuses (the device answered busy).") var force = false
+    @Option(name: .customLong("boot-mode"), help: ArgumentHelp(
+        "The boot mode for the next boot: 0 normal, 1 the bootloader's recovery mode (Zephyr 4.2+ with CONFIG_MCUMGR_GRP_OS_RESET_BOOT_MODE).",
+        valueName: "n"))
+    var bootMode: UInt8?
 
     func run() async throws {
         try await global.withClient { client, _ throws(SMPClientError) in
-            _ = try await client.send(OSManagement.ResetRequest(force: force))
+            _ = try await client.send(OSManagement.ResetRequest(force: force, bootMode: bootMode))
         }
         let output = Output(json: global.json)
-        output.line("reset requested")
-        output.document(["ok": true, "reset": true])
+        output.line(bootMode.map { "reset requested (boot mode \($0))" } ?? "reset requested")
+        output.document(["ok": true, "reset": true, "boot_mode": bootMode.map { Int($0) }.json, "force": .bool(force)])
     }
 }
 
@@ -57,14 +61,14 @@ struct InfoCommand: AsyncParsableCommand {
         commandName: "info", abstract: "Show OS and application information.")
 
     @OptionGroup var global: GlobalOptions
-    @Option(help: ArgumentHelp("Letters selecting fields: s n r v b m p i o, or a for all.", valueName: "letters"))
+    @Option(help: ArgumentHelp("Letters selecting fields: s n r v b m p i o, or a for all (the default).", valueName: "letters"))
     var format: String?
     @Flag(help: "Also list the management groups the device supports, when it has the enumeration group (10).")
     var groups = false
 
     func run() async throws {
         let (info, supported) = try await global.withClient { client, _ throws(SMPClientError) in
-            let info = try await client.send(OSManagement.InfoRequest(format: format))
+            let info = try await InfoCommand.read(client, format: format)
             guard groups else { return (info, [SMPGroupID]?.none) }
             // A device without enumeration answers rc 8 (not supported); that is not a failure.
             do throws(SMPClientError) {
@@ -87,6 +91,58 @@ struct InfoCommand: AsyncParsableCommand {
             }
         }
         output.document(.object(document))
+    }
+}
+
+extension InfoCommand {
+    /// The info line: with no format given, every field (`a`), so that the answer says more than
+    /// the kernel name; a device that refuses `a` (OS_MGMT_ERR_INVALID_FORMAT, `rc 3` in v1) is
+    /// asked again without a format, for its default.
+    static func read(_ client: SMPClient, format: String?) async throws(SMPClientError) -> OSManagement.InfoResponse {
+        if let format { return try await client.send(OSManagement.InfoRequest(format: format)) }
+        do throws(SMPClientError) {
+            return try await client.send(OSManagement.InfoRequest(format: "a"))
+        } catch {
+            guard case .device(let deviceError) = error,
+                deviceError.kind == .smp(.invalidArgument)
+                    || deviceError.kind == .group(.os, SMPErrorCatalog.code(named: "OS_MGMT_ERR_INVALID_FORMAT", in: .os) ?? 2)
+            else { throw error }
+            return try await client.send(OSManagement.InfoRequest())
+        }
+    }
+}
+
+struct OSCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "os", abstract: "OS group commands (group 0) with their raw arguments.",
+        subcommands: [OSInfoCommand.self])
+}
+
+struct OSInfoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Send the OS info command (0/7) with a format string and print its output.",
+        discussion: """
+            FORMAT holds letters as uname does: s kernel name, n node name, r release, v version, \
+            b build date and time, m machine, p processor, i hardware platform, o operating \
+            system, a all. Without FORMAT the request has none and the device answers its \
+            default, the kernel name. An unknown letter is OS_MGMT_ERR_INVALID_FORMAT (exit status 4).
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The format letters.") var format: String?
+
+    func validate() throws {
+        if let format, format.utf8.count > 64 { throw ValidationError("FORMAT is at most 64 letters") }
+    }
+
+    func run() async throws {
+        let info = try await global.withClient { client, _ throws(SMPClientError) in
+            try await client.send(OSManagement.InfoRequest(format: format))
+        }
+        let output = Output(json: global.json)
+        output.line(info.output)
+        output.document(["ok": true, "format": format.json, "output": .string(info.output)])
     }
 }
 

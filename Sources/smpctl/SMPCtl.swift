@@ -20,9 +20,10 @@ struct SMPCtl: AsyncParsableCommand {
         subcommands: [
             DFUCommand.self, ImageCommand.self, EchoCommand.self, ResetCommand.self, ParamsCommand.self,
             InfoCommand.self, BootloaderInfoCommand.self, TaskStatCommand.self, DateTimeCommand.self,
-            DiagnoseCommand.self, ExplainCommand.self, DoctorCommand.self, ScanCommand.self, SimulateCommand.self,
+            DiagnoseCommand.self, ExplainCommand.self, DoctorCommand.self, ScanCommand.self, PairCommand.self,
+            SimulateCommand.self,
             ProfileCommand.self, FleetCommand.self, StatCommand.self, SettingsCommand.self, ShellCommand.self,
-            EnumCommand.self,
+            EnumCommand.self, FSCommand.self, StorageCommand.self, OSCommand.self, RawCommand.self,
         ]
     )
 

@@ -45,6 +45,9 @@ struct SimulatorOptions: ParsableArguments {
     @Flag(name: .customLong("refuse-reset"), help: "Answer reset with rc 10 (busy) unless it is forced.")
     var refuseReset = false
 
+    @Option(name: .customLong("fs-hashes"), help: ArgumentHelp("The file group's hash and checksum types, comma-separated (crc32, sha256), or none for no hash command.", valueName: "types"))
+    var fsHashes: String = "crc32,sha256"
+
     @Option(name: .customLong("running-version"), help: ArgumentHelp("Version of the factory image that runs at start.", valueName: "version"))
     var runningVersion: String = "1.0.0"
 
@@ -163,6 +166,15 @@ struct SimulatorOptions: ParsableArguments {
         return count
     }
 
+    private func hashTypes() throws -> [String] {
+        if fsHashes == "none" { return [] }
+        let types = fsHashes.split(separator: ",").map(String.init)
+        guard !types.isEmpty, types.allSatisfy({ $0 == "crc32" || $0 == "sha256" }) else {
+            throw ValidationError("--fs-hashes takes crc32, sha256, both comma-separated, or none")
+        }
+        return types
+    }
+
     private func zephyr() throws -> SimulatedZephyrVersion {
         guard let version = SimulatedZephyrVersion(rawValue: zephyrVersion) else {
             throw ValidationError("--zephyr-version takes 3.5 or 3.6")
@@ -207,6 +219,7 @@ struct SimulatorOptions: ParsableArguments {
         configuration.supportsSlotInfo = !noSlotInfo
         configuration.rejectV1 = rejectV1
         configuration.refuseResetUnlessForced = refuseReset
+        configuration.fileHashTypes = try hashTypes()
         configuration.bootloaderRejectsImages = rejectImages
         configuration.initialVersion = runningVersion
         configuration.forcedErrors = try fail.map(Self.parseRule)

@@ -9,11 +9,15 @@ Phase 1 (smpclient -> simulator, smpctl reads back):
 Phase 2 (smpctl -> simulator, smpclient reads back), on a fresh simulator:
   - `smpctl --json image upload` of the same image;
   - smpclient's image state read must then show it in slot 1.
+Phase 3 (file system group 8, both ways), on a fresh simulator:
+  - smpclient's `upload_file`, then `smpctl --json fs download` (same bytes, sha256 compared);
+  - `smpctl --json fs upload`, then smpclient's `download_file` (same bytes).
 
 Prints PASS/FAIL lines, then `N passed, M failed`; exits 1 if any check failed.
 """
 
 import asyncio
+import hashlib
 import json
 import os
 import sys
@@ -240,10 +244,71 @@ async def phase_smpctl_to_smpclient(binary: str) -> None:
             await asyncio.wait_for(client.disconnect(), REQUEST_TIMEOUT_S)
 
 
+async def phase_file_system(binary: str) -> None:
+    """Group 8 both ways: smpclient's upload_file, read back with `smpctl fs download` (whose
+    sha256 check must pass), and `smpctl fs upload`, read back with smpclient's download_file."""
+    to_device = hashlib.sha256(b"smpclient").digest() * 200  # 6400 bytes
+    from_smpctl = bytes(range(256)) * 23  # 5888 bytes
+    async with Simulator(binary, "C") as sim:
+        client = SMPClient(PortUDPTransport(sim.port), "127.0.0.1", timeout_s=REQUEST_TIMEOUT_S)
+        await asyncio.wait_for(client.connect(), 3 * REQUEST_TIMEOUT_S)
+        try:
+            offsets: list[int] = []
+
+            async def do_upload() -> None:
+                async for offset in client.upload_file(to_device, "/lfs/from-smpclient.bin",
+                                                       timeout_s=REQUEST_TIMEOUT_S):
+                    offsets.append(offset)
+
+            try:
+                await asyncio.wait_for(do_upload(), UPLOAD_TIMEOUT_S)
+                upload_error = ""
+            except Exception as e:  # noqa: BLE001
+                upload_error = f"{type(e).__name__}: {e}"
+            check("smpclient upload_file: completes without error", not upload_error, upload_error)
+            check("smpclient upload_file: final offset equals the length",
+                  bool(offsets) and offsets[-1] == len(to_device), repr(offsets[-3:]))
+        finally:
+            await asyncio.wait_for(client.disconnect(), REQUEST_TIMEOUT_S)
+
+        target = Path(os.environ.get("TMPDIR", "/tmp")) / f"smpctl-interop-fs-{os.getpid()}.bin"
+        status, out, err = await run_smpctl(binary, "-c", sim.connection, "--json", "fs", "download",
+                                            "/lfs/from-smpclient.bin", str(target))
+        doc = parse_json_document("smpctl fs download", status, out, err)
+        if doc is not None:
+            check("smpctl fs download: the device's sha256 was compared",
+                  (doc.get("hash_check") or {}).get("type") == "sha256", repr(doc.get("hash_check")))
+            check("smpctl fs download: same bytes as smpclient uploaded",
+                  target.exists() and target.read_bytes() == to_device, str(target))
+        target.unlink(missing_ok=True)
+
+        source = Path(os.environ.get("TMPDIR", "/tmp")) / f"smpctl-interop-fs-src-{os.getpid()}.bin"
+        source.write_bytes(from_smpctl)
+        status, out, err = await run_smpctl(binary, "-c", sim.connection, "--json", "fs", "upload",
+                                            str(source), "/lfs/from-smpctl.bin")
+        source.unlink(missing_ok=True)
+        doc = parse_json_document("smpctl fs upload", status, out, err)
+        if doc is not None:
+            check("smpctl fs upload: the device's sha256 matches",
+                  (doc.get("hash_check") or {}).get("output") == hashlib.sha256(from_smpctl).hexdigest(),
+                  repr(doc.get("hash_check")))
+
+        client = SMPClient(PortUDPTransport(sim.port), "127.0.0.1", timeout_s=REQUEST_TIMEOUT_S)
+        await asyncio.wait_for(client.connect(), 3 * REQUEST_TIMEOUT_S)
+        try:
+            data = await asyncio.wait_for(client.download_file("/lfs/from-smpctl.bin", timeout_s=REQUEST_TIMEOUT_S),
+                                          UPLOAD_TIMEOUT_S)
+            check("smpclient download_file: same bytes as smpctl uploaded", data == from_smpctl,
+                  f"{len(data)} bytes")
+        finally:
+            await asyncio.wait_for(client.disconnect(), REQUEST_TIMEOUT_S)
+
+
 async def main(binary: str) -> int:
     image = IMAGE_PATH.read_bytes()
     for name, phase in (("smpclient -> smpctl", lambda: phase_smpclient_to_smpctl(binary, image)),
-                        ("smpctl -> smpclient", lambda: phase_smpctl_to_smpclient(binary))):
+                        ("smpctl -> smpclient", lambda: phase_smpctl_to_smpclient(binary)),
+                        ("file system, both ways", lambda: phase_file_system(binary))):
         print(f"# phase: {name}", flush=True)
         try:
             await phase()

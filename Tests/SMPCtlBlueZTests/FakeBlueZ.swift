@@ -24,6 +24,28 @@ struct FakeBlueZOptions: Sendable {
     /// Scans (StartDiscovery calls) whose advertising report is lost before the device appears,
     /// as BlueZ 5.66's emulated controller loses its one report on a busy host (bluez-vm-notes.md).
     var lostScans = 0
+    /// Calls that never answer (until the fake stops): `StartDiscovery`, `Connect`, `StopNotify`,
+    /// `AcquireNotify`, `StartNotify`, `AcquireWrite`, `Pair`, and `MTU` for reading that property.
+    var hang: Set<String> = []
+    /// The call during which the link drops (`Connected` turns false) before the call hangs;
+    /// `ServicesResolved` drops it after `Connect` answered, before the services resolve.
+    var dropLinkDuring: String?
+    /// Whether the characteristic's properties include `MTU` (BlueZ 5.62 and later).
+    var mtuProperty = true
+    /// How `Pair` authenticates.
+    var pairing: FakePairingMethod = .justWorks
+    /// `Pair` fails with this error after the agent answered (the device refused, say).
+    var pairingFailure: DBusErrorName?
+    /// The characteristic's flags say it needs encryption (`encrypt-write`, `encrypt-notify`).
+    var encryptFlags = false
+}
+
+/// How the fake device pairs.
+enum FakePairingMethod: Sendable, Equatable {
+    /// Just Works: an agent that can show something is asked RequestConfirmation; NoInputNoOutput none.
+    case justWorks
+    /// Passkey entry: the agent is asked RequestPasskey and must answer this passkey.
+    case passkey(UInt32)
 }
 
 /// A fake `org.bluez` on a private bus: ObjectManager, one adapter, one SMP device found by discovery,
@@ -59,6 +81,21 @@ actor FakeBlueZ {
     private(set) var oversizeWrites = 0
     private(set) var notifications = 0
     private(set) var largestNotification = 0
+    private(set) var paired = false
+    private(set) var bonded = false
+    private(set) var trusted = false
+    private(set) var pairCalls = 0
+    /// GATT accesses refused with "Not paired".
+    private(set) var notPairedRefusals = 0
+    /// The agent registered through AgentManager1: its bus name, path and capability.
+    private(set) var agent: (sender: String, path: String, capability: String)?
+    private(set) var defaultAgentRequested = false
+    private(set) var agentUnregistered = false
+    /// What the agent answered to RequestPasskey.
+    private(set) var receivedPasskey: UInt32?
+    /// The agent methods the fake called, in order.
+    private(set) var agentCalls: [String] = []
+    private var stopped = false
 
     private init(bus: BusConnection, server: any SMPPacketServer, options: FakeBlueZOptions) {
         self.bus = bus
@@ -74,13 +111,14 @@ actor FakeBlueZ {
         let bus = try await BusConnection.connect(address: address)
         let fake = FakeBlueZ(bus: bus, server: server, options: options)
         try await bus.requestName(BlueZ.serviceName)
-        for role in [FakeObject.Role.root, .adapter, .device, .service, .characteristic] {
+        for role in [FakeObject.Role.root, .agentManager, .adapter, .device, .service, .characteristic] {
             try await bus.export(FakeObject(fake: fake, role: role), at: await fake.path(of: role))
         }
         return fake
     }
 
     func stop() async {
+        stopped = true
         closeSockets()
         await writeReader?.stop()
         await bus.close()
@@ -89,6 +127,7 @@ actor FakeBlueZ {
     func path(of role: FakeObject.Role) -> String {
         switch role {
         case .root: "/"
+        case .agentManager: BlueZ.agentManagerPath
         case .adapter: Self.adapterPath
         case .device: devicePath
         case .service: servicePath
@@ -106,14 +145,21 @@ actor FakeBlueZ {
         case (.device, BlueZ.deviceInterface) where deviceKnown:
             return ["Address": .string(options.deviceAddress), "AddressType": .string("random"),
                 "Name": .string(options.deviceName), "Alias": .string(options.deviceName), "RSSI": .int16(-52),
-                "Connected": .bool(connected), "ServicesResolved": .bool(servicesResolved), "Paired": .bool(false),
+                "Connected": .bool(connected), "ServicesResolved": .bool(servicesResolved), "Paired": .bool(paired),
+                "Bonded": .bool(bonded), "Trusted": .bool(trusted),
                 "Adapter": .objectPath(Self.adapterPath), "UUIDs": .strings([BlueZ.smpServiceUUID])]
         case (.service, BlueZ.gattServiceInterface) where servicesKnown:
             return ["UUID": .string(BlueZ.smpServiceUUID), "Primary": .bool(true), "Device": .objectPath(devicePath)]
         case (.characteristic, BlueZ.gattCharacteristicInterface) where servicesKnown:
-            return ["UUID": .string(BlueZ.smpCharacteristicUUID), "Service": .objectPath(servicePath),
-                "Flags": .strings(["write-without-response", "notify"]), "MTU": .uint16(UInt16(options.mtu)),
-                "Notifying": .bool(notifying), "Value": .bytes([])]
+            var properties: [String: DBusValue] = [
+                "UUID": .string(BlueZ.smpCharacteristicUUID), "Service": .objectPath(servicePath),
+                "Flags": .strings(["write-without-response", "notify"] + (options.encryptFlags ? ["encrypt-write", "encrypt-notify"] : [])),
+                "Notifying": .bool(notifying),
+                "Value": .bytes([])]
+            if options.mtuProperty { properties["MTU"] = .uint16(UInt16(options.mtu)) }
+            return properties
+        case (.agentManager, BlueZ.agentManagerInterface):
+            return [:]
         default:
             return nil
         }
@@ -126,7 +172,7 @@ actor FakeBlueZ {
         case .device: name = BlueZ.deviceInterface
         case .service: name = BlueZ.gattServiceInterface
         case .characteristic: name = BlueZ.gattCharacteristicInterface
-        case .root: return .dictionary(keySignature: "s", valueSignature: "a{sv}", [])
+        case .root, .agentManager: return .dictionary(keySignature: "s", valueSignature: "a{sv}", [])
         }
         let properties = self.properties(of: role, interface: name) ?? [:]
         return .dictionary(keySignature: "s", valueSignature: "a{sv}", [
@@ -154,8 +200,63 @@ actor FakeBlueZ {
 
     // MARK: - Methods
 
+    /// Never answers, as bluetoothd was seen not to: waits until the fake stops (at most a minute).
+    private func hangForever() async {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !stopped, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+    }
+
+    /// A `Properties.Get` or `GetAll`; `MTU` may hang.
+    func propertiesForGet(of role: FakeObject.Role, interface: String) async -> [String: DBusValue]? {
+        if role == .characteristic, options.hang.contains("MTU") { await hangForever() }
+        return properties(of: role, interface: interface)
+    }
+
+    func setProperty(_ role: FakeObject.Role, interface: String, name: String, value: DBusValue) async throws(DBusError) {
+        guard role == .device, interface == BlueZ.deviceInterface, name == "Trusted", let flag = value.boolValue else {
+            throw DBusError("org.freedesktop.DBus.Error.PropertyReadOnly", "\(interface).\(name) is read-only")
+        }
+        trusted = flag
+        await changed(.device, BlueZ.deviceInterface, ["Trusted": .bool(flag)])
+    }
+
     func handle(_ role: FakeObject.Role, _ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {
+        if options.dropLinkDuring == call.member, call.member != "Connect" {
+            await dropLink()
+            await hangForever()
+            throw DBusError(.bluezNotConnected, "Not Connected")
+        }
+        if options.hang.contains(call.member) {
+            await hangForever()
+            throw DBusError(.bluezFailed, "the fake stopped")
+        }
         switch (role, call.member) {
+        case (.agentManager, "RegisterAgent"):
+            guard call.arguments.count == 2, let path = call.arguments[0].stringValue,
+                let capability = call.arguments[1].stringValue
+            else { throw DBusError(.invalidArgs, "RegisterAgent takes (o, s)") }
+            let known = ["", "DisplayOnly", "DisplayYesNo", "KeyboardOnly", "NoInputNoOutput", "KeyboardDisplay"]
+            guard known.contains(capability) else { throw DBusError("org.bluez.Error.InvalidArguments", "Invalid Arguments") }
+            if agent?.sender == call.sender { throw DBusError("org.bluez.Error.AlreadyExists", "Already Exists") }
+            agent = (call.sender, path, capability.isEmpty ? "KeyboardDisplay" : capability)
+            return []
+        case (.agentManager, "RequestDefaultAgent"):
+            guard agent?.sender == call.sender, agent?.path == call.arguments.first?.stringValue else {
+                throw DBusError("org.bluez.Error.DoesNotExist", "Does Not Exist")
+            }
+            defaultAgentRequested = true
+            return []
+        case (.agentManager, "UnregisterAgent"):
+            guard agent?.sender == call.sender, agent?.path == call.arguments.first?.stringValue else {
+                throw DBusError("org.bluez.Error.DoesNotExist", "Does Not Exist")
+            }
+            agent = nil
+            agentUnregistered = true
+            return []
+        case (.device, "Pair"):
+            return try await pair()
+        case (.device, "CancelPairing"):
+            return []
         case (.root, "GetManagedObjects"):
             return [managedObjects()]
         case (.adapter, "SetDiscoveryFilter"):
@@ -174,15 +275,7 @@ actor FakeBlueZ {
             return []
         case (.device, "Connect"):
             connectCount += 1
-            connected = true
-            await changed(.device, BlueZ.deviceInterface, ["Connected": .bool(true)])
-            if !servicesKnown {
-                servicesKnown = true
-                try await announce(.service)
-                try await announce(.characteristic)
-            }
-            servicesResolved = true
-            await changed(.device, BlueZ.deviceInterface, ["ServicesResolved": .bool(true)])
+            try await connectLink()
             return []
         case (.device, "Disconnect"):
             guard connected else { throw DBusError(.bluezNotConnected, "Not Connected") }
@@ -197,10 +290,86 @@ actor FakeBlueZ {
         }
     }
 
+    private func connectLink() async throws(DBusError) {
+        connected = true
+        await changed(.device, BlueZ.deviceInterface, ["Connected": .bool(true)])
+        if options.dropLinkDuring == "Connect" {
+            await dropLink()
+            await hangForever()
+            throw DBusError(.bluezFailed, "le-connection-abort-by-local")
+        }
+        if options.dropLinkDuring == "ServicesResolved" {
+            Task { [weak self] in
+                try? await Task.sleep(for: .milliseconds(200))
+                await self?.dropLink()
+            }
+            return
+        }
+        if options.hang.contains("ServicesResolved") { return }
+        if !servicesKnown {
+            servicesKnown = true
+            try await announce(.service)
+            try await announce(.characteristic)
+        }
+        servicesResolved = true
+        await changed(.device, BlueZ.deviceInterface, ["ServicesResolved": .bool(true)])
+    }
+
+    /// `Device1.Pair`: connects if needed, asks the registered agent as the method requires, and
+    /// bonds. Errors as bluetoothd's: AlreadyExists, AuthenticationFailed, AuthenticationCanceled.
+    private func pair() async throws(DBusError) -> [DBusValue] {
+        pairCalls += 1
+        guard !paired else { throw DBusError("org.bluez.Error.AlreadyExists", "Already Exists") }
+        if !connected { try await connectLink() }
+        switch options.pairing {
+        case .justWorks:
+            if let agent, agent.capability != "NoInputNoOutput" {
+                do {
+                    _ = try await callAgent(agent, "RequestConfirmation", [.objectPath(devicePath), .uint32(123_456)])
+                } catch {
+                    throw DBusError(.bluezAuthenticationCanceled, "Authentication Canceled")
+                }
+            }
+        case .passkey(let expected):
+            guard let agent, agent.capability == "KeyboardDisplay" || agent.capability == "KeyboardOnly" else {
+                // No way to enter the passkey: the device's MITM requirement fails.
+                throw DBusError(.bluezAuthenticationFailed, "Authentication Failed")
+            }
+            let reply: [DBusValue]
+            do {
+                reply = try await callAgent(agent, "RequestPasskey", [.objectPath(devicePath)])
+            } catch {
+                throw DBusError(.bluezAuthenticationCanceled, "Authentication Canceled")
+            }
+            guard case .uint32(let passkey) = reply.first else {
+                throw DBusError(.bluezAuthenticationFailed, "Authentication Failed")
+            }
+            receivedPasskey = passkey
+            guard passkey == expected else { throw DBusError(.bluezAuthenticationFailed, "Authentication Failed") }
+        }
+        if let failure = options.pairingFailure {
+            throw DBusError(failure, failure == .bluezAuthenticationCanceled ? "Authentication Canceled" : "Authentication Failed")
+        }
+        paired = true
+        bonded = true
+        await changed(.device, BlueZ.deviceInterface, ["Paired": .bool(true), "Bonded": .bool(true)])
+        return []
+    }
+
+    private func callAgent(_ agent: (sender: String, path: String, capability: String), _ member: String,
+        _ arguments: [DBusValue]) async throws(DBusError) -> [DBusValue]
+    {
+        agentCalls.append(member)
+        return try await bus.call(
+            destination: agent.sender, path: agent.path, interface: BlueZ.agentInterface, member: member,
+            arguments: arguments, timeout: .seconds(30))
+    }
+
     private func handleCharacteristic(_ member: String, _ arguments: [DBusValue]) async throws(DBusError) -> [DBusValue] {
         guard connected else { throw DBusError(.bluezNotConnected, "Not Connected") }
         let gattAccess = ["WriteValue", "StartNotify", "AcquireWrite", "AcquireNotify"]
-        if options.requiresPairing, gattAccess.contains(member) {
+        if options.requiresPairing, !paired, gattAccess.contains(member) {
+            notPairedRefusals += 1
             throw DBusError(.bluezNotPermitted, "Not paired")
         }
         switch member {
@@ -321,7 +490,7 @@ actor FakeBlueZ {
 
 /// One exported object of the fake; calls go to the actor.
 struct FakeObject: DBusObjectHandler {
-    enum Role: Sendable { case root, adapter, device, service, characteristic }
+    enum Role: Sendable { case root, agentManager, adapter, device, service, characteristic }
     let fake: FakeBlueZ
     let role: Role
 
@@ -330,6 +499,10 @@ struct FakeObject: DBusObjectHandler {
     }
 
     func properties(of interface: String) async -> [String: DBusValue]? {
-        await fake.properties(of: role, interface: interface)
+        await fake.propertiesForGet(of: role, interface: interface)
+    }
+
+    func setProperty(interface: String, name: String, value: DBusValue) async throws(DBusError) {
+        try await fake.setProperty(role, interface: interface, name: name, value: value)
     }
 }

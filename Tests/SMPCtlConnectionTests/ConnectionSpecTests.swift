@@ -15,8 +15,11 @@ struct ConnectionSpecTests {
         #expect(try ConnectionSpec.parse("udp:[::1]:65535") == .udp(host: "[::1]", port: 65535, datagramLimit: nil))
         #expect(try ConnectionSpec.parse("serial:/dev/ttyACM0?baud=9600") == .serial(path: "/dev/ttyACM0", baud: 9600))
         #expect(try ConnectionSpec.parse("ble:smp_svr?adapter=hci1") == .ble(target: "smp_svr", adapter: "hci1"))
-        #expect(try ConnectionSpec.parse("ble:smp_svr?adapter=hci1&write=dbus") == .ble(target: "smp_svr", adapter: "hci1", dbusWrites: true))
-        #expect(try ConnectionSpec.parse("ble:smp_svr?write=socket") == .ble(target: "smp_svr", adapter: nil, dbusWrites: false))
+        #expect(try ConnectionSpec.parse("ble:smp_svr?adapter=hci1&write=dbus") == .ble(target: "smp_svr", adapter: "hci1", options: BLEConnectionOptions(dbusWrites: true)))
+        #expect(try ConnectionSpec.parse("ble:smp_svr?write=socket") == .ble(target: "smp_svr", adapter: nil, options: BLEConnectionOptions(dbusWrites: false)))
+        #expect(try ConnectionSpec.parse("ble:smp_svr?pair=yes") == .ble(target: "smp_svr", adapter: nil, options: BLEConnectionOptions(pair: true)))
+        #expect(try ConnectionSpec.parse("ble:AA:BB:CC:DD:EE:FF?write=dbus&pair=no") == .ble(target: "AA:BB:CC:DD:EE:FF", adapter: nil, options: BLEConnectionOptions(dbusWrites: true, pair: false)))
+        #expect(throws: ConnectionError.self) { try ConnectionSpec.parse("ble:smp_svr?pair=maybe") }
         #expect(throws: ConnectionError.self) { try ConnectionSpec.parse("ble:smp_svr?write=gatt") }
         #expect(try ConnectionSpec.parse("bench") == nil)
     }
