@@ -21,7 +21,8 @@ struct ExplainCommand: ParsableCommand {
             lines in it, the errors that Go mcumgr/newtmgr, smpclient/smpmgr, nRF Connect Device Manager and \
             BlueZ/bluetoothctl print, and code names, and explains each once, in the order they first \
             appear; it exits with status 1 when it recognizes nothing or finds an unknown code. With --log, \
-            reads a console or boot log (a file, or - for standard input) the same way. At most 16 MiB of \
+            reads a console or boot log (a file, or - for standard input) the same way, but finding \
+            nothing in it exits 0. At most 16 MiB of \
             text is read (the rest is ignored, and smpctl says so) and at most \(Knowledge.maximumFindings) \
             distinct findings are reported. --smp-version gives the SMP version of the failing exchange and \
             --json prints the explanation as JSON; the connection options are not used.
