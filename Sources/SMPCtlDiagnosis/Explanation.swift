@@ -263,6 +263,9 @@ extension Knowledge {
                 group = id
             }
             explanation = explain(code: rc, group: group.map { SMPGroupID(rawValue: $0) }, smpVersion: message.smpVersion)
+        case .capturedName(let capture):
+            guard capture < captures.count, let name = captures[capture], let code = code(named: name) else { return nil }
+            explanation = explain(code: code.rc, group: code.group.map { SMPGroupID(rawValue: $0) }, smpVersion: message.smpVersion)
         case .topic(let topic):
             explanation = assemble(
                 subject: .log(topic.id), name: topic.name, meaning: topic.meaning, notes: [], translated: [],

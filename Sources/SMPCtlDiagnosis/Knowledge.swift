@@ -180,6 +180,8 @@ public struct Knowledge: Sendable {
         case code(group: UInt16?, rc: Int)
         /// A code read from the message: the rc (and the group) are capture groups of the pattern.
         case capturedCode(group: UInt16?, rcCapture: Int, groupCapture: Int?)
+        /// A code named in the message (`IMG_MGMT_ERR_NO_FREE_SLOT`): the name is a capture group.
+        case capturedName(capture: Int)
         /// A situation of its own.
         case topic(Topic)
     }
@@ -350,6 +352,11 @@ public struct Knowledge: Sendable {
                         explains.groupCapture.map({ $0 >= 1 && $0 <= captures && $0 != capture }) ?? true
                     else { throw .invalid("\(context) has bad capture groups") }
                     target = .capturedCode(group: explains.group, rcCapture: capture, groupCapture: explains.groupCapture)
+                } else if let capture = explains.nameCapture {
+                    guard explains.rc == nil, explains.rcCapture == nil, capture >= 1, capture <= captures else {
+                        throw .invalid("\(context) has bad capture groups")
+                    }
+                    target = .capturedName(capture: capture)
                 } else if let rc = explains.rc {
                     guard codes[CodeKey(group: explains.group, rc: rc)] != nil else { throw .invalid("\(context) explains an unknown code") }
                     target = .code(group: explains.group, rc: rc)
@@ -407,6 +414,7 @@ private struct RawToolTarget: Decodable {
     var rc: Int?
     var rcCapture: Int?
     var groupCapture: Int?
+    var nameCapture: Int?
 }
 
 private struct RawToolMessage: Decodable {

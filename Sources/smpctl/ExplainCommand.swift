@@ -18,9 +18,10 @@ struct ExplainCommand: ParsableCommand {
             MGMT_ERR_ENOENT); an unknown code is reported as unknown and exits with status 1. CODE may also name a failure: \
             \(FailureKind.allCases.map(\.rawValue).joined(separator: ", ")). Anything else is taken as pasted \
             text (one line or many; - reads standard input): smpctl finds the MCUboot, Zephyr and NCS log \
-            lines in it, the errors that Go mcumgr/newtmgr, smpclient/smpmgr, nRF Connect Device Manager and \
-            BlueZ/bluetoothctl print, and code names, and explains each once, in the order they first \
-            appear; it exits with status 1 when it recognizes nothing or finds an unknown code. With --log, \
+            lines in it, the errors that Go mcumgr/newtmgr, smpclient/smpmgr, mcumgr-toolkit, nRF Connect \
+            Device Manager and BlueZ/bluetoothctl print, and code names, and explains each once, in the \
+            order they first appear; it exits with status 1 when it recognizes nothing or finds an \
+            unknown code. With --log, \
             reads a console or boot log (a file, or - for standard input) the same way, but finding \
             nothing in it exits 0. At most 16 MiB of \
             text is read (the rest is ignored, and smpctl says so) and at most \(Knowledge.maximumFindings) \

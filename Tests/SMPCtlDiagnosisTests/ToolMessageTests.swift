@@ -16,7 +16,7 @@ struct ToolMessageTests {
         var description: String { "\(tool) \(id): \(line.prefix(80))" }
     }
 
-    static let tools = ["mcumgr", "smpclient", "smpmgr", "nrf-connect-device-manager", "bluez"]
+    static let tools = ["mcumgr", "smpclient", "smpmgr", "nrf-connect-device-manager", "bluez", "mcumgr-toolkit"]
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/tool-messages")
 
@@ -45,6 +45,7 @@ struct ToolMessageTests {
         #expect(counts["smpclient", default: 0] + counts["smpmgr", default: 0] >= 20)
         #expect(counts["nrf-connect-device-manager", default: 0] >= 25)
         #expect(counts["bluez", default: 0] >= 8)
+        #expect(counts["mcumgr-toolkit", default: 0] >= 5)
         #expect(Self.all.count >= knowledge.toolMessageIDs.count)
     }
 
@@ -82,6 +83,8 @@ struct ToolMessageTests {
         #expect(subject("rc=<IMG_MGMT_ERR.INVALID_IMAGE_TOO_LARGE: 30>") == .group(.image, 30))
         #expect(subject("There is no free slot to place the image") == .group(.image, 9))
         #expect(subject("Image too large (30)") == .group(.image, 30))
+        #expect(subject("Error: Device returned error code: IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE") == .group(.image, 30))
+        #expect(knowledge.explain(text: "Device returned error code: IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE").findings.first?.tool == "mcumgr-toolkit")
         // Over v1, Go mcumgr's rc carries the translated image codes.
         let v1 = try #require(knowledge.explain(text: "Error: 6").findings.first)
         #expect(v1.explanation.smpVersion == 1)
@@ -178,6 +181,7 @@ struct ToolMessageTests {
         #expect(try attempt { var m = $0; m["explains"] = ["rc_capture": 3]; return m } != nil)
         #expect(try attempt { var m = $0; m["explains"] = ["rc_capture": 1]; m["pattern"] = "no groups"; return m } != nil)
         #expect(try attempt { var m = $0; m["sources"] = [String](); return m } != nil)
+        #expect(try attempt { var m = $0; m["explains"] = ["name_capture": 2]; m["pattern"] = "(A)"; return m } != nil)
         #expect(try attempt { var m = $0; m["sources"] = ["no-such-source"]; return m } != nil)
         messages[1]["id"] = messages[0]["id"]
         #expect(try attempt { $0 } != nil)
