@@ -1,5 +1,8 @@
 import Foundation
 public import SMPCtlProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a code, failure or log line means, with its likely causes ranked for the operation.
 public struct Explanation: Sendable, Hashable {
@@ -301,11 +304,11 @@ extension Knowledge {
             body = text[..<end]
             ignored = total - body.utf8.count
         }
-        let logRegexes: [(LogPattern, NSRegularExpression)] = logPatterns.compactMap { pattern in
-            (try? NSRegularExpression(pattern: pattern.pattern)).map { (pattern, $0) }
+        let logRegexes: [(LogPattern, NSRegularExpression, [[UInt8]]?)] = logPatterns.compactMap { pattern in
+            (try? NSRegularExpression(pattern: pattern.pattern)).map { (pattern, $0, Self.requiredLiterals(pattern.pattern)) }
         }
-        let toolRegexes: [(ToolMessage, NSRegularExpression)] = toolMessages.compactMap { message in
-            (try? NSRegularExpression(pattern: message.pattern)).map { (message, $0) }
+        let toolRegexes: [(ToolMessage, NSRegularExpression, [[UInt8]]?)] = toolMessages.compactMap { message in
+            (try? NSRegularExpression(pattern: message.pattern)).map { (message, $0, Self.requiredLiterals(message.pattern)) }
         }
         // A code name: upper-case words joined by underscores, such as IMG_MGMT_ERR_NO_FREE_SLOT.
         let nameRegex = try? NSRegularExpression(pattern: "\\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+){2,}\\b")
@@ -343,9 +346,15 @@ extension Knowledge {
             let line = String(rawLine.prefix(Self.maximumLineLength))
             guard !line.isEmpty else { continue }
             let range = NSRange(line.startIndex..., in: line)
+            let bytes = Array(line.utf8)
+            func mayMatch(_ literals: [[UInt8]]?) -> Bool {
+                guard let literals else { return true }
+                return literals.contains { Self.bytes(bytes, contain: $0) }
+            }
             // What this line holds, by the column it starts at, so a line's findings keep their order.
             var hits: [(column: Int, key: String, make: () -> TextFinding?)] = []
-            for (message, regex) in toolRegexes {
+            for (message, regex, literal) in toolRegexes {
+                guard mayMatch(literal) else { continue }
                 guard let match = regex.firstMatch(in: line, range: range), let matched = Range(match.range, in: line) else { continue }
                 let captures: [String?] = (0...match.numberOfRanges - 1).map { group in
                     Range(match.range(at: group), in: line).map { String(line[$0]) }
@@ -358,7 +367,8 @@ extension Knowledge {
                         tool: message.tool, explanation: explanation)
                 }))
             }
-            for (pattern, regex) in logRegexes {
+            for (pattern, regex, literal) in logRegexes {
+                guard mayMatch(literal) else { continue }
                 guard let match = regex.firstMatch(in: line, range: range), let matched = Range(match.range, in: line) else { continue }
                 let topic = pattern.topic
                 let text = String(line[matched])
@@ -371,7 +381,8 @@ extension Knowledge {
                 }))
                 break
             }
-            if let nameRegex {
+            // Every code name smpctl knows, and every prefix of an unknown one, has "ERR_" in it.
+            if let nameRegex, Self.bytes(bytes, contain: Array("ERR_".utf8)) {
                 for match in nameRegex.matches(in: line, range: range).prefix(16) {
                     guard let matched = Range(match.range, in: line) else { continue }
                     let word = String(line[matched])
@@ -399,6 +410,126 @@ extension Knowledge {
             }
         }
         return TextExplanation(findings: findings, ignoredBytes: ignored, omittedFindings: omitted.count)
+    }
+
+    /// Whether `needle` occurs in `haystack`.
+    static func bytes(_ haystack: [UInt8], contain needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard haystack.count >= needle.count else { return false }
+        #if canImport(Glibc)
+        // memchr finds each candidate first byte, memcmp checks the rest: fast even in a debug build.
+        return haystack.withUnsafeBufferPointer { h in
+            needle.withUnsafeBufferPointer { n in
+                guard let base = h.baseAddress, let first = n.first, let needleBase = n.baseAddress else { return false }
+                let last = h.count - n.count
+                var start = 0
+                while start <= last {
+                    guard let found = memchr(base + start, Int32(first), last - start + 1) else { return false }
+                    let offset = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(found))
+                    if memcmp(base + offset, needleBase, n.count) == 0 { return true }
+                    start = offset + 1
+                }
+                return false
+            }
+        }
+        #else
+        return haystack.indices.dropLast(needle.count - 1).contains { haystack[$0..<($0 + needle.count)].elementsEqual(needle) }
+        #endif
+    }
+
+    /// Literals of which every match of `pattern` contains at least one (one per top-level alternative), so a
+    /// line with none of them needs no regex; `nil` when that cannot be told (inline flags, an alternative
+    /// without a run of 4 plain characters).
+    static func requiredLiterals(_ pattern: String) -> [[UInt8]]? {
+        guard !pattern.contains("(?") else { return nil }
+        // Split at the `|` outside groups, classes and escapes.
+        var alternatives: [String] = []
+        var current = ""
+        var depth = 0
+        var inClass = false
+        var escaped = false
+        for character in pattern {
+            if escaped {
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if inClass {
+                if character == "]" { inClass = false }
+            } else if character == "[" {
+                inClass = true
+            } else if character == "(" {
+                depth += 1
+            } else if character == ")" {
+                depth -= 1
+            } else if character == "|", depth == 0 {
+                alternatives.append(current)
+                current = ""
+                continue
+            }
+            current.append(character)
+        }
+        alternatives.append(current)
+        var literals: [[UInt8]] = []
+        for alternative in alternatives {
+            guard let literal = requiredLiteral(alternative) else { return nil }
+            literals.append(Array(literal.utf8))
+        }
+        return literals
+    }
+
+    /// A run of characters that every match of `pattern` (without top-level alternation) contains.
+    static func requiredLiteral(_ pattern: String) -> String? {
+        // An alternation inside a group makes the group optional as a whole; groups are skipped below.
+        var best = ""
+        var run = ""
+        func flush() {
+            if run.count > best.count { best = run }
+            run = ""
+        }
+        let characters = Array(pattern)
+        var index = 0
+        while index < characters.count {
+            let character = characters[index]
+            switch character {
+            case "\\":
+                guard index + 1 < characters.count else { return nil }
+                let next = characters[index + 1]
+                if next.isLetter || next.isNumber { flush() } else { run.append(next) }
+                index += 2
+                continue
+            case "?", "*", "+", "{":
+                // The character before a quantifier may be absent or repeated.
+                if !run.isEmpty { run.removeLast() }
+                flush()
+                if character == "{" {
+                    while index < characters.count, characters[index] != "}" { index += 1 }
+                }
+            case "(":
+                flush()
+                var depth = 0
+                while index < characters.count {
+                    if characters[index] == "\\" { index += 2; continue }
+                    if characters[index] == "(" { depth += 1 }
+                    if characters[index] == ")" { depth -= 1; if depth == 0 { break } }
+                    index += 1
+                }
+            case "[":
+                flush()
+                index += 1
+                if index < characters.count, characters[index] == "]" { index += 1 }
+                while index < characters.count, characters[index] != "]" {
+                    if characters[index] == "\\" { index += 1 }
+                    index += 1
+                }
+            case ".", "^", "$", ")", "]", "}":
+                flush()
+            default:
+                run.append(character)
+            }
+            index += 1
+        }
+        flush()
+        return best.count >= 4 ? best : nil
     }
 
     /// Findings that explain the same thing are one: the same code, failure or topic.
