@@ -96,6 +96,7 @@ public enum Doctor {
         context.checkAlignment()
         context.checkForeignPartitionFile()
         context.checkSectors()
+        context.checkSwapMoveFit()
         context.checkImages()
         context.checkSigningKey()
         let findings = context.findings.sorted { ($0.severity, $0.id) < ($1.severity, $1.id) }
@@ -475,6 +476,64 @@ public enum Doctor {
                     fix: "Set \(layoutOption)=\(internalPage) in MCUboot's configuration (the external chip erases 4 KiB sectors).",
                     references: ["nrf5340-audio-ext-flash-conf", "devzone-128074"])
             }
+        }
+
+        /// The flash's write block (the smallest write), from MCUboot's devicetree, else the application's; 4 (nRF) when unknown.
+        func writeBlockSize() -> UInt64 {
+            for image in [build.mcuboot, build.application].compactMap({ $0 }) {
+                guard let dts = image.devicetree else { continue }
+                if let flash = dts.chosenNode("zephyr,flash"), let size = flash.cells("write-block-size").first, (1...256).contains(size) {
+                    return size
+                }
+            }
+            return 4
+        }
+
+        /// Swap using move needs, besides the image, one free sector in the primary slot (the move) and the image
+        /// trailer at the end of both slots, rounded up to whole sectors (MCUboot swap_move.c, app_max_size()).
+        mutating func checkSwapMoveFit() {
+            guard let mcuboot = build.mcuboot?.kconfig, mcuboot.isEnabled("CONFIG_BOOT_SWAP_USING_MOVE") else { return }
+            guard let file = uploadFile(), let imageSize = build.fileSizes[file], imageSize > 0 else { return }
+            let table = build.partitions.isEmpty ? build.pmStatic : build.partitions
+            guard let primary = table["mcuboot_primary"], let primarySize = primary.size, Doctor.fitsFlashMap(primary) else { return }
+            let secondary = table["mcuboot_secondary"]
+            if let secondary, !Doctor.fitsFlashMap(secondary) { return }
+            let secondarySize = secondary?.size ?? primarySize
+            let sector = internalEraseSize()
+            let write = writeBlockSize()
+            // Values come from files: every one is bounded before it is multiplied (32-bit sizes, at most 2^20 sectors).
+            var maxSectors = Doctor.sectors(primarySize, of: sector)
+            if !mcuboot.isEnabled("CONFIG_BOOT_MAX_IMG_SECTORS_AUTO"), let configured = mcuboot.integer("CONFIG_BOOT_MAX_IMG_SECTORS") {
+                maxSectors = configured
+            }
+            guard sector > 0, maxSectors > 0, maxSectors <= 1 << 20 else { return }
+            // swap_type + copy_done + image_ok + swap_size (BOOT_MAX_ALIGN 8 each) and the 16-byte magic.
+            var infoSize: UInt64 = 8 * 4 + 16
+            if mcuboot.isEnabled("CONFIG_BOOT_ENCRYPT_IMAGE") {
+                infoSize += 2 * (mcuboot.isEnabled("CONFIG_BOOT_ENCRYPT_ALG_AES_256") ? 32 : 16)
+            }
+            // Three status entries per sector with swap using move (BOOT_STATUS_STATE_COUNT).
+            let rawTrailer = maxSectors * 3 * write + infoSize
+            let trailer = Doctor.sectors(rawTrailer, of: sector) * sector
+            let primaryBytes = (primarySize / sector) * sector
+            let secondaryBytes = (secondarySize / sector) * sector
+            guard primaryBytes > trailer + sector, secondaryBytes > trailer else { return }
+            let limit = min(primaryBytes - trailer - sector, secondaryBytes - trailer)
+            guard imageSize > limit else { return }
+            let location = DoctorLocation(file: file)
+            // The trailer is sized for CONFIG_BOOT_MAX_IMG_SECTORS; sized for the slot's own sectors it may take fewer.
+            let slotSectors = Doctor.sectors(primarySize, of: sector)
+            let smallerTrailer = Doctor.sectors(slotSectors * 3 * write + infoSize, of: sector) * sector
+            let trailerHint = smallerTrailer < trailer
+                ? "; CONFIG_BOOT_MAX_IMG_SECTORS=\(slotSectors) (the slot's sector count) shrinks the trailer to \(kib(smallerTrailer))" : ""
+            add("swap-move-image-too-large", .error, location,
+                "The signed image is \(imageSize) bytes, but with swap using move MCUboot takes at most \(limit) bytes from these slots (\(kib(primarySize)) minus one 0x\(String(sector, radix: 16))-byte sector for the move and a \(kib(trailer)) trailer).",
+                why: "MCUboot moves the primary image up by one sector and keeps its swap status (\(maxSectors) sectors x 3 x \(write)-byte writes plus \(infoSize) bytes) at the end of the slots. "
+                    + "A larger image fits the partition but not the swap: the upload is refused with INVALID_IMAGE_TOO_LARGE (image error 30) "
+                    + "where the application checks it, or MCUboot rejects the image at the next boot and keeps the old one.",
+                fix: "Make the image smaller by at least \(imageSize - limit) bytes, or grow both slots by whole sectors (pm_static.yml or the devicetree "
+                    + "partitions)\(trailerHint).",
+                references: ["mcuboot-swap-move-max-size"])
         }
 
         // MARK: The application image and img_mgmt.

@@ -63,6 +63,8 @@ public struct DoctorBuild: Sendable {
     public var pmStatic: [String: DoctorPartition] = [:]
     /// Files of the build folder that exist, relative to it (only the ones the checks look for).
     public var existingFiles: Set<String> = []
+    /// The sizes of the image files in ``existingFiles``, in bytes.
+    public var fileSizes: [String: UInt64] = [:]
     /// Files that are there but were not read, and why.
     public var unreadableFiles: [DoctorUnreadableFile] = []
 
@@ -153,6 +155,8 @@ public struct DoctorBuild: Sendable {
             appPrefix + "zephyr/dfu_application.zip", "zephyr/app_update.bin", "zephyr/dfu_application.zip",
         ] where exists(relative) {
             build.existingFiles.insert(relative)
+            let attributes = try? FileManager.default.attributesOfItem(atPath: root.appendingPathComponent(relative).path)
+            if let size = attributes?[.size] as? NSNumber { build.fileSizes[relative] = size.uint64Value }
         }
         // The same file can be a candidate twice (partitions.yml at the top and in the application).
         for problem in problems where !build.unreadableFiles.contains(problem) { build.unreadableFiles.append(problem) }

@@ -27,6 +27,8 @@ struct DoctorTests {
         "spi-nor-bus-disabled": ["ext-flash-node-disabled", "spi-nor-bus-unavailable"],
         "sector-size-mismatch": ["sector-size-mismatch"],
         "default-signing-key": ["default-signing-key"],
+        "swap-move-image-fits": [],
+        "swap-move-image-too-large": ["swap-move-image-too-large"],
     ]
 
     static func report(_ name: String) throws -> DoctorReport {
