@@ -342,8 +342,11 @@ public enum Doctor {
                     why: "MCUboot swaps or copies whole slots and finds the image trailer at the end of each slot. With different "
                         + "sizes the trailer is looked for in the wrong place: the device answers \"Hash not found\" (image error 8), "
                         + "the test request is ignored, or the swap is refused.",
-                    fix: "Give both slots the same size (0x\(String(primarySize, radix: 16))) in pm_static.yml "
-                        + "(or CONFIG_PM_PARTITION_SIZE_MCUBOOT_SECONDARY in the application and MCUboot).",
+                    fix: build.partitionSource == .devicetree
+                        ? "Give both slots the same size (0x\(String(primarySize, radix: 16))) in the devicetree: the reg of "
+                            + "slot0_partition and slot1_partition in a board overlay, used by both the application and MCUboot."
+                        : "Give both slots the same size (0x\(String(primarySize, radix: 16))) in pm_static.yml "
+                            + "(or CONFIG_PM_PARTITION_SIZE_MCUBOOT_SECONDARY in the application and MCUboot).",
                     references: ["devzone-121133"])
             }
         }

@@ -14,6 +14,16 @@ public enum DoctorLayout: String, Sendable {
     case zephyr
 }
 
+/// Where the build's flash partitions were read from.
+public enum DoctorPartitionSource: String, Sendable {
+    /// nRF Connect SDK's Partition Manager: `partitions.yml` and/or `pm_static.yml`.
+    case partitionManager = "partition-manager"
+    /// The devicetree's fixed partitions (upstream Zephyr, or NCS with the Partition Manager off).
+    case devicetree
+    /// Neither was found.
+    case none
+}
+
 /// One image of the build (the application or MCUboot) and its resolved configuration.
 public struct DoctorImage: Sendable {
     /// "application" or "MCUboot".
@@ -61,6 +71,8 @@ public struct DoctorBuild: Sendable {
     /// `pm_static.yml` found next to the application sources, when there is one.
     public var pmStaticFile: String?
     public var pmStatic: [String: DoctorPartition] = [:]
+    /// Where ``partitions`` came from.
+    public var partitionSource: DoctorPartitionSource = .none
     /// Files of the build folder that exist, relative to it (only the ones the checks look for).
     public var existingFiles: Set<String> = []
     /// The sizes of the image files in ``existingFiles``, in bytes.
@@ -148,6 +160,21 @@ public struct DoctorBuild: Sendable {
             build.pmStatic = yaml(text, file: file).map(partitions(in:)) ?? [:]
         }
 
+        if !build.partitions.isEmpty || !build.pmStatic.isEmpty {
+            build.partitionSource = .partitionManager
+        } else if !(build.application.kconfig?.isEnabled("CONFIG_PARTITION_MANAGER_ENABLED") ?? false) {
+            // Upstream Zephyr: the slots are the devicetree's fixed partitions (the application's, else MCUboot's).
+            for image in [build.application, build.mcuboot].compactMap({ $0 }) where build.partitions.isEmpty {
+                guard let dts = image.devicetree else { continue }
+                let found = devicetreePartitions(dts)
+                if found["mcuboot_primary"] != nil {
+                    build.partitions = found
+                    build.partitionsFile = dts.file
+                    build.partitionSource = .devicetree
+                }
+            }
+        }
+
         let appPrefix = applicationDirectory.isEmpty ? "" : applicationDirectory + "/"
         for relative in [
             appPrefix + "zephyr/zephyr.bin", appPrefix + "zephyr/zephyr.signed.bin", appPrefix + "zephyr/zephyr.signed.hex",
@@ -161,6 +188,42 @@ public struct DoctorBuild: Sendable {
         // The same file can be a candidate twice (partitions.yml at the top and in the application).
         for problem in problems where !build.unreadableFiles.contains(problem) { build.unreadableFiles.append(problem) }
         return build
+    }
+
+    /// The labels Zephyr's MCUboot partitions carry in the devicetree, and the Partition Manager names they stand for.
+    static let devicetreeSlotLabels: [(label: String, name: String)] = [
+        ("boot_partition", "mcuboot"), ("slot0_partition", "mcuboot_primary"), ("slot1_partition", "mcuboot_secondary"),
+        ("slot2_partition", "mcuboot_primary_1"), ("slot3_partition", "mcuboot_secondary_1"),
+        ("scratch_partition", "mcuboot_scratch"), ("storage_partition", "storage"),
+    ]
+
+    /// The MCUboot partitions of a devicetree (`slot0_partition`...), under Partition Manager names; a partition
+    /// under a `soc-nv-flash` node is internal flash, any other is external.
+    static func devicetreePartitions(_ dts: DoctorDevicetree) -> [String: DoctorPartition] {
+        var result: [String: DoctorPartition] = [:]
+        for (label, name) in devicetreeSlotLabels {
+            guard let node = dts.node(label: label) else { continue }
+            let reg = node.cells("reg")
+            guard reg.count == 2 else { continue }
+            var onChip = false
+            var device: String?
+            var parent = node.parent
+            var steps = 0
+            // Bounded walk up the tree (a hostile file cannot loop it).
+            while let index = parent, index < dts.nodes.count, steps < 64 {
+                let ancestor = dts.nodes[index]
+                if ancestor.compatibles.contains("soc-nv-flash") { onChip = true }
+                if device == nil, !ancestor.compatibles.isEmpty, !ancestor.compatibles.contains("fixed-partitions") {
+                    device = ancestor.labels.first ?? ancestor.name
+                }
+                parent = ancestor.parent
+                steps += 1
+            }
+            result[name] = DoctorPartition(
+                name: name, address: reg[0], size: reg[1], region: onChip ? "flash_primary" : "external_flash", device: device,
+                line: node.propertyLines["reg"] ?? node.line)
+        }
+        return result
     }
 
     /// The partitions of a Partition Manager document, by name.
