@@ -89,6 +89,7 @@ public enum DeviceStateRanking {
         case .noFreeSlot: noFreeSlot(facts, &verdict)
         case .hashNotFound: hashNotFound(facts, &verdict)
         case .tooLarge: tooLarge(facts, &verdict)
+        case .flashOpenFailed: flashOpenFailed(facts, &verdict)
         case nil: break
         }
         var out = explanation
@@ -106,7 +107,7 @@ public enum DeviceStateRanking {
         return out
     }
 
-    enum Problem { case noFreeSlot, hashNotFound, tooLarge }
+    enum Problem { case noFreeSlot, hashNotFound, tooLarge, flashOpenFailed }
 
     static func problem(of explanation: Explanation) -> Problem? {
         let operation = explanation.operation
@@ -114,6 +115,7 @@ public enum DeviceStateRanking {
         case .group(let group, 9) where group == .image: return .noFreeSlot
         case .group(let group, 8) where group == .image: return .hashNotFound
         case .group(let group, 30) where group == .image: return .tooLarge
+        case .group(let group, 10) where group == .image: return .flashOpenFailed
         // SMP v1: NO_FREE_SLOT arrives as EBADSTATE (6); an upload's or erase's EBADSTATE is it.
         case .smp(6) where operation == .upload || operation == .uploadFirstChunk || operation == .erase: return .noFreeSlot
         default: return nil
@@ -200,6 +202,20 @@ public enum DeviceStateRanking {
                 "Slot 1 holds another image (\(secondary.version.prefix(32))) than the one whose hash was sent.",
                 check: "Compare the hash in `smpctl image list` with the file's (`smpctl image inspect FILE`), and upload the file again if they differ."))
             verdict.ruledOut.insert("image-not-valid-in-slot")
+        }
+    }
+
+    static func flashOpenFailed(_ facts: DeviceFacts, _ verdict: inout Verdict) {
+        guard let entry = facts.slotInfo?.images.first(where: { $0.image == facts.image }) else { return }
+        let unreadable = entry.slots.filter { $0.size == nil }
+        if let slot = unreadable.first {
+            verdict.stateCauses.append(stateCause(
+                "state-slot-unopenable",
+                "The device's slot info cannot open slot \(slot.slot) of image \(facts.image)\(slot.rc.map { " (rc \($0))" } ?? ""): the application has no working driver or partition for that flash area.",
+                check: "Enable the flash driver of the slot's device in the application (CONFIG_NORDIC_QSPI_NOR or CONFIG_SPI_NOR, and its devicetree node status = \"okay\"), then check with `smpctl image slot-info`.",
+                settings: ["CONFIG_NORDIC_QSPI_NOR", "CONFIG_SPI_NOR", "CONFIG_PM_EXTERNAL_FLASH_MCUBOOT_SECONDARY"]))
+        } else if entry.slots.count >= 2 {
+            verdict.notes.append("The device's slot info opens every slot of image \(facts.image) now; the failure may be intermittent (a flash driver that fails to initialise, or a busy external flash).")
         }
     }
 

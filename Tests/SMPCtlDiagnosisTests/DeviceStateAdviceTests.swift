@@ -89,10 +89,25 @@ struct DeviceStateAdviceTests {
         #expect(mismatch.causes.contains { $0.id == "wrong-hash" })
     }
 
+    @Test("FLASH_OPEN_FAILED with a slot the slot info cannot open: the driver is missing in the application")
+    func flashOpenFailed() throws {
+        let knowledge = try Knowledge.load()
+        let plain = knowledge.explain(code: 10, group: .image, operation: .upload)
+        let broken = ImageManagement.SlotInfoResponse(images: [.init(image: 0, slots: [.init(slot: 0, size: 0x76000), .init(slot: 1, size: nil, rc: -19)])])
+        let ranked = knowledge.rank(plain, with: DeviceFacts(images: Self.confirmedOnly, slotInfo: broken))
+        #expect(ranked.causes.first?.id == "state-slot-unopenable")
+        #expect(ranked.causes.first?.text.contains("slot 1 of image 0 (rc -19)") == true)
+        #expect(ranked.causes.dropFirst().first?.id == plain.causes.first?.id)
+        let fine = ImageManagement.SlotInfoResponse(images: [.init(image: 0, slots: [.init(slot: 0, size: 0x76000), .init(slot: 1, size: 0x76000)])])
+        let intermittent = knowledge.rank(plain, with: DeviceFacts(slotInfo: fine))
+        #expect(intermittent.causes == plain.causes)
+        #expect(intermittent.notes.contains { $0.contains("opens every slot") })
+    }
+
     @Test("what the state cannot judge is left alone")
     func untouched() throws {
         let knowledge = try Knowledge.load()
-        let plain = knowledge.explain(code: 10, group: .image, operation: .upload)
+        let plain = knowledge.explain(code: 11, group: .image, operation: .upload)
         // No image list: nothing to rank with, only the causes of the knowledge base.
         #expect(knowledge.rank(plain, with: DeviceFacts()).causes == plain.causes)
         let other = knowledge.rank(plain, with: DeviceFacts(images: Self.testBoot))
