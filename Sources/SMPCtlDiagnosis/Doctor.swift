@@ -97,6 +97,7 @@ public enum Doctor {
         context.checkForeignPartitionFile()
         context.checkSectors()
         context.checkSwapMoveFit()
+        context.checkActiveSlotRegression()
         context.checkImages()
         context.checkSigningKey()
         let findings = context.findings.sorted { ($0.severity, $0.id) < ($1.severity, $1.id) }
@@ -213,8 +214,10 @@ public enum Doctor {
                 let name = image.role == "MCUboot" ? "mcuboot" : "app"
                 let dts = image.devicetree
                 let extNode = dts?.chosenNode("nordic,pm-ext-flash") ?? dts?.chosenNode("zephyr,external-flash")
+                // Without the Partition Manager the slot's device is its devicetree parent: no chosen node is needed.
+                let partitionManager = build.partitionSource != .devicetree
                 if let dts {
-                    if dts.chosen["nordic,pm-ext-flash"] == nil {
+                    if partitionManager, dts.chosen["nordic,pm-ext-flash"] == nil {
                         add("pm-ext-flash-missing", .error, DoctorLocation(file: dts.file, key: "chosen/nordic,pm-ext-flash"),
                             "The secondary slot is in external flash, but the \(image.role) devicetree chooses no nordic,pm-ext-flash.",
                             why: "Partition Manager places the external_flash region on the node chosen as nordic,pm-ext-flash. "
@@ -235,8 +238,8 @@ public enum Doctor {
                 }
                 if hasExternalDriver(config) { continue }
                 let compatibles = extNode?.compatibles ?? []
-                let outOfTree = !compatibles.isEmpty && Doctor.inTreeExternalCompatibles.isDisjoint(with: compatibles)
-                if config.isEnabled("CONFIG_PM_OVERRIDE_EXTERNAL_DRIVER_CHECK") {
+                let outOfTree = partitionManager && !compatibles.isEmpty && Doctor.inTreeExternalCompatibles.isDisjoint(with: compatibles)
+                if partitionManager, config.isEnabled("CONFIG_PM_OVERRIDE_EXTERNAL_DRIVER_CHECK") {
                     add("pm-override-without-driver", .error, config.location("CONFIG_PM_OVERRIDE_EXTERNAL_DRIVER_CHECK"),
                         "CONFIG_PM_OVERRIDE_EXTERNAL_DRIVER_CHECK is set in the \(image.role), but no external flash driver is compiled in.",
                         why: "The override keeps the external partitions in the flash map although nothing can drive them: "
@@ -479,6 +482,38 @@ public enum Doctor {
                     fix: "Set \(layoutOption)=\(internalPage) in MCUboot's configuration (the external chip erases 4 KiB sectors).",
                     references: ["nrf5340-audio-ext-flash-conf", "devzone-128074"])
             }
+        }
+
+        /// Zephyr's img_mgmt finds the running slot by comparing a slot's offset with CONFIG_FLASH_LOAD_OFFSET, without
+        /// its flash device (zephyr #99762): from v4.3.0 a range check, before it an exact match. A secondary slot on
+        /// another device whose offsets cover the load offset is taken for the running one, and an upload goes to the
+        /// primary slot: it overwrites the running image.
+        mutating func checkActiveSlotRegression() {
+            // Upstream Zephyr's fixed partitions (the Partition Manager finds the running slot its own way).
+            guard let version = build.zephyrVersion, build.partitionSource == .devicetree else { return }
+            let table = build.partitions.isEmpty ? build.pmStatic : build.partitions
+            guard let primary = table["mcuboot_primary"], let primaryAddress = primary.address,
+                let secondary = table["mcuboot_secondary"], let secondaryAddress = secondary.address, let secondarySize = secondary.size,
+                Doctor.fitsFlashMap(primary), Doctor.fitsFlashMap(secondary)
+            else { return }
+            let primaryInternal = !primary.region.contains("external")
+            let secondaryInternal = !secondary.region.contains("external")
+            guard primaryInternal != secondaryInternal || (primary.device != nil && secondary.device != nil && primary.device != secondary.device)
+            else { return }
+            let loadOffset = app.kconfig?.integer("CONFIG_FLASH_LOAD_OFFSET").flatMap { $0 <= UInt64(UInt32.max) ? $0 : nil } ?? primaryAddress
+            let rangeCheck = version.isAtLeast(4, 3)
+            let hit = rangeCheck
+                ? (secondaryAddress <= loadOffset && loadOffset < secondaryAddress + secondarySize)
+                : secondaryAddress == loadOffset
+            guard hit else { return }
+            add("zephyr-99762-active-slot", .error, partitionLocation(secondary, key: secondary.name + ".address"),
+                "With Zephyr \(version), the application may take \(secondary.name) (0x\(String(secondaryAddress, radix: 16))-0x\(String(secondaryAddress + secondarySize, radix: 16)) on another flash device) for the running slot, because its offsets cover the load offset 0x\(String(loadOffset, radix: 16)).",
+                why: "img_mgmt decides which slot runs by comparing partition offsets with CONFIG_FLASH_LOAD_OFFSET and ignores the flash device"
+                    + (rangeCheck ? " (a range check since Zephyr v4.3.0)" : " (an exact match before Zephyr v4.3.0)")
+                    + ". It then treats the primary slot as free: an upload is written over the running image and the device no longer boots.",
+                fix: "Until the fix for zephyr #99762 is in your Zephyr, place the secondary slot so that its offsets on the external device do not "
+                    + "cover 0x\(String(loadOffset, radix: 16)) (for example start it above the primary slot's end), or use a Zephyr version without the regression.",
+                references: ["zephyr-99762"])
         }
 
         /// The flash's write block (the smallest write), from MCUboot's devicetree, else the application's; 4 (nRF) when unknown.

@@ -14,6 +14,41 @@ public enum DoctorLayout: String, Sendable {
     case zephyr
 }
 
+/// The Zephyr version a build records (`zephyr/include/generated/zephyr/version.h`).
+public struct DoctorZephyrVersion: Sendable, Equatable, Comparable, CustomStringConvertible {
+    public var major: Int
+    public var minor: Int
+    public var patch: Int
+    /// The file it was read from.
+    public var file: String
+
+    public var description: String { "\(major).\(minor).\(patch)" }
+    public static func < (a: Self, b: Self) -> Bool { (a.major, a.minor, a.patch) < (b.major, b.minor, b.patch) }
+    /// Whether this is the given version or a later one.
+    public func isAtLeast(_ major: Int, _ minor: Int, _ patch: Int = 0) -> Bool { (self.major, self.minor, self.patch) >= (major, minor, patch) }
+
+    /// Reads `#define KERNEL_VERSION_STRING "4.3.0"` (or `KERNEL_VERSION_MAJOR`, `_MINOR`, `KERNEL_PATCHLEVEL`).
+    static func parse(_ text: String, file: String) -> DoctorZephyrVersion? {
+        var fields: [String: Int] = [:]
+        for line in text.split(whereSeparator: \.isNewline).prefix(500) {
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard words.count >= 3, words[0] == "#define" else { continue }
+            let value = words[2]
+            if words[1] == "KERNEL_VERSION_STRING" {
+                let parts = value.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).split(separator: ".")
+                let numbers = parts.prefix(3).compactMap { part in part.count <= 4 ? Int(part.prefix { $0.isNumber }) : nil }
+                if numbers.count == 3 { return DoctorZephyrVersion(major: numbers[0], minor: numbers[1], patch: numbers[2], file: file) }
+            } else if ["KERNEL_VERSION_MAJOR", "KERNEL_VERSION_MINOR", "KERNEL_PATCHLEVEL"].contains(String(words[1])),
+                value.count <= 4, let number = Int(value)
+            {
+                fields[String(words[1])] = number
+            }
+        }
+        guard let major = fields["KERNEL_VERSION_MAJOR"], let minor = fields["KERNEL_VERSION_MINOR"] else { return nil }
+        return DoctorZephyrVersion(major: major, minor: minor, patch: fields["KERNEL_PATCHLEVEL"] ?? 0, file: file)
+    }
+}
+
 /// Where the build's flash partitions were read from.
 public enum DoctorPartitionSource: String, Sendable {
     /// nRF Connect SDK's Partition Manager: `partitions.yml` and/or `pm_static.yml`.
@@ -73,6 +108,8 @@ public struct DoctorBuild: Sendable {
     public var pmStatic: [String: DoctorPartition] = [:]
     /// Where ``partitions`` came from.
     public var partitionSource: DoctorPartitionSource = .none
+    /// The Zephyr version the application was built with, when the build records it.
+    public var zephyrVersion: DoctorZephyrVersion?
     /// Files of the build folder that exist, relative to it (only the ones the checks look for).
     public var existingFiles: Set<String> = []
     /// The sizes of the image files in ``existingFiles``, in bytes.
@@ -176,6 +213,10 @@ public struct DoctorBuild: Sendable {
         }
 
         let appPrefix = applicationDirectory.isEmpty ? "" : applicationDirectory + "/"
+        for candidate in [appPrefix + "zephyr/include/generated/zephyr/version.h", appPrefix + "zephyr/include/generated/version.h"]
+        where build.zephyrVersion == nil {
+            if let text = read(candidate) { build.zephyrVersion = DoctorZephyrVersion.parse(text, file: candidate) }
+        }
         for relative in [
             appPrefix + "zephyr/zephyr.bin", appPrefix + "zephyr/zephyr.signed.bin", appPrefix + "zephyr/zephyr.signed.hex",
             appPrefix + "zephyr/app_update.bin", appPrefix + "zephyr/app_signed.hex", "dfu_application.zip",

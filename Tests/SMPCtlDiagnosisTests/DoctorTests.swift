@@ -30,6 +30,9 @@ struct DoctorTests {
         "swap-move-image-fits": [],
         "swap-move-image-too-large": ["swap-move-image-too-large"],
         "devicetree-only": [],
+        "zephyr-4.3-active-slot": ["zephyr-99762-active-slot"],
+        "zephyr-4.2-active-slot-ok": [],
+        "devicetree-ext-flash-no-driver-app": ["ext-flash-no-driver-app"],
         "devicetree-slot-size-mismatch": ["slot-size-mismatch"],
         "devicetree-swap-move-too-large": ["swap-move-image-too-large"],
     ]
@@ -81,6 +84,9 @@ struct DoctorTests {
         let tooLarge = try #require(try Self.report("devicetree-swap-move-too-large").findings.first)
         #expect(tooLarge.summary.contains("at most 475136 bytes"))
         #expect(try Self.report("swap-move-image-too-large").findings.first?.summary.contains("at most 958464 bytes") == true)
+        // The Zephyr version the build records.
+        #expect(try Self.report("zephyr-4.3-active-slot").build.zephyrVersion?.description == "4.3.0")
+        #expect(try Self.report("healthy").build.zephyrVersion == nil)
     }
 
     @Test("the healthy build has no error and names the signed image")
