@@ -356,7 +356,7 @@ extension Knowledge {
             for (message, regex, literal) in toolRegexes {
                 guard mayMatch(literal) else { continue }
                 guard let match = regex.firstMatch(in: line, range: range), let matched = Range(match.range, in: line) else { continue }
-                let captures: [String?] = (0...match.numberOfRanges - 1).map { group in
+                let captures: [String?] = (0..<match.numberOfRanges).map { group in
                     Range(match.range(at: group), in: line).map { String(line[$0]) }
                 }
                 guard let explanation = explain(toolMessage: message, captures: captures) else { continue }
