@@ -167,7 +167,8 @@ struct ExplainCommand: ParsableCommand {
         if nothing {
             let message = "no MCUboot or mcumgr line, client error or code name in \(origin) that smpctl recognizes"
             if failWhenEmpty {
-                output.fail(status: .failure, message: message, fields: ["error": "nothing-recognized"])
+                // In --json mode the document above is the answer (ok: false); one document, not two.
+                if !output.json { output.fail(status: .failure, message: message) }
                 throw CommandFailure(status: .failure)
             }
             output.line(message)
@@ -188,9 +189,10 @@ struct ExplainCommand: ParsableCommand {
             output.line("note: \(result.omittedFindings) more distinct findings are not shown (at most \(Knowledge.maximumFindings))")
         }
         if !unknown.isEmpty {
-            output.fail(
-                status: .failure, message: "unknown code\(unknown.count > 1 ? "s" : ""): \(unknown.prefix(5).map { $0.matchedText.prefix(40) }.joined(separator: ", "))",
-                fields: ["error": "unknown-code"])
+            if !output.json {
+                output.fail(
+                    status: .failure, message: "unknown code\(unknown.count > 1 ? "s" : ""): \(unknown.prefix(5).map { $0.matchedText.prefix(40) }.joined(separator: ", "))")
+            }
             throw CommandFailure(status: .failure)
         }
     }
