@@ -156,6 +156,25 @@ struct ToolMessageTests {
         #expect(repeated.findings.first?.repeatLines.count == Knowledge.maximumRepeatLines)
     }
 
+    @Test("hostile pasted text: CRLF, NUL bytes, invalid UTF-8, and a line longer than is read")
+    func hostileText() throws {
+        let knowledge = try Knowledge.load()
+        let crlf = knowledge.explain(text: "Error: NMP timeout\r\norg.bluez.Error.Failed: Failed to initiate write\r\n")
+        #expect(crlf.findings.map(\.line) == [1, 2])
+        let nul = knowledge.explain(text: "\u{0}\u{0}Error: NMP timeout\u{0}")
+        #expect(nul.findings.first?.patternID == "mcumgr-nmp-timeout")
+        let bytes: [UInt8] = [0xFF, 0xFE, 0xC0] + Array("Mcu Mgr Error: 9 (group: 1)".utf8) + [0xED, 0xA0, 0x80]
+        let invalid = knowledge.explain(text: String(decoding: bytes, as: UTF8.self))
+        #expect(invalid.findings.first?.explanation.subject == .group(.image, 9))
+        // Only the first part of a long line is read: a message past it is not found, one before it is.
+        let padding = String(repeating: "x", count: 100_000)
+        #expect(knowledge.explain(text: padding + " Error: NMP timeout").findings.isEmpty)
+        #expect(knowledge.explain(text: "NMP timeout " + padding).findings.count == 1)
+        // A group number that does not fit 16 bits, or digits beyond any code, are not codes.
+        #expect(knowledge.explain(text: "Unknown error (1, group 70000)").findings.isEmpty)
+        #expect(knowledge.explain(text: "<IMG_MGMT_ERR.X: 99999999999>").findings.isEmpty)
+    }
+
     @Test("a knowledge file with a bad tool message is rejected")
     func validation() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
