@@ -33,6 +33,7 @@ struct DoctorTests {
         "zephyr-4.3-active-slot": ["zephyr-99762-active-slot"],
         "zephyr-4.2-active-slot-ok": [],
         "devicetree-ext-flash-no-driver-app": ["ext-flash-no-driver-app"],
+        "devicetree-sector-size-mismatch": ["sector-size-mismatch"],
         "devicetree-slot-size-mismatch": ["slot-size-mismatch"],
         "devicetree-swap-move-too-large": ["swap-move-image-too-large"],
     ]
