@@ -90,7 +90,8 @@ let package = Package(
             name: "SMPCtlFleet",
             dependencies: [
                 "SMPCtlClient", "SMPCtlConnection", "SMPCtlTransport", "SMPCtlProtocol", "SMPCtlImage",
-                "SMPCtlDiagnosis", "SMPCtlFiles", .product(name: "Yams", package: "Yams"),
+                "SMPCtlDiagnosis", "SMPCtlFiles", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift
         ),
@@ -110,6 +111,11 @@ let package = Package(
             path: "Examples/LibraryUpdate", swiftSettings: strictSwift),
         // Helpers shared by the test targets (a seeded generator, hex); not a product.
         .target(name: "SMPCtlTestSupport", path: "Tests/SMPCtlTestSupport", swiftSettings: strictSwift),
+        // ZIP archives built in memory for the DFU-package tests (kept apart so that only the
+        // test targets that need ZIPFoundation link it).
+        .target(
+            name: "SMPCtlZipFixtures", dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            path: "Tests/SMPCtlZipFixtures", swiftSettings: strictSwift),
         .testTarget(name: "SMPCtlCBORTests", dependencies: ["SMPCtlCBOR"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlProtocolTests", dependencies: ["SMPCtlTestSupport", "SMPCtlProtocol", "SMPCtlCBOR"], swiftSettings: strictSwift),
@@ -121,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SMPCtlClientTests",
-            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlImage"],
+            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR"],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "SMPCtlFilesTests", dependencies: ["SMPCtlFiles"], swiftSettings: strictSwift),
@@ -135,7 +141,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SMPCtlCLITests",
-            dependencies: ["SMPCtlProtocol", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            dependencies: ["SMPCtlProtocol", "SMPCtlZipFixtures"],
             swiftSettings: strictSwift),
         .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlTestSupport", "SMPCtlDBus"], swiftSettings: strictSwift),
         .testTarget(
@@ -146,8 +152,7 @@ let package = Package(
         .testTarget(
             name: "SMPCtlDiagnosisTests",
             dependencies: [
-                "SMPCtlDiagnosis", "SMPCtlProtocol", "SMPCtlImage",
-                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                "SMPCtlDiagnosis", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlZipFixtures",
             ],
             swiftSettings: strictSwift
         ),

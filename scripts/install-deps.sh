@@ -2,7 +2,7 @@
 # Installs what smpctl's build, tests and CI need on Debian. Safe to run again.
 set -euo pipefail
 need_apt=()
-for package in libdbus-1-dev zlib1g-dev dbus python3 python3-pip; do
+for package in libdbus-1-dev zlib1g-dev dbus python3 python3-pip python3-venv; do
     dpkg -s "$package" >/dev/null 2>&1 || need_apt+=("$package")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

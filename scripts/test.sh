@@ -35,6 +35,8 @@ else
 fi
 banner "interoperability with PyPI smpclient"
 python3 Tests/Interop/smpclient_interop.py .build/debug/smpctl
+banner "the Ansible fleet example against this machine (Examples/ansible/check.sh)"
+Examples/ansible/check.sh .build/debug/smpctl
 if [ "${SMPCTL_SKIP_BLE_VM:-0}" = 1 ]; then
     echo "BLE VM test skipped (SMPCTL_SKIP_BLE_VM=1)"
 elif [ "$(id -u)" -ne 0 ]; then

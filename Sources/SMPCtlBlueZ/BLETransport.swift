@@ -22,6 +22,10 @@ public actor BLETransport: SMPTransport {
         public var busAddress: String?
         /// How long to discover an unknown device.
         public var discoveryTimeout: Duration = .seconds(30)
+        /// How long one scan runs before discovery restarts, within `discoveryTimeout`: a
+        /// controller may report a device's advertising once per scan, and a busy host can lose
+        /// that report (the kernel restarts an LE scan by itself only about every 10 s).
+        public var rescanInterval: Duration = .seconds(4)
         /// How long connecting and resolving services may take.
         public var connectTimeout: Duration = .seconds(30)
         /// Try `AcquireWrite`/`AcquireNotify` before `WriteValue`/`StartNotify`.
@@ -164,17 +168,26 @@ public actor BLETransport: SMPTransport {
         if found == nil {
             let adapterProxy = BlueZAdapterProxy(bus: bus, path: adapterPath)
             try? await adapterProxy.setDiscoveryFilter(uuids: [])
-            do {
-                try await adapterProxy.startDiscovery()
-            } catch where error.name == .bluezInProgress {
-                // Someone else is discovering; their results serve us too.
-            } catch {
-                throw BlueZError.from(error, while: "starting discovery on \(adapter.name)")
+            // The controller may report a device's advertising once per scan, and a busy host can
+            // lose that report (bluez-vm-notes.md: BlueZ 5.66's emulated controller; real
+            // controllers that filter duplicates in hardware do the same): scan again every few
+            // seconds until the device appears or the discovery timeout ends.
+            let clock = ContinuousClock()
+            let deadline = clock.now + configuration.discoveryTimeout
+            while found == nil, clock.now < deadline, !Task.isCancelled {
+                do {
+                    try await adapterProxy.startDiscovery()
+                } catch where error.name == .bluezInProgress {
+                    // Someone else is discovering; their results serve us too.
+                } catch {
+                    throw BlueZError.from(error, while: "starting discovery on \(adapter.name)")
+                }
+                let scan = min(deadline - clock.now, max(configuration.rescanInterval, .milliseconds(100)))
+                found = await model.wait(timeout: scan) { model in
+                    model.devices.first { Self.isTarget($0, target: target, adapterPath: adapterPath) }
+                }
+                try? await adapterProxy.stopDiscovery()
             }
-            found = await model.wait(timeout: configuration.discoveryTimeout) { model in
-                model.devices.first { Self.isTarget($0, target: target, adapterPath: adapterPath) }
-            }
-            try? await adapterProxy.stopDiscovery()
         }
         guard let device = found else {
             throw BlueZError(

@@ -9,6 +9,14 @@ public struct CBOREncoder: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    /// An encoder whose output starts with `count` zero bytes, room for a header that the caller
+    /// writes later, so that header and CBOR end up in one buffer without another copy.
+    public init(leadingSpace count: Int, reservingCapacity capacity: Int = 0) {
+        bytes = []
+        bytes.reserveCapacity(max(0, count) + max(0, capacity))
+        bytes.append(contentsOf: repeatElement(0, count: max(0, count)))
+    }
+
     /// Encodes one value and returns its bytes.
     public static func encode(_ value: CBORValue) -> [UInt8] {
         var encoder = CBOREncoder()

@@ -46,11 +46,9 @@ public struct FirmwareFile: Sendable {
         let handle = try Self.openRegular(path)
         defer { try? handle.close() }
         do {
-            try handle.seek(toOffset: UInt64(offset))
-            let data = try handle.read(upToCount: min(count, length - offset)) ?? Data()
-            return [UInt8](data)
+            return try RegularFile.read(handle, path: path, offset: offset, count: min(count, length - offset))
         } catch {
-            throw .invalidInput("cannot read \(path): \(error.localizedDescription)")
+            throw .invalidInput(error.description)
         }
     }
 
@@ -68,7 +66,6 @@ public struct FirmwareFile: Sendable {
 final class FirmwareReader {
     private let handle: FileHandle
     private let file: FirmwareFile
-    private var position = 0
 
     init(file: FirmwareFile) throws(SMPClientError) {
         self.file = file
@@ -77,17 +74,16 @@ final class FirmwareReader {
 
     deinit { try? handle.close() }
 
+    /// Reads `count` bytes at `offset` (fewer at the end of the file) straight into the array
+    /// the upload request carries.
     func read(offset: Int, count: Int) throws(SMPClientError) -> [UInt8] {
-        guard offset >= 0, offset <= file.length else {
+        guard offset >= 0, offset <= file.length, count >= 0 else {
             throw .invalidInput("offset \(offset) is outside \(file.path)")
         }
         do {
-            if offset != position { try handle.seek(toOffset: UInt64(offset)) }
-            let data = try handle.read(upToCount: min(count, file.length - offset)) ?? Data()
-            position = offset + data.count
-            return [UInt8](data)
+            return try RegularFile.read(handle, path: file.path, offset: offset, count: min(count, file.length - offset))
         } catch {
-            throw .invalidInput("cannot read \(file.path): \(error.localizedDescription)")
+            throw .invalidInput(error.description)
         }
     }
 }

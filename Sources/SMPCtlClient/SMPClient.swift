@@ -21,6 +21,10 @@ public struct SMPClientOptions: Sendable {
     public var maximumResponseBody = Int(UInt16.max)
     /// Receives diagnostic lines (every frame as hex, ignored responses), for `-v`.
     public var log: (@Sendable (String) -> Void)?
+    /// Whether `log` gets every frame as hex. A log that keeps only the other lines (a fleet's
+    /// log per device) turns it off, so that no hex is made for it: making it cost most of a
+    /// 200-device fleet's CPU time.
+    public var logsFrames = true
     /// Receives notable events (retries, busy back-off, reconnects) for progress displays.
     public var notice: (@Sendable (SMPClientNotice) -> Void)?
 
@@ -222,13 +226,13 @@ public actor SMPClient {
         var busyWait = options.busyDelay
         var versionSwitches = 0
         var malformedLeft = retries
-        let body = request.bodyBytes
+        let packet = request.packetWithHeaderSpace
         let discardedBefore = discardedAnswers
         while true {
             let sentVersion = version
             let ticket = try await submit(
-                group: request.group, command: request.command, operation: request.operation, body: body,
-                timeout: policy.timeout)
+                group: request.group, command: request.command, operation: request.operation,
+                packetWithHeaderSpace: packet, timeout: policy.timeout)
             let packet = try await awaitWithResends(ticket, retries: retries, discardedBefore: discardedBefore)
             switch classify(packet, sentVersion: sentVersion, versionSwitches: &versionSwitches) {
             case .response(let packet): return packet
@@ -327,33 +331,40 @@ public actor SMPClient {
         _ request: Request, policy: SMPRequestPolicy = .standard
     ) async throws(SMPClientError) -> SMPResponseTicket {
         try await submit(
-            group: request.group, command: request.command, operation: request.operation, body: request.bodyBytes,
-            timeout: policy.timeout)
+            group: request.group, command: request.command, operation: request.operation,
+            packetWithHeaderSpace: request.packetWithHeaderSpace, timeout: policy.timeout)
     }
 
     /// Sends one packet now and returns a ticket for its response (the untyped form of ``submit(_:policy:)``).
+    ///
+    /// `packetWithHeaderSpace` is the body after ``SMPHeader/size`` bytes that each send
+    /// overwrites with the header (``SMPRequest/packetWithHeaderSpace``).
     func submit(
-        group: SMPGroupID, command: UInt8, operation: SMPOperation, body: [UInt8], timeout: Duration?
+        group: SMPGroupID, command: UInt8, operation: SMPOperation, packetWithHeaderSpace packet: [UInt8],
+        timeout: Duration?
     ) async throws(SMPClientError) -> SMPResponseTicket {
         guard isOpen else {
             throw .transport(lastDisconnect ?? SMPTransportError(.notConnected, "the link is not open"))
         }
-        guard body.count <= Int(UInt16.max) else {
-            throw .invalidInput("a request body of \(body.count) bytes does not fit the 16-bit SMP length field")
+        let bodyLength = packet.count - SMPHeader.size
+        guard bodyLength >= 0 else { throw .invalidInput("a request packet without room for its header") }
+        guard bodyLength <= Int(UInt16.max) else {
+            throw .invalidInput("a request body of \(bodyLength) bytes does not fit the 16-bit SMP length field")
         }
         let id = nextRequestID
         nextRequestID += 1
         let ahead = outstanding.values.filter { $0.deadline != nil }.count
         let sequence = allocateSequence()
         let now = ContinuousClock.now
-        let wait = timeout ?? adaptiveWait(bytes: SMPHeader.size + body.count, queueAhead: ahead)
+        let wait = timeout ?? adaptiveWait(bytes: packet.count, queueAhead: ahead)
         outstanding[id] = Outstanding(
             group: group, command: command, copies: [sequence], firstSent: now, queueAhead: ahead,
             deadline: now + wait, fixedTimeout: timeout, waiter: nil, ready: nil)
         requestBySequence[sequence] = id
         let ticket = SMPResponseTicket(id: id, client: self, header: SMPHeader(
-            operation: operation, version: version, length: 0, group: group, sequence: sequence, command: command),
-            body: body)
+            operation: operation, version: version, length: UInt16(bodyLength), group: group, sequence: sequence,
+            command: command),
+            packet: packet)
         startTimeoutWatch()
         await transmit(id: id, sequence: sequence, ticket: ticket)
         return ticket
@@ -373,7 +384,7 @@ public actor SMPClient {
         if entry.fixedTimeout == nil { roundTrip.backOff() }
         let ahead = outstanding.values.filter { $0.deadline != nil }.count
         entry.deadline = ContinuousClock.now
-            + (entry.fixedTimeout ?? adaptiveWait(bytes: SMPHeader.size + ticket.body.count, queueAhead: ahead))
+            + (entry.fixedTimeout ?? adaptiveWait(bytes: ticket.packet.count, queueAhead: ahead))
         entry.ready = nil
         outstanding[ticket.id] = entry
         requestBySequence[sequence] = ticket.id
@@ -395,7 +406,7 @@ public actor SMPClient {
         case nil: break
         }
         entry.deadline = ContinuousClock.now
-            + adaptiveWait(bytes: SMPHeader.size + ticket.body.count, queueAhead: queueAhead)
+            + adaptiveWait(bytes: ticket.packet.count, queueAhead: queueAhead)
         outstanding[ticket.id] = entry
         startTimeoutWatch()
     }
@@ -427,8 +438,10 @@ public actor SMPClient {
         var header = ticket.header
         header.sequence = sequence
         header.version = version
-        let bytes = SMPPacket(header: header, body: ticket.body).bytes
-        if options.log != nil { log("tx seq \(sequence): \(hex(bytes))") }
+        // One copy of the encoded request per send, the header written over its room in place.
+        var bytes = ticket.packet
+        header.write(over: &bytes)
+        if options.log != nil, options.logsFrames { log("tx seq \(sequence): \(hex(bytes))") }
         do {
             try await transport.send(bytes)
         } catch {
@@ -562,7 +575,7 @@ public actor SMPClient {
     private func handle(_ event: SMPTransportEvent) {
         switch event {
         case .packet(let bytes):
-            if options.log != nil { log("rx: \(hex(bytes))") }
+            if options.log != nil, options.logsFrames { log("rx: \(hex(bytes))") }
             let packet: SMPPacket
             do {
                 packet = try SMPPacket(decoding: bytes, maxBodyLength: options.maximumResponseBody)
@@ -698,7 +711,8 @@ public struct SMPResponseTicket: Sendable {
     let id: Int
     let client: SMPClient
     let header: SMPHeader
-    let body: [UInt8]
+    /// The whole request: room for the header, then the body.
+    let packet: [UInt8]
 
     /// The request's first sequence number.
     public var sequence: UInt8 { header.sequence }

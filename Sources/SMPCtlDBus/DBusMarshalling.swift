@@ -24,6 +24,8 @@ enum DBusTypeCode {
 
 /// The deepest container nesting accepted when marshalling (the D-Bus limit is 32 arrays plus 32 structs).
 let maximumNestingDepth = 64
+/// D-Bus's limit on the bytes of one array (DBUS_MAXIMUM_ARRAY_LENGTH, 2^26).
+let maximumArrayLength = 1 << 26
 
 /// Whether `path` is a valid object path.
 func isValidObjectPath(_ path: String) -> Bool {
@@ -127,6 +129,19 @@ private func appendValue(_ value: DBusValue, to iterator: UnsafeMutablePointer<D
                 }
                 try appendValue(item, to: sub, depth: depth + 1)
             }
+        }
+    case .byteArray(let bytes):
+        guard bytes.count <= maximumArrayLength else {
+            throw DBusError(.invalidArgs, "a byte array of \(bytes.count) bytes is over D-Bus's \(maximumArrayLength)")
+        }
+        try appendContainer(DBusTypeCode.array, signature: "y", to: iterator) { sub throws(DBusError) in
+            let appended = bytes.withUnsafeBufferPointer { buffer -> dbus_bool_t in
+                // libdbus takes the address of a pointer to the elements; an empty array needs none.
+                guard let base = buffer.baseAddress else { return 1 }
+                var elements: UnsafePointer<UInt8>? = base
+                return dbus_message_iter_append_fixed_array(sub, DBusTypeCode.byte, &elements, Int32(buffer.count))
+            }
+            guard appended != 0 else { throw outOfMemory() }
         }
     case .dictionary(let keySignature, let valueSignature, let entries):
         let entrySignature = "{" + keySignature + valueSignature + "}"
@@ -232,6 +247,13 @@ private func readValue(_ iterator: UnsafeMutablePointer<DBusMessageIter>, depth:
                 dbus_message_iter_next(&sub)
             }
             return .dictionary(keySignature: keySignature, valueSignature: valueSignature, entries)
+        }
+        if dbus_message_iter_get_element_type(iterator) == DBusTypeCode.byte {
+            var elements: UnsafeMutableRawPointer?
+            var count: Int32 = 0
+            dbus_message_iter_get_fixed_array(&sub, &elements, &count)
+            guard count > 0, let elements else { return .byteArray([]) }
+            return .byteArray([UInt8](UnsafeRawBufferPointer(start: elements, count: Int(count))))
         }
         let items = try readAll(&sub, depth: depth + 1)
         return .array(elementSignature: String(signature.dropFirst()), items)

@@ -17,8 +17,11 @@ public indirect enum DBusValue: Sendable, Hashable {
     case objectPath(String)
     case signature(String)
     case unixFD(Int32)
-    /// An array whose elements all have `elementSignature`.
+    /// An array whose elements all have `elementSignature`. Byte arrays are ``byteArray(_:)``.
     case array(elementSignature: String, [DBusValue])
+    /// A byte array (`ay`), kept contiguous: it is marshalled and read with one libdbus call, not
+    /// one per byte. Arrays of bytes read from the bus always come in this form.
+    case byteArray([UInt8])
     /// A dictionary (`a{kv}`), kept in wire order.
     case dictionary(keySignature: String, valueSignature: String, [DBusDictionaryEntry])
     case structure([DBusValue])
@@ -41,6 +44,7 @@ public indirect enum DBusValue: Sendable, Hashable {
         case .signature: "g"
         case .unixFD: "h"
         case .array(let element, _): "a" + element
+        case .byteArray: "ay"
         case .dictionary(let key, let value, _): "a{" + key + value + "}"
         case .structure(let fields): "(" + fields.map(\.signature).joined() + ")"
         case .variant: "v"
@@ -50,7 +54,7 @@ public indirect enum DBusValue: Sendable, Hashable {
     // MARK: Convenience constructors
 
     /// A byte array (`ay`).
-    public static func bytes(_ bytes: [UInt8]) -> DBusValue { .array(elementSignature: "y", bytes.map { .byte($0) }) }
+    public static func bytes(_ bytes: [UInt8]) -> DBusValue { .byteArray(bytes) }
     /// A string array (`as`).
     public static func strings(_ strings: [String]) -> DBusValue {
         .array(elementSignature: "s", strings.map { .string($0) })
@@ -98,6 +102,7 @@ public indirect enum DBusValue: Sendable, Hashable {
 
     /// The bytes of an `ay`.
     public var byteArray: [UInt8]? {
+        if case .byteArray(let bytes) = unwrapped { return bytes }
         guard case .array(let element, let items) = unwrapped, element == "y" else { return nil }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(items.count)

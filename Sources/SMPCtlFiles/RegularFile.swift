@@ -76,6 +76,35 @@ public enum RegularFile {
         return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
 
+    /// Reads up to `count` bytes at `offset` of an open file straight into a new array (one copy,
+    /// from the kernel), fewer at the end of the file. `pread` leaves the file position alone
+    /// and is retried when a signal interrupts it.
+    public static func read(_ handle: FileHandle, path: String, offset: Int, count: Int) throws(RegularFileError)
+        -> [UInt8]
+    {
+        guard offset >= 0, count >= 0 else {
+            throw RegularFileError(path: path, kind: .unreadable, reason: "offset \(offset) or count \(count) is negative")
+        }
+        let fd = handle.fileDescriptor
+        var failure: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            initialized = 0
+            while initialized < count, let base = buffer.baseAddress {
+                let got = pread(fd, base + initialized, count - initialized, off_t(offset + initialized))
+                if got > 0 {
+                    initialized += got
+                } else if got == 0 {
+                    break
+                } else if errno != EINTR {
+                    failure = errno
+                    break
+                }
+            }
+        }
+        guard failure == 0 else { throw RegularFileError(path: path, kind: .unreadable, reason: message(failure)) }
+        return bytes
+    }
+
     /// Reads a whole regular file of at most `limit` bytes.
     public static func read(_ path: String, limit: Int) throws(RegularFileError) -> Data {
         let handle = try open(path)

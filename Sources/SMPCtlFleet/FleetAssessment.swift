@@ -174,6 +174,8 @@ enum FleetSession {
         options.timeout = .milliseconds(Int64(settings.timeout * 1000))
         options.retries = settings.retries
         options.log = log
+        // A device's log keeps events, not frames: no hex is made for it.
+        options.logsFrames = false
         options.notice = notice
         return options
     }

@@ -85,11 +85,7 @@ struct FleetDeviceUpdate: Sendable {
         tracker.phase("connecting")
         let options = FleetSession.clientOptions(
             settings,
-            log: { line in
-                // Frames are counted, not logged: a log per device stays small.
-                if line.hasPrefix("tx seq ") || line.hasPrefix("rx: ") { return }
-                log.write(line)
-            },
+            log: { line in log.write(line) },
             notice: { notice in tracker.notice(notice) })
         return try await FleetSession.with(device, factory: factory, options: options) { client throws(SMPClientError) -> Final in
             tracker.phase("reading")

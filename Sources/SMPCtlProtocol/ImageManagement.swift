@@ -169,6 +169,9 @@ public enum ImageManagement {
             Self.encodeFields(offset: offset, first: first, into: &encoder) { $0.appendBytes(data) }
         }
 
+        /// The data, its head and the other fields (the first chunk's `sha` is the largest).
+        public var encodedBodySizeHint: Int { data.count + 96 }
+
         /// Writes the map with `data` written by `appendData`, in the order `len, off, sha, data, image, upgrade`.
         static func encodeFields(
             offset: Int, first: FirstChunkFields?, into encoder: inout CBOREncoder,

@@ -145,6 +145,24 @@ public struct SMPHeader: Sendable, Hashable {
         ]
     }
 
+    /// Writes the header over the first 8 bytes of `packet`, which must already have room for
+    /// it; returns `false` (and writes nothing) when it has fewer.
+    @discardableResult
+    public func write(over packet: inout [UInt8]) -> Bool {
+        guard packet.count >= Self.size else { return false }
+        packet.withUnsafeMutableBufferPointer { out in
+            out[0] = version.rawValue << 3 | operation.rawValue
+            out[1] = flags
+            out[2] = UInt8(length >> 8)
+            out[3] = UInt8(length & 0xFF)
+            out[4] = UInt8(group.rawValue >> 8)
+            out[5] = UInt8(group.rawValue & 0xFF)
+            out[6] = sequence
+            out[7] = command
+        }
+        return true
+    }
+
     /// Decodes the first 8 bytes of `bytes`.
     ///
     /// Reserved bits 7–5 of byte 0 are ignored, as Zephyr does.

@@ -12,9 +12,21 @@ public protocol SMPRequest: Sendable {
     var operation: SMPOperation { get }
     /// The CBOR body: a map for groups 0–63 (an empty map when there are no fields).
     func encodeBody(into encoder: inout CBOREncoder)
+    /// About how many bytes the body takes, so that it is encoded without growing its buffer.
+    var encodedBodySizeHint: Int { get }
 }
 
 extension SMPRequest {
+    public var encodedBodySizeHint: Int { 64 }
+
+    /// The body encoded after ``SMPHeader/size`` zero bytes: the whole packet but for its
+    /// header, which ``SMPHeader/write(over:)`` fills in for each send.
+    public var packetWithHeaderSpace: [UInt8] {
+        var encoder = CBOREncoder(leadingSpace: SMPHeader.size, reservingCapacity: encodedBodySizeHint)
+        encodeBody(into: &encoder)
+        return encoder.bytes
+    }
+
     /// The encoded CBOR body.
     public var bodyBytes: [UInt8] {
         var encoder = CBOREncoder()

@@ -217,6 +217,36 @@ struct BLETransportTests {
         }
     }
 
+    @Test("an advertising report lost in one scan is found by scanning again, within the discovery timeout")
+    func rescanAfterLostReport() async throws {
+        var options = FakeBlueZOptions()
+        options.lostScans = 2
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            var configuration = BLETransport.Configuration(target: "smp-sim", busAddress: setup.bus.address)
+            configuration.discoveryTimeout = .seconds(10)
+            configuration.rescanInterval = .milliseconds(300)
+            configuration.connectTimeout = .seconds(2)
+            let transport = BLETransport(configuration: configuration)
+            let (_, continuation) = AsyncStream<SMPTransportEvent>.makeStream()
+            let start = ContinuousClock.now
+            try await transport.open(events: continuation)
+            #expect(ContinuousClock.now - start < .seconds(5))
+            await transport.close()
+            #expect(await setup.fake.discoveryStarts == 3)
+        }
+        // A device that never appears still ends at the discovery timeout, after several scans.
+        options.lostScans = 1000
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            var configuration = BLETransport.Configuration(target: "smp-sim", busAddress: setup.bus.address)
+            configuration.discoveryTimeout = .seconds(1)
+            configuration.rescanInterval = .milliseconds(300)
+            let start = ContinuousClock.now
+            await expectOpenFailure(BLETransport(configuration: configuration), containing: "was found on")
+            #expect(ContinuousClock.now - start < .seconds(4))
+            #expect(await setup.fake.discoveryStarts >= 3)
+        }
+    }
+
     @Test("a powered-off adapter is reported")
     func adapterPoweredOff() async throws {
         var options = FakeBlueZOptions()

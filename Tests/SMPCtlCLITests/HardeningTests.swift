@@ -1,4 +1,5 @@
 import Foundation
+import SMPCtlZipFixtures
 import Testing
 
 #if canImport(Glibc)

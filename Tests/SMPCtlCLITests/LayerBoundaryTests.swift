@@ -43,7 +43,10 @@ struct LayerBoundaryTests {
             let words = line.split(separator: " ").map(String.init)
             guard let index = words.firstIndex(of: "import"), index + 1 < words.count else { continue }
             let before = words[..<index]
-            guard before.allSatisfy({ ["public", "internal", "package", "private", "fileprivate", "@testable", "@_exported"].contains($0) })
+            guard before.allSatisfy({
+                ["public", "internal", "package", "private", "fileprivate", "@testable", "@_exported"].contains($0)
+                    || $0.hasPrefix("@_spi(")
+            })
             else { continue }
             // `import struct Foo.Bar` and `import Foo.Bar` name module Foo.
             var name = words[index + 1]
@@ -75,17 +78,94 @@ struct LayerBoundaryTests {
         }
     }
 
+    /// Each target's declared dependencies (targets and products), read from Package.swift's text:
+    /// for every `.target(`, `.executableTarget(`, `.testTarget(` or `.systemLibrary(`, its
+    /// `name:` and the names in its `dependencies: [...]` (a product's package name excluded).
+    static func declaredDependencies(manifest: String) -> [String: (path: String?, dependencies: Set<String>)] {
+        var result: [String: (path: String?, dependencies: Set<String>)] = [:]
+        let kinds = [".target(", ".executableTarget(", ".testTarget(", ".systemLibrary("]
+        var rest = Substring(manifest)
+        while let start = kinds.compactMap({ rest.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
+            // The declaration runs to its closing parenthesis.
+            var depth = 1
+            var index = start.upperBound
+            while index < rest.endIndex, depth > 0 {
+                if rest[index] == "(" { depth += 1 } else if rest[index] == ")" { depth -= 1 }
+                index = rest.index(after: index)
+            }
+            let declaration = rest[start.upperBound..<index]
+            rest = rest[index...]
+            guard let name = quoted(after: "name:", in: declaration) else { continue }
+            var dependencies: Set<String> = []
+            if let list = declaration.range(of: "dependencies: [") {
+                var depth = 1
+                var end = list.upperBound
+                while end < declaration.endIndex, depth > 0 {
+                    if declaration[end] == "[" { depth += 1 } else if declaration[end] == "]" { depth -= 1 }
+                    end = declaration.index(after: end)
+                }
+                let items = declaration[list.upperBound..<end]
+                var scan = items[...]
+                while let open = scan.firstIndex(of: "\"") {
+                    let afterOpen = scan.index(after: open)
+                    guard let close = scan[afterOpen...].firstIndex(of: "\"") else { break }
+                    let value = String(scan[afterOpen..<close])
+                    let before = scan[..<open].suffix(9)
+                    if !before.hasSuffix("package: ") { dependencies.insert(value) }
+                    scan = scan[scan.index(after: close)...]
+                }
+            }
+            result[name] = (quoted(after: "path:", in: declaration), dependencies)
+        }
+        return result
+    }
+
+    static func quoted(after label: String, in text: Substring) -> String? {
+        guard let labelRange = text.range(of: label + " \""),
+            let close = text[labelRange.upperBound...].firstIndex(of: "\"")
+        else { return nil }
+        return String(text[labelRange.upperBound..<close])
+    }
+
+    @Test("every module a target imports is declared in Package.swift, not reached through another target")
+    func importsAreDeclared() throws {
+        let root = CLI.packageRoot
+        let manifest = try String(contentsOf: root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        let declared = Self.declaredDependencies(manifest: manifest)
+        #expect(declared["SMPCtlClient"]?.dependencies.contains("Crypto") == true)
+        #expect(declared["smpctl"]?.dependencies.contains("ArgumentParser") == true)
+        #expect(declared["smpctl"]?.dependencies.contains("swift-argument-parser") == false)
+        let toolchain = Self.system.union(["Testing", "XCTest", "FoundationXML", "FoundationNetworking", "FoundationEssentials"])
+        var checked = 0
+        for (target, entry) in declared.sorted(by: { $0.key < $1.key }) {
+            let folder = root.appendingPathComponent(
+                entry.path ?? (target.hasSuffix("Tests") ? "Tests/" : "Sources/") + target)
+            guard let files = FileManager.default.enumerator(atPath: folder.path) else { continue }
+            for case let file as String in files where file.hasSuffix(".swift") {
+                let text = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
+                let undeclared = Self.imports(of: text).subtracting(toolchain).subtracting(entry.dependencies)
+                    .subtracting([target])
+                #expect(undeclared.isEmpty, "\(target)/\(file) imports \(undeclared.sorted()), which Package.swift does not declare for \(target)")
+                checked += 1
+            }
+        }
+        #expect(checked > 100)
+    }
+
     @Test("the import reader sees every form")
     func importForms() {
-        let text = """
-            import Foundation
-            public import SMPCtlProtocol
-            internal import Glibc
-            @testable import SMPCtlClient
-            import struct SMPCtlCBOR.CBORValue
-            // import NotThis
-            let importantValue = 1
-            """
-        #expect(Self.imports(of: text) == ["Foundation", "SMPCtlProtocol", "Glibc", "SMPCtlClient", "SMPCtlCBOR"])
+        // Lines of an array literal, not of a string block, so that this file does not itself
+        // appear to import them.
+        let text = [
+            "import Foundation",
+            "public import SMPCtlProtocol",
+            "  internal import Glibc",
+            "@testable import SMPCtlClient",
+            "@_spi(Fuzzing) @testable import SMPCtlDiagnosis",
+            "import struct SMPCtlCBOR.CBORValue",
+            "// import NotThis",
+            "let importantValue = 1",
+        ].joined(separator: "\n")
+        #expect(Self.imports(of: text) == ["Foundation", "SMPCtlProtocol", "Glibc", "SMPCtlClient", "SMPCtlDiagnosis", "SMPCtlCBOR"])
     }
 }

@@ -1,5 +1,6 @@
 import SMPCtlTestSupport
 import Foundation
+import Synchronization
 import Testing
 import SMPCtlCBOR
 @testable import SMPCtlClient
@@ -10,6 +11,25 @@ import SMPCtlTransport
 
 @Suite("SMP versions", .timeLimit(.minutes(1)))
 struct VersionTests {
+    @Test("frames reach the log as hex only while logsFrames is on; the other lines always do",
+          arguments: [true, false])
+    func frameLogging(logsFrames: Bool) async throws {
+        let (_, server) = simulator { $0.dropResponses = .requests([2]) }
+        let lines = Mutex<[String]>([])
+        var options = testClientOptions()
+        options.log = { line in lines.withLock { $0.append(line) } }
+        options.logsFrames = logsFrames
+        let client = try await openClient(InProcessTransport(server: server), options: options)
+        _ = try await client.send(OSManagement.EchoRequest("one"))
+        _ = try await client.send(OSManagement.EchoRequest("two"))
+        await client.close()
+        let logged = lines.withLock { $0 }
+        let frames = logged.filter { $0.hasPrefix("tx seq ") || $0.hasPrefix("rx: ") }
+        #expect(logsFrames ? frames.count >= 4 : frames.isEmpty, "\(logged)")
+        // The lost answer's resend is logged either way.
+        #expect(logged.contains { !$0.hasPrefix("tx seq ") && !$0.hasPrefix("rx: ") }, "\(logged)")
+    }
+
     @Test("a device without v1 answers a forced v1 request with rc 12")
     func rejectV1() async throws {
         let (_, server) = simulator { $0.rejectV1 = true }

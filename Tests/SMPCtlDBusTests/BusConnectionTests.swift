@@ -100,6 +100,9 @@ let everyValueKind: [(String, DBusValue)] = [
     ("object path", .objectPath("/org/bluez/hci0/dev_00_AA_01_00_00_00")),
     ("signature", .signature("a{oa{sa{sv}}}")),
     ("byte array", .bytes([0, 1, 2, 254, 255])),
+    ("empty byte array", .bytes([])),
+    ("128 KiB byte array", .bytes((0..<131_072).map { UInt8(truncatingIfNeeded: $0 &* 7) })),
+    ("array of byte arrays", .array(elementSignature: "ay", [.bytes([1, 2]), .bytes([])])),
     ("empty array", .array(elementSignature: "s", [])),
     ("array of arrays", .array(elementSignature: "ai", [.array(elementSignature: "i", [.int32(1)]), .array(elementSignature: "i", [])])),
     ("struct", .structure([.string("x"), .uint16(517), .variant(.bool(false))])),
@@ -124,6 +127,16 @@ struct BusConnectionTests {
             let reply = try await echo(client, [value])
             #expect(reply == [value])
             #expect(reply.first?.signature == value.signature)
+        }
+    }
+
+    @Test("a byte array built element by element reads back as one contiguous byte array")
+    func byteArrayElementByElement() async throws {
+        let bytes: [UInt8] = [9, 8, 7, 0, 255]
+        try await withEchoService { _, client in
+            let reply = try await echo(client, [.array(elementSignature: "y", bytes.map { .byte($0) })])
+            #expect(reply == [.byteArray(bytes)])
+            #expect(reply.first?.byteArray == bytes)
         }
     }
 

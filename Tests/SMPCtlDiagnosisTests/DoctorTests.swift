@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import SMPCtlDiagnosis
+@_spi(Fuzzing) @testable import SMPCtlDiagnosis
 
 /// Each fixture build folder yields exactly the findings it was written to reproduce.
 @Suite("doctor: build-folder checks")

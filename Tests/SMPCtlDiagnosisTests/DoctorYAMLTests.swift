@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import SMPCtlDiagnosis
+@_spi(Fuzzing) @testable import SMPCtlDiagnosis
 
 /// The YAML reader on Yams: the documents Partition Manager writes read as before, hostile ones
 /// fail fast with a typed error and a line.

@@ -1,5 +1,5 @@
 import Foundation
-import SMPCtlDiagnosis
+@_spi(Fuzzing) import SMPCtlDiagnosis
 import SMPCtlImage
 import Testing
 

@@ -1,8 +1,8 @@
 import Foundation
 import Testing
-import ZIPFoundation
+import SMPCtlZipFixtures
 
-@testable import SMPCtlDiagnosis
+@_spi(Fuzzing) @testable import SMPCtlDiagnosis
 
 /// The bounds on DFU packages (issue #13): entries inflate once, the total per archive and the
 /// manifest's file count are bounded, and sizes are counted as bytes come, not taken from headers.

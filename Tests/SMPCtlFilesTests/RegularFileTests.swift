@@ -29,6 +29,21 @@ struct RegularFileTests {
         return url
     }
 
+    @Test("pieces are read at any offset, short at the end, without moving the file position")
+    func pieces() throws {
+        let path = try Self.folder().appendingPathComponent("image.bin").path
+        let content = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(content)))
+        let handle = try RegularFile.open(path)
+        #expect(try RegularFile.read(handle, path: path, offset: 4096, count: 2048) == Array(content[4096..<6144]))
+        #expect(try RegularFile.read(handle, path: path, offset: 0, count: 3) == Array(content[0..<3]))
+        #expect(try RegularFile.read(handle, path: path, offset: 9_000, count: 4096) == Array(content[9_000...]))
+        #expect(try RegularFile.read(handle, path: path, offset: 10_000, count: 16).isEmpty)
+        #expect(try RegularFile.read(handle, path: path, offset: 20_000, count: 16).isEmpty)
+        #expect(throws: RegularFileError.self) { try RegularFile.read(handle, path: path, offset: -1, count: 16) }
+        try handle.close()
+    }
+
     @Test("a FIFO with no writer is refused at once, not read")
     func fifo() throws {
         let path = try Self.folder().appendingPathComponent("pipe").path

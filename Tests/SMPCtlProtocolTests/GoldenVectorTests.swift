@@ -203,6 +203,18 @@ struct GoldenVectorTests {
             first: .init(length: image.count, sha: Golden.fileSHA, image: 0))
         let vector = try Golden.vector("img-upload-first-chunk-request")
         #expect(request.packet(sequence: 2, version: .v2).bytes == vector.packet)
+        // The client's form: the body encoded once after room for the header, the header written over it.
+        var packet = request.packetWithHeaderSpace
+        #expect(packet.count == vector.packet.count)
+        #expect(packet.prefix(SMPHeader.size).allSatisfy { $0 == 0 })
+        let header = SMPHeader(
+            operation: .write, version: .v2, length: UInt16(packet.count - SMPHeader.size), group: .image, sequence: 2,
+            command: 1)
+        #expect(header.write(over: &packet))
+        #expect(packet == vector.packet)
+        var tooShort: [UInt8] = [1, 2, 3]
+        #expect(!header.write(over: &tooShort))
+        #expect(tooShort == [1, 2, 3])
         #expect(ImageManagement.UploadRequest.bodyLength(offset: 0, dataLength: 128, first: request.first)
             == vector.body.count)
     }

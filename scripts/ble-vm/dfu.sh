@@ -64,13 +64,12 @@ t0=$(now)
     >/tmp/upload-dbus.json 2>/tmp/upload-dbus.err || status=$?
 t1=$(now)
 grep '"event":"ble_link"' /tmp/upload-dbus.err
-# Not yet seen passing against a real bluetoothd: reported, and fatal only with SMPCTL_VM_STRICT_DBUS=1.
+# The WriteValue/StartNotify route (?write=dbus) is the one BlueZ builds without AcquireWrite take.
 if [ "$status" -eq 0 ] && grep -q '"write_path":"dbus"' /tmp/upload-dbus.err; then
     echo "upload over WriteValue: $(elapsed "$t0" "$t1") s"
 else
     tail -15 /tmp/upload-dbus.err
-    echo "dfu.sh: WARN: the upload over WriteValue (?write=dbus) failed with $status"
-    [ "${SMPCTL_VM_STRICT_DBUS:-0}" != 1 ] || fail "upload over WriteValue exited with $status"
+    fail "the upload over WriteValue (?write=dbus) exited with $status"
 fi
 status=0
 kill -TERM "$peripheral"

@@ -5,7 +5,7 @@
 // paths are unique; a label finds a node that carries it; lines lie within the file.
 
 import FuzzSupport
-import SMPCtlDiagnosis
+@_spi(Fuzzing) import SMPCtlDiagnosis
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -4,7 +4,7 @@
 // (CONFIG_ / SB_CONFIG_ names) are kept.
 
 import FuzzSupport
-import SMPCtlDiagnosis
+@_spi(Fuzzing) import SMPCtlDiagnosis
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -5,7 +5,7 @@
 // Invariants: parsing never traps; every mapping entry's line lies within the document.
 
 import FuzzSupport
-import SMPCtlDiagnosis
+@_spi(Fuzzing) import SMPCtlDiagnosis
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

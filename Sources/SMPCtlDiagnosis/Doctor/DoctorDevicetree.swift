@@ -3,7 +3,7 @@
 // fixed partitions. It also accepts overlay-style `&label { ... };` blocks and skips directives.
 
 /// One devicetree node.
-public struct DoctorDTNode: Sendable {
+@_spi(Fuzzing) public struct DoctorDTNode: Sendable {
     /// The node name with its unit address, such as `partition@c000`.
     public var name: String
     /// Labels such as `slot1_partition`.
@@ -30,7 +30,7 @@ public struct DoctorDTNode: Sendable {
 }
 
 /// A parsed devicetree.
-public struct DoctorDevicetree: Sendable {
+@_spi(Fuzzing) public struct DoctorDevicetree: Sendable {
     /// The file, relative to the build folder.
     public var file: String
     /// All nodes; index 0 is the root.

@@ -1,10 +1,10 @@
-import Foundation
+public import Foundation
 import ZIPFoundation
 
 /// Builds ZIP archives for the tests (deflated, in memory) with ZIPFoundation.
-enum ZipFixture {
+public enum ZipFixture {
     /// An archive of `members` (name and contents), deflated.
-    static func archive(_ members: [(name: String, bytes: Data)]) throws -> Data {
+    public static func archive(_ members: [(name: String, bytes: Data)]) throws -> Data {
         let archive = try Archive(accessMode: .create)
         for member in members {
             let bytes = member.bytes
@@ -19,7 +19,7 @@ enum ZipFixture {
     }
 
     /// A manifest.json listing `file` `times` times, as nRF Connect SDK writes it for one image.
-    static func manifest(listing file: String, times: Int, compact: Bool = false) -> Data {
+    public static func manifest(listing file: String, times: Int, compact: Bool = false) -> Data {
         let entry = compact
             ? #"{"file":"\#(file)"}"#
             : #"{"file":"\#(file)","image_index":"0","board":"nrf52840dk_nrf52840","type":"application"}"#

@@ -65,10 +65,10 @@ public struct DoctorImage: Sendable {
     public var role: String
     /// The image's folder relative to the build folder ("" for the build folder itself).
     public var directory: String
-    /// `zephyr/.config`, when present.
-    public var kconfig: DoctorKconfig?
+    /// `zephyr/.config`, when present (read by the doctor's checks; the readers are not API).
+    var kconfig: DoctorKconfig?
     /// `zephyr/zephyr.dts`, when present.
-    public var devicetree: DoctorDevicetree?
+    var devicetree: DoctorDevicetree?
 }
 
 /// A partition from `partitions.yml` or `pm_static.yml`.
@@ -99,7 +99,7 @@ public struct DoctorBuild: Sendable {
     public var application: DoctorImage
     public var mcuboot: DoctorImage?
     /// Sysbuild's own configuration (`SB_CONFIG_*`), in sysbuild layouts.
-    public var sysbuild: DoctorKconfig?
+    var sysbuild: DoctorKconfig?
     /// `partitions.yml` (relative path and partitions), when Partition Manager ran.
     public var partitionsFile: String?
     public var partitions: [String: DoctorPartition] = [:]

@@ -9,7 +9,7 @@
 import Yams
 
 /// A node of a YAML document read by ``DoctorYAML``.
-public indirect enum DoctorYAMLNode: Sendable, Equatable {
+@_spi(Fuzzing) public indirect enum DoctorYAMLNode: Sendable, Equatable {
     case scalar(String)
     case sequence([DoctorYAMLNode])
     /// Keys in file order, each with the 1-based line it was written on.
@@ -44,14 +44,14 @@ public indirect enum DoctorYAMLNode: Sendable, Equatable {
 }
 
 /// One `key: value` pair of a mapping and the line it is on.
-public struct DoctorYAMLEntry: Sendable, Equatable {
+@_spi(Fuzzing) public struct DoctorYAMLEntry: Sendable, Equatable {
     public var key: String
     public var value: DoctorYAMLNode
     public var line: Int
 }
 
 /// Why a YAML document was not read.
-public struct DoctorYAMLError: Error, Sendable, Equatable, CustomStringConvertible {
+@_spi(Fuzzing) public struct DoctorYAMLError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The 1-based line of the problem, when there is one.
     public var line: Int?
     public var reason: String
@@ -65,7 +65,7 @@ public struct DoctorYAMLError: Error, Sendable, Equatable, CustomStringConvertib
 }
 
 /// Reads YAML documents within bounds.
-public enum DoctorYAML {
+@_spi(Fuzzing) public enum DoctorYAML {
     /// The largest document read.
     public static let maximumBytes = 1 << 20
     /// The most lines read.

@@ -19,7 +19,7 @@ import Darwin
 #endif
 
 /// Why a ZIP archive could not be read.
-public struct ImageArchiveError: Error, Sendable, Hashable, CustomStringConvertible {
+@_spi(Fuzzing) public struct ImageArchiveError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What went wrong.
     public var reason: String
     public init(_ reason: String) { self.reason = reason }
@@ -27,7 +27,7 @@ public struct ImageArchiveError: Error, Sendable, Hashable, CustomStringConverti
 }
 
 /// One file in a ZIP archive, as its central directory lists it.
-public struct ImageArchiveEntry: Sendable, Hashable {
+@_spi(Fuzzing) public struct ImageArchiveEntry: Sendable, Hashable {
     public var name: String
     /// 0 stored, 8 deflate.
     public var method: Int
@@ -39,7 +39,7 @@ public struct ImageArchiveEntry: Sendable, Hashable {
 }
 
 /// A ZIP archive read from bytes in memory.
-public struct ImageArchive: Sendable {
+@_spi(Fuzzing) public struct ImageArchive: Sendable {
     /// The largest entry extracted (bounds memory when an entry claims a huge size).
     public static let maximumEntrySize = 64 * 1024 * 1024
     /// The most bytes extracted from one archive, all entries together.

@@ -2,7 +2,7 @@
 // `# CONFIG_X is not set` comments. Unknown lines are ignored.
 
 /// One resolved Kconfig file, as written to `zephyr/.config`.
-public struct DoctorKconfig: Sendable {
+@_spi(Fuzzing) public struct DoctorKconfig: Sendable {
     /// The file it was read from, relative to the build folder.
     public var file: String
     /// Values by option name (with the `CONFIG_` prefix), strings unquoted; "n" for "is not set".
