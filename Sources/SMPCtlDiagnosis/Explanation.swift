@@ -1,5 +1,8 @@
 import Foundation
 public import SMPCtlProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a code, failure or log line means, with its likely causes ranked for the operation.
 public struct Explanation: Sendable, Hashable {
@@ -196,5 +199,346 @@ extension Knowledge {
             subject: subject, name: name, meaning: meaning, isKnown: true, operation: operation, smpVersion: smpVersion,
             notes: notes, possibleGroupCodes: translated, causes: ranked, nextSteps: steps,
             settings: settingNames.compactMap { settings[$0] }, sources: sourceIDs.compactMap { sources[$0] })
+    }
+}
+
+/// One thing recognized in pasted text: a log line, another tool's message, or a code given by name.
+public struct TextFinding: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable {
+        /// An MCUboot, Zephyr or NCS log line.
+        case logLine = "log-line"
+        /// A message another client prints.
+        case toolMessage = "tool-message"
+        /// A code name as smpctl (or Zephyr) prints it, such as `IMG_MGMT_ERR_NO_FREE_SLOT`.
+        case codeName = "code-name"
+    }
+
+    /// 1-based line of the first occurrence.
+    public var line: Int
+    /// Later lines where the same thing was found (at most ``Knowledge/maximumRepeatLines``).
+    public var repeatLines: [Int]
+    /// How many times it was found in all.
+    public var occurrences: Int
+    /// The part of the line that matched.
+    public var matchedText: String
+    public var kind: Kind
+    /// The log pattern's or tool message's id; `nil` for a code name.
+    public var patternID: String?
+    /// The tool that prints the message (`mcumgr`, `smpclient`, `smpmgr`, `nrf-connect-device-manager`, `bluez`).
+    public var tool: String?
+    public var explanation: Explanation
+}
+
+/// What ``Knowledge/explain(text:)`` found, in the order it first appears.
+public struct TextExplanation: Sendable, Hashable {
+    public var findings: [TextFinding]
+    /// The UTF-8 bytes of the text that were not read (past ``Knowledge/maximumLogSize``); 0 when all was read.
+    public var ignoredBytes: Int
+    /// Distinct findings left out past ``Knowledge/maximumFindings``.
+    public var omittedFindings: Int
+    /// Whether every finding is a known code or message.
+    public var allKnown: Bool { findings.allSatisfy(\.explanation.isKnown) }
+}
+
+extension Knowledge {
+    /// The most distinct findings ``explain(text:)`` reports.
+    public static let maximumFindings = 100
+    /// The most repeat lines kept per finding.
+    public static let maximumRepeatLines = 20
+
+    /// Explains another tool's message by id (a fixture or a finding), `match` giving the captured values.
+    func explain(toolMessage message: ToolMessage, captures: [String?]) -> Explanation? {
+        var explanation: Explanation
+        switch message.target {
+        case .failure(let failure):
+            explanation = explain(failure: failure)
+        case .code(let group, let rc):
+            explanation = explain(code: rc, group: group.map { SMPGroupID(rawValue: $0) }, smpVersion: message.smpVersion)
+        case .capturedCode(let fixedGroup, let rcCapture, let groupCapture):
+            func number(_ index: Int) -> Int? {
+                guard index < captures.count, let text = captures[index], text.utf8.count <= 6 else { return nil }
+                return Int(text)
+            }
+            guard let rc = number(rcCapture) else { return nil }
+            var group = fixedGroup
+            if let groupCapture {
+                guard let value = number(groupCapture), let id = UInt16(exactly: value) else { return nil }
+                group = id
+            }
+            explanation = explain(code: rc, group: group.map { SMPGroupID(rawValue: $0) }, smpVersion: message.smpVersion)
+        case .capturedName(let capture):
+            guard capture < captures.count, let name = captures[capture], let code = code(named: name) else { return nil }
+            explanation = explain(code: code.rc, group: code.group.map { SMPGroupID(rawValue: $0) }, smpVersion: message.smpVersion)
+        case .topic(let topic):
+            explanation = assemble(
+                subject: .log(topic.id), name: topic.name, meaning: topic.meaning, notes: [], translated: [],
+                causes: topic.causes, extraSteps: topic.nextSteps, extraSources: topic.sources, operation: nil, smpVersion: nil)
+        }
+        guard explanation.isKnown else { return explanation }
+        if let note = message.note { explanation.notes.insert(note, at: 0) }
+        if !message.firstCauses.isEmpty {
+            let first = explanation.causes.filter { message.firstCauses.contains($0.id) }
+            explanation.causes = first + explanation.causes.filter { !message.firstCauses.contains($0.id) }
+            let steps = explanation.causes.map(\.check)
+            explanation.nextSteps = steps.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+                + explanation.nextSteps.filter { !steps.contains($0) }
+        }
+        for id in message.sources where !explanation.sources.contains(where: { $0.id == id }) {
+            if let source = sources[id] { explanation.sources.append(source) }
+        }
+        return explanation
+    }
+
+    /// Finds, in any pasted text (a line, several lines, a whole log), the MCUboot and mcumgr log lines, the
+    /// messages other clients print, and the codes named as smpctl prints them, and explains each once, in the
+    /// order they first appear.
+    ///
+    /// Reads at most ``maximumLogSize`` bytes and each line's first ``maximumLineLength`` characters; reports
+    /// at most ``maximumFindings`` distinct findings and says how many more there were.
+    public func explain(text: String) -> TextExplanation {
+        var body = Substring(text)
+        var ignored = 0
+        let total = text.utf8.count
+        if total > Self.maximumLogSize {
+            let end = text.utf8.index(text.utf8.startIndex, offsetBy: Self.maximumLogSize)
+            body = text[..<end]
+            ignored = total - body.utf8.count
+        }
+        let logRegexes: [(LogPattern, NSRegularExpression, [[UInt8]]?)] = logPatterns.compactMap { pattern in
+            (try? NSRegularExpression(pattern: pattern.pattern)).map { (pattern, $0, Self.requiredLiterals(pattern.pattern)) }
+        }
+        let toolRegexes: [(ToolMessage, NSRegularExpression, [[UInt8]]?)] = toolMessages.compactMap { message in
+            (try? NSRegularExpression(pattern: message.pattern)).map { (message, $0, Self.requiredLiterals(message.pattern)) }
+        }
+        // A code name: upper-case words joined by underscores, such as IMG_MGMT_ERR_NO_FREE_SLOT.
+        let nameRegex = try? NSRegularExpression(pattern: "\\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+){2,}\\b")
+        let namePrefixes = Set(codes.values.compactMap { entry -> String? in
+            guard let range = entry.name.range(of: "ERR_") else { return nil }
+            return String(entry.name[..<range.upperBound])
+        })
+
+        var findings: [TextFinding] = []
+        var index: [String: Int] = [:]
+        var omitted = Set<String>()
+        func record(_ key: String, line: Int, make: () -> TextFinding?) {
+            if let at = index[key] {
+                findings[at].occurrences += 1
+                if findings[at].line != line, findings[at].repeatLines.last != line,
+                    findings[at].repeatLines.count < Self.maximumRepeatLines
+                {
+                    findings[at].repeatLines.append(line)
+                }
+                return
+            }
+            guard findings.count < Self.maximumFindings else {
+                omitted.insert(key)
+                return
+            }
+            guard let finding = make() else { return }
+            index[key] = findings.count
+            findings.append(finding)
+        }
+
+        var lineCount = 0
+        for rawLine in body.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+            lineCount += 1
+            let number = lineCount
+            let line = String(rawLine.prefix(Self.maximumLineLength))
+            guard !line.isEmpty else { continue }
+            let range = NSRange(line.startIndex..., in: line)
+            let bytes = Array(line.utf8)
+            func mayMatch(_ literals: [[UInt8]]?) -> Bool {
+                guard let literals else { return true }
+                return literals.contains { Self.bytes(bytes, contain: $0) }
+            }
+            // What this line holds, by the column it starts at, so a line's findings keep their order.
+            var hits: [(column: Int, key: String, make: () -> TextFinding?)] = []
+            for (message, regex, literal) in toolRegexes {
+                guard mayMatch(literal) else { continue }
+                guard let match = regex.firstMatch(in: line, range: range), let matched = Range(match.range, in: line) else { continue }
+                let captures: [String?] = (0..<match.numberOfRanges).map { group in
+                    Range(match.range(at: group), in: line).map { String(line[$0]) }
+                }
+                guard let explanation = explain(toolMessage: message, captures: captures) else { continue }
+                let text = String(line[matched])
+                hits.append((match.range.location, Self.key(explanation), {
+                    TextFinding(
+                        line: number, repeatLines: [], occurrences: 1, matchedText: text, kind: .toolMessage, patternID: message.id,
+                        tool: message.tool, explanation: explanation)
+                }))
+            }
+            for (pattern, regex, literal) in logRegexes {
+                guard mayMatch(literal) else { continue }
+                guard let match = regex.firstMatch(in: line, range: range), let matched = Range(match.range, in: line) else { continue }
+                let topic = pattern.topic
+                let text = String(line[matched])
+                hits.append((match.range.location, "log:\(topic.id)", { [self] in
+                    TextFinding(
+                        line: number, repeatLines: [], occurrences: 1, matchedText: text, kind: .logLine, patternID: topic.id, tool: nil,
+                        explanation: assemble(
+                            subject: .log(topic.id), name: topic.name, meaning: topic.meaning, notes: [], translated: [],
+                            causes: topic.causes, extraSteps: topic.nextSteps, extraSources: topic.sources, operation: nil, smpVersion: nil))
+                }))
+                break
+            }
+            // Every code name smpctl knows, and every prefix of an unknown one, has "ERR_" in it.
+            if let nameRegex, Self.bytes(bytes, contain: Array("ERR_".utf8)) {
+                for match in nameRegex.matches(in: line, range: range).prefix(16) {
+                    guard let matched = Range(match.range, in: line) else { continue }
+                    let word = String(line[matched])
+                    let explanation: Explanation
+                    if let code = codesByName[word] {
+                        explanation = explain(code: code.rc, group: code.group.map { SMPGroupID(rawValue: $0) })
+                    } else if namePrefixes.contains(where: { word.hasPrefix($0) && word.utf8.count > $0.utf8.count }) {
+                        explanation = Explanation(
+                            subject: .log("name:\(word)"), name: "unknown code \(word)", meaning: "not a code name smpctl knows",
+                            isKnown: false, operation: nil, smpVersion: nil, notes: [], possibleGroupCodes: [], causes: [],
+                            nextSteps: [], settings: [], sources: [])
+                    } else {
+                        continue
+                    }
+                    hits.append((match.range.location, Self.key(explanation), {
+                        TextFinding(
+                            line: number, repeatLines: [], occurrences: 1, matchedText: word, kind: .codeName, patternID: nil, tool: nil,
+                            explanation: explanation)
+                    }))
+                }
+            }
+            var seenOnLine = Set<String>()
+            for hit in hits.sorted(by: { $0.column < $1.column }) where seenOnLine.insert(hit.key).inserted {
+                record(hit.key, line: number, make: hit.make)
+            }
+        }
+        return TextExplanation(findings: findings, ignoredBytes: ignored, omittedFindings: omitted.count)
+    }
+
+    /// Whether `needle` occurs in `haystack`.
+    static func bytes(_ haystack: [UInt8], contain needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard haystack.count >= needle.count else { return false }
+        #if canImport(Glibc)
+        // memchr finds each candidate first byte, memcmp checks the rest: fast even in a debug build.
+        return haystack.withUnsafeBufferPointer { h in
+            needle.withUnsafeBufferPointer { n in
+                guard let base = h.baseAddress, let first = n.first, let needleBase = n.baseAddress else { return false }
+                let last = h.count - n.count
+                var start = 0
+                while start <= last {
+                    guard let found = memchr(base + start, Int32(first), last - start + 1) else { return false }
+                    let offset = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(found))
+                    if memcmp(base + offset, needleBase, n.count) == 0 { return true }
+                    start = offset + 1
+                }
+                return false
+            }
+        }
+        #else
+        return haystack.indices.dropLast(needle.count - 1).contains { haystack[$0..<($0 + needle.count)].elementsEqual(needle) }
+        #endif
+    }
+
+    /// Literals of which every match of `pattern` contains at least one (one per top-level alternative), so a
+    /// line with none of them needs no regex; `nil` when that cannot be told (inline flags, an alternative
+    /// without a run of 4 plain characters).
+    static func requiredLiterals(_ pattern: String) -> [[UInt8]]? {
+        guard !pattern.contains("(?") else { return nil }
+        // Split at the `|` outside groups, classes and escapes.
+        var alternatives: [String] = []
+        var current = ""
+        var depth = 0
+        var inClass = false
+        var escaped = false
+        for character in pattern {
+            if escaped {
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if inClass {
+                if character == "]" { inClass = false }
+            } else if character == "[" {
+                inClass = true
+            } else if character == "(" {
+                depth += 1
+            } else if character == ")" {
+                depth -= 1
+            } else if character == "|", depth == 0 {
+                alternatives.append(current)
+                current = ""
+                continue
+            }
+            current.append(character)
+        }
+        alternatives.append(current)
+        var literals: [[UInt8]] = []
+        for alternative in alternatives {
+            guard let literal = requiredLiteral(alternative) else { return nil }
+            literals.append(Array(literal.utf8))
+        }
+        return literals
+    }
+
+    /// A run of characters that every match of `pattern` (without top-level alternation) contains.
+    static func requiredLiteral(_ pattern: String) -> String? {
+        // An alternation inside a group makes the group optional as a whole; groups are skipped below.
+        var best = ""
+        var run = ""
+        func flush() {
+            if run.count > best.count { best = run }
+            run = ""
+        }
+        let characters = Array(pattern)
+        var index = 0
+        while index < characters.count {
+            let character = characters[index]
+            switch character {
+            case "\\":
+                guard index + 1 < characters.count else { return nil }
+                let next = characters[index + 1]
+                if next.isLetter || next.isNumber { flush() } else { run.append(next) }
+                index += 2
+                continue
+            case "?", "*", "+", "{":
+                // The character before a quantifier may be absent or repeated.
+                if !run.isEmpty { run.removeLast() }
+                flush()
+                if character == "{" {
+                    while index < characters.count, characters[index] != "}" { index += 1 }
+                }
+            case "(":
+                flush()
+                var depth = 0
+                while index < characters.count {
+                    if characters[index] == "\\" { index += 2; continue }
+                    if characters[index] == "(" { depth += 1 }
+                    if characters[index] == ")" { depth -= 1; if depth == 0 { break } }
+                    index += 1
+                }
+            case "[":
+                flush()
+                index += 1
+                if index < characters.count, characters[index] == "]" { index += 1 }
+                while index < characters.count, characters[index] != "]" {
+                    if characters[index] == "\\" { index += 1 }
+                    index += 1
+                }
+            case ".", "^", "$", ")", "]", "}":
+                flush()
+            default:
+                run.append(character)
+            }
+            index += 1
+        }
+        flush()
+        return best.count >= 4 ? best : nil
+    }
+
+    /// Findings that explain the same thing are one: the same code, failure or topic.
+    static func key(_ explanation: Explanation) -> String {
+        switch explanation.subject {
+        case .smp(let rc): "smp:\(rc)"
+        case .group(let group, let rc): "group:\(group.rawValue):\(rc)"
+        case .failure(let failure): "failure:\(failure.rawValue)"
+        case .log(let id): "log:\(id)"
+        }
     }
 }

@@ -56,6 +56,14 @@ public enum FailureKind: String, Sendable, Hashable, CaseIterable {
     case reverted
     case uploadNotListed = "upload-not-listed"
     case notSignedFile = "not-signed-file"
+    /// The Bluetooth device offers no SMP service or characteristic.
+    case noSMPService = "no-smp-service"
+    /// The Bluetooth device was not found, or the connection attempt was aborted.
+    case deviceNotFound = "device-not-found"
+    /// Something answered, but not with SMP frames.
+    case notSMPAnswer = "not-smp-answer"
+    /// BlueZ could not start a GATT write.
+    case bleWriteFailed = "ble-write-failed"
 }
 
 /// Why the knowledge base could not be loaded.
@@ -170,9 +178,37 @@ public struct Knowledge: Sendable {
         var pattern: String
     }
 
+    /// What another tool's message stands for.
+    enum ToolTarget: Sendable {
+        /// A transport or workflow failure smpctl knows.
+        case failure(FailureKind)
+        /// A fixed code (`group` nil: an SMP rc).
+        case code(group: UInt16?, rc: Int)
+        /// A code read from the message: the rc (and the group) are capture groups of the pattern.
+        case capturedCode(group: UInt16?, rcCapture: Int, groupCapture: Int?)
+        /// A code named in the message (`IMG_MGMT_ERR_NO_FREE_SLOT`): the name is a capture group.
+        case capturedName(capture: Int)
+        /// A situation of its own.
+        case topic(Topic)
+    }
+
+    /// A message another client prints (Go mcumgr, smpclient, smpmgr, nRF Connect Device Manager, BlueZ).
+    struct ToolMessage: Sendable {
+        var id: String
+        var tool: String
+        var pattern: String
+        var target: ToolTarget
+        var note: String?
+        var firstCauses: [String]
+        var smpVersion: Int?
+        var sources: [String]
+    }
+
     let codes: [CodeKey: CodeEntry]
+    let codesByName: [String: (group: UInt16?, rc: Int)]
     let failures: [String: Topic]
     let logPatterns: [LogPattern]
+    let toolMessages: [ToolMessage]
     let settings: [String: FirmwareSetting]
     let sources: [String: KnowledgeSource]
 
@@ -185,6 +221,17 @@ public struct Knowledge: Sendable {
     }
     /// How many log-line patterns the base recognizes.
     public var logPatternCount: Int { logPatterns.count }
+    /// How many messages of other tools the base recognizes, per tool.
+    public var toolMessageCounts: [String: Int] {
+        toolMessages.reduce(into: [:]) { $0[$1.tool, default: 0] += 1 }
+    }
+    /// The ids of the other tools' messages, with their tool, in file order.
+    public var toolMessageIDs: [(id: String, tool: String)] { toolMessages.map { ($0.id, $0.tool) } }
+    /// The code with this name as smpctl prints it (`IMG_MGMT_ERR_NO_FREE_SLOT`), case-insensitively.
+    public func code(named name: String) -> (group: UInt16?, rc: Int)? {
+        guard name.utf8.count <= 80 else { return nil }
+        return codesByName[name.uppercased()]
+    }
     /// Every code the base names: `group` is `nil` for SMP-level codes.
     public var allCodes: [(group: UInt16?, rc: Int, name: String, meaning: String)] {
         codes.values.sorted { ($0.group.map(Int.init) ?? -1, $0.rc) < ($1.group.map(Int.init) ?? -1, $1.rc) }
@@ -286,9 +333,60 @@ public struct Knowledge: Sendable {
                 in: "log pattern \(raw.id)")
             patterns.append(LogPattern(topic: topic, pattern: raw.pattern))
         }
+        var toolMessages: [ToolMessage] = []
+        for raw in file.toolMessages ?? [] {
+            let context = "tool message \(raw.id)"
+            guard seen.insert(raw.id).inserted else { throw .invalid("\(context) has the id of another pattern") }
+            guard !raw.tool.isEmpty else { throw .invalid("\(context) names no tool") }
+            let captures: Int
+            do {
+                captures = try NSRegularExpression(pattern: raw.pattern).numberOfCaptureGroups
+            } catch {
+                throw .invalid("\(context) is not a valid regular expression")
+            }
+            guard !(raw.sources ?? []).isEmpty else { throw .invalid("\(context) cites no source") }
+            try validator.check(sources: raw.sources ?? [], in: context)
+            if let version = raw.smpVersion, version != 1 && version != 2 { throw .invalid("\(context) names SMP version \(version)") }
+            let target: ToolTarget
+            switch (raw.explains, raw.name) {
+            case (let explains?, nil):
+                if let name = explains.failure {
+                    guard let failure = FailureKind(rawValue: name) else { throw .invalid("\(context) explains unknown failure \(name)") }
+                    target = .failure(failure)
+                } else if let capture = explains.rcCapture {
+                    guard explains.rc == nil, capture >= 1, capture <= captures,
+                        explains.groupCapture.map({ $0 >= 1 && $0 <= captures && $0 != capture }) ?? true
+                    else { throw .invalid("\(context) has bad capture groups") }
+                    target = .capturedCode(group: explains.group, rcCapture: capture, groupCapture: explains.groupCapture)
+                } else if let capture = explains.nameCapture {
+                    guard explains.rc == nil, explains.rcCapture == nil, capture >= 1, capture <= captures else {
+                        throw .invalid("\(context) has bad capture groups")
+                    }
+                    target = .capturedName(capture: capture)
+                } else if let rc = explains.rc {
+                    guard codes[CodeKey(group: explains.group, rc: rc)] != nil else { throw .invalid("\(context) explains an unknown code") }
+                    target = .code(group: explains.group, rc: rc)
+                } else {
+                    throw .invalid("\(context) explains nothing")
+                }
+            case (nil, let name?):
+                target = .topic(try validator.topic(
+                    RawTopic(id: raw.id, name: name, meaning: raw.meaning ?? "", causes: raw.causes ?? [], nextSteps: raw.nextSteps, sources: raw.sources),
+                    in: context))
+            default:
+                throw .invalid("\(context) needs either explains or a name, a meaning and causes")
+            }
+            toolMessages.append(ToolMessage(
+                id: raw.id, tool: raw.tool, pattern: raw.pattern, target: target, note: raw.note, firstCauses: raw.firstCauses ?? [],
+                smpVersion: raw.smpVersion, sources: raw.sources ?? []))
+        }
+        var byName: [String: (group: UInt16?, rc: Int)] = [:]
+        for entry in codes.values { byName[entry.name.uppercased()] = (entry.group, entry.rc) }
         self.codes = codes
+        self.codesByName = byName
         self.failures = failures
         self.logPatterns = patterns
+        self.toolMessages = toolMessages
         self.settings = settings
         self.sources = sources
     }
@@ -313,6 +411,31 @@ private struct KnowledgeFile: Decodable {
     var codes: [RawCode]
     var failures: [RawTopic]
     var logPatterns: [RawLogPattern]
+    var toolMessages: [RawToolMessage]?
+}
+
+private struct RawToolTarget: Decodable {
+    var failure: String?
+    var group: UInt16?
+    var rc: Int?
+    var rcCapture: Int?
+    var groupCapture: Int?
+    var nameCapture: Int?
+}
+
+private struct RawToolMessage: Decodable {
+    var id: String
+    var tool: String
+    var pattern: String
+    var explains: RawToolTarget?
+    var name: String?
+    var meaning: String?
+    var causes: [RawCause]?
+    var nextSteps: [String]?
+    var note: String?
+    var firstCauses: [String]?
+    var smpVersion: Int?
+    var sources: [String]?
 }
 
 private struct RawSource: Decodable {

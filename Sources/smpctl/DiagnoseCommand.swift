@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import SMPCtlClient
+import SMPCtlConnection
+import SMPCtlDiagnosis
 import SMPCtlProtocol
 
 struct DiagnoseCommand: AsyncParsableCommand {
@@ -70,5 +72,49 @@ struct DiagnoseCommand: AsyncParsableCommand {
             }),
         ])
         if report.worst == .error { throw CommandFailure(status: .verification) }
+    }
+}
+
+/// Reads the device's state after a failed command, for ranking the error's causes (SMPCtlDiagnosis judges it).
+enum DeviceFactsReader {
+    /// The longest the read may take: the device has just answered, so a slower one is skipped.
+    static let limit: Duration = .seconds(5)
+
+    /// The facts after `error`, or `nil` when it is not an image-group device error or nothing could be read in time.
+    static func read(after error: SMPClientError, client: SMPClient, connection: ConnectionSpec, image: Int = 0) async -> DeviceFacts? {
+        guard case .device(let deviceError) = error, deviceError.requestGroup == .image else { return nil }
+        let report: DeviceDiagnosis? = await withTaskGroup(of: DeviceDiagnosis?.self) { group in
+            group.addTask { await client.diagnose(image: image) }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        guard let report, report.reachable else { return nil }
+        return DeviceFacts(report, link: DeviceFacts.Link(connection), image: image)
+    }
+}
+
+extension DeviceFacts {
+    /// The facts in a `diagnose` report.
+    init(_ report: DeviceDiagnosis, link: Link?, image: Int, hashSent: [UInt8]? = nil) {
+        self.init(
+            link: link, image: image, images: report.images, slotInfo: report.slotInfo,
+            bufferSize: report.parametersSupported ? report.parameters?.bufferSize : nil, bootloaderMode: report.bootloaderMode,
+            hashSent: hashSent)
+    }
+}
+
+extension DeviceFacts.Link {
+    init(_ connection: ConnectionSpec) {
+        switch connection {
+        case .simulator: self = .inProcessSimulator
+        case .udp: self = .udp
+        case .serial: self = .serial
+        case .ble: self = .ble
+        }
     }
 }

@@ -10,7 +10,8 @@ struct DoctorCommand: ParsableCommand {
         abstract: "Check a Zephyr or nRF Connect SDK build folder for settings that break firmware updates.",
         discussion: """
             Reads partitions.yml, pm_static.yml, the application's and MCUboot's zephyr/.config and \
-            zephyr/zephyr.dts (sysbuild and child-image layouts), and reports each misconfiguration with \
+            zephyr/zephyr.dts (sysbuild and child-image layouts; without the Partition Manager the slots \
+            are the devicetree's fixed partitions, and the first line says so), and reports each misconfiguration with \
             its severity, the file and line or key, why it breaks DFU, the fix, and the public reports it \
             is based on. Works offline.
 
@@ -51,7 +52,7 @@ struct DoctorCommand: ParsableCommand {
         var parts = [build.layout.rawValue]
         if !build.application.directory.isEmpty { parts.append("application \(build.application.directory)/") }
         parts.append(build.mcuboot == nil ? "no MCUboot" : "MCUboot")
-        if let file = build.partitionsFile { parts.append(file) }
+        if let file = build.partitionsFile { parts.append(build.partitionSource == .devicetree ? "partitions from \(file)" : file) }
         if let file = build.pmStaticFile { parts.append(file) }
         return parts.joined(separator: ", ")
     }

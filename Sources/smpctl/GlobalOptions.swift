@@ -78,8 +78,10 @@ struct GlobalOptions: ParsableArguments {
             await Interruption.uncancelled { await client.close() }
             return result
         } catch {
+            // A device error is judged with the device's state, read before the connection closes.
+            let facts = await DeviceFactsReader.read(after: error, client: client, connection: spec)
             await Interruption.uncancelled { await client.close() }
-            output.report(error, operation: operation)
+            output.report(error, operation: operation, facts: facts)
             throw CommandFailure(status: ExitStatus(error))
         }
     }

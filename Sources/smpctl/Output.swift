@@ -76,7 +76,8 @@ struct Output: Sendable {
 
     /// Reports a client failure with the device's own code and name, and the knowledge base's
     /// explanation: what the code means in this operation, the likely causes and the next step.
-    func report(_ error: SMPClientError, operation: OperationKind? = nil) {
+    /// `facts`, read from the device after the failure, rank a device error's causes by its state.
+    func report(_ error: SMPClientError, operation: OperationKind? = nil, facts: DeviceFacts? = nil) {
         let status = ExitStatus(error)
         var fields: [String: JSONValue] = ["error": .string(Self.kind(error))]
         if case .device(let deviceError) = error {
@@ -92,7 +93,7 @@ struct Output: Sendable {
             fail(status: status, message: Interruption.message, fields: fields)
             return
         }
-        let explanation = ExplanationFormat.explanation(for: error, operation: operation)
+        let explanation = ExplanationFormat.explanation(for: error, operation: operation, facts: facts)
         if let explanation { fields["explanation"] = ExplanationFormat.json(explanation) }
         guard !json, let explanation else {
             fail(status: status, message: error.description, fields: fields)

@@ -42,9 +42,9 @@ enum CLI {
 
     static func path(_ relative: String) -> String { packageRoot.appendingPathComponent(relative).path }
 
-    /// Runs smpctl with `arguments`, waiting at most `timeout` seconds.
+    /// Runs smpctl with `arguments`, waiting at most `timeout` seconds; `input` is its standard input.
     static func run(
-        _ arguments: [String], environment: [String: String] = [:], timeout: Double = 60
+        _ arguments: [String], environment: [String: String] = [:], timeout: Double = 60, input: String? = nil
     ) throws -> CLIResult {
         let process = Process()
         process.executableURL = try executable
@@ -57,8 +57,17 @@ enum CLI {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        let inPipe = input.map { _ in Pipe() }
+        process.standardInput = inPipe ?? FileHandle.nullDevice
         try process.run()
+        if let inPipe, let input {
+            // Written from another thread, so a child that reads slowly never blocks the test.
+            let writer = inPipe.fileHandleForWriting
+            Thread.detachNewThread {
+                try? writer.write(contentsOf: Data(input.utf8))
+                try? writer.close()
+            }
+        }
         let outData = Reader(out.fileHandleForReading)
         let errData = Reader(err.fileHandleForReading)
         let deadline = Date().addingTimeInterval(timeout)

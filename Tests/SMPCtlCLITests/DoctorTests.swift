@@ -38,6 +38,16 @@ struct DoctorCLITests {
         #expect(result.stdout.contains("See: "))
     }
 
+    @Test("a devicetree-only build says where its partitions come from and is checked like the others")
+    func devicetreeOnly() throws {
+        let healthy = try CLI.run(["doctor", Self.build("devicetree-only")])
+        #expect(healthy.status == 0, "stdout: \(healthy.stdout)")
+        #expect(healthy.stdout.contains("(sysbuild, application smp_svr/, MCUboot, partitions from smp_svr/zephyr/zephyr.dts)"))
+        let tooLarge = try CLI.run(["doctor", Self.build("devicetree-swap-move-too-large")])
+        #expect(tooLarge.status == 5)
+        #expect(tooLarge.stdout.contains("[swap-move-image-too-large]"))
+    }
+
     @Test("warnings alone exit 0")
     func warnings() throws {
         let result = try CLI.run(["doctor", Self.build("unsigned-image")])

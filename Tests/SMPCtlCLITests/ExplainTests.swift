@@ -50,7 +50,10 @@ struct ExplainTests {
         let timeout = try CLI.run(["explain", "timeout-first-chunk"])
         #expect(timeout.status == 0)
         #expect(timeout.stdout.contains("erases the whole secondary slot"))
-        #expect(try CLI.run(["explain", "bogus"]).status == 2)
+        // A word that is no code, name or failure is text; recognizing nothing in it exits 1.
+        let bogus = try CLI.run(["explain", "bogus"])
+        #expect(bogus.status == 1)
+        #expect(bogus.stderr.contains("that smpctl recognizes"))
         #expect(try CLI.run(["explain", "5", "--op", "dance"]).status == 2)
         #expect(try CLI.run(["explain"]).status == 2)
     }
@@ -144,5 +147,109 @@ struct ExplainTests {
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("unknown code 99"))
         #expect(try CLI.run(["explain", "99", "--group", "image"]).status == 1)
+    }
+
+    @Test("explain TEXT: a pasted multi-line log from other tools, each thing once, in order")
+    func pastedText() throws {
+        let log = """
+            Error: NMP timeout
+            ERROR    Timeout waiting for response
+            no.nordicsemi.android.mcumgr.exception.McuMgrErrorException: Mcu Mgr Error: 9 (group: 1)
+            org.bluez.Error.Failed: Failed to initiate write
+            Error: NMP timeout
+            """
+        let result = try CLI.run(["explain", log])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        #expect(result.stdout.contains("line 1: NMP timeout [mcumgr] (again on lines 2, 5)"))
+        #expect(result.stdout.contains("line 3: Mcu Mgr Error: 9 (group: 1) [nrf-connect-device-manager]"))
+        #expect(result.stdout.contains("image rc 9 IMG_MGMT_ERR_NO_FREE_SLOT"))
+        #expect(result.stdout.contains("line 4: Failed to initiate write [bluez]"))
+        #expect(result.stdout.contains("ATT MTU minus 3"))
+        #expect(result.stdout.components(separatedBy: "no answer from the device").count == 2)
+        let order = ["line 1:", "line 3:", "line 4:"].compactMap { result.stdout.range(of: $0)?.lowerBound }
+        #expect(order.count == 3 && order == order.sorted())
+
+        let json = try CLI.run(["--json", "explain", log])
+        let document = try json.json()
+        #expect(document["ok"] as? Bool == true)
+        let findings = try #require(document["findings"] as? [[String: Any]])
+        #expect(findings.count == 3)
+        #expect(findings.first?["tool"] as? String == "mcumgr")
+        #expect(findings.first?["kind"] as? String == "tool-message")
+        #expect(findings.first?["repeat_lines"] as? [Int] == [2, 5])
+        #expect((findings[1]["explanation"] as? [String: Any])?["name"] as? String == "IMG_MGMT_ERR_NO_FREE_SLOT")
+    }
+
+    @Test("explain - reads pasted text from standard input; unknown codes and unrecognized text exit 1")
+    func standardInput() throws {
+        let pasted = "[00:00:01.204,040] <err> mcumgr_img_grp: Failed to open flash area (-19)\nsmpctl: error: IMG_MGMT_ERR_FLASH_OPEN_FAILED\n"
+        let result = try CLI.run(["explain", "-"], input: pasted)
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        #expect(result.stdout.contains("line 1: Failed to open flash area (-19)"))
+        #expect(result.stdout.contains("line 2: IMG_MGMT_ERR_FLASH_OPEN_FAILED"))
+
+        let nothing = try CLI.run(["explain", "-"], input: "all is well\n")
+        #expect(nothing.status == 1)
+        #expect(nothing.stderr.contains("standard input that smpctl recognizes"))
+        let unknownInText = try CLI.run(["explain", "-"], input: "Error: NMP timeout\nIMG_MGMT_ERR_NOT_A_CODE\n")
+        #expect(unknownInText.status == 1)
+        #expect(unknownInText.stdout.contains("unknown code IMG_MGMT_ERR_NOT_A_CODE"))
+        #expect(unknownInText.stdout.contains("NMP timeout"))
+        // --json: one document, ok false, the unknown code among the findings.
+        let unknownJSON = try CLI.run(["--json", "explain", "-"], input: "Error: 77\n")
+        #expect(unknownJSON.status == 1)
+        let document = try unknownJSON.json()
+        #expect(document["ok"] as? Bool == false)
+        #expect(((document["findings"] as? [[String: Any]])?.first?["explanation"] as? [String: Any])?["known"] as? Bool == false)
+        let nothingJSON = try CLI.run(["--json", "explain", "nothing to see"])
+        #expect(nothingJSON.status == 1)
+        #expect(try nothingJSON.json()["findings"] as? [Any] != nil)
+        let unknownName = try CLI.run(["explain", "IMG_MGMT_ERR_NOT_A_CODE"])
+        #expect(unknownName.status == 1)
+        #expect(unknownName.stderr.contains("unknown code IMG_MGMT_ERR_NOT_A_CODE"))
+        // Every name smpctl prints is explained by name.
+        for name in ["MGMT_ERR_EBADSTATE", "OS_MGMT_ERR_RTC_NOT_SET", "FS_MGMT_ERR_FILE_NOT_FOUND", "ZEPHYRBASIC_MGMT_ERR_FLASH_OPEN_FAILED"] {
+            let named = try CLI.run(["explain", name])
+            #expect(named.status == 0, "\(name): \(named.stderr)")
+            #expect(named.stdout.contains(name))
+        }
+    }
+
+    @Test("a failing upload after a test boot advises confirming first; a pending slot, a reset; -c sim's empty start explains hash not found")
+    func deviceStateAdvice() throws {
+        let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
+        defer { server.terminate() }
+        let dfu = try CLI.run(["-c", connection, "dfu", "--mode", "test-only", Self.image])
+        #expect(dfu.status == 0, "stderr: \(dfu.stderr)")
+        let upload = try CLI.run(["-c", connection, "image", "upload", Self.image])
+        #expect(upload.status == 4)
+        #expect(upload.stderr.contains("IMG_MGMT_ERR_NO_FREE_SLOT"))
+        let causes = try #require(upload.stderr.components(separatedBy: "likely causes").dropFirst().first)
+        #expect(causes.contains("1. The running image 1.1.0 was booted for test and is not confirmed"))
+        #expect(upload.stderr.contains("next step: Confirm the running image first"))
+        #expect(!upload.stderr.contains("or erase the slot"))
+        let json = try CLI.run(["-c", connection, "--json", "image", "upload", Self.image])
+        let explanation = try #require(try json.json()["explanation"] as? [String: Any])
+        let ids = try #require((explanation["causes"] as? [[String: Any]])?.compactMap { $0["id"] as? String })
+        #expect(ids.first == "state-unconfirmed-test-boot")
+        #expect(!ids.contains("slot-pending"))
+
+        // Uploaded and marked for test, not reset yet: the slot is pending, and the advice is to reset.
+        let (pendingServer, pendingConnection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
+        defer { pendingServer.terminate() }
+        let hash = "bbbb0742c8f06e0d32ad81f346c9aaf5ac370c48da21ecbdf7b29b38f276a620"
+        #expect(try CLI.run(["-c", pendingConnection, "image", "upload", Self.image]).status == 0)
+        #expect(try CLI.run(["-c", pendingConnection, "image", "test", hash]).status == 0)
+        let again = try CLI.run(["-c", pendingConnection, "image", "upload", Self.image])
+        #expect(again.status == 4)
+        #expect(again.stderr.contains("marked for test at the next reset"))
+        #expect(again.stderr.contains("smpctl reset"))
+
+        // The in-process simulator starts empty for each command: the uploaded image is gone.
+        let test = try CLI.run(["-c", "sim", "image", "test", hash])
+        #expect(test.status == 4)
+        #expect(test.stderr.contains("IMG_MGMT_ERR_HASH_NOT_FOUND"))
+        #expect(test.stderr.contains("1. `-c sim` runs a simulator inside this smpctl process, and it starts empty for each command"))
+        #expect(!test.stderr.contains("QSPI"))
     }
 }

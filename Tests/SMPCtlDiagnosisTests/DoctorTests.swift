@@ -27,6 +27,15 @@ struct DoctorTests {
         "spi-nor-bus-disabled": ["ext-flash-node-disabled", "spi-nor-bus-unavailable"],
         "sector-size-mismatch": ["sector-size-mismatch"],
         "default-signing-key": ["default-signing-key"],
+        "swap-move-image-fits": [],
+        "swap-move-image-too-large": ["swap-move-image-too-large"],
+        "devicetree-only": [],
+        "zephyr-4.3-active-slot": ["zephyr-99762-active-slot"],
+        "zephyr-4.2-active-slot-ok": [],
+        "devicetree-ext-flash-no-driver-app": ["ext-flash-no-driver-app"],
+        "devicetree-sector-size-mismatch": ["sector-size-mismatch"],
+        "devicetree-slot-size-mismatch": ["slot-size-mismatch"],
+        "devicetree-swap-move-too-large": ["swap-move-image-too-large"],
     ]
 
     static func report(_ name: String) throws -> DoctorReport {
@@ -51,6 +60,34 @@ struct DoctorTests {
             #expect(!finding.references.isEmpty)
             for key in finding.references { #expect(DoctorReferences.reference(key) != nil, "unknown reference \(key)") }
         }
+    }
+
+    @Test("the layout and where the partitions come from: sysbuild, child image, devicetree only")
+    func layouts() throws {
+        let sysbuild = try Self.report("healthy").build
+        #expect(sysbuild.layout == .sysbuild)
+        #expect(sysbuild.partitionSource == .partitionManager)
+        let child = try Self.report("slot-size-mismatch").build
+        #expect(child.layout == .childImage)
+        #expect(child.partitionSource == .partitionManager)
+        let devicetree = try Self.report("devicetree-only").build
+        #expect(devicetree.layout == .sysbuild)
+        #expect(devicetree.partitionSource == .devicetree)
+        #expect(devicetree.partitionsFile == "smp_svr/zephyr/zephyr.dts")
+        #expect(devicetree.partitions["mcuboot_primary"]?.address == 0xc000)
+        #expect(devicetree.partitions["mcuboot_secondary"]?.size == 0x76000)
+        #expect(devicetree.partitions["mcuboot_secondary"]?.region == "flash_primary")
+        #expect(devicetree.partitions["mcuboot"]?.size == 0xc000)
+        let mismatch = try Self.report("devicetree-slot-size-mismatch")
+        let finding = try #require(mismatch.findings.first)
+        #expect(finding.location.file == "smp_svr/zephyr/zephyr.dts")
+        #expect(finding.fix.contains("slot1_partition"))
+        let tooLarge = try #require(try Self.report("devicetree-swap-move-too-large").findings.first)
+        #expect(tooLarge.summary.contains("at most 475136 bytes"))
+        #expect(try Self.report("swap-move-image-too-large").findings.first?.summary.contains("at most 958464 bytes") == true)
+        // The Zephyr version the build records.
+        #expect(try Self.report("zephyr-4.3-active-slot").build.zephyrVersion?.description == "4.3.0")
+        #expect(try Self.report("healthy").build.zephyrVersion == nil)
     }
 
     @Test("the healthy build has no error and names the signed image")

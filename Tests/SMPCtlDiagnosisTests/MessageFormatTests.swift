@@ -76,6 +76,9 @@ struct MessageFormatTests {
                 #expect(!finding.explanation.causes.isEmpty, "\(finding.patternID) has no cause")
                 #expect(!finding.explanation.nextSteps.isEmpty, "\(finding.patternID) has no next step")
                 #expect(!finding.explanation.sources.isEmpty, "\(finding.patternID) cites no source")
+                // Pasted text finds the same line (its per-pattern literal prefilter must not skip it).
+                #expect(knowledge.explain(text: printed).findings.contains { $0.patternID == finding.patternID },
+                    "explain(text:) misses \"\(printed)\"")
             }
         }
     }

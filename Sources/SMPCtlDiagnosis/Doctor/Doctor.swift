@@ -96,6 +96,8 @@ public enum Doctor {
         context.checkAlignment()
         context.checkForeignPartitionFile()
         context.checkSectors()
+        context.checkSwapMoveFit()
+        context.checkActiveSlotRegression()
         context.checkImages()
         context.checkSigningKey()
         let findings = context.findings.sorted { ($0.severity, $0.id) < ($1.severity, $1.id) }
@@ -212,8 +214,10 @@ public enum Doctor {
                 let name = image.role == "MCUboot" ? "mcuboot" : "app"
                 let dts = image.devicetree
                 let extNode = dts?.chosenNode("nordic,pm-ext-flash") ?? dts?.chosenNode("zephyr,external-flash")
+                // Without the Partition Manager the slot's device is its devicetree parent: no chosen node is needed.
+                let partitionManager = build.partitionSource != .devicetree
                 if let dts {
-                    if dts.chosen["nordic,pm-ext-flash"] == nil {
+                    if partitionManager, dts.chosen["nordic,pm-ext-flash"] == nil {
                         add("pm-ext-flash-missing", .error, DoctorLocation(file: dts.file, key: "chosen/nordic,pm-ext-flash"),
                             "The secondary slot is in external flash, but the \(image.role) devicetree chooses no nordic,pm-ext-flash.",
                             why: "Partition Manager places the external_flash region on the node chosen as nordic,pm-ext-flash. "
@@ -234,8 +238,8 @@ public enum Doctor {
                 }
                 if hasExternalDriver(config) { continue }
                 let compatibles = extNode?.compatibles ?? []
-                let outOfTree = !compatibles.isEmpty && Doctor.inTreeExternalCompatibles.isDisjoint(with: compatibles)
-                if config.isEnabled("CONFIG_PM_OVERRIDE_EXTERNAL_DRIVER_CHECK") {
+                let outOfTree = partitionManager && !compatibles.isEmpty && Doctor.inTreeExternalCompatibles.isDisjoint(with: compatibles)
+                if partitionManager, config.isEnabled("CONFIG_PM_OVERRIDE_EXTERNAL_DRIVER_CHECK") {
                     add("pm-override-without-driver", .error, config.location("CONFIG_PM_OVERRIDE_EXTERNAL_DRIVER_CHECK"),
                         "CONFIG_PM_OVERRIDE_EXTERNAL_DRIVER_CHECK is set in the \(image.role), but no external flash driver is compiled in.",
                         why: "The override keeps the external partitions in the flash map although nothing can drive them: "
@@ -341,8 +345,11 @@ public enum Doctor {
                     why: "MCUboot swaps or copies whole slots and finds the image trailer at the end of each slot. With different "
                         + "sizes the trailer is looked for in the wrong place: the device answers \"Hash not found\" (image error 8), "
                         + "the test request is ignored, or the swap is refused.",
-                    fix: "Give both slots the same size (0x\(String(primarySize, radix: 16))) in pm_static.yml "
-                        + "(or CONFIG_PM_PARTITION_SIZE_MCUBOOT_SECONDARY in the application and MCUboot).",
+                    fix: build.partitionSource == .devicetree
+                        ? "Give both slots the same size (0x\(String(primarySize, radix: 16))) in the devicetree: the reg of "
+                            + "slot0_partition and slot1_partition in a board overlay, used by both the application and MCUboot."
+                        : "Give both slots the same size (0x\(String(primarySize, radix: 16))) in pm_static.yml "
+                            + "(or CONFIG_PM_PARTITION_SIZE_MCUBOOT_SECONDARY in the application and MCUboot).",
                     references: ["devzone-121133"])
             }
         }
@@ -475,6 +482,96 @@ public enum Doctor {
                     fix: "Set \(layoutOption)=\(internalPage) in MCUboot's configuration (the external chip erases 4 KiB sectors).",
                     references: ["nrf5340-audio-ext-flash-conf", "devzone-128074"])
             }
+        }
+
+        /// Zephyr's img_mgmt finds the running slot by comparing a slot's offset with CONFIG_FLASH_LOAD_OFFSET, without
+        /// its flash device (zephyr #99762): from v4.3.0 a range check, before it an exact match. A secondary slot on
+        /// another device whose offsets cover the load offset is taken for the running one, and an upload goes to the
+        /// primary slot: it overwrites the running image.
+        mutating func checkActiveSlotRegression() {
+            // Upstream Zephyr's fixed partitions (the Partition Manager finds the running slot its own way).
+            guard let version = build.zephyrVersion, build.partitionSource == .devicetree else { return }
+            let table = build.partitions.isEmpty ? build.pmStatic : build.partitions
+            guard let primary = table["mcuboot_primary"], let primaryAddress = primary.address,
+                let secondary = table["mcuboot_secondary"], let secondaryAddress = secondary.address, let secondarySize = secondary.size,
+                Doctor.fitsFlashMap(primary), Doctor.fitsFlashMap(secondary)
+            else { return }
+            let primaryInternal = !primary.region.contains("external")
+            let secondaryInternal = !secondary.region.contains("external")
+            guard primaryInternal != secondaryInternal || (primary.device != nil && secondary.device != nil && primary.device != secondary.device)
+            else { return }
+            let loadOffset = app.kconfig?.integer("CONFIG_FLASH_LOAD_OFFSET").flatMap { $0 <= UInt64(UInt32.max) ? $0 : nil } ?? primaryAddress
+            let rangeCheck = version.isAtLeast(4, 3)
+            let hit = rangeCheck
+                ? (secondaryAddress <= loadOffset && loadOffset < secondaryAddress + secondarySize)
+                : secondaryAddress == loadOffset
+            guard hit else { return }
+            add("zephyr-99762-active-slot", .error, partitionLocation(secondary, key: secondary.name + ".address"),
+                "With Zephyr \(version), the application may take \(secondary.name) (0x\(String(secondaryAddress, radix: 16))-0x\(String(secondaryAddress + secondarySize, radix: 16)) on another flash device) for the running slot, because its offsets cover the load offset 0x\(String(loadOffset, radix: 16)).",
+                why: "img_mgmt decides which slot runs by comparing partition offsets with CONFIG_FLASH_LOAD_OFFSET and ignores the flash device"
+                    + (rangeCheck ? " (a range check since Zephyr v4.3.0)" : " (an exact match before Zephyr v4.3.0)")
+                    + ". It then treats the primary slot as free: an upload is written over the running image and the device no longer boots.",
+                fix: "Until the fix for zephyr #99762 is in your Zephyr, place the secondary slot so that its offsets on the external device do not "
+                    + "cover 0x\(String(loadOffset, radix: 16)) (for example start it above the primary slot's end), or use a Zephyr version without the regression.",
+                references: ["zephyr-99762"])
+        }
+
+        /// The flash's write block (the smallest write), from MCUboot's devicetree, else the application's; 4 (nRF) when unknown.
+        func writeBlockSize() -> UInt64 {
+            for image in [build.mcuboot, build.application].compactMap({ $0 }) {
+                guard let dts = image.devicetree else { continue }
+                if let flash = dts.chosenNode("zephyr,flash"), let size = flash.cells("write-block-size").first, (1...256).contains(size) {
+                    return size
+                }
+            }
+            return 4
+        }
+
+        /// Swap using move needs, besides the image, one free sector in the primary slot (the move) and the image
+        /// trailer at the end of both slots, rounded up to whole sectors (MCUboot swap_move.c, app_max_size()).
+        mutating func checkSwapMoveFit() {
+            guard let mcuboot = build.mcuboot?.kconfig, mcuboot.isEnabled("CONFIG_BOOT_SWAP_USING_MOVE") else { return }
+            guard let file = uploadFile(), let imageSize = build.fileSizes[file], imageSize > 0 else { return }
+            let table = build.partitions.isEmpty ? build.pmStatic : build.partitions
+            guard let primary = table["mcuboot_primary"], let primarySize = primary.size, Doctor.fitsFlashMap(primary) else { return }
+            let secondary = table["mcuboot_secondary"]
+            if let secondary, !Doctor.fitsFlashMap(secondary) { return }
+            let secondarySize = secondary?.size ?? primarySize
+            let sector = internalEraseSize()
+            let write = writeBlockSize()
+            // Values come from files: every one is bounded before it is multiplied (32-bit sizes, at most 2^20 sectors).
+            var maxSectors = Doctor.sectors(primarySize, of: sector)
+            if !mcuboot.isEnabled("CONFIG_BOOT_MAX_IMG_SECTORS_AUTO"), let configured = mcuboot.integer("CONFIG_BOOT_MAX_IMG_SECTORS") {
+                maxSectors = configured
+            }
+            guard sector > 0, maxSectors > 0, maxSectors <= 1 << 20 else { return }
+            // swap_type + copy_done + image_ok + swap_size (BOOT_MAX_ALIGN 8 each) and the 16-byte magic.
+            var infoSize: UInt64 = 8 * 4 + 16
+            if mcuboot.isEnabled("CONFIG_BOOT_ENCRYPT_IMAGE") {
+                infoSize += 2 * (mcuboot.isEnabled("CONFIG_BOOT_ENCRYPT_ALG_AES_256") ? 32 : 16)
+            }
+            // Three status entries per sector with swap using move (BOOT_STATUS_STATE_COUNT).
+            let rawTrailer = maxSectors * 3 * write + infoSize
+            let trailer = Doctor.sectors(rawTrailer, of: sector) * sector
+            let primaryBytes = (primarySize / sector) * sector
+            let secondaryBytes = (secondarySize / sector) * sector
+            guard primaryBytes > trailer + sector, secondaryBytes > trailer else { return }
+            let limit = min(primaryBytes - trailer - sector, secondaryBytes - trailer)
+            guard imageSize > limit else { return }
+            let location = DoctorLocation(file: file)
+            // The trailer is sized for CONFIG_BOOT_MAX_IMG_SECTORS; sized for the slot's own sectors it may take fewer.
+            let slotSectors = Doctor.sectors(primarySize, of: sector)
+            let smallerTrailer = Doctor.sectors(slotSectors * 3 * write + infoSize, of: sector) * sector
+            let trailerHint = smallerTrailer < trailer
+                ? "; CONFIG_BOOT_MAX_IMG_SECTORS=\(slotSectors) (the slot's sector count) shrinks the trailer to \(kib(smallerTrailer))" : ""
+            add("swap-move-image-too-large", .error, location,
+                "The signed image is \(imageSize) bytes, but with swap using move MCUboot takes at most \(limit) bytes from these slots (\(kib(primarySize)) minus one 0x\(String(sector, radix: 16))-byte sector for the move and a \(kib(trailer)) trailer).",
+                why: "MCUboot moves the primary image up by one sector and keeps its swap status (\(maxSectors) sectors x 3 x \(write)-byte writes plus \(infoSize) bytes) at the end of the slots. "
+                    + "A larger image fits the partition but not the swap: the upload is refused with INVALID_IMAGE_TOO_LARGE (image error 30) "
+                    + "where the application checks it, or MCUboot rejects the image at the next boot and keeps the old one.",
+                fix: "Make the image smaller by at least \(imageSize - limit) bytes, or grow both slots by whole sectors (pm_static.yml or the devicetree "
+                    + "partitions)\(trailerHint).",
+                references: ["mcuboot-swap-move-max-size"])
         }
 
         // MARK: The application image and img_mgmt.

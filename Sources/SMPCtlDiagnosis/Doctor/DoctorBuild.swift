@@ -14,6 +14,51 @@ public enum DoctorLayout: String, Sendable {
     case zephyr
 }
 
+/// The Zephyr version a build records (`zephyr/include/generated/zephyr/version.h`).
+public struct DoctorZephyrVersion: Sendable, Equatable, Comparable, CustomStringConvertible {
+    public var major: Int
+    public var minor: Int
+    public var patch: Int
+    /// The file it was read from.
+    public var file: String
+
+    public var description: String { "\(major).\(minor).\(patch)" }
+    public static func < (a: Self, b: Self) -> Bool { (a.major, a.minor, a.patch) < (b.major, b.minor, b.patch) }
+    /// Whether this is the given version or a later one.
+    public func isAtLeast(_ major: Int, _ minor: Int, _ patch: Int = 0) -> Bool { (self.major, self.minor, self.patch) >= (major, minor, patch) }
+
+    /// Reads `#define KERNEL_VERSION_STRING "4.3.0"` (or `KERNEL_VERSION_MAJOR`, `_MINOR`, `KERNEL_PATCHLEVEL`).
+    static func parse(_ text: String, file: String) -> DoctorZephyrVersion? {
+        var fields: [String: Int] = [:]
+        for line in text.split(whereSeparator: \.isNewline).prefix(500) {
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard words.count >= 3, words[0] == "#define" else { continue }
+            let value = words[2]
+            if words[1] == "KERNEL_VERSION_STRING" {
+                let parts = value.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).split(separator: ".")
+                let numbers = parts.prefix(3).compactMap { part in part.count <= 4 ? Int(part.prefix { $0.isNumber }) : nil }
+                if numbers.count == 3 { return DoctorZephyrVersion(major: numbers[0], minor: numbers[1], patch: numbers[2], file: file) }
+            } else if ["KERNEL_VERSION_MAJOR", "KERNEL_VERSION_MINOR", "KERNEL_PATCHLEVEL"].contains(String(words[1])),
+                value.count <= 4, let number = Int(value)
+            {
+                fields[String(words[1])] = number
+            }
+        }
+        guard let major = fields["KERNEL_VERSION_MAJOR"], let minor = fields["KERNEL_VERSION_MINOR"] else { return nil }
+        return DoctorZephyrVersion(major: major, minor: minor, patch: fields["KERNEL_PATCHLEVEL"] ?? 0, file: file)
+    }
+}
+
+/// Where the build's flash partitions were read from.
+public enum DoctorPartitionSource: String, Sendable {
+    /// nRF Connect SDK's Partition Manager: `partitions.yml` and/or `pm_static.yml`.
+    case partitionManager = "partition-manager"
+    /// The devicetree's fixed partitions (upstream Zephyr, or NCS with the Partition Manager off).
+    case devicetree
+    /// Neither was found.
+    case none
+}
+
 /// One image of the build (the application or MCUboot) and its resolved configuration.
 public struct DoctorImage: Sendable {
     /// "application" or "MCUboot".
@@ -61,8 +106,14 @@ public struct DoctorBuild: Sendable {
     /// `pm_static.yml` found next to the application sources, when there is one.
     public var pmStaticFile: String?
     public var pmStatic: [String: DoctorPartition] = [:]
+    /// Where ``partitions`` came from.
+    public var partitionSource: DoctorPartitionSource = .none
+    /// The Zephyr version the application was built with, when the build records it.
+    public var zephyrVersion: DoctorZephyrVersion?
     /// Files of the build folder that exist, relative to it (only the ones the checks look for).
     public var existingFiles: Set<String> = []
+    /// The sizes of the image files in ``existingFiles``, in bytes.
+    public var fileSizes: [String: UInt64] = [:]
     /// Files that are there but were not read, and why.
     public var unreadableFiles: [DoctorUnreadableFile] = []
 
@@ -146,17 +197,74 @@ public struct DoctorBuild: Sendable {
             build.pmStatic = yaml(text, file: file).map(partitions(in:)) ?? [:]
         }
 
+        if !build.partitions.isEmpty || !build.pmStatic.isEmpty {
+            build.partitionSource = .partitionManager
+        } else if !(build.application.kconfig?.isEnabled("CONFIG_PARTITION_MANAGER_ENABLED") ?? false) {
+            // Upstream Zephyr: the slots are the devicetree's fixed partitions (the application's, else MCUboot's).
+            for image in [build.application, build.mcuboot].compactMap({ $0 }) where build.partitions.isEmpty {
+                guard let dts = image.devicetree else { continue }
+                let found = devicetreePartitions(dts)
+                if found["mcuboot_primary"] != nil {
+                    build.partitions = found
+                    build.partitionsFile = dts.file
+                    build.partitionSource = .devicetree
+                }
+            }
+        }
+
         let appPrefix = applicationDirectory.isEmpty ? "" : applicationDirectory + "/"
+        for candidate in [appPrefix + "zephyr/include/generated/zephyr/version.h", appPrefix + "zephyr/include/generated/version.h"]
+        where build.zephyrVersion == nil {
+            if let text = read(candidate) { build.zephyrVersion = DoctorZephyrVersion.parse(text, file: candidate) }
+        }
         for relative in [
             appPrefix + "zephyr/zephyr.bin", appPrefix + "zephyr/zephyr.signed.bin", appPrefix + "zephyr/zephyr.signed.hex",
             appPrefix + "zephyr/app_update.bin", appPrefix + "zephyr/app_signed.hex", "dfu_application.zip",
             appPrefix + "zephyr/dfu_application.zip", "zephyr/app_update.bin", "zephyr/dfu_application.zip",
         ] where exists(relative) {
             build.existingFiles.insert(relative)
+            let attributes = try? FileManager.default.attributesOfItem(atPath: root.appendingPathComponent(relative).path)
+            if let size = attributes?[.size] as? NSNumber { build.fileSizes[relative] = size.uint64Value }
         }
         // The same file can be a candidate twice (partitions.yml at the top and in the application).
         for problem in problems where !build.unreadableFiles.contains(problem) { build.unreadableFiles.append(problem) }
         return build
+    }
+
+    /// The labels Zephyr's MCUboot partitions carry in the devicetree, and the Partition Manager names they stand for.
+    static let devicetreeSlotLabels: [(label: String, name: String)] = [
+        ("boot_partition", "mcuboot"), ("slot0_partition", "mcuboot_primary"), ("slot1_partition", "mcuboot_secondary"),
+        ("slot2_partition", "mcuboot_primary_1"), ("slot3_partition", "mcuboot_secondary_1"),
+        ("scratch_partition", "mcuboot_scratch"), ("storage_partition", "storage"),
+    ]
+
+    /// The MCUboot partitions of a devicetree (`slot0_partition`...), under Partition Manager names; a partition
+    /// under a `soc-nv-flash` node is internal flash, any other is external.
+    static func devicetreePartitions(_ dts: DoctorDevicetree) -> [String: DoctorPartition] {
+        var result: [String: DoctorPartition] = [:]
+        for (label, name) in devicetreeSlotLabels {
+            guard let node = dts.node(label: label) else { continue }
+            let reg = node.cells("reg")
+            guard reg.count == 2 else { continue }
+            var onChip = false
+            var device: String?
+            var parent = node.parent
+            var steps = 0
+            // Bounded walk up the tree (a hostile file cannot loop it).
+            while let index = parent, index < dts.nodes.count, steps < 64 {
+                let ancestor = dts.nodes[index]
+                if ancestor.compatibles.contains("soc-nv-flash") { onChip = true }
+                if device == nil, !ancestor.compatibles.isEmpty, !ancestor.compatibles.contains("fixed-partitions") {
+                    device = ancestor.labels.first ?? ancestor.name
+                }
+                parent = ancestor.parent
+                steps += 1
+            }
+            result[name] = DoctorPartition(
+                name: name, address: reg[0], size: reg[1], region: onChip ? "flash_primary" : "external_flash", device: device,
+                line: node.propertyLines["reg"] ?? node.line)
+        }
+        return result
     }
 
     /// The partitions of a Partition Manager document, by name.

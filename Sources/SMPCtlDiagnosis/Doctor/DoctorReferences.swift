@@ -12,6 +12,14 @@ public struct DoctorReference: Sendable, Equatable {
 public enum DoctorReferences {
     public static let all: [DoctorReference] = [
         DoctorReference(
+            key: "zephyr-99762",
+            title: "Zephyr #99762: mcumgr image management incorrectly identifies the active slot when the slots are on different flash devices (regression in v4.3.0)",
+            url: "https://github.com/zephyrproject-rtos/zephyr/issues/99762"),
+        DoctorReference(
+            key: "mcuboot-swap-move-max-size",
+            title: "MCUboot swap_move.c app_max_size() and bootutil_area.c boot_trailer_sz(): swap using move keeps one sector free for the move and the image trailer at the end of each slot",
+            url: "https://github.com/mcu-tools/mcuboot/blob/main/boot/bootutil/src/swap_move.c"),
+        DoctorReference(
             key: "ncs-ext-flash-troubleshooting",
             title: "nRF Connect SDK: Using external flash memory partitions, Troubleshooting (BOOT_MAX_IMG_SECTORS=512 - too small?, __device_dts_ord link error)",
             url: "https://docs.nordicsemi.com/bundle/ncs-latest/page/nrf/config_and_build/bootloaders/bootloader_external_flash.html"),
