@@ -20,8 +20,8 @@ public final class UDPServerEndpoint: Sendable {
         let address = try SocketAddress.resolve(host: host, port: port)
         let fd = socket(address.family, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw SMPTransportError(.openFailed, "cannot create a UDP socket", errno: errno) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        // No SO_REUSEADDR: UDP has no TIME_WAIT to skip, and on Linux it lets a second socket
+        // bind a port already in use (and take its datagrams), even one the system chose for port 0.
         guard address.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
             let code = errno
             closeDescriptor(fd)

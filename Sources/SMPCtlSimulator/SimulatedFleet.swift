@@ -141,9 +141,9 @@ public final class SimulatedFleet: Sendable {
         let width = String(options.count).count
         var devices: [SimulatedFleetDevice] = []
         var endpoints: [UDPServerEndpoint] = []
-        // Linux may hand a port already bound with SO_REUSEADDR (as the endpoints are) to another
-        // such socket, and a port read for an unreachable device is free again once closed: every
-        // port is checked against those taken, and a repeat is bound again.
+        // A port read for an unreachable device is free again once closed, and the system may hand
+        // it to a later device: every port is checked against those taken, and a repeat is bound
+        // again.
         var taken = Set<UInt16>()
         var repeats: [UDPServerEndpoint] = []
         defer { for endpoint in repeats { endpoint.stop() } }

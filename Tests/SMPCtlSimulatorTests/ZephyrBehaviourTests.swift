@@ -43,6 +43,20 @@ struct ZephyrTransportLimitTests {
         await endpoint.stop()
     }
 
+    @Test("UDP: a port in use is refused to a second endpoint, and many free ports are all different")
+    func udpPortsAreExclusive() async throws {
+        let first = try UDPServerEndpoint(host: "127.0.0.1", port: 0, server: server { _ in })
+        defer { first.stop() }
+        #expect(throws: SMPTransportError.self) {
+            let second = try UDPServerEndpoint(host: "127.0.0.1", port: first.boundPort, server: server { _ in })
+            second.stop()
+        }
+        var endpoints = [first]
+        for _ in 0..<100 { endpoints.append(try UDPServerEndpoint(host: "127.0.0.1", port: 0, server: server { _ in })) }
+        defer { for endpoint in endpoints.dropFirst() { endpoint.stop() } }
+        #expect(Set(endpoints.map(\.boundPort)).count == endpoints.count)
+    }
+
     @Test("UDP: datagrams over the UDP MTU get no answer, separately from buf_size")
     func udpMTU() async throws {
         let endpoint = try UDPServerEndpoint(
