@@ -19,7 +19,8 @@ struct DoctorCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The build folder (the one given to west build -d).", valueName: "build-dir"))
+    @Argument(help: ArgumentHelp("The build folder (the one given to west build -d).", valueName: "build-dir"),
+        completion: Completion.buildFolder)
     var buildDirectory: String
 
     // `--json` comes from the options every command shares (the root command claims the flag).

@@ -31,7 +31,8 @@ struct ExplainCommand: ParsableCommand {
     @Option(name: .customLong("op"), help: ArgumentHelp("The operation that failed: \(OperationKind.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "operation"))
     var operation: String?
 
-    @Option(help: ArgumentHelp("Explain the recognized lines of a console or boot log (- reads standard input).", valueName: "file"))
+    @Option(help: ArgumentHelp("Explain the recognized lines of a console or boot log (- reads standard input).", valueName: "file"),
+        completion: .file())
     var log: String?
 
     /// `--smp-version` (the version of the failing exchange) and `--json` come from here;

@@ -14,7 +14,8 @@ struct GlobalOptions: ParsableArguments {
         help: ArgumentHelp(
             "The device connection: sim, udp:HOST[:PORT], serial:PATH[?baud=N], ble:NAME-OR-ADDRESS, or a profile name.",
             discussion: "Defaults to the SMPCTL_CONNECTION environment variable.",
-            valueName: "uri"))
+            valueName: "uri"),
+        completion: Completion.connection)
     var connection: String?
 
     @Option(help: ArgumentHelp(

@@ -62,7 +62,8 @@ struct ImageListCommand: AsyncParsableCommand {
 
 /// Options shared by `image upload` and `dfu`.
 struct UploadArguments: ParsableArguments {
-    @Argument(help: "The signed MCUboot image file (for example zephyr.signed.bin).") var file: String
+    @Argument(help: "The signed MCUboot image file (for example zephyr.signed.bin).", completion: Completion.signedImage)
+    var file: String
 
     @Option(help: ArgumentHelp("The image number to update (1 is the nRF5340 network core).", valueName: "n"))
     var image: Int?
@@ -201,7 +202,8 @@ struct ImageUploadCommand: AsyncParsableCommand {
         if let identity { output.line("device lists image \(hexString(identity.hash))") }
         output.document([
             "ok": true, "length": .int(result.length), "resumed_from": .int(result.resumedFrom),
-            "chunks": .int(result.chunks), "chunk_size": .int(result.chunkSize), "window": .int(result.window), "seconds": .double(result.seconds),
+            "chunks": .int(result.chunks), "chunk_size": .int(result.chunkSize), "window": .int(result.window),
+            "upload_seconds": .double(result.seconds), "total_seconds": .double(bar.totalSeconds),
             "match": result.match.json, "image_hash": identity.map { .string(hexString($0.hash)) } ?? .null,
             "images": SlotTable.json(state.images),
         ])

@@ -22,9 +22,10 @@ struct ImageInspectCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The file to inspect.") var file: String
+    @Argument(help: "The file to inspect.", completion: Completion.anyImageFile) var file: String
 
-    @Option(help: ArgumentHelp("Check the signature with this public key (PEM, as `imgtool getpub -e pem` writes it).", valueName: "pem"))
+    @Option(help: ArgumentHelp("Check the signature with this public key (PEM, as `imgtool getpub -e pem` writes it).", valueName: "pem"),
+        completion: Completion.publicKey)
     var key: String?
 
     @Option(name: .customLong("slot-size"), help: ArgumentHelp("Check that the image and the MCUboot trailer fit a slot of this size (decimal, 0x hex, or with K/M).", valueName: "bytes"))

@@ -55,7 +55,7 @@ struct ProfileCommand: ParsableCommand {
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a saved connection.")
-        @Argument(help: "The profile name.") var name: String
+        @Argument(help: "The profile name.", completion: Completion.profileName) var name: String
 
         func run() throws {
             let store = ProfileStore.current
