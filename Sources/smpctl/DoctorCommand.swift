@@ -23,11 +23,11 @@ struct DoctorCommand: ParsableCommand {
         completion: Completion.buildFolder)
     var buildDirectory: String
 
-    // `--json` comes from the options every command shares (the root command claims the flag).
-    @OptionGroup var global: GlobalOptions
+    // Offline: `--json` only, no connection options.
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let json = global.json
+        let json = output.json
         let output = Output(json: json)
         guard let report = Doctor.examine(path: buildDirectory) else {
             let config = URL(fileURLWithPath: buildDirectory).appendingPathComponent("zephyr/.config").path

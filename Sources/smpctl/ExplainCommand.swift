@@ -19,7 +19,7 @@ struct ExplainCommand: ParsableCommand {
             \(FailureKind.allCases.map(\.rawValue).joined(separator: ", ")). With --log, reads a \
             console or boot log (a file, or - for standard input; at most 16 MiB) and explains each \
             line it recognizes. --smp-version gives the SMP version of the failing exchange and --json \
-            prints the explanation as JSON; the connection options are not used.
+            prints the explanation as JSON. Works offline: it takes no connection options.
             """)
 
     @Argument(help: ArgumentHelp("An SMP rc, a group code (with --group), a code name such as IMG_MGMT_ERR_HASH_NOT_FOUND, or a failure name.", valueName: "code"))
@@ -35,9 +35,10 @@ struct ExplainCommand: ParsableCommand {
         completion: .file())
     var log: String?
 
-    /// `--smp-version` (the version of the failing exchange) and `--json` come from here;
-    /// the connection options are ignored, as explain works offline.
-    @OptionGroup var global: GlobalOptions
+    /// `--smp-version` (the version of the failing exchange) and `--json`; explain works offline,
+    /// so it takes no connection options.
+    @OptionGroup var version: SMPVersionOption
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         if log == nil, code == nil { throw ValidationError("give a CODE to explain, or --log FILE") }
@@ -51,7 +52,7 @@ struct ExplainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let output = Output(json: global.json)
+        let output = Output(json: output.json)
         let knowledge: Knowledge
         do {
             knowledge = try Knowledge.load()
@@ -67,11 +68,11 @@ struct ExplainCommand: ParsableCommand {
         let op = operation.flatMap(OperationKind.init(rawValue:))
         let explanation: Explanation
         if let number = Int(code), number >= 0 {
-            explanation = knowledge.explain(code: number, group: groupID, operation: op, smpVersion: global.smpVersion)
+            explanation = knowledge.explain(code: number, group: groupID, operation: op, smpVersion: version.smpVersion)
         } else if code.utf8.count <= 80, let named = knowledge.allCodes.first(where: { $0.name == code.uppercased() }) {
             // A code given by the name smpctl prints, e.g. IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE.
             explanation = knowledge.explain(
-                code: named.rc, group: named.group.map { SMPGroupID(rawValue: $0) }, operation: op, smpVersion: global.smpVersion)
+                code: named.rc, group: named.group.map { SMPGroupID(rawValue: $0) }, operation: op, smpVersion: version.smpVersion)
         } else if let failure = FailureKind(rawValue: code.lowercased()) {
             explanation = knowledge.explain(failure: failure, operation: op)
         } else {

@@ -20,7 +20,8 @@ struct ImageInspectCommand: AsyncParsableCommand {
             mismatch, bad signature or key, too large for the slot, no SHA-256 hash TLV).
             """)
 
-    @OptionGroup var global: GlobalOptions
+    // Offline: `--json` only, no connection options.
+    @OptionGroup var output: OutputOptions
 
     @Argument(help: "The file to inspect.", completion: Completion.anyImageFile) var file: String
 
@@ -58,7 +59,7 @@ struct ImageInspectCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let output = Output(json: global.json)
+        let output = Output(json: self.output.json)
         var options = ImageInspectionOptions(slotSize: slotSize.flatMap(Self.parseSize))
         options.trailer = MCUbootTrailerEstimate(maxSectors: maxSectors)
         if let key {
