@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Checks the install path (issue #12): installs into a temporary prefix, then checks that
 #  - ldd lists no Swift toolchain library for the installed binary;
-#  - the installed binary runs `--help` and `explain 5` from another folder, with PATH holding
-#    no swift and the build folder moved aside (so nothing is found through the build tree);
+#  - the installed binary runs `--help`, `explain 5` and `-c sim echo` from another folder, with
+#    PATH holding no swift and the build's resource bundle moved aside (so the knowledge base is
+#    not found through the build tree, where SwiftPM's Bundle.module would look);
 #  - the man pages and the bash, zsh and fish completion scripts are in place.
 # It builds the release binary (scripts/release.sh) unless SMPCTL_SKIP_BUILD=1 and one exists.
 # Not part of scripts/test.sh: the static release build takes minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
-scratch="${SMPCTL_RELEASE_BUILD:-.build-release}"
+scratch="${SMPCTL_RELEASE_BUILD:-.build}"
 prefix="$(mktemp -d)"
 elsewhere="$(mktemp -d)"
-hidden=""
+bundle=""
 restore() {
-    if [ -n "$hidden" ] && [ -e "$hidden" ]; then mv "$hidden" "$repo/$scratch"; fi
+    if [ -n "$bundle" ] && [ -e "$bundle.hidden-by-check-install" ]; then mv "$bundle.hidden-by-check-install" "$bundle"; fi
     rm -rf "$prefix" "$elsewhere"
 }
 trap restore EXIT
@@ -47,9 +48,9 @@ grep -q "smpctl" "$prefix/share/bash-completion/completions/smpctl" || fail "no 
 grep -q "#compdef smpctl" "$prefix/share/zsh/site-functions/_smpctl" || fail "no zsh completion"
 grep -q "complete -c smpctl" "$prefix/share/fish/vendor_completions.d/smpctl.fish" || fail "no fish completion"
 
-# Run it from elsewhere, with a PATH that has no swift, and the build tree out of reach.
-hidden="$repo/$scratch.hidden-by-check-install"
-mv "$repo/$scratch" "$hidden"
+# Run it from elsewhere, with a PATH that has no swift, and the build's resources out of reach.
+bundle="$(swift build -c release --product smpctl --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)/smpctl_SMPCtlDiagnosis.resources"
+[ -d "$bundle" ] && mv "$bundle" "$bundle.hidden-by-check-install"
 clean_path="/usr/bin:/bin"
 env -i HOME="$elsewhere" PATH="$clean_path" sh -c 'command -v swift' >/dev/null 2>&1 && fail "swift is on $clean_path; cannot check without a toolchain"
 (cd "$elsewhere" && env -i HOME="$elsewhere" PATH="$clean_path" "$installed" --help > help.txt) || fail "smpctl --help failed"
