@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
-scratch="${SMPCTL_RELEASE_BUILD:-.build}"
+scratch="${SMPCTL_RELEASE_BUILD:-.build-release}"
 prefix="$(mktemp -d)"
 elsewhere="$(mktemp -d)"
 bundle=""

@@ -16,7 +16,7 @@ case "$prefix" in
     *) prefix="$(pwd)/$prefix" ;;
 esac
 root="${DESTDIR:-}$prefix"
-scratch="${SMPCTL_RELEASE_BUILD:-.build}"
+scratch="${SMPCTL_RELEASE_BUILD:-.build-release}"
 if [ "${SMPCTL_SKIP_BUILD:-0}" != 1 ]; then
     scripts/release.sh
 fi

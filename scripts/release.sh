@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the release smpctl with the Swift runtime and Foundation linked in (--static-swift-stdlib),
 # so it runs where no Swift toolchain is installed, and prints its path, size and SHA-256.
-# The build goes to $SMPCTL_RELEASE_BUILD (default .build, where generate-man.sh's release build
-# already compiled the modules, so only the link changes).
+# The build goes to $SMPCTL_RELEASE_BUILD (default .build-release): --static-swift-stdlib compiles
+# every module again anyway, and apart from .build it never holds the debug build's lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scratch="${SMPCTL_RELEASE_BUILD:-.build}"
+scratch="${SMPCTL_RELEASE_BUILD:-.build-release}"
 build=(swift build -c release --product smpctl --static-swift-stdlib --scratch-path "$scratch")
 start=$(date +%s)
 log=$(mktemp)

@@ -94,7 +94,12 @@ struct DoctorCommand: ParsableCommand {
             ])
         }
         let build = report.build
-        return .object([
+        var failure: [String: JSONValue] = [:]
+        if report.errorCount > 0 {
+            // As every error document: the kind, and no upload (doctor never uploads).
+            failure = ["error": "build-misconfigured", "upload_progress": .null, "exit_status": .int(Int(ExitStatus.verification.rawValue))]
+        }
+        return .object(failure.merging([
             "ok": .bool(report.errorCount == 0),
             "build_dir": .string(build.path),
             "layout": .string(build.layout.rawValue),
@@ -106,6 +111,6 @@ struct DoctorCommand: ParsableCommand {
             "errors": .int(report.errorCount),
             "warnings": .int(report.warningCount),
             "findings": .array(findings),
-        ])
+        ]) { $1 })
     }
 }

@@ -182,6 +182,11 @@ enum ImageReport {
                 ]
             }),
         ]
+        if inspection.verdict != .good {
+            // As every error document: the kind, and no upload (inspect never uploads).
+            object["error"] = .string(status == .usage ? "invalid-image" : "verification")
+            object["upload_progress"] = .null
+        }
         if let error = inspection.parseError {
             object["parse_error"] = ["code": .string(error.code.rawValue), "reason": .string(error.reason), "offset": error.offset.json]
         }

@@ -36,7 +36,7 @@ struct ProfileCommand: ParsableCommand {
         func run() throws {
             let profiles = try ProfileStore.current.load()
             if global.json {
-                print(JSONValue.object(profiles.mapValues(JSONValue.string)).text)
+                print(JSONValue.object(["ok": true, "profiles": .object(profiles.mapValues(JSONValue.string))]).text)
             } else {
                 for name in profiles.keys.sorted() {
                     let uri = profiles[name] ?? ""
