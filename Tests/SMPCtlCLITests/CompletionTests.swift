@@ -29,7 +29,7 @@ struct CompletionTests {
         #expect(Self.section(of: script, bashFunction: "_smpctl_doctor").contains("__smpctl_add_completions -d"))
         #expect(Self.section(of: script, bashFunction: "_smpctl_fleet_run").contains("yaml|yml|json"))
         #expect(script.contains("---completion dfu -- --connection"))
-        #expect(script.contains("---completion profile remove -- name"))
+        #expect(script.contains("---completion profile remove -- positional@0"))
         // Offline commands take no connection, so nothing completes one there.
         for offline in ["explain", "doctor", "image inspect"] {
             #expect(!script.contains("---completion \(offline) -- --connection"), "\(offline) completes --connection")
@@ -104,11 +104,14 @@ struct CompletionTests {
         silent["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=\(path)"
         let (result, words, seconds) = try Self.connections("ble", environment: silent)
         #expect(result.status == 0)
-        #expect(words == ["ble:"])
+        #expect(words == ["ble:", "blelab"])
         #expect(seconds < 5, "completion took \(seconds) s")
         // With no bus at all, it is immediate.
         let (_, none, quick) = try Self.connections("bl", environment: environment)
         #expect(none == ["ble:", "blelab"])
         #expect(quick < 3)
+        // profile remove completes the saved names.
+        let remove = try CLI.run(["---completion", "profile", "remove", "--", "positional@0", "0", "1", "b"], environment: environment)
+        #expect(remove.stdout.split(separator: "\n") == ["blelab"])
     }
 }
