@@ -23,23 +23,30 @@ fi
 binary="$(swift build -c release --product smpctl --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)/smpctl"
 [ -x "$binary" ] || { echo "install.sh: no release binary at $binary (run scripts/release.sh)" >&2; exit 1; }
 
-# Writing to /usr/local needs root; say so rather than failing half-way.
+# The build ran as you; only writing to a prefix you cannot write (such as /usr/local) uses sudo.
 probe="$root"
 while [ ! -e "$probe" ]; do probe="$(dirname "$probe")"; done
-if [ ! -w "$probe" ]; then
-    echo "install.sh: $probe is not writable; run it as root (sudo scripts/install.sh) or give a PREFIX such as ~/.local" >&2
-    exit 1
+SUDO=""
+if [ ! -w "$probe" ] && [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install.sh: $probe is not writable and there is no sudo; give a PREFIX such as ~/.local" >&2; exit 1; }
+    echo "install.sh: $probe is not writable by you; installing with sudo"
+    SUDO="sudo"
 fi
+completions="$(mktemp -d)"
+trap 'rm -rf "$completions"' EXIT
+"$binary" --generate-completion-script bash > "$completions/smpctl"
+"$binary" --generate-completion-script zsh > "$completions/_smpctl"
+"$binary" --generate-completion-script fish > "$completions/smpctl.fish"
 
-install -d "$root/bin" "$root/share/smpctl" "$root/share/man/man1" \
+$SUDO install -d "$root/bin" "$root/share/smpctl" "$root/share/man/man1" \
     "$root/share/bash-completion/completions" "$root/share/zsh/site-functions" \
     "$root/share/fish/vendor_completions.d"
-install -m 0755 "$binary" "$root/bin/smpctl"
-install -m 0644 Sources/SMPCtlDiagnosis/Knowledge/knowledge.json "$root/share/smpctl/knowledge.json"
-install -m 0644 man/*.1 "$root/share/man/man1/"
-"$binary" --generate-completion-script bash > "$root/share/bash-completion/completions/smpctl"
-"$binary" --generate-completion-script zsh > "$root/share/zsh/site-functions/_smpctl"
-"$binary" --generate-completion-script fish > "$root/share/fish/vendor_completions.d/smpctl.fish"
+$SUDO install -m 0755 "$binary" "$root/bin/smpctl"
+$SUDO install -m 0644 Sources/SMPCtlDiagnosis/Knowledge/knowledge.json "$root/share/smpctl/knowledge.json"
+$SUDO install -m 0644 man/*.1 "$root/share/man/man1/"
+$SUDO install -m 0644 "$completions/smpctl" "$root/share/bash-completion/completions/smpctl"
+$SUDO install -m 0644 "$completions/_smpctl" "$root/share/zsh/site-functions/_smpctl"
+$SUDO install -m 0644 "$completions/smpctl.fish" "$root/share/fish/vendor_completions.d/smpctl.fish"
 
 echo "installed $root/bin/smpctl, $(ls man/*.1 | wc -l) man pages and bash, zsh and fish completions under $root"
 case ":$PATH:" in
