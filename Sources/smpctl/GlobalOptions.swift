@@ -15,11 +15,12 @@ struct GlobalOptions: ParsableArguments {
     @OptionGroup var link: LinkOptions
     @OptionGroup var version: SMPVersionOption
     @OptionGroup var output: OutputOptions
+    @OptionGroup var verbosity: VerboseOption
 
     var connection: String? { link.connection }
     var timeout: Double { link.timeout }
     var retries: Int { link.retries }
-    var verbose: Bool { link.verbose }
+    var verbose: Bool { verbosity.verbose }
     var smpVersion: Int? { version.smpVersion }
     var json: Bool { output.json }
 
@@ -117,9 +118,6 @@ struct LinkOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Times a request is sent again after a timeout.", valueName: "count"))
     var retries: Int = 3
 
-    @Flag(name: [.customShort("v"), .long], help: "Log every frame as hex, and ignored responses, on standard error.")
-    var verbose = false
-
     func validate() throws {
         guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
         guard (0...100).contains(retries) else { throw ValidationError("--retries must be between 0 and 100") }
@@ -134,6 +132,12 @@ struct SMPVersionOption: ParsableArguments {
     func validate() throws {
         if let smpVersion, smpVersion != 1 && smpVersion != 2 { throw ValidationError("--smp-version must be 1 or 2") }
     }
+}
+
+/// `-v`: device commands log every frame; `simulate` logs each request, erase, reset and boot decision.
+struct VerboseOption: ParsableArguments {
+    @Flag(name: [.customShort("v"), .long], help: "Log on standard error: every frame as hex and ignored responses (device commands); each request, erase, reset and boot decision (simulate).")
+    var verbose = false
 }
 
 /// `--json`: every command, the offline ones included.
