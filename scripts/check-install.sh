@@ -46,7 +46,7 @@ for page in man/*.1; do
 done
 grep -q "smpctl" "$prefix/share/bash-completion/completions/smpctl" || fail "no bash completion"
 grep -q "#compdef smpctl" "$prefix/share/zsh/site-functions/_smpctl" || fail "no zsh completion"
-grep -q "complete -c smpctl" "$prefix/share/fish/vendor_completions.d/smpctl.fish" || fail "no fish completion"
+grep -q "complete -c 'smpctl'" "$prefix/share/fish/vendor_completions.d/smpctl.fish" || fail "no fish completion"
 
 # Run it from elsewhere, with a PATH that has no swift, and the build's resources out of reach.
 bundle="$(swift build -c release --product smpctl --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)/smpctl_SMPCtlDiagnosis.resources"

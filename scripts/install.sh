@@ -20,7 +20,7 @@ scratch="${SMPCTL_RELEASE_BUILD:-.build-release}"
 if [ "${SMPCTL_SKIP_BUILD:-0}" != 1 ]; then
     scripts/release.sh
 fi
-binary="$(swift build -c release --product smpctl --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)/smpctl"
+binary="$scratch/artifact/smpctl"
 [ -x "$binary" ] || { echo "install.sh: no release binary at $binary (run scripts/release.sh)" >&2; exit 1; }
 
 # The build ran as you; only writing to a prefix you cannot write (such as /usr/local) uses sudo.

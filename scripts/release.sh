@@ -17,11 +17,16 @@ if ! "${build[@]}" >"$log" 2>&1; then
 fi
 rm -f "$log"
 bin_dir=$("${build[@]}" --show-bin-path)
-binary="$bin_dir/smpctl"
-[ -x "$binary" ] || { echo "release.sh: no binary at $binary" >&2; exit 1; }
+built="$bin_dir/smpctl"
+[ -x "$built" ] || { echo "release.sh: no binary at $built" >&2; exit 1; }
+# The artifact: the binary without its debug symbols (it keeps what Swift needs at run time).
+mkdir -p "$scratch/artifact"
+binary="$scratch/artifact/smpctl"
+cp "$built" "$binary"
+if command -v strip >/dev/null; then strip "$binary"; fi
 size=$(stat -c %s "$binary")
 sha=$(sha256sum "$binary" | cut -d' ' -f1)
-echo "binary: $binary"
+echo "binary: $binary (from $built, $(stat -c %s "$built") bytes before strip)"
 echo "size: $size bytes ($(( (size + 524288) / 1048576 )) MiB)"
 echo "sha256: $sha"
 echo "knowledge: Sources/SMPCtlDiagnosis/Knowledge/knowledge.json (installed beside it as share/smpctl/knowledge.json)"
