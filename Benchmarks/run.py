@@ -593,7 +593,7 @@ def finish_smpctl(row: Row, m: Measured) -> Row:
         row.note = f"exit {m.status}: {(m.stderr or m.stdout).strip()[-300:]}"
         return row
     row.ok = True
-    row.upload_s = float(doc["seconds"])
+    row.upload_s = float(doc.get("upload_seconds", doc.get("seconds", 0)))
     row.extra.update({k: doc.get(k) for k in ("chunks", "chunk_size", "window")})
     return row
 
@@ -775,7 +775,7 @@ def render(rows: list[Row], header: list[str], command: str, cross_checks: list[
     w("- Peers run as child processes (`run.py --peer ...`) so that CPU time and RSS are measured the same way "
       "(GNU `/usr/bin/time -f '%M %U %S'` around each client process; see run.py for why not os.wait4); "
       "their CPU time and RSS include the Python interpreter.")
-    w("- **Upload s** is the time the client itself reports for the upload (smpctl's JSON `seconds`; "
+    w("- **Upload s** is the time the client itself reports for the upload (smpctl's JSON `upload_seconds`; "
       "the peers are timed around their upload call) — from the first chunk to the last answer. "
       "**Wall s** is the whole client process (start-up, connect, params, the upload, and for smpctl the "
       "image list it prints after). **KiB/s** and **% cap** use the upload time.")

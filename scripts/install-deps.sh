@@ -2,7 +2,8 @@
 # Installs what smpctl's build, tests and CI need on Debian. Safe to run again.
 set -euo pipefail
 need_apt=()
-for package in libdbus-1-dev zlib1g-dev dbus python3 python3-pip python3-venv; do
+# mandoc: the man-page test lints every page with `mandoc -T lint`.
+for package in libdbus-1-dev zlib1g-dev dbus python3 python3-pip python3-venv mandoc; do
     dpkg -s "$package" >/dev/null 2>&1 || need_apt+=("$package")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -55,8 +55,28 @@ public struct ProfileStore: Sendable {
                 withJSONObject: ["profiles": profiles], options: [.prettyPrinted, .sortedKeys])
             try data.write(to: url, options: .atomic)
         } catch {
-            throw ConnectionError("cannot write \(url.path): \(error.localizedDescription)")
+            throw ConnectionError("cannot write \(url.path): \(Self.reason(error))")
         }
+    }
+
+    /// Why a write failed, in words (the errno's text), not as an NSCocoaErrorDomain number.
+    static func reason(_ error: any Error) -> String {
+        let described = error as NSError
+        for candidate in [described.userInfo[NSUnderlyingErrorKey] as? NSError, described].compactMap({ $0 })
+        where candidate.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(truncatingIfNeeded: candidate.code)))
+        }
+        if let cocoa = error as? CocoaError {
+            switch cocoa.code {
+            case .fileWriteNoPermission: return "permission denied"
+            case .fileWriteVolumeReadOnly: return "read-only file system"
+            case .fileWriteOutOfSpace: return "no space left on the device"
+            case .fileWriteFileExists: return "a file is in the way"
+            case .fileNoSuchFile, .fileWriteInvalidFileName: return "no such folder"
+            default: break
+            }
+        }
+        return "write failed (\(described.domain) \(described.code))"
     }
 
     /// Refuses a name that cannot be a profile: 1 to 64 characters from `A-Z a-z 0-9 . _ -`, not `sim`.

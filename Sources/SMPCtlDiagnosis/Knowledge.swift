@@ -251,8 +251,19 @@ public struct Knowledge: Sendable {
         try cached.get()
     }
 
+    /// Where `scripts/install.sh` puts the knowledge base: `PREFIX/share/smpctl/knowledge.json` for
+    /// `PREFIX/bin/smpctl`. Looked up first, so an installed binary never needs the build tree
+    /// (SwiftPM's resource bundle sits beside the build's binary, or at the build's absolute path).
+    static func installedKnowledgeFile() -> URL? {
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let candidate = executable.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("share/smpctl/knowledge.json")
+        return RegularFile.isRegular(candidate.path) ? candidate : nil
+    }
+
     private static func loadFromBundle() throws(KnowledgeError) -> Knowledge {
-        guard let url = Bundle.module.url(forResource: "knowledge", withExtension: "json", subdirectory: "Knowledge")
+        guard let url = installedKnowledgeFile()
+            ?? Bundle.module.url(forResource: "knowledge", withExtension: "json", subdirectory: "Knowledge")
             ?? Bundle.module.url(forResource: "knowledge", withExtension: "json")
         else { throw .missingResource }
         let data: Data

@@ -102,6 +102,20 @@ public actor SimulatedDevice {
     var hostileStuckOffset: Int?
     /// Number of boots after the first.
     public private(set) var bootCount = 0
+    /// What the device did besides answering (erases, boot decisions), for `simulate -v`; taken
+    /// with ``takeActivity()``. Bounded: the oldest lines go first.
+    private var activity: [String] = []
+
+    /// The lines recorded since the last call.
+    public func takeActivity() -> [String] {
+        defer { activity = [] }
+        return activity
+    }
+
+    func note(_ line: String) {
+        if activity.count >= 256 { activity.removeFirst(activity.count - 255) }
+        activity.append(line)
+    }
     /// The last upload that reached its full length.
     public internal(set) var lastCompletedUpload: SimulatorCompletedUpload?
 
@@ -536,12 +550,17 @@ public actor SimulatedDevice {
                 {
                     swapSlots(primary, secondary)
                     boot[index].revertArmed = pending == .test
+                    note("boot: image \(index): swapped the \(pending == .test ? "test" : "permanent") image in slot \(secondary) into slot \(primary)\(pending == .test ? "; it reverts at the next boot unless confirmed" : "")")
                 } else {
                     eraseSlot(secondary)
+                    note("boot: image \(index): the pending image in slot \(secondary) is \(configuration.bootloaderRejectsImages ? "refused by the bootloader" : "not valid (hash, header or not bootable)"); slot \(secondary) erased, slot \(primary) boots")
                 }
             } else if boot[index].revertArmed {
                 swapSlots(primary, secondary)
                 boot[index].revertArmed = false
+                note("boot: image \(index): the test image was not confirmed; reverted to the image in slot \(secondary)")
+            } else {
+                note("boot: image \(index): nothing pending; slot \(primary) boots")
             }
         }
         if !configuration.keepUploadStateAcrossReset { upload = nil }
@@ -566,6 +585,7 @@ public actor SimulatedDevice {
 
     func eraseSlot(_ slot: Int) {
         guard flash.indices.contains(slot) else { return }
+        note("erase: slot \(slot) (\(flash[slot].count) bytes)")
         flash[slot] = [UInt8](repeating: 0xFF, count: flash[slot].count)
     }
 }

@@ -285,6 +285,7 @@ extension SimulatedDevice {
     /// Erases the sectors the upload will write plus the last sector (the trailer).
     func eraseForUpload(slot: Int, length: Int) {
         let size = flash[slot].count
+        note("erase: slot \(slot) for a \(length)-byte upload")
         let sector = max(configuration.sectorSize, 1)
         let end = min(size, (length + sector - 1) / sector * sector)
         if end > 0 { flash[slot].replaceSubrange(0..<end, with: repeatElement(0xFF, count: end)) }

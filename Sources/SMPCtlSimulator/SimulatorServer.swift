@@ -26,7 +26,14 @@ public final class SimulatorServer: SMPPacketServer {
 
     private let clocks = Mutex(Clocks())
 
-    public init(device: SimulatedDevice, bootTime: Duration = .milliseconds(150), link: LinkModel = .ideal) {
+    /// Where `simulate -v` logs each request, erase, reset and boot decision; nil logs nothing.
+    public let log: (@Sendable (String) -> Void)?
+
+    public init(
+        device: SimulatedDevice, bootTime: Duration = .milliseconds(150), link: LinkModel = .ideal,
+        log: (@Sendable (String) -> Void)? = nil
+    ) {
+        self.log = log
         self.device = device
         self.bootTime = bootTime
         self.link = link
@@ -48,6 +55,13 @@ public final class SimulatorServer: SMPPacketServer {
             clocks.bootingUntil = nil
             return false
         }
+        if let log {
+            if let header = try? SMPHeader(decoding: packet.prefix(8)) {
+                log("request: \(header.operation) group \(header.group.rawValue) command \(header.command) seq \(header.sequence), \(packet.count) bytes\(booting ? " (ignored: booting)" : "")")
+            } else {
+                log("request: \(packet.count) bytes without a valid SMP header\(booting ? " (ignored: booting)" : "")")
+            }
+        }
         if booting { return SMPServerReply(responses: []) }
         let flashSeconds = link.medium == .ideal && link.eraseTime == .zero && link.writeTimePerKiB == .zero
             ? 0 : await flashWork(packet)
@@ -67,6 +81,10 @@ public final class SimulatorServer: SMPPacketServer {
         }
         if output.resetting {
             clocks.withLock { $0.bootingUntil = ContinuousClock.now + bootTime }
+        }
+        if let log {
+            if output.resetting { log("reset: the device reboots; silent for \(bootTime)") }
+            for line in await device.takeActivity() { log(line) }
         }
         return reply
     }

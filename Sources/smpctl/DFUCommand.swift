@@ -65,6 +65,7 @@ struct DFUCommand: AsyncParsableCommand {
             "resumed_from": report.upload.map { .int($0.resumedFrom) } ?? .null,
             "upload_seconds": report.upload.map { .double($0.seconds) } ?? .null,
             "reconnect_seconds": report.reconnectSeconds.map { .double($0) } ?? .null,
+            "total_seconds": .double(bar.totalSeconds),
             "running": .bool(report.running), "confirmed": .bool(report.confirmed),
             "images": SlotTable.json(report.finalState),
         ])
@@ -97,7 +98,7 @@ struct DFUCommand: AsyncParsableCommand {
             var extra = String(format: "; %.2f s since the command started", bar.totalSeconds)
             if let summary = bar.summary { extra += ", " + summary }
             output.line("uploaded in \(String(format: "%.2f", result.seconds)) s, \(result.chunks) chunks\(extra)")
-            output.event(["event": "upload_finished", "seconds": .double(result.seconds), "resumed_from": .int(result.resumedFrom)])
+            output.event(["event": "upload_finished", "upload_seconds": .double(result.seconds), "resumed_from": .int(result.resumedFrom)])
         case .verifiedUpload(let slot):
             output.line("the device lists the new image in slot \(slot)")
             output.event(["event": "verified_upload", "slot": .int(slot)])
@@ -112,7 +113,7 @@ struct DFUCommand: AsyncParsableCommand {
             output.event(["event": "reset"])
         case .reconnected(let seconds):
             output.line(String(format: "device back after %.2f s", seconds))
-            output.event(["event": "reconnected", "seconds": .double(seconds)])
+            output.event(["event": "reconnected", "reconnect_seconds": .double(seconds)])
         case .runningNewImage(let confirmed):
             output.line("the new image is running\(confirmed ? " and confirmed" : "")")
             output.event(["event": "running", "confirmed": .bool(confirmed)])

@@ -19,7 +19,8 @@ struct DiagnoseCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "An image file to check against the device (optional).") var file: String?
+    @Argument(help: "An image file to check against the device (optional).", completion: Completion.signedImage)
+    var file: String?
 
     @Option(help: ArgumentHelp("The image number to look at.", valueName: "n")) var image: Int = 0
 

@@ -20,14 +20,15 @@ struct DoctorCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The build folder (the one given to west build -d).", valueName: "build-dir"))
+    @Argument(help: ArgumentHelp("The build folder (the one given to west build -d).", valueName: "build-dir"),
+        completion: Completion.buildFolder)
     var buildDirectory: String
 
-    // `--json` comes from the options every command shares (the root command claims the flag).
-    @OptionGroup var global: GlobalOptions
+    // Offline: `--json` only, no connection options.
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let json = global.json
+        let json = output.json
         let output = Output(json: json)
         guard let report = Doctor.examine(path: buildDirectory) else {
             let config = URL(fileURLWithPath: buildDirectory).appendingPathComponent("zephyr/.config").path
@@ -94,7 +95,12 @@ struct DoctorCommand: ParsableCommand {
             ])
         }
         let build = report.build
-        return .object([
+        var failure: [String: JSONValue] = [:]
+        if report.errorCount > 0 {
+            // As every error document: the kind, and no upload (doctor never uploads).
+            failure = ["error": "build-misconfigured", "upload_progress": .null, "exit_status": .int(Int(ExitStatus.verification.rawValue))]
+        }
+        return .object(failure.merging([
             "ok": .bool(report.errorCount == 0),
             "build_dir": .string(build.path),
             "layout": .string(build.layout.rawValue),
@@ -106,6 +112,6 @@ struct DoctorCommand: ParsableCommand {
             "errors": .int(report.errorCount),
             "warnings": .int(report.warningCount),
             "findings": .array(findings),
-        ])
+        ]) { $1 })
     }
 }

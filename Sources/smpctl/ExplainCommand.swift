@@ -26,7 +26,7 @@ struct ExplainCommand: ParsableCommand {
             nothing in it exits 0. At most 16 MiB of \
             text is read (the rest is ignored, and smpctl says so) and at most \(Knowledge.maximumFindings) \
             distinct findings are reported. --smp-version gives the SMP version of the failing exchange and \
-            --json prints the explanation as JSON; the connection options are not used.
+            --json prints the explanation as JSON. Works offline: it takes no connection options.
             """)
 
     @Argument(help: ArgumentHelp("An SMP rc, a group code (with --group), a code name such as IMG_MGMT_ERR_HASH_NOT_FOUND, a failure name, pasted text, or - to read text from standard input.", valueName: "code|text"))
@@ -38,12 +38,14 @@ struct ExplainCommand: ParsableCommand {
     @Option(name: .customLong("op"), help: ArgumentHelp("The operation that failed: \(OperationKind.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "operation"))
     var operation: String?
 
-    @Option(help: ArgumentHelp("Explain the recognized lines of a console or boot log (- reads standard input).", valueName: "file"))
+    @Option(help: ArgumentHelp("Explain the recognized lines of a console or boot log (- reads standard input).", valueName: "file"),
+        completion: .file())
     var log: String?
 
-    /// `--smp-version` (the version of the failing exchange) and `--json` come from here;
-    /// the connection options are ignored, as explain works offline.
-    @OptionGroup var global: GlobalOptions
+    /// `--smp-version` (the version of the failing exchange) and `--json`; explain works offline,
+    /// so it takes no connection options.
+    @OptionGroup var version: SMPVersionOption
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         if log == nil, code == nil { throw ValidationError("give a CODE to explain, or --log FILE") }
@@ -57,7 +59,7 @@ struct ExplainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let output = Output(json: global.json)
+        let output = Output(json: output.json)
         let knowledge: Knowledge
         do {
             knowledge = try Knowledge.load()
@@ -77,11 +79,11 @@ struct ExplainCommand: ParsableCommand {
         let op = operation.flatMap(OperationKind.init(rawValue:))
         let explanation: Explanation
         if let number = Int(code), number >= 0 {
-            explanation = knowledge.explain(code: number, group: groupID, operation: op, smpVersion: global.smpVersion)
+            explanation = knowledge.explain(code: number, group: groupID, operation: op, smpVersion: version.smpVersion)
         } else if let named = knowledge.code(named: code) {
             // A code given by the name smpctl prints, e.g. IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE.
             explanation = knowledge.explain(
-                code: named.rc, group: named.group.map { SMPGroupID(rawValue: $0) }, operation: op, smpVersion: global.smpVersion)
+                code: named.rc, group: named.group.map { SMPGroupID(rawValue: $0) }, operation: op, smpVersion: version.smpVersion)
         } else if let failure = FailureKind(rawValue: code.lowercased()) {
             explanation = knowledge.explain(failure: failure, operation: op)
         } else if Self.looksLikeCodeName(code) {

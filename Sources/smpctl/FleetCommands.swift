@@ -21,7 +21,7 @@ struct FleetCommand: AsyncParsableCommand {
 
 /// Options shared by plan and run.
 struct FleetSelection: ParsableArguments {
-    @Argument(help: "The manifest (YAML or JSON).") var manifest: String
+    @Argument(help: "The manifest (YAML or JSON).", completion: Completion.manifest) var manifest: String
 
     @Option(name: .customLong("select"), help: ArgumentHelp("Only devices whose label (or name) has this value; may be repeated (all must match).", valueName: "key=value"))
     var select: [String] = []
@@ -112,7 +112,7 @@ struct FleetPlanCommand: AsyncParsableCommand {
             "name": .string(entry.device.name), "connection": .string(entry.device.connectionText),
             "labels": .object(entry.device.labels.mapValues(JSONValue.string)),
             "action": .string(entry.action.rawValue), "reason": .string(entry.reason),
-            "seconds": .double(entry.seconds),
+            "plan_seconds": .double(entry.seconds),
             "images": .array(entry.images.map { plan in
                 ["name": .string(plan.name), "image": .int(plan.imageNumber), "from": plan.from.json, "to": .string(plan.to),
                  "action": .string(plan.action.rawValue), "reason": .string(plan.reason)]
@@ -165,7 +165,7 @@ struct FleetRunCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-failures"), help: ArgumentHelp("Halt once more devices than this failed: a count, or a percentage of the devices to update.", valueName: "n|p%"))
     var maxFailures: String?
 
-    @Option(help: ArgumentHelp("The journal (default: MANIFEST-NAME.journal in the current folder).", valueName: "path"))
+    @Option(help: ArgumentHelp("The journal (default: MANIFEST-NAME.journal in the current folder).", valueName: "path"), completion: Completion.journal)
     var journal: String?
 
     @Option(help: ArgumentHelp("The JSON report (default: beside the journal); the JUnit XML goes beside it as .junit.xml.", valueName: "path"))
@@ -237,7 +237,7 @@ struct FleetRunCommand: AsyncParsableCommand {
         do {
             report = try await FleetRunner.run(manifest, options: options, journal: journal, factory: fleetTransportFactory) { event in
                 live?.handle(event)
-                if selection.json { FleetEvents.json(event).map { Output.diagnostic($0.text) } }
+                if selection.json { FleetEvents.json(event).map { Output.diagnostic(Output.stamped($0).text) } }
                 if plain, let line = FleetEvents.line(event) { Output.diagnostic(line) }
             }
         } catch {
@@ -269,7 +269,7 @@ struct FleetStatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show a run's progress from its journal (from another terminal, while it runs or after).")
 
-    @Argument(help: "The journal of the run.") var journal: String
+    @Argument(help: "The journal of the run.", completion: Completion.journal) var journal: String
 
     @OptionGroup var global: GlobalOptions
 
@@ -325,7 +325,7 @@ struct FleetReportCommand: ParsableCommand {
             `fleet run` would give for the merged result (0, 6 or 7).
             """)
 
-    @Argument(help: "Journals or JSON reports.") var inputs: [String]
+    @Argument(help: "Journals or JSON reports.", completion: Completion.journalOrReport) var inputs: [String]
 
     @Option(help: ArgumentHelp("Write the merged JSON report here.", valueName: "path")) var output: String?
 

@@ -17,7 +17,7 @@ enum FleetEvents {
             ]
             if device.state != .active {
                 object["reason"] = device.reason.json
-                object["seconds"] = device.seconds.map(JSONValue.double) ?? .null
+                object["update_seconds"] = device.seconds.map(JSONValue.double) ?? .null
                 if let failure = device.failure {
                     object["error"] = .string(failure.kind)
                     object["error_name"] = failure.errorName.json
@@ -26,7 +26,11 @@ enum FleetEvents {
             }
             return .object(object)
         case .progress(let name, let offset, let total, let rate):
-            return ["event": "upload", "name": .string(name), "offset": .int(offset), "total": .int(total), "rate": .double(rate.rounded())]
+            let eta: JSONValue = rate > 0 ? .double((Double(max(0, total - offset)) / rate * 10).rounded() / 10) : .null
+            return [
+                "event": "upload", "name": .string(name), "offset": .int(offset), "total": .int(total),
+                "rate_bytes_per_second": .double(rate.rounded()), "eta_seconds": eta,
+            ]
         case .notice(let name, let text):
             return ["event": "notice", "name": .string(name), "text": .string(text)]
         case .halted(let reason):

@@ -7,38 +7,22 @@ import SMPCtlDiagnosis
 import SMPCtlProtocol
 import SMPCtlTransport
 
-/// Options every device command takes.
+/// Options every device command takes. They come in three groups so that the offline commands
+/// can take `--json` (and `explain` `--smp-version`) without listing the connection options:
+/// ArgumentParser hands a subcommand the group of the same type that the root command decoded,
+/// so `smpctl --json explain 5` and `smpctl explain 5 --json` both reach the subcommand.
 struct GlobalOptions: ParsableArguments {
-    @Option(
-        name: [.customShort("c"), .long],
-        help: ArgumentHelp(
-            "The device connection: sim, udp:HOST[:PORT], serial:PATH[?baud=N], ble:NAME-OR-ADDRESS, or a profile name.",
-            discussion: "Defaults to the SMPCTL_CONNECTION environment variable.",
-            valueName: "uri"))
-    var connection: String?
+    @OptionGroup var link: LinkOptions
+    @OptionGroup var version: SMPVersionOption
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var verbosity: VerboseOption
 
-    @Option(help: ArgumentHelp(
-        "The longest wait in seconds for a response, per request in flight; below it the wait adapts to the measured round trip and the link.",
-        valueName: "seconds"))
-    var timeout: Double = 20
-
-    @Option(help: ArgumentHelp("Times a request is sent again after a timeout.", valueName: "count"))
-    var retries: Int = 3
-
-    @Option(name: .customLong("smp-version"), help: ArgumentHelp("Force SMP version 1 or 2 (default: 2, falling back to 1).", valueName: "1|2"))
-    var smpVersion: Int?
-
-    @Flag(help: "Print one JSON document on standard output; progress goes to standard error as JSON Lines.")
-    var json = false
-
-    @Flag(name: [.customShort("v"), .long], help: "Log every frame as hex, and ignored responses, on standard error.")
-    var verbose = false
-
-    func validate() throws {
-        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
-        guard (0...100).contains(retries) else { throw ValidationError("--retries must be between 0 and 100") }
-        if let smpVersion, smpVersion != 1 && smpVersion != 2 { throw ValidationError("--smp-version must be 1 or 2") }
-    }
+    var connection: String? { link.connection }
+    var timeout: Double { link.timeout }
+    var retries: Int { link.retries }
+    var verbose: Bool { verbosity.verbose }
+    var smpVersion: Int? { version.smpVersion }
+    var json: Bool { output.json }
 
     /// Client options from the flags.
     var clientOptions: SMPClientOptions {
@@ -115,4 +99,51 @@ extension ExitStatus {
         case .cancelled: self = Interruption.status
         }
     }
+}
+
+/// The connection and the request policy: device commands only.
+struct LinkOptions: ParsableArguments {
+    @Option(
+        name: [.customShort("c"), .long],
+        help: ArgumentHelp(
+            "The device connection: sim, udp:HOST[:PORT], serial:PATH[?baud=N], ble:NAME-OR-ADDRESS, or a profile name.",
+            discussion: "Defaults to the SMPCTL_CONNECTION environment variable.",
+            valueName: "uri"),
+        completion: Completion.connection)
+    var connection: String?
+
+    @Option(help: ArgumentHelp(
+        "The longest wait in seconds for a response, per request in flight; below it the wait adapts to the measured round trip and the link.",
+        valueName: "seconds"))
+    var timeout: Double = 20
+
+    @Option(help: ArgumentHelp("Times a request is sent again after a timeout.", valueName: "count"))
+    var retries: Int = 3
+
+    func validate() throws {
+        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
+        guard (0...100).contains(retries) else { throw ValidationError("--retries must be between 0 and 100") }
+    }
+}
+
+/// `--smp-version`: forced on a device; for `explain`, the version of the failing exchange.
+struct SMPVersionOption: ParsableArguments {
+    @Option(name: .customLong("smp-version"), help: ArgumentHelp("Force SMP version 1 or 2 (default: 2, falling back to 1); for explain, the version of the failing exchange.", valueName: "1|2"))
+    var smpVersion: Int?
+
+    func validate() throws {
+        if let smpVersion, smpVersion != 1 && smpVersion != 2 { throw ValidationError("--smp-version must be 1 or 2") }
+    }
+}
+
+/// `-v`: device commands log every frame; `simulate` logs each request, erase, reset and boot decision.
+struct VerboseOption: ParsableArguments {
+    @Flag(name: [.customShort("v"), .long], help: "Log on standard error: every frame as hex and ignored responses (device commands); each request, erase, reset and boot decision (simulate).")
+    var verbose = false
+}
+
+/// `--json`: every command, the offline ones included.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print one JSON document on standard output; progress goes to standard error as JSON Lines.")
+    var json = false
 }

@@ -62,7 +62,8 @@ struct ImageListCommand: AsyncParsableCommand {
 
 /// Options shared by `image upload` and `dfu`.
 struct UploadArguments: ParsableArguments {
-    @Argument(help: "The signed MCUboot image file (for example zephyr.signed.bin).") var file: String
+    @Argument(help: "The signed MCUboot image file (for example zephyr.signed.bin).", completion: Completion.signedImage)
+    var file: String
 
     @Option(help: ArgumentHelp("The image number to update (1 is the nRF5340 network core).", valueName: "n"))
     var image: Int?
@@ -201,7 +202,8 @@ struct ImageUploadCommand: AsyncParsableCommand {
         if let identity { output.line("device lists image \(hexString(identity.hash))") }
         output.document([
             "ok": true, "length": .int(result.length), "resumed_from": .int(result.resumedFrom),
-            "chunks": .int(result.chunks), "chunk_size": .int(result.chunkSize), "window": .int(result.window), "seconds": .double(result.seconds),
+            "chunks": .int(result.chunks), "chunk_size": .int(result.chunkSize), "window": .int(result.window),
+            "upload_seconds": .double(result.seconds), "total_seconds": .double(bar.totalSeconds),
             "match": result.match.json, "image_hash": identity.map { .string(hexString($0.hash)) } ?? .null,
             "images": SlotTable.json(state.images),
         ])
@@ -210,18 +212,30 @@ struct ImageUploadCommand: AsyncParsableCommand {
 
 struct ImageTestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "test", abstract: "Mark an image to boot once at the next reset (it reverts unless confirmed).")
+        commandName: "test", abstract: "Mark an image to boot once at the next reset (it reverts unless confirmed).",
+        discussion: """
+            Name the image by its hash as `image list` shows it, by a prefix of that hash that only one \
+            image on the device has (at least 4 hex digits), by the signed image file (its SHA-256 hash \
+            TLV is read), or with --slot N.
+            """)
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The image hash (64 hex digits) as `image list` shows it.") var hash: String
+    @OptionGroup var selection: ImageSelection
+
+    func validate() throws {
+        if selection.target == nil, selection.slot == nil { throw ValidationError("give the image: a hash, a unique hash prefix, a file, or --slot N") }
+    }
 
     func run() async throws {
-        guard let bytes = parseHex(hash), bytes.count == 32 else {
-            Output(json: global.json).fail(status: .usage, message: "the hash must be 64 hex digits")
-            throw CommandFailure(status: .usage)
-        }
-        let state = try await global.withClient { client, _ throws(SMPClientError) in
-            try await client.send(ImageManagement.StateWriteRequest(hash: bytes, confirm: false))
+        let state = try await global.withClient(operation: .test) { client, _ throws(SMPClientError) in
+            let request = try selection.request()
+            let images: [ImageManagement.SlotState]
+            switch request {
+            case .prefix, .slot: images = try await client.readImageState().images
+            case .none, .hash: images = []
+            }
+            let hash = try ImageSelection.resolve(request, images: images)
+            return try await client.send(ImageManagement.StateWriteRequest(hash: hash, confirm: false))
         }
         let output = Output(json: global.json)
         SlotTable.lines(state.images).forEach(output.line)
@@ -231,22 +245,26 @@ struct ImageTestCommand: AsyncParsableCommand {
 
 struct ImageConfirmCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "confirm", abstract: "Confirm an image permanently; with no hash, confirm the running image.")
+        commandName: "confirm", abstract: "Confirm an image permanently; with no hash, confirm the running image.",
+        discussion: """
+            Name the image by its hash as `image list` shows it, by a prefix of that hash that only one \
+            image on the device has (at least 4 hex digits), by the signed image file (its SHA-256 hash \
+            TLV is read), or with --slot N; with none of these, the running image is confirmed.
+            """)
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The image hash (64 hex digits); omit it to confirm the running image.") var hash: String?
+    @OptionGroup var selection: ImageSelection
 
     func run() async throws {
-        var bytes: [UInt8]?
-        if let hash {
-            guard let parsed = parseHex(hash), parsed.count == 32 else {
-                Output(json: global.json).fail(status: .usage, message: "the hash must be 64 hex digits")
-                throw CommandFailure(status: .usage)
-            }
-            bytes = parsed
-        }
         let state = try await global.withClient(operation: .confirm) { client, _ throws(SMPClientError) in
-            try await client.send(ImageManagement.StateWriteRequest(hash: bytes, confirm: true))
+            let request = try selection.request()
+            let images: [ImageManagement.SlotState]
+            switch request {
+            case .prefix, .slot: images = try await client.readImageState().images
+            case .none, .hash: images = []
+            }
+            let hash = try ImageSelection.resolve(request, images: images)
+            return try await client.send(ImageManagement.StateWriteRequest(hash: hash, confirm: true))
         }
         let output = Output(json: global.json)
         SlotTable.lines(state.images).forEach(output.line)

@@ -20,11 +20,13 @@ struct ImageInspectCommand: AsyncParsableCommand {
             mismatch, bad signature or key, too large for the slot, no SHA-256 hash TLV).
             """)
 
-    @OptionGroup var global: GlobalOptions
+    // Offline: `--json` only, no connection options.
+    @OptionGroup var output: OutputOptions
 
-    @Argument(help: "The file to inspect.") var file: String
+    @Argument(help: "The file to inspect.", completion: Completion.anyImageFile) var file: String
 
-    @Option(help: ArgumentHelp("Check the signature with this public key (PEM, as `imgtool getpub -e pem` writes it).", valueName: "pem"))
+    @Option(help: ArgumentHelp("Check the signature with this public key (PEM, as `imgtool getpub -e pem` writes it).", valueName: "pem"),
+        completion: Completion.publicKey)
     var key: String?
 
     @Option(name: .customLong("slot-size"), help: ArgumentHelp("Check that the image and the MCUboot trailer fit a slot of this size (decimal, 0x hex, or with K/M).", valueName: "bytes"))
@@ -57,7 +59,7 @@ struct ImageInspectCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let output = Output(json: global.json)
+        let output = Output(json: self.output.json)
         var options = ImageInspectionOptions(slotSize: slotSize.flatMap(Self.parseSize))
         options.trailer = MCUbootTrailerEstimate(maxSectors: maxSectors)
         if let key {
@@ -180,6 +182,11 @@ enum ImageReport {
                 ]
             }),
         ]
+        if inspection.verdict != .good {
+            // As every error document: the kind, and no upload (inspect never uploads).
+            object["error"] = .string(status == .usage ? "invalid-image" : "verification")
+            object["upload_progress"] = .null
+        }
         if let error = inspection.parseError {
             object["parse_error"] = ["code": .string(error.code.rawValue), "reason": .string(error.reason), "offset": error.offset.json]
         }

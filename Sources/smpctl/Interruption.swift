@@ -44,6 +44,11 @@ enum Interruption {
         state.withLock { $0.progress = progress }
     }
 
+    /// The latest upload progress recorded, if an upload started.
+    static var lastProgress: UploadProgress? {
+        state.withLock { $0.progress }
+    }
+
     /// The exit status for the signal received (130 when none was, as for a cancelled task).
     static var status: ExitStatus {
         state.withLock { $0.signal } == SIGTERM ? .terminated : .interrupted

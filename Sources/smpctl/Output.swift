@@ -55,20 +55,52 @@ struct Output: Sendable {
         print(value.text)
     }
 
-    /// Writes a progress event: a JSON line on standard error in JSON mode.
+    /// Writes a progress event: a JSON line on standard error in JSON mode, stamped with the
+    /// time it was written (`timestamp`, RFC 3339 in UTC with milliseconds).
     func event(_ value: JSONValue) {
         guard json else { return }
-        Self.diagnostic(value.text)
+        Self.diagnostic(Self.stamped(value).text)
+    }
+
+    /// An event with its `timestamp`.
+    static func stamped(_ value: JSONValue, at date: Date = Date()) -> JSONValue {
+        guard case .object(var members) = value else { return value }
+        members["timestamp"] = .string(timestamp(date))
+        return .object(members)
+    }
+
+    /// `2026-12-03T11:41:30.123Z`.
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+    }
+
+    /// The JSON of an error document: `ok` false, an `error` kind (from the exit status unless the
+    /// caller names a finer one), the message, the exit status, and how far an upload got
+    /// (`upload_progress`, null when no upload had started).
+    static func errorDocument(status: ExitStatus, message: String, fields: [String: JSONValue]) -> JSONValue {
+        var object = fields
+        object["ok"] = false
+        if object["error"] == nil { object["error"] = .string(status.errorKind) }
+        object["message"] = .string(message)
+        object["exit_status"] = .int(Int(status.rawValue))
+        object["upload_progress"] = Interruption.lastProgress.map(Self.json) ?? .null
+        return .object(object)
+    }
+
+    /// An upload's progress: bytes confirmed, the total, where it started, and its rate.
+    static func json(_ progress: UploadProgress) -> JSONValue {
+        [
+            "offset": .int(progress.offset), "total": .int(progress.total), "resumed_from": .int(progress.startOffset),
+            "elapsed_seconds": .double(progress.elapsed),
+            "rate_bytes_per_second": .double(progress.rate.rounded()),
+            "eta_seconds": progress.offset < progress.total ? progress.remaining.map { .double(($0 * 10).rounded() / 10) } ?? .null : .double(0),
+        ]
     }
 
     /// Reports a failure that is not a device or transport error.
     func fail(status: ExitStatus, message: String, fields: [String: JSONValue] = [:]) {
         if json {
-            var object = fields
-            object["ok"] = false
-            object["message"] = .string(message)
-            object["exit_status"] = .int(Int(status.rawValue))
-            print(JSONValue.object(object).text)
+            print(Self.errorDocument(status: status, message: message, fields: fields).text)
         } else {
             Self.diagnostic("smpctl: error: \(message)")
         }
@@ -248,7 +280,10 @@ final class ProgressBar: Sendable {
             return true
         }
         guard due else { return }
-        output?.event(["event": "upload", "offset": .int(progress.offset), "total": .int(progress.total)])
+        if case .object(var members) = Output.json(progress) {
+            members["event"] = "upload"
+            output?.event(.object(members))
+        }
         guard enabled else { return }
         draw(progress, final: final)
         if final { Self.active.withLock { if $0 === self { $0 = nil } } }

@@ -54,6 +54,12 @@ struct SMPCtl: AsyncParsableCommand {
             if code == .validationFailure {
                 // Print ArgumentParser's message, but exit with our documented usage status.
                 let message = fullMessage(for: error)
+                if CommandLine.arguments.dropFirst().contains("--json") {
+                    // Under --json a script reads standard output: the usage error is a JSON document there too.
+                    print(Output.errorDocument(
+                        status: .usage, message: message.isEmpty ? "usage error" : message, fields: ["error": "usage"]).text)
+                    Foundation.exit(ExitStatus.usage.rawValue)
+                }
                 if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
                 Foundation.exit(ExitStatus.usage.rawValue)
             }
@@ -96,6 +102,21 @@ enum ExitStatus: Int32, CaseIterable {
         case .fleetHalted: "fleet run: the rollout was halted by --max-failures or a failed canary; devices not started were left untouched"
         case .interrupted: "interrupted by Ctrl-C (SIGINT); running the same command again resumes an upload"
         case .terminated: "stopped by SIGTERM; running the same command again resumes an upload"
+        }
+    }
+
+    /// The `error` kind of an error document when the command names no finer one.
+    var errorKind: String {
+        switch self {
+        case .success: "none"
+        case .failure: "failure"
+        case .usage: "usage"
+        case .transport: "transport"
+        case .device: "device"
+        case .verification: "verification"
+        case .fleetSomeFailed: "fleet-some-failed"
+        case .fleetHalted: "fleet-halted"
+        case .interrupted, .terminated: "interrupted"
         }
     }
 

@@ -127,12 +127,12 @@ struct SimulatorOptions: ParsableArguments {
     }
 
     /// The simulator behind a server adapter with the emulated link.
-    func server() throws -> SimulatorServer {
+    func server(log: (@Sendable (String) -> Void)? = nil) throws -> SimulatorServer {
         let link = try linkModel()
         var configuration = try configuration()
         // A BLE device without reassembly takes one write per request: its buffer is MTU − 3.
         if let limit = link.maximumRequestSize { configuration.bufferSize = min(configuration.bufferSize, limit) }
-        return SimulatorServer(device: SimulatedDevice(configuration: configuration), link: link)
+        return SimulatorServer(device: SimulatedDevice(configuration: configuration), link: link, log: log)
     }
 
     func validate() throws {
@@ -341,6 +341,8 @@ struct SimulateCommand: AsyncParsableCommand {
 
     @OptionGroup var simulator: SimulatorOptions
 
+    @OptionGroup var verbosity: VerboseOption
+
     @OptionGroup(title: "Fleet of simulated devices") var fleet: SimulatedFleetArguments
 
     func validate() throws {
@@ -363,7 +365,10 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         // The BLE peripheral reassembles requests split across writes (as Zephyr does with
         // CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY), so it reports its whole buffer.
-        let server = try simulator.server()
+        // -v: each request, erase, reset and boot decision, as a line on standard error.
+        var log: (@Sendable (String) -> Void)?
+        if verbosity.verbose { log = { @Sendable line in Output.diagnostic("simulator: " + line) } }
+        let server = try simulator.server(log: log)
         if server.link != .ideal {
             let requestSize = server.device.configuration.bufferSize
             var line = "link: \(server.link)"

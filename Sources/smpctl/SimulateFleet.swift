@@ -14,7 +14,7 @@ struct SimulatedFleetArguments: ParsableArguments {
         valueName: "n"))
     var devices: Int?
 
-    @Option(name: .customLong("fleet-image"), help: ArgumentHelp("The signed image the printed manifest gives every device (and that --current-every devices already run).", valueName: "file"))
+    @Option(name: .customLong("fleet-image"), help: ArgumentHelp("The signed image the printed manifest gives every device (and that --current-every devices already run).", valueName: "file"), completion: Completion.signedImage)
     var fleetImage: String?
 
     @Option(name: .customLong("manifest"), help: ArgumentHelp("Also write the manifest to this file.", valueName: "path"))

@@ -68,7 +68,7 @@ struct HardeningCLITests {
         #expect(try CLI.run(["profile", "remove", "broken"], environment: xdg).status == 0)
         let after = try CLI.run(["profile", "list", "--json"], environment: xdg)
         #expect(after.status == 0)
-        #expect(try after.json() as? [String: String] == ["good": "sim"])
+        #expect(try after.json()["profiles"] as? [String: String] == ["good": "sim"])
     }
 
     // MARK: FIFOs (a FIFO with no writer blocked open(2) forever)

@@ -49,6 +49,112 @@ struct ManPageTests {
         }
     }
 
+    /// The page's own source of EXIT STATUS and EXAMPLES (scripts/finish-man.py adds them).
+    static func extra(for page: URL) -> URL {
+        manDirectory.appendingPathComponent("extra").appendingPathComponent(page.deletingPathExtension().lastPathComponent + ".txt")
+    }
+
+    /// The statuses smpctl documents (the main page's list, as ExitStatus has them).
+    static let statuses: Set<Int> = [0, 1, 2, 3, 4, 5, 6, 7, 130, 143]
+
+    /// Every page as `man` shows it: the EXIT STATUS and EXAMPLES of its source, not the generic `.Ex -std`.
+    @Test("every page has its own EXIT STATUS and EXAMPLES, from man/extra, up to date")
+    func sections() throws {
+        let pages = try FileManager.default.contentsOfDirectory(at: Self.manDirectory, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "1" }
+        #expect(pages.count >= 20)
+        for page in pages {
+            let name = page.lastPathComponent
+            let manual = try String(contentsOf: page, encoding: .utf8)
+            #expect(manual.contains(".Sh \"EXIT STATUS\"\n.Bl"), "\(name): no EXIT STATUS of its own")
+            #expect(!manual.contains(".Ex -std"), "\(name): the generic exit status")
+            #expect(manual.contains("\n.Sh EXAMPLES\n"), "\(name): no EXAMPLES")
+            let source = try String(contentsOf: Self.extra(for: page), encoding: .utf8)
+            var statuses: [Int] = []
+            for line in source.split(separator: "\n") {
+                if line.hasPrefix("exit ") {
+                    let number = line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+                    #expect(number.map(Self.statuses.contains) == true, "\(name): exit status \(line) is not one smpctl documents")
+                    if let number { statuses.append(number) }
+                } else if line.hasPrefix("$ ") {
+                    // The page was generated from this source (run scripts/generate-man.sh after editing it).
+                    let escaped = line.replacingOccurrences(of: "\\", with: "\\e")
+                    #expect(manual.contains("\n" + escaped + "\n"), "\(name) lacks the example \(line); run scripts/generate-man.sh")
+                }
+            }
+            for status in statuses { #expect(manual.contains(".It \(status)\n"), "\(name) lacks exit status \(status)") }
+        }
+    }
+
+    /// The `smpctl` command lines of a page's examples, split at pipes and `&&`.
+    static func exampleCommands(_ source: String) -> [[String]] {
+        source.split(separator: "\n").filter { $0.hasPrefix("$ ") }.flatMap { line -> [[String]] in
+            var segments: [[String]] = [[]]
+            for word in line.dropFirst(2).split(separator: " ").map(String.init) {
+                if ["|", "&&", ";", "&", ">", "2>", "<"].contains(word) || word.hasPrefix(">") || word.hasPrefix("2>") {
+                    segments.append([])
+                } else if let last = segments.indices.last {
+                    segments[last].append(word)
+                }
+            }
+            return segments.filter { $0.first == "smpctl" }.map { Array($0.dropFirst()) }
+        }
+    }
+
+    @Test("the examples use commands and options that exist")
+    func examplesRun() throws {
+        let pages = try Self.pages()
+        var helps: [[String]: Set<String>] = [:]
+        func options(of path: [String]) throws -> Set<String> {
+            if let known = helps[path] { return known }
+            let help = try CLI.run(path + ["--help"])
+            let found = Self.options(in: help.stdout)
+            helps[path] = found
+            return found
+        }
+        var checked = 0
+        for page in try FileManager.default.contentsOfDirectory(at: Self.manDirectory, includingPropertiesForKeys: nil)
+        where page.pathExtension == "1" {
+            let source = try String(contentsOf: Self.extra(for: page), encoding: .utf8)
+            for words in Self.exampleCommands(source) {
+                // The command: the longest page path found in the words, the earliest first.
+                var command: [String] = []
+                for start in words.indices {
+                    for page in pages where page.path.count > command.count && words[start...].starts(with: page.path) {
+                        command = page.path
+                    }
+                    if !command.isEmpty { break }
+                }
+                // ArgumentParser's own options are not listed by --help.
+                let valid = try options(of: command).union(command.isEmpty ? [] : options(of: [])).union(["--generate-completion-script"])
+                for word in words where word.hasPrefix("-") && word != "-" && word != "--" {
+                    let option = String(word.prefix { $0 != "=" })
+                    #expect(valid.contains(option), "\(page.lastPathComponent): smpctl \(command.joined(separator: " ")) has no option \(option) (example: \(words.joined(separator: " ")))")
+                }
+                checked += 1
+            }
+        }
+        #expect(checked >= 49)
+    }
+
+    static let mandoc: String? = ["/usr/bin/mandoc", "/usr/local/bin/mandoc", "/bin/mandoc"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    @Test("mandoc -T lint finds nothing on any page", .enabled(if: mandoc != nil, "mandoc is not installed (apt-get install mandoc); the lint check is skipped"))
+    func lint() throws {
+        let pages = try FileManager.default.contentsOfDirectory(at: Self.manDirectory, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "1" }.sorted { $0.path < $1.path }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(Self.mandoc))
+        process.arguments = ["-T", "lint"] + pages.map(\.path)
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0 && text.isEmpty, "mandoc -T lint:\n\(text)")
+    }
+
     @Test("the main page documents the exit statuses")
     func exitStatuses() throws {
         let manual = try String(contentsOf: Self.manDirectory.appendingPathComponent("smpctl.1"), encoding: .utf8)
