@@ -100,7 +100,7 @@ let package = Package(
             name: "smpctl",
             dependencies: [
                 "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlClient", "SMPCtlSimulator",
-                "SMPCtlBlueZ", "SMPCtlDiagnosis", "SMPCtlConnection", "SMPCtlFiles", "SMPCtlFleet", "SMPCtlCBOR",
+                "SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlDiagnosis", "SMPCtlConnection", "SMPCtlFiles", "SMPCtlFleet", "SMPCtlCBOR",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
