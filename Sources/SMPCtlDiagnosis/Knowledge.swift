@@ -56,6 +56,8 @@ public enum FailureKind: String, Sendable, Hashable, CaseIterable {
     case reverted
     case uploadNotListed = "upload-not-listed"
     case notSignedFile = "not-signed-file"
+    /// The device answers as MCUboot's serial recovery, which refuses test, confirm and erase.
+    case serialRecovery = "serial-recovery"
 }
 
 /// Why the knowledge base could not be loaded.

@@ -100,6 +100,11 @@ public actor SimulatedDevice {
     var heldRequest: (number: Int, bytes: [UInt8])?
     /// The offset a `.stuck` hostile device keeps answering.
     var hostileStuckOffset: Int?
+    /// Whether MCUboot's serial recovery answers instead of the application (see
+    /// ``SimulatorConfiguration/recovery``).
+    public internal(set) var inRecovery: Bool
+    /// bs_upload's static state (boot_serial.c): the image number, `curr_off` and `img_size`.
+    var recoveryUpload: (image: Int, offset: Int, length: Int)?
     /// Number of boots after the first.
     public private(set) var bootCount = 0
     /// The last upload that reached its full length.
@@ -124,6 +129,7 @@ public actor SimulatedDevice {
         }
         self.flash = flash
         boot = Array(repeating: BootState(), count: slots / 2)
+        inRecovery = configuration.recovery != nil
         busyRemaining = configuration.busyCount
         faultRemaining = configuration.forcedErrors.map(\.count)
         resetAtOffset = configuration.resetDuringUploadAtOffset
@@ -248,7 +254,20 @@ public actor SimulatedDevice {
         var firstHeader: SMPHeader?
         var reset = false
 
-        if configuration.enforceBufferSize && request.count > configuration.bufferSize {
+        if let recovery = configuration.recovery, inRecovery {
+            firstHeader = try? SMPHeader(decoding: request.prefix(SMPHeader.size))
+            if let header = firstHeader, request.count <= recovery.packetLimit,
+                let reply = recoveryReply(to: header, packet: request, recovery)
+            {
+                switch reply {
+                case .silentReset: reset = true
+                case .resetAfter(let value):
+                    output.responses.append(respond(to: header, .success(value)))
+                    reset = true
+                default: output.responses.append(respond(to: header, reply))
+                }
+            }
+        } else if configuration.enforceBufferSize && request.count > configuration.bufferSize {
             firstHeader = try? SMPHeader(decoding: request)
         } else {
             var position = 0
@@ -545,6 +564,14 @@ public actor SimulatedDevice {
             }
         }
         if !configuration.keepUploadStateAcrossReset { upload = nil }
+        recoveryUpload = nil
+        if configuration.recovery != nil {
+            // MCUboot stays in serial recovery when the application asked for it with boot mode 1
+            // (boot/zephyr/main.c with CONFIG_BOOT_SERIAL_BOOT_MODE) or when no primary image
+            // validates (CONFIG_BOOT_SERIAL_NO_APPLICATION); otherwise it boots the primary slot.
+            let bootable = validImage(0).map { $0.hashMatches && $0.isBootable } ?? false
+            inRecovery = lastResetBootMode == 1 || !bootable
+        }
         dateTime = nil
         // The application calls settings_load() at boot: the runtime values are the saved ones.
         settingsRuntime = settingsStored

@@ -2,8 +2,16 @@ public import ArgumentParser
 public import SMPCtlClient
 import Foundation
 import SMPCtlProtocol
+import Synchronization
 
 extension FirmwareUpdateMode: ExpressibleByArgument {}
+
+/// Whether the device was found in serial recovery, set from the client closure.
+final class RecoveryFlag: Sendable {
+    private let flag = Mutex(false)
+    func set() { flag.withLock { $0 = true } }
+    var value: Bool { flag.withLock { $0 } }
+}
 
 struct DFUCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,13 +27,21 @@ struct DFUCommand: AsyncParsableCommand {
             signed MCUboot image is refused with exit status 2, and an image larger than the device's \
             slot (from slot info, where the device supports it) is refused with exit status 5, unless \
             --force is given.
+
+            A device in MCUboot's serial recovery (its image list has no active slot and no \
+            splitStatus, or it reports one buffer in mcumgr params) is updated the way recovery \
+            works: the image is uploaded straight to the primary slot, with its length in the \
+            first chunk, one request at a time, without an erase first and without test or \
+            confirm (recovery answers those with rc 8, and the image boots as written); then the \
+            device is reset and the application must run the new image. --mode test-only is \
+            refused there, since recovery cannot give a test boot that reverts.
             """)
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var upload: UploadArguments
 
-    @Option(help: ArgumentHelp("test-and-confirm, confirm-only, test-only or upload-only.", valueName: "mode"))
-    var mode: FirmwareUpdateMode = .testAndConfirm
+    @Option(help: ArgumentHelp("test-and-confirm (the default), confirm-only, test-only or upload-only.", valueName: "mode"))
+    var mode: FirmwareUpdateMode?
 
     @Option(name: .customLong("reconnect-timeout"), help: ArgumentHelp("Seconds to wait for the device after the reset.", valueName: "seconds"))
     var reconnectTimeout: Double = 30
@@ -38,10 +54,34 @@ struct DFUCommand: AsyncParsableCommand {
             throw CommandFailure(status: .usage)
         }
         output.line("image \(upload.file): version \(identity.version), hash \(hexString(identity.hash)), \(formatBytes(file.length))")
+        let mode = self.mode ?? .testAndConfirm
         var options = FirmwareUpdateOptions(mode: mode, upload: upload.uploadOptions)
         options.reconnectTimeout = .milliseconds(Int(reconnectTimeout * 1000))
         let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal, output: output)
+        let requestedMode = self.mode
+        let recovered = RecoveryFlag()
         let report = try await global.withClient { client, _ throws(SMPClientError) -> FirmwareUpdateReport? in
+            let detection = try await client.detectRecovery()
+            if detection.inRecovery {
+                recovered.set()
+                output.line("the device is in MCUboot serial recovery (\(detection.evidence.joined(separator: "; "))); the image goes straight to the primary slot")
+                output.event(["event": "recovery", "evidence": .array(detection.evidence.map(JSONValue.string))])
+                switch requestedMode {
+                case .testOnly?:
+                    throw .invalidInput(
+                        "the device is in MCUboot serial recovery, which writes the primary slot directly: there is no test boot that reverts, "
+                            + "so --mode test-only cannot be honoured (use --mode upload-only or leave --mode out; see `smpctl explain serial-recovery`)")
+                case .testAndConfirm?, .confirmOnly?:
+                    output.line("note: serial recovery writes the primary slot directly, so the image needs neither a test mark nor a confirmation; none is sent")
+                case .uploadOnly?, nil:
+                    break
+                }
+                return try await client.updateInRecovery(
+                    file, imageHash: identity.hash, version: identity.version, detection: detection, options: options
+                ) { event in
+                    Self.describe(event, output: output, bar: bar)
+                }
+            }
             let preflight = try await UploadPreflight.run(
                 client: client, file: file, identity: identity, image: upload.image ?? 0, timeout: global.timeout,
                 output: output, announcePresence: false)
@@ -57,9 +97,13 @@ struct DFUCommand: AsyncParsableCommand {
             }
         }
         guard let report else { throw CommandFailure(status: .verification) }
-        output.line(report.confirmed ? "done: the new image is running and confirmed" : report.running ? "done: the new image is running (not confirmed)" : "done: the image is uploaded")
+        if recovered.value {
+            output.line(report.running ? "done: the application runs the new image (written by serial recovery)" : "done: the image is in the primary slot")
+        } else {
+            output.line(report.confirmed ? "done: the new image is running and confirmed" : report.running ? "done: the new image is running (not confirmed)" : "done: the image is uploaded")
+        }
         output.document([
-            "ok": true, "mode": .string(mode.rawValue), "image_hash": .string(hexString(identity.hash)),
+            "ok": true, "mode": .string(mode.rawValue), "recovery": .bool(recovered.value), "image_hash": .string(hexString(identity.hash)),
             "version": .string(identity.version), "upload_skipped": .bool(report.uploadSkipped),
             "uploaded_bytes": report.upload.map { .int($0.length - $0.resumedFrom) } ?? 0,
             "resumed_from": report.upload.map { .int($0.resumedFrom) } ?? .null,
