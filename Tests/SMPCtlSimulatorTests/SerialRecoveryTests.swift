@@ -25,7 +25,7 @@ struct SerialRecoveryTests {
         let packet = try SMPPacket(decoding: bytes)
         #expect(packet.header.sequence == sequence)
         #expect(packet.header.operation == request.operation.response)
-        return try #require(try SMPResponseDecoder.cbor.decode(packet.body).mapValue)
+        return try SMPResponseDecoder.map(from: packet.body)
     }
 
     @Test("the image list has slot, hash and version, no flags and no splitStatus (bs_list)")
@@ -61,7 +61,7 @@ struct SerialRecoveryTests {
         ] {
             let output = await device.handle(request.bytes)
             let packet = try SMPPacket(decoding: try #require(output.responses.first))
-            let map = try #require(try SMPResponseDecoder.cbor.decode(packet.body).mapValue)
+            let map = try SMPResponseDecoder.map(from: packet.body)
             // Always a plain rc, even to SMP v2 requests (bs_rc_rsp).
             #expect(map["rc"]?.int == 8, "group \(request.header.group) command \(request.header.command)")
             #expect(map["err"] == nil)
