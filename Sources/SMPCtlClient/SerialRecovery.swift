@@ -28,11 +28,11 @@ public struct RecoveryDetection: Sendable, Hashable {
 }
 
 extension SMPClient {
-    /// Reads the image list and, when it looks like MCUboot's serial recovery, the params with a
-    /// short bound, and says whether the device is in recovery.
+    /// Reads the image list and says whether the device is in recovery: no slot is active and the
+    /// list has no `splitStatus`. Then the params are read with a short bound.
     ///
     /// - `parametersTimeout`: how long the params request may go unanswered (MCUboot before 1.9
-    ///   never answers it); one attempt.
+    ///   never answers it); one attempt, whatever ``SMPClientOptions/timeout`` says.
     public func detectRecovery(parametersTimeout: Duration = .seconds(2)) async throws(SMPClientError) -> RecoveryDetection {
         let state = try await readImageState()
         var evidence: [String] = []
@@ -44,22 +44,25 @@ extension SMPClient {
                     ? "the image list is empty and has no splitStatus"
                     : "no slot is active and the image list has no splitStatus")
         }
-        guard noSplitStatus else { return RecoveryDetection(inRecovery: false, evidence: [], state: state) }
-        // bs_mcumgr_params reports one buffer; a Zephyr application with several answers more.
-        let policy = SMPRequestPolicy(timeout: min(options.timeout, parametersTimeout), retries: 0)
+        // A Zephyr application always lists the image it runs as active (even with
+        // CONFIG_MCUMGR_GRP_IMG_FRUGAL_LIST, which leaves out splitStatus and false flags), so both
+        // signs together mean that no application answers. A recovery built with
+        // MCUBOOT_SERIAL_IMG_GRP_IMAGE_STATE lists the primary as active and is not told apart
+        // from an application here.
+        guard noSplitStatus && noActive else { return RecoveryDetection(inRecovery: false, evidence: [], state: state) }
+        // bs_mcumgr_params reports one buffer (where built with it); its buf_size sizes the requests.
+        // One attempt with its own bound (not the adaptive timeout, which a loaded serial line can
+        // outgrow): losing the answer only costs the larger requests.
+        let policy = SMPRequestPolicy(timeout: parametersTimeout, retries: 0)
         let parameters = try await readParameters(policy: policy, unansweredIsUnsupported: true)
         var reported: OSManagement.ParametersResponse?
         if parametersSupported {
             reported = parameters
             if parameters.bufferCount == 1 { evidence.append("mcumgr params report buf_count 1") }
-        } else if noActive {
-            evidence.append("mcumgr params are not answered")
+        } else {
+            evidence.append("mcumgr params are not reported")
         }
-        // Without an active slot no application answers; with one, the list must also lack
-        // splitStatus and the params show a single buffer (a recovery built with image state).
-        let inRecovery = noActive || (reported?.bufferCount == 1)
-        return RecoveryDetection(
-            inRecovery: inRecovery, evidence: inRecovery ? evidence : [], state: state, parameters: reported)
+        return RecoveryDetection(inRecovery: true, evidence: evidence, state: state, parameters: reported)
     }
 
     /// A firmware update through MCUboot's serial recovery: upload to the primary slot (`len`
@@ -82,7 +85,7 @@ extension SMPClient {
         let image = options.upload.image ?? 0
         if parameters == nil {
             _ = try await readParameters(
-                policy: SMPRequestPolicy(timeout: min(self.options.timeout, .seconds(2)), retries: 0),
+                policy: SMPRequestPolicy(timeout: .seconds(2), retries: 0),
                 unansweredIsUnsupported: true)
         }
         if let parameters { events?(.readParameters(parameters, supported: parametersSupported)) }

@@ -29,8 +29,8 @@ struct DFUCommand: AsyncParsableCommand {
             --force is given.
 
             A device in MCUboot's serial recovery (its image list has no active slot and no \
-            splitStatus, or it reports one buffer in mcumgr params) is updated the way recovery \
-            works: the image is uploaded straight to the primary slot, with its length in the \
+            splitStatus: no application runs) is updated the way recovery works: the image is \
+            uploaded straight to the primary slot, with its length in the \
             first chunk, one request at a time, without an erase first and without test or \
             confirm (recovery answers those with rc 8, and the image boots as written); then the \
             device is reset and the application must run the new image. --mode test-only is \
