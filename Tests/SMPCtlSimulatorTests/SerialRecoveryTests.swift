@@ -4,6 +4,8 @@ import SMPCtlCBOR
 import SMPCtlImage
 import SMPCtlProtocol
 import SMPCtlSimulator
+import SMPCtlPOSIX
+import SMPCtlTransport
 import Testing
 
 /// The simulator in MCUboot serial recovery, as boot/boot_serial/src/boot_serial.c answers.
@@ -174,6 +176,41 @@ struct SerialRecoveryTests {
         let list = try #require(try await Self.answer(device, ImageManagement.StateReadRequest()))
         #expect(list["images"]?.arrayValue?.isEmpty == true)
         _ = try await Self.answer(device, OSManagement.ResetRequest())
+        #expect(await device.inRecovery)
+    }
+
+    @Test("bootloader info where the port is built with it: MCUboot and its mode")
+    func bootloaderInfo() async throws {
+        let built = Self.recoveryDevice { $0.bootloaderInfo = true }
+        #expect(try await Self.answer(built, OSManagement.BootloaderInfoRequest())?["bootloader"]?.string == "MCUboot")
+        #expect(try await Self.answer(built, OSManagement.BootloaderInfoRequest(query: "mode"))?["mode"]?.int == 3)
+    }
+
+    @Test("over a PTY: console frames up to MCUBOOT_SERIAL_MAX_RECEIVE_SIZE − 3 are answered as recovery, larger ones are not",
+        .timeLimit(.minutes(1)))
+    func overPTY() async throws {
+        var configuration = SimulatorConfiguration()
+        var recovery = SimulatedRecovery()
+        recovery.receiveSize = 512
+        configuration.recovery = recovery
+        let device = SimulatedDevice(configuration: configuration)
+        let endpoint = try PTYServerEndpoint(server: SimulatorServer(device: device))
+        let port = try #require(RawSerialClient(path: endpoint.path))
+
+        port.send(packet: echoPacket(size: 509, sequence: 1))
+        let answer = try #require(await port.receive(milliseconds: 10_000))
+        #expect(try SMPHeader(decoding: answer).sequence == 1)
+        // 2 length bytes + 510 + 2 CRC bytes = 514 > dec_buf's 513 (boot_serial_in_dec).
+        port.send(packet: echoPacket(size: 510, sequence: 2))
+        #expect(await port.receive(milliseconds: 400) == nil)
+
+        // An erase through the console is refused with a plain rc 8.
+        port.send(packet: ImageManagement.EraseRequest(slot: 1).packet(sequence: 3, version: .v2).bytes)
+        let refused = try #require(await port.receive(milliseconds: 10_000))
+        let packet = try SMPPacket(decoding: refused)
+        #expect(packet.header.sequence == 3)
+        #expect(try SMPResponseDecoder.map(from: packet.body)["rc"]?.int == 8)
+        await endpoint.stop()
         #expect(await device.inRecovery)
     }
 }
