@@ -105,6 +105,10 @@ public actor SimulatedDevice {
     public internal(set) var inRecovery: Bool
     /// bs_upload's static state (boot_serial.c): the image number, `curr_off` and `img_size`.
     var recoveryUpload: (image: Int, offset: Int, length: Int)?
+    /// The images marked pending since the last boot, in the order they were marked.
+    var markOrder: [Int] = []
+    /// The images whose pending update the last boot skipped (``SimulatorConfiguration/networkCoreOrderSkip``).
+    public internal(set) var skippedAtLastBoot: [Int] = []
     /// Number of boots after the first.
     public private(set) var bootCount = 0
     /// The last upload that reached its full length.
@@ -545,6 +549,17 @@ public actor SimulatedDevice {
     /// RAM state (upload session unless kept by configuration, date/time) is lost.
     public func powerCycle() {
         bootCount += 1
+        skippedAtLastBoot = []
+        // NCSDK-34106 (nRF Connect SDK 2.6.0 to 3.4.0 known issue): when the application core's
+        // image (0) is marked before the network core's (1), MCUboot skips the network core update.
+        if configuration.networkCoreOrderSkip, boot.count > 1, boot[1].pending != nil,
+            let application = markOrder.firstIndex(of: 0), let network = markOrder.firstIndex(of: 1),
+            application < network
+        {
+            boot[1].pending = nil
+            skippedAtLastBoot = [1]
+        }
+        markOrder = []
         for index in boot.indices {
             let primary = 2 * index
             let secondary = primary + 1

@@ -139,6 +139,10 @@ public struct SimulatorConfiguration: Sendable {
     /// reset with `boot_mode` 1 (CONFIG_BOOT_SERIAL_BOOT_MODE) or no valid application
     /// (CONFIG_BOOT_SERIAL_NO_APPLICATION) also enters recovery.
     public var recovery: SimulatedRecovery? = nil
+    /// With two images, model NCSDK-34106 (nRF Connect SDK 2.6.0 to 3.4.0): a boot skips the
+    /// network core's pending update (image 1) when the application core's image (0) was marked
+    /// before it; the network core keeps its old image.
+    public var networkCoreOrderSkip: Bool = false
     /// Answer SMP v1 requests with `rc 12` (a Zephyr build without the original protocol).
     public var rejectV1: Bool = false
     /// Whether image command 6 (slot info) is supported; otherwise it answers `rc 8`.
