@@ -35,6 +35,12 @@ struct DFUCommand: AsyncParsableCommand {
             confirm (recovery answers those with rc 8, and the image boots as written); then the \
             device is reset and the application must run the new image. --mode test-only is \
             refused there, since recovery cannot give a test boot that reverts.
+
+            FILE may be a DFU package (nRF Connect SDK's dfu_application.zip): each image its \
+            manifest.json lists goes to its image_index, they are marked with the network core \
+            first (MCUboot in nRF Connect SDK 2.6.0 to 3.4.0 skips the network core update when \
+            the application core was marked first, NCSDK-34106), one reset follows, and every \
+            image must run the new image afterwards.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -48,6 +54,18 @@ struct DFUCommand: AsyncParsableCommand {
 
     func run() async throws {
         let output = Output(json: global.json)
+        let package: DFUPackageContents?
+        do {
+            package = try DFUPackageContents.load(path: upload.file)
+        } catch {
+            output.report(error, operation: nil)
+            throw CommandFailure(status: ExitStatus(error))
+        }
+        if let package {
+            defer { package.remove() }
+            try await runPackage(package, output: output)
+            return
+        }
         let (file, identity) = try upload.load(output: output)
         guard let identity else {
             output.fail(status: .usage, message: "dfu needs a signed MCUboot image to verify; \(upload.file) is not one")
@@ -109,6 +127,32 @@ struct DFUCommand: AsyncParsableCommand {
             "resumed_from": report.upload.map { .int($0.resumedFrom) } ?? .null,
             "upload_seconds": report.upload.map { .double($0.seconds) } ?? .null,
             "reconnect_seconds": report.reconnectSeconds.map { .double($0) } ?? .null,
+            "running": .bool(report.running), "confirmed": .bool(report.confirmed),
+            "images": SlotTable.json(report.finalState),
+        ])
+    }
+
+    /// A DFU package (dfu_application.zip): every image to its image number, one reset.
+    func runPackage(_ package: DFUPackageContents, output: Output) async throws {
+        let mode = self.mode ?? .testAndConfirm
+        for item in package.images.sorted(by: { $0.image < $1.image }) {
+            output.line("image \(item.image) (\(package.cores[item.image] ?? "image \(item.image)")): version \(item.version), hash \(hexString(item.hash)), \(formatBytes(item.file.length))")
+        }
+        var options = FirmwareUpdateOptions(mode: mode, upload: upload.uploadOptions)
+        options.reconnectTimeout = .milliseconds(Int(reconnectTimeout * 1000))
+        let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal, output: output)
+        let report = try await global.withClient { client, _ throws(SMPClientError) -> PackageUpdateReport in
+            try await client.updateImages(package.images, options: options) { event in
+                Self.describe(event, output: output, bar: bar)
+            }
+        }
+        if !report.marked.isEmpty {
+            output.line("marked in the order \(report.marked.map { "image \($0)" }.joined(separator: ", ")) (the network core first: NCSDK-34106)")
+        }
+        output.line(report.confirmed ? "done: every image is running and confirmed" : report.running ? "done: every image is running" : "done: the images are uploaded")
+        output.document([
+            "ok": true, "mode": .string(mode.rawValue), "package": true,
+            "uploaded": .array(report.uploaded.map { .int($0) }), "marked": .array(report.marked.map { .int($0) }),
             "running": .bool(report.running), "confirmed": .bool(report.confirmed),
             "images": SlotTable.json(report.finalState),
         ])

@@ -116,6 +116,9 @@ struct SimulatorOptions: ParsableArguments {
     @Option(name: .customLong("disconnect-after"), help: ArgumentHelp("Cut the link once this many request bytes have arrived.", valueName: "bytes"))
     var disconnectAfter: Int?
 
+    @Flag(name: .customLong("ncs-34106"), help: "With --images 2, skip the network core's update (image 1) at boot when the application core's image was marked first, as MCUboot in nRF Connect SDK 2.6.0 to 3.4.0 does (NCSDK-34106).")
+    var networkCoreOrderSkip = false
+
     @Flag(help: "Start in MCUboot serial recovery: answer only what boot_serial.c answers, upload to the primary slot, boot the primary image on reset when it is valid.")
     var recovery = false
 
@@ -279,6 +282,7 @@ struct SimulatorOptions: ParsableArguments {
         configuration.resetDuringUploadAtOffset = resetAt
         configuration.disconnectAfterBytes = disconnectAfter
         configuration.recovery = try recoverySettings()
+        configuration.networkCoreOrderSkip = networkCoreOrderSkip
         return configuration
     }
 
