@@ -26,6 +26,8 @@ public struct PackageUpdateReport: Sendable {
     public var running = false
     public var confirmed = false
     public var finalState: [ImageManagement.SlotState] = []
+
+    public init() {}
 }
 
 extension SMPClient {

@@ -141,10 +141,52 @@ struct DFUCommand: AsyncParsableCommand {
         var options = FirmwareUpdateOptions(mode: mode, upload: upload.uploadOptions)
         options.reconnectTimeout = .milliseconds(Int(reconnectTimeout * 1000))
         let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal, output: output)
+        let requestedMode = self.mode
         let report = try await global.withClient { client, _ throws(SMPClientError) -> PackageUpdateReport in
-            try await client.updateImages(package.images, options: options) { event in
-                Self.describe(event, output: output, bar: bar)
+            let detection = try await client.detectRecovery()
+            guard detection.inRecovery else {
+                return try await client.updateImages(package.images, options: options) { event in
+                    Self.describe(event, output: output, bar: bar)
+                }
             }
+            // Serial recovery writes each image to its primary slot (bs_upload: image N, slot 0):
+            // nothing to mark, so the order does not matter; one reset after the last upload.
+            output.line("the device is in MCUboot serial recovery (\(detection.evidence.joined(separator: "; "))); each image goes straight to its primary slot")
+            output.event(["event": "recovery", "evidence": .array(detection.evidence.map(JSONValue.string))])
+            if requestedMode == .testOnly {
+                throw .invalidInput(
+                    "the device is in MCUboot serial recovery, which writes the primary slots directly: there is no test boot that reverts, "
+                        + "so --mode test-only cannot be honoured (see `smpctl explain serial-recovery`)")
+            }
+            var result = PackageUpdateReport()
+            let ordered = package.images.sorted { $0.image > $1.image }
+            for (position, item) in ordered.enumerated() {
+                var itemOptions = options
+                itemOptions.upload.image = item.image
+                let last = position == ordered.count - 1
+                if !last || options.mode == .uploadOnly { itemOptions.mode = .uploadOnly }
+                let single = try await client.updateInRecovery(
+                    item.file, imageHash: item.hash, version: item.version, detection: detection, options: itemOptions
+                ) { event in
+                    Self.describe(event, output: output, bar: bar)
+                }
+                if !single.uploadSkipped { result.uploaded.append(item.image) }
+                result.running = single.running
+            }
+            let final = try await client.readImageState()
+            result.finalState = final.images
+            if result.running {
+                for item in package.images where !final.images.contains(where: {
+                    $0.image == item.image && $0.slot == 0 && $0.active && $0.hash == item.hash
+                }) {
+                    throw .verificationFailed(.notRunningAfterReset,
+                        "after the reset image \(item.image) does not run the image written by serial recovery (\(hexString(item.hash)))")
+                }
+                result.confirmed = package.images.allSatisfy { item in
+                    final.images.contains { $0.image == item.image && $0.slot == 0 && $0.confirmed }
+                }
+            }
+            return result
         }
         if !report.marked.isEmpty {
             output.line("marked in the order \(report.marked.map { "image \($0)" }.joined(separator: ", ")) (the network core first: NCSDK-34106)")

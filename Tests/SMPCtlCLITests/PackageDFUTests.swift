@@ -50,4 +50,30 @@ struct PackageDFUTests {
         #expect(result.status == 2, "stdout: \(result.stdout) stderr: \(result.stderr)")
         #expect(result.stderr.contains("image_index 0 twice"))
     }
+
+    @Test("a package through MCUboot serial recovery over a PTY: each image to its primary slot, one reset, both cores run")
+    func throughRecovery() throws {
+        let url = try Self.package(
+            [("app.bin", 0, "nrf5340dk/nrf5340/cpuapp"), ("net.bin", 1, "nrf5340dk/nrf5340/cpunet")],
+            members: [("app.bin", Self.application), ("net.bin", Self.network)])
+        defer { try? FileManager.default.removeItem(at: url) }
+        let (server, connection) = try CLI.startSimulator(["--pty", "--recovery", "--images", "2"])
+        defer { server.terminate() }
+        let result = try CLI.run(["-c", connection, "--json", "dfu", url.path])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let json = try result.json()
+        #expect(json["uploaded"] as? [Int] == [1, 0])
+        #expect(json["marked"] as? [Int] == [])
+        #expect(json["running"] as? Bool == true)
+        let images = try #require(json["images"] as? [[String: Any]])
+        for index in [0, 1] {
+            #expect(images.contains { ($0["image"] as? Int ?? 0) == index && $0["slot"] as? Int == 0 && $0["active"] as? Bool == true })
+        }
+        let events = result.stderr.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        #expect(events.contains { $0["event"] as? String == "recovery" })
+        #expect(events.filter { $0["event"] as? String == "reset" }.count == 1)
+        #expect(!events.contains { $0["event"] as? String == "marked" })
+    }
 }
