@@ -87,7 +87,7 @@ public struct SimulatedRecovery: Sendable, Hashable {
     public init() {}
 
     /// The largest SMP packet (header included) boot_serial_in_dec takes.
-    public var packetLimit: Int { max(0, (version == .v1_8 ? 512 : receiveSize) - 3) }
+    public var packetLimit: Int { max(0, (version == .v1_8 ? 512 : min(max(receiveSize, 0), 65535)) - 3) }
 }
 
 /// What a hostile device answers to every upload chunk instead of the offset it reached.
