@@ -169,7 +169,7 @@ extension SMPClient {
     /// Nor is a link that drops before the answer came: Zephyr answers and reboots
     /// `CONFIG_MCUMGR_GRP_OS_RESET_MS` later (os_mgmt.c), and over BLE the answer can be lost
     /// with the link.
-    private func requestReset() async throws(SMPClientError) {
+    func requestReset() async throws(SMPClientError) {
         do {
             _ = try await send(OSManagement.ResetRequest(), policy: SMPRequestPolicy(retries: 0))
         } catch .timedOut {
@@ -180,7 +180,7 @@ extension SMPClient {
     }
 
     /// Confirms the running image whose hash has been read back from the device.
-    private func confirmRunning(imageHash: [UInt8], image: Int) async throws(SMPClientError) {
+    func confirmRunning(imageHash: [UInt8], image: Int) async throws(SMPClientError) {
         let response = try await send(ImageManagement.StateWriteRequest(hash: imageHash, confirm: true))
         try ImageStateCheck.validate(response)
         guard response.images.contains(where: { $0.image == image && $0.slot == 0 && $0.hash == imageHash && $0.confirmed }) else {

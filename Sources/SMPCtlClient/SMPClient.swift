@@ -636,9 +636,15 @@ public actor SMPClient {
 
     /// Reads the device's buffer parameters; when the device does not support them, safe defaults apply.
     @discardableResult
-    public func readParameters() async throws(SMPClientError) -> OSManagement.ParametersResponse {
+    ///
+    /// With `unansweredIsUnsupported`, no answer under `policy` counts as "not supported" too: MCUboot's
+    /// serial recovery before 1.9 never answers an OS command it lacks (boot_serial.c,
+    /// boot_serial_input).
+    public func readParameters(
+        policy: SMPRequestPolicy = .standard, unansweredIsUnsupported: Bool = false
+    ) async throws(SMPClientError) -> OSManagement.ParametersResponse {
         do {
-            let response = try await send(OSManagement.ParametersRequest())
+            let response = try await send(OSManagement.ParametersRequest(), policy: policy)
             parameters = response
             parametersSupported = true
             return response
@@ -646,6 +652,11 @@ public actor SMPClient {
             log("mcumgr params not supported (\(error)); using \(Self.defaultBufferSize)-byte buffers")
         } catch .malformedResponse(let error) {
             log("mcumgr params response malformed (\(error)); using defaults")
+        } catch .timedOut(let group, let command, let attempts, let malformed) {
+            guard unansweredIsUnsupported else {
+                throw .timedOut(group: group, command: command, attempts: attempts, malformedAnswers: malformed)
+            }
+            log("no answer to mcumgr params; using \(Self.defaultBufferSize)-byte buffers")
         }
         let fallback = OSManagement.ParametersResponse(bufferSize: Self.defaultBufferSize, bufferCount: 1)
         parameters = fallback

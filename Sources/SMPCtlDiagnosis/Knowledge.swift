@@ -64,6 +64,8 @@ public enum FailureKind: String, Sendable, Hashable, CaseIterable {
     case notSMPAnswer = "not-smp-answer"
     /// BlueZ could not start a GATT write.
     case bleWriteFailed = "ble-write-failed"
+    /// The device answers as MCUboot's serial recovery, which refuses test, confirm and erase.
+    case serialRecovery = "serial-recovery"
 }
 
 /// Why the knowledge base could not be loaded.

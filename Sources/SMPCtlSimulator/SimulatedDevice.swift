@@ -100,6 +100,15 @@ public actor SimulatedDevice {
     var heldRequest: (number: Int, bytes: [UInt8])?
     /// The offset a `.stuck` hostile device keeps answering.
     var hostileStuckOffset: Int?
+    /// Whether MCUboot's serial recovery answers instead of the application (see
+    /// ``SimulatorConfiguration/recovery``).
+    public internal(set) var inRecovery: Bool
+    /// bs_upload's static state (boot_serial.c): the image number, `curr_off` and `img_size`.
+    var recoveryUpload: (image: Int, offset: Int, length: Int)?
+    /// The images marked pending since the last boot, in the order they were marked.
+    var markOrder: [Int] = []
+    /// The images whose pending update the last boot skipped (``SimulatorConfiguration/networkCoreOrderSkip``).
+    public internal(set) var skippedAtLastBoot: [Int] = []
     /// Number of boots after the first.
     public private(set) var bootCount = 0
     /// What the device did besides answering (erases, boot decisions), for `simulate -v`; taken
@@ -138,6 +147,7 @@ public actor SimulatedDevice {
         }
         self.flash = flash
         boot = Array(repeating: BootState(), count: slots / 2)
+        inRecovery = configuration.recovery != nil
         busyRemaining = configuration.busyCount
         faultRemaining = configuration.forcedErrors.map(\.count)
         resetAtOffset = configuration.resetDuringUploadAtOffset
@@ -262,7 +272,20 @@ public actor SimulatedDevice {
         var firstHeader: SMPHeader?
         var reset = false
 
-        if configuration.enforceBufferSize && request.count > configuration.bufferSize {
+        if let recovery = configuration.recovery, inRecovery {
+            firstHeader = try? SMPHeader(decoding: request.prefix(SMPHeader.size))
+            if let header = firstHeader, request.count <= recovery.packetLimit,
+                let reply = recoveryReply(to: header, packet: request, recovery)
+            {
+                switch reply {
+                case .silentReset: reset = true
+                case .resetAfter(let value):
+                    output.responses.append(respond(to: header, .success(value)))
+                    reset = true
+                default: output.responses.append(respond(to: header, reply))
+                }
+            }
+        } else if configuration.enforceBufferSize && request.count > configuration.bufferSize {
             firstHeader = try? SMPHeader(decoding: request)
         } else {
             var position = 0
@@ -540,6 +563,17 @@ public actor SimulatedDevice {
     /// RAM state (upload session unless kept by configuration, date/time) is lost.
     public func powerCycle() {
         bootCount += 1
+        skippedAtLastBoot = []
+        // NCSDK-34106 (nRF Connect SDK 2.6.0 to 3.4.0 known issue): when the application core's
+        // image (0) is marked before the network core's (1), MCUboot skips the network core update.
+        if configuration.networkCoreOrderSkip, boot.count > 1, boot[1].pending != nil,
+            let application = markOrder.firstIndex(of: 0), let network = markOrder.firstIndex(of: 1),
+            application < network
+        {
+            boot[1].pending = nil
+            skippedAtLastBoot = [1]
+        }
+        markOrder = []
         for index in boot.indices {
             let primary = 2 * index
             let secondary = primary + 1
@@ -564,6 +598,14 @@ public actor SimulatedDevice {
             }
         }
         if !configuration.keepUploadStateAcrossReset { upload = nil }
+        recoveryUpload = nil
+        if configuration.recovery != nil {
+            // MCUboot stays in serial recovery when the application asked for it with boot mode 1
+            // (boot/zephyr/main.c with CONFIG_BOOT_SERIAL_BOOT_MODE) or when no primary image
+            // validates (CONFIG_BOOT_SERIAL_NO_APPLICATION); otherwise it boots the primary slot.
+            let bootable = validImage(0).map { $0.hashMatches && $0.isBootable } ?? false
+            inRecovery = lastResetBootMode == 1 || !bootable
+        }
         dateTime = nil
         // The application calls settings_load() at boot: the runtime values are the saved ones.
         settingsRuntime = settingsStored

@@ -47,6 +47,49 @@ public enum SimulatedZephyrVersion: String, Sendable, Hashable, CaseIterable {
     case v3_6 = "3.6"
 }
 
+/// The MCUboot release whose serial recovery (boot/boot_serial/src/boot_serial.c) the simulator
+/// follows in recovery mode, where answers differ by release.
+public enum SimulatedMCUbootVersion: String, Sendable, Hashable, CaseIterable {
+    /// Before MCUboot 1.9.0 (commit c9dc2249, "Respond with rc code for all mcumgr commands"):
+    /// boot_serial_input answered an image command other than state and upload (such as erase)
+    /// with `{rc: 0}` and did nothing (bs_empty_rsp), answered a state write with the image list
+    /// (bs_list ignored the operation), and gave no answer at all to an OS command other than
+    /// reset (echo, mcumgr params) or to another group. The receive buffer was a fixed 512 bytes
+    /// (BOOT_SERIAL_INPUT_MAX).
+    case v1_8 = "1.8"
+    /// MCUboot 1.9 and later (up to the main branch read): every unsupported command is answered
+    /// `{rc: 8}` (bs_rc_rsp(MGMT_ERR_ENOTSUP)); echo with CONFIG_BOOT_MGMT_ECHO; mcumgr params
+    /// with CONFIG_BOOT_MGMT_MCUMGR_PARAMS (after v2.4.0, commit 5fa70775).
+    case v2 = "2"
+}
+
+/// How the simulated MCUboot serial recovery was built (its Kconfig options).
+public struct SimulatedRecovery: Sendable, Hashable {
+    /// The release whose answers are modelled.
+    public var version: SimulatedMCUbootVersion = .v2
+    /// MCUBOOT_SERIAL_MAX_RECEIVE_SIZE (CONFIG_BOOT_SERIAL_MAX_RECEIVE_SIZE, default 1024 in
+    /// boot/zephyr/Kconfig.serial_recovery): in_buf and dec_buf are this size plus one, and
+    /// dec_buf holds the frame's length, the packet and its CRC16 (boot_serial_in_dec), so a
+    /// packet of at most this size − 3 is taken. 512 before 2.0.
+    public var receiveSize: Int = 1024
+    /// CONFIG_BOOT_MGMT_MCUMGR_PARAMS: bs_mcumgr_params answers `buf_size` =
+    /// MCUBOOT_SERIAL_MAX_RECEIVE_SIZE and `buf_count` 1; without it, `rc 8`.
+    public var reportsParameters: Bool = true
+    /// CONFIG_BOOT_MGMT_ECHO: bs_echo answers `{r: d}`; without it, `rc 8`.
+    public var echo: Bool = true
+    /// CONFIG_BOOT_SERIAL_IMG_GRP_HASH (default y): bs_list includes each image's `hash`.
+    public var listsHashes: Bool = true
+    /// Answer OS bootloader info (command 8) with `bootloader: MCUboot` and, for the `mode`
+    /// query, the mode. boot_serial.c as read (main branch, after v2.4.0) has no such handler and
+    /// answers `rc 8`, which is the default; this models a port built with one.
+    public var bootloaderInfo: Bool = false
+
+    public init() {}
+
+    /// The largest SMP packet (header included) boot_serial_in_dec takes.
+    public var packetLimit: Int { max(0, (version == .v1_8 ? 512 : min(max(receiveSize, 0), 65535)) - 3) }
+}
+
 /// What a hostile device answers to every upload chunk instead of the offset it reached.
 public enum HostileOffset: String, Sendable, Hashable, CaseIterable {
     /// The first chunk is taken; every later answer repeats the offset it reached.
@@ -90,6 +133,16 @@ public struct SimulatorConfiguration: Sendable {
     public var bleReassembly: Bool = true
     /// The Zephyr release to follow where answers differ (erasing an empty slot).
     public var zephyrVersion: SimulatedZephyrVersion = .v3_5
+    /// Start in MCUboot serial recovery (as when its GPIO is held at power-on): the device answers
+    /// only what boot/boot_serial/src/boot_serial.c answers, uploads go to the primary slot, and
+    /// a reset boots the primary image when it is valid. `nil`: no serial recovery. With it, a
+    /// reset with `boot_mode` 1 (CONFIG_BOOT_SERIAL_BOOT_MODE) or no valid application
+    /// (CONFIG_BOOT_SERIAL_NO_APPLICATION) also enters recovery.
+    public var recovery: SimulatedRecovery? = nil
+    /// With two images, model NCSDK-34106 (nRF Connect SDK 2.6.0 to 3.4.0): a boot skips the
+    /// network core's pending update (image 1) when the application core's image (0) was marked
+    /// before it; the network core keeps its old image.
+    public var networkCoreOrderSkip: Bool = false
     /// Answer SMP v1 requests with `rc 12` (a Zephyr build without the original protocol).
     public var rejectV1: Bool = false
     /// Whether image command 6 (slot info) is supported; otherwise it answers `rc 8`.
@@ -168,8 +221,11 @@ public struct SimulatorConfiguration: Sendable {
     /// The transport limits a Zephyr device with this configuration applies (see
     /// ``SMPServerFrameLimits``): net_buf of ``bufferSize``, UDP MTU, BLE reassembly.
     public var frameLimits: SMPServerFrameLimits {
-        SMPServerFrameLimits(
-            netbufSize: enforceBufferSize ? max(0, bufferSize) : nil, udpMTU: enforceBufferSize ? max(0, udpMTU) : nil,
+        // In recovery the serial decoder takes MCUboot's packet limit plus the 4 framing bytes;
+        // SimulatedDevice drops what the current mode does not take.
+        let netbuf = max(0, bufferSize, recovery.map { $0.packetLimit + 4 } ?? 0)
+        return SMPServerFrameLimits(
+            netbufSize: enforceBufferSize ? netbuf : nil, udpMTU: enforceBufferSize ? max(0, udpMTU) : nil,
             udpOversize: udpOversize, bleReassembly: bleReassembly)
     }
 }

@@ -171,6 +171,8 @@ extension SimulatedDevice {
         case (_, true): boot[index].pending = .permanent
         case (_, false): boot[index].pending = .test
         }
+        markOrder.removeAll { $0 == index }
+        markOrder.append(index)
         return .success(stateResponse())
     }
 

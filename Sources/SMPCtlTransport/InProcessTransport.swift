@@ -17,19 +17,25 @@ public final class InProcessTransport: SMPTransport {
     private let state = Mutex(State())
 
     private let emulatedLink: LinkModel?
+    private let bufferOverhead: Int
 
     /// Creates a transport to `server`; `maximumPacketSize` bounds every request; `linkModel` is the
-    /// link the server emulates, if any.
-    public init(server: any SMPPacketServer, maximumPacketSize: Int = 65_535 + SMPHeader.size, linkModel: LinkModel? = nil) {
+    /// link the server emulates, if any; `deviceBufferOverhead` is what the server's framing takes
+    /// of its buffer (4 for a server that decodes serial console frames, such as MCUboot's recovery).
+    public init(
+        server: any SMPPacketServer, maximumPacketSize: Int = 65_535 + SMPHeader.size, linkModel: LinkModel? = nil,
+        deviceBufferOverhead: Int = 0
+    ) {
         self.server = server
         self.packetLimit = maximumPacketSize
         self.emulatedLink = linkModel
+        self.bufferOverhead = max(0, deviceBufferOverhead)
     }
 
     public var linkModel: LinkModel? { emulatedLink }
 
     public var description: String { "in-process simulator" }
-    public var framing: SMPFraming { SMPFraming(maximumWrite: packetLimit) }
+    public var framing: SMPFraming { SMPFraming(maximumWrite: packetLimit, deviceBufferOverhead: bufferOverhead) }
 
     public func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {
         await close()

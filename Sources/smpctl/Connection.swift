@@ -16,7 +16,11 @@ func makeTransport(_ spec: ConnectionSpec) throws -> any SMPTransport {
     switch spec {
     case .simulator(let options):
         let server = try SimulatorOptions.server(from: options)
-        return InProcessTransport(server: server, linkModel: server.link == .ideal ? nil : server.link)
+        // MCUboot's serial recovery speaks only the console framing, whose length and CRC take 4
+        // bytes of its buffer (boot_serial_in_dec); the in-process link sizes requests the same way.
+        let overhead = server.device.configuration.recovery == nil ? 0 : 4
+        return InProcessTransport(
+            server: server, linkModel: server.link == .ideal ? nil : server.link, deviceBufferOverhead: overhead)
     case .udp(let host, let port, let limit):
         return UDPTransport(address: try SocketAddress.resolve(host: host, port: port), maximumDatagram: limit)
     case .serial(let path, let baud):

@@ -2,8 +2,16 @@ public import ArgumentParser
 public import SMPCtlClient
 import Foundation
 import SMPCtlProtocol
+import Synchronization
 
 extension FirmwareUpdateMode: ExpressibleByArgument {}
+
+/// Whether the device was found in serial recovery, set from the client closure.
+final class RecoveryFlag: Sendable {
+    private let flag = Mutex(false)
+    func set() { flag.withLock { $0 = true } }
+    var value: Bool { flag.withLock { $0 } }
+}
 
 struct DFUCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,29 +27,79 @@ struct DFUCommand: AsyncParsableCommand {
             signed MCUboot image is refused with exit status 2, and an image larger than the device's \
             slot (from slot info, where the device supports it) is refused with exit status 5, unless \
             --force is given.
+
+            A device in MCUboot's serial recovery (its image list has no active slot and no \
+            splitStatus: no application runs) is updated the way recovery works: the image is \
+            uploaded straight to the primary slot, with its length in the \
+            first chunk, one request at a time, without an erase first and without test or \
+            confirm (recovery answers those with rc 8, and the image boots as written); then the \
+            device is reset and the application must run the new image. --mode test-only is \
+            refused there, since recovery cannot give a test boot that reverts.
+
+            FILE may be a DFU package (nRF Connect SDK's dfu_application.zip): each image its \
+            manifest.json lists goes to its image_index, they are marked with the network core \
+            first (MCUboot in nRF Connect SDK 2.6.0 to 3.4.0 skips the network core update when \
+            the application core was marked first, NCSDK-34106), one reset follows, and every \
+            image must run the new image afterwards.
             """)
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var upload: UploadArguments
 
-    @Option(help: ArgumentHelp("test-and-confirm, confirm-only, test-only or upload-only.", valueName: "mode"))
-    var mode: FirmwareUpdateMode = .testAndConfirm
+    @Option(help: ArgumentHelp("test-and-confirm (the default), confirm-only, test-only or upload-only.", valueName: "mode"))
+    var mode: FirmwareUpdateMode?
 
     @Option(name: .customLong("reconnect-timeout"), help: ArgumentHelp("Seconds to wait for the device after the reset.", valueName: "seconds"))
     var reconnectTimeout: Double = 30
 
     func run() async throws {
         let output = Output(json: global.json)
+        let package: DFUPackageContents?
+        do {
+            package = try DFUPackageContents.load(path: upload.file)
+        } catch {
+            output.report(error, operation: nil)
+            throw CommandFailure(status: ExitStatus(error))
+        }
+        if let package {
+            defer { package.remove() }
+            try await runPackage(package, output: output)
+            return
+        }
         let (file, identity) = try upload.load(output: output)
         guard let identity else {
             output.fail(status: .usage, message: "dfu needs a signed MCUboot image to verify; \(upload.file) is not one")
             throw CommandFailure(status: .usage)
         }
         output.line("image \(upload.file): version \(identity.version), hash \(hexString(identity.hash)), \(formatBytes(file.length))")
+        let mode = self.mode ?? .testAndConfirm
         var options = FirmwareUpdateOptions(mode: mode, upload: upload.uploadOptions)
         options.reconnectTimeout = .milliseconds(Int(reconnectTimeout * 1000))
         let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal, output: output)
+        let requestedMode = self.mode
+        let recovered = RecoveryFlag()
         let report = try await global.withClient { client, _ throws(SMPClientError) -> FirmwareUpdateReport? in
+            let detection = try await client.detectRecovery()
+            if detection.inRecovery {
+                recovered.set()
+                output.line("the device is in MCUboot serial recovery (\(detection.evidence.joined(separator: "; "))); the image goes straight to the primary slot")
+                output.event(["event": "recovery", "evidence": .array(detection.evidence.map(JSONValue.string))])
+                switch requestedMode {
+                case .testOnly?:
+                    throw .invalidInput(
+                        "the device is in MCUboot serial recovery, which writes the primary slot directly: there is no test boot that reverts, "
+                            + "so --mode test-only cannot be honoured (use --mode upload-only or leave --mode out; see `smpctl explain serial-recovery`)")
+                case .testAndConfirm?, .confirmOnly?:
+                    output.line("note: serial recovery writes the primary slot directly, so the image needs neither a test mark nor a confirmation; none is sent")
+                case .uploadOnly?, nil:
+                    break
+                }
+                return try await client.updateInRecovery(
+                    file, imageHash: identity.hash, version: identity.version, detection: detection, options: options
+                ) { event in
+                    Self.describe(event, output: output, bar: bar)
+                }
+            }
             let preflight = try await UploadPreflight.run(
                 client: client, file: file, identity: identity, image: upload.image ?? 0, timeout: global.timeout,
                 output: output, announcePresence: false)
@@ -57,15 +115,87 @@ struct DFUCommand: AsyncParsableCommand {
             }
         }
         guard let report else { throw CommandFailure(status: .verification) }
-        output.line(report.confirmed ? "done: the new image is running and confirmed" : report.running ? "done: the new image is running (not confirmed)" : "done: the image is uploaded")
+        if recovered.value {
+            output.line(report.running ? "done: the application runs the new image (written by serial recovery)" : "done: the image is in the primary slot")
+        } else {
+            output.line(report.confirmed ? "done: the new image is running and confirmed" : report.running ? "done: the new image is running (not confirmed)" : "done: the image is uploaded")
+        }
         output.document([
-            "ok": true, "mode": .string(mode.rawValue), "image_hash": .string(hexString(identity.hash)),
+            "ok": true, "mode": .string(mode.rawValue), "recovery": .bool(recovered.value), "image_hash": .string(hexString(identity.hash)),
             "version": .string(identity.version), "upload_skipped": .bool(report.uploadSkipped),
             "uploaded_bytes": report.upload.map { .int($0.length - $0.resumedFrom) } ?? 0,
             "resumed_from": report.upload.map { .int($0.resumedFrom) } ?? .null,
             "upload_seconds": report.upload.map { .double($0.seconds) } ?? .null,
             "reconnect_seconds": report.reconnectSeconds.map { .double($0) } ?? .null,
             "total_seconds": .double(bar.totalSeconds),
+            "running": .bool(report.running), "confirmed": .bool(report.confirmed),
+            "images": SlotTable.json(report.finalState),
+        ])
+    }
+
+    /// A DFU package (dfu_application.zip): every image to its image number, one reset.
+    func runPackage(_ package: DFUPackageContents, output: Output) async throws {
+        let mode = self.mode ?? .testAndConfirm
+        for item in package.images.sorted(by: { $0.image < $1.image }) {
+            output.line("image \(item.image) (\(package.cores[item.image] ?? "image \(item.image)")): version \(item.version), hash \(hexString(item.hash)), \(formatBytes(item.file.length))")
+        }
+        var options = FirmwareUpdateOptions(mode: mode, upload: upload.uploadOptions)
+        options.reconnectTimeout = .milliseconds(Int(reconnectTimeout * 1000))
+        let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal, output: output)
+        let requestedMode = self.mode
+        let report = try await global.withClient { client, _ throws(SMPClientError) -> PackageUpdateReport in
+            let detection = try await client.detectRecovery()
+            guard detection.inRecovery else {
+                return try await client.updateImages(package.images, options: options) { event in
+                    Self.describe(event, output: output, bar: bar)
+                }
+            }
+            // Serial recovery writes each image to its primary slot (bs_upload: image N, slot 0):
+            // nothing to mark, so the order does not matter; one reset after the last upload.
+            output.line("the device is in MCUboot serial recovery (\(detection.evidence.joined(separator: "; "))); each image goes straight to its primary slot")
+            output.event(["event": "recovery", "evidence": .array(detection.evidence.map(JSONValue.string))])
+            if requestedMode == .testOnly {
+                throw .invalidInput(
+                    "the device is in MCUboot serial recovery, which writes the primary slots directly: there is no test boot that reverts, "
+                        + "so --mode test-only cannot be honoured (see `smpctl explain serial-recovery`)")
+            }
+            var result = PackageUpdateReport()
+            let ordered = package.images.sorted { $0.image > $1.image }
+            for (position, item) in ordered.enumerated() {
+                var itemOptions = options
+                itemOptions.upload.image = item.image
+                let last = position == ordered.count - 1
+                if !last || options.mode == .uploadOnly { itemOptions.mode = .uploadOnly }
+                let single = try await client.updateInRecovery(
+                    item.file, imageHash: item.hash, version: item.version, detection: detection, options: itemOptions
+                ) { event in
+                    Self.describe(event, output: output, bar: bar)
+                }
+                if !single.uploadSkipped { result.uploaded.append(item.image) }
+                result.running = single.running
+            }
+            let final = try await client.readImageState()
+            result.finalState = final.images
+            if result.running {
+                for item in package.images where !final.images.contains(where: {
+                    $0.image == item.image && $0.slot == 0 && $0.active && $0.hash == item.hash
+                }) {
+                    throw .verificationFailed(.notRunningAfterReset,
+                        "after the reset image \(item.image) does not run the image written by serial recovery (\(hexString(item.hash)))")
+                }
+                result.confirmed = package.images.allSatisfy { item in
+                    final.images.contains { $0.image == item.image && $0.slot == 0 && $0.confirmed }
+                }
+            }
+            return result
+        }
+        if !report.marked.isEmpty {
+            output.line("marked in the order \(report.marked.map { "image \($0)" }.joined(separator: ", ")) (the network core first: NCSDK-34106)")
+        }
+        output.line(report.confirmed ? "done: every image is running and confirmed" : report.running ? "done: every image is running" : "done: the images are uploaded")
+        output.document([
+            "ok": true, "mode": .string(mode.rawValue), "package": true,
+            "uploaded": .array(report.uploaded.map { .int($0) }), "marked": .array(report.marked.map { .int($0) }),
             "running": .bool(report.running), "confirmed": .bool(report.confirmed),
             "images": SlotTable.json(report.finalState),
         ])

@@ -116,6 +116,27 @@ struct SimulatorOptions: ParsableArguments {
     @Option(name: .customLong("disconnect-after"), help: ArgumentHelp("Cut the link once this many request bytes have arrived.", valueName: "bytes"))
     var disconnectAfter: Int?
 
+    @Flag(name: .customLong("ncs-34106"), help: "With --images 2, skip the network core's update (image 1) at boot when the application core's image was marked first, as MCUboot in nRF Connect SDK 2.6.0 to 3.4.0 does (NCSDK-34106).")
+    var networkCoreOrderSkip = false
+
+    @Flag(help: "Start in MCUboot serial recovery: answer only what boot_serial.c answers, upload to the primary slot, boot the primary image on reset when it is valid.")
+    var recovery = false
+
+    @Option(name: .customLong("mcuboot-version"), help: ArgumentHelp("With --recovery, answer as this MCUboot release: 2 (unsupported commands answer rc 8) or 1.8 (erase answers rc 0 and does nothing, echo and params get no answer, 512-byte buffer).", valueName: "version"))
+    var mcubootVersion: String = "2"
+
+    @Option(name: .customLong("recovery-buf-size"), help: ArgumentHelp("With --recovery, MCUBOOT_SERIAL_MAX_RECEIVE_SIZE (reported as buf_size by mcumgr params).", valueName: "bytes"))
+    var recoveryBufferSize: Int = 1024
+
+    @Flag(name: .customLong("recovery-no-params"), help: "With --recovery, answer mcumgr params with rc 8 (MCUboot built without CONFIG_BOOT_MGMT_MCUMGR_PARAMS).")
+    var recoveryNoParams = false
+
+    @Flag(name: .customLong("recovery-no-hash"), help: "With --recovery, list images without their hash (MCUboot built without CONFIG_BOOT_SERIAL_IMG_GRP_HASH).")
+    var recoveryNoHash = false
+
+    @Flag(name: .customLong("recovery-bootloader-info"), help: "With --recovery, answer bootloader info with MCUboot and its mode (a port built with it; boot_serial.c answers rc 8).")
+    var recoveryBootloaderInfo = false
+
     /// The emulated link.
     func linkModel() throws -> LinkModel {
         guard let link else { return .ideal }
@@ -155,6 +176,7 @@ struct SimulatorOptions: ParsableArguments {
         guard udpMTU >= SMPHeader.size, udpMTU <= 65507 else { throw ValidationError("--udp-mtu must be 8 to 65507") }
         _ = try busyCount()
         _ = try zephyr()
+        _ = try recoverySettings()
         _ = try hostile()
         for rule in fail { _ = try Self.parseRule(rule) }
         _ = try dropSet()
@@ -180,6 +202,23 @@ struct SimulatorOptions: ParsableArguments {
             throw ValidationError("--zephyr-version takes 3.5 or 3.6")
         }
         return version
+    }
+
+    private func recoverySettings() throws -> SimulatedRecovery? {
+        guard let version = SimulatedMCUbootVersion(rawValue: mcubootVersion) else {
+            throw ValidationError("--mcuboot-version takes 2 or 1.8")
+        }
+        guard recoveryBufferSize >= 128, recoveryBufferSize <= 65535 else {
+            throw ValidationError("--recovery-buf-size must be 128 to 65535 (boot/zephyr/Kconfig.serial_recovery)")
+        }
+        guard recovery else { return nil }
+        var settings = SimulatedRecovery()
+        settings.version = version
+        settings.receiveSize = recoveryBufferSize
+        settings.reportsParameters = !recoveryNoParams
+        settings.listsHashes = !recoveryNoHash
+        settings.bootloaderInfo = recoveryBootloaderInfo
+        return settings
     }
 
     private func hostile() throws -> HostileOffset? {
@@ -242,6 +281,8 @@ struct SimulatorOptions: ParsableArguments {
         configuration.truncateRate = truncateRate
         configuration.resetDuringUploadAtOffset = resetAt
         configuration.disconnectAfterBytes = disconnectAfter
+        configuration.recovery = try recoverySettings()
+        configuration.networkCoreOrderSkip = networkCoreOrderSkip
         return configuration
     }
 

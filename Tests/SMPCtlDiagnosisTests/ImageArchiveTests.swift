@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import SMPCtlZipFixtures
 
-@_spi(Fuzzing) @testable import SMPCtlDiagnosis
+@testable import SMPCtlDiagnosis
 
 /// The bounds on DFU packages (issue #13): entries inflate once, the total per archive and the
 /// manifest's file count are bounded, and sizes are counted as bytes come, not taken from headers.

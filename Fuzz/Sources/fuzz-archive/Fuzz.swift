@@ -8,7 +8,7 @@
 // name.
 
 import FuzzSupport
-@_spi(Fuzzing) import SMPCtlDiagnosis
+import SMPCtlDiagnosis
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

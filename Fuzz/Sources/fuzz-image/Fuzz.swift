@@ -7,7 +7,7 @@
 // memory; inspection never traps, with or without a key, and its verdict agrees with its findings.
 
 import FuzzSupport
-@_spi(Fuzzing) import SMPCtlDiagnosis
+import SMPCtlDiagnosis
 import SMPCtlImage
 
 /// The public keys of the signed fixtures, so that signature TLVs are checked by every algorithm.

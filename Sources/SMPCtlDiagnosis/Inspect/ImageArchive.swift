@@ -19,7 +19,7 @@ import Darwin
 #endif
 
 /// Why a ZIP archive could not be read.
-@_spi(Fuzzing) public struct ImageArchiveError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct ImageArchiveError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What went wrong.
     public var reason: String
     public init(_ reason: String) { self.reason = reason }
@@ -27,7 +27,7 @@ import Darwin
 }
 
 /// One file in a ZIP archive, as its central directory lists it.
-@_spi(Fuzzing) public struct ImageArchiveEntry: Sendable, Hashable {
+public struct ImageArchiveEntry: Sendable, Hashable {
     public var name: String
     /// 0 stored, 8 deflate.
     public var method: Int
@@ -39,7 +39,7 @@ import Darwin
 }
 
 /// A ZIP archive read from bytes in memory.
-@_spi(Fuzzing) public struct ImageArchive: Sendable {
+public struct ImageArchive: Sendable {
     /// The largest entry extracted (bounds memory when an entry claims a huge size).
     public static let maximumEntrySize = 64 * 1024 * 1024
     /// The most bytes extracted from one archive, all entries together.

@@ -116,7 +116,7 @@ extension ImageInspector {
             return
         }
         result.packageImages = images
-        var advice = "Extract the images and update each core with its --image number (or give the ZIP to the nRF Connect Device Manager app):"
+        var advice = "Give the package itself to `smpctl dfu \(result.name)`, which updates every core with one reset (network core marked first), or extract the images and update each core with its --image number:"
         for entry in images {
             let index = entry.imageIndex.map(String.init) ?? "?"
             var line = "\n  image \(index) (\(entry.core)"
@@ -129,7 +129,7 @@ extension ImageInspector {
         }
         result.findings.append(ImageFinding(
             .invalid, "dfu-package",
-            "this is a DFU package (such as dfu_application.zip) with \(images.count) image\(images.count == 1 ? "" : "s"), not a single image; smpctl uploads one image file at a time",
+            "this is a DFU package (such as dfu_application.zip) with \(images.count) image\(images.count == 1 ? "" : "s"), not a single image; `image upload` takes one image file at a time",
             advice: advice))
     }
 
