@@ -43,9 +43,37 @@ enum CLI {
     static func path(_ relative: String) -> String { packageRoot.appendingPathComponent(relative).path }
 
     /// Runs smpctl with `arguments`, waiting at most `timeout` seconds; `input` is its standard input.
+    ///
+    /// The child is waited for on a thread of its own, not on one of the cooperative pool's: on two
+    /// cores, tests that blocked pool threads while children ran starved the timing-sensitive
+    /// suites running beside them (busy back-off budgets, BLE reconnects).
     static func run(
         _ arguments: [String], environment: [String: String] = [:], timeout: Double = 60, input: String? = nil
-    ) throws -> CLIResult {
+    ) async throws -> CLIResult {
+        let (result, timedOut) = try await onOwnThread {
+            try runBlocking(arguments, environment: environment, timeout: timeout, input: input)
+        }
+        if timedOut { Issue.record("smpctl \(arguments.joined(separator: " ")) timed out after \(timeout) s") }
+        return result
+    }
+
+    /// Runs `body` on a new thread and waits for it without blocking the caller's thread.
+    static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                do {
+                    continuation.resume(returning: try body())
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// The blocking part of ``run(_:environment:timeout:input:)``; says whether the child timed out.
+    static func runBlocking(
+        _ arguments: [String], environment: [String: String], timeout: Double, input: String?
+    ) throws -> (CLIResult, timedOut: Bool) {
         let process = Process()
         process.executableURL = try executable
         process.arguments = arguments
@@ -71,6 +99,7 @@ enum CLI {
         let outData = Reader(out.fileHandleForReading)
         let errData = Reader(err.fileHandleForReading)
         let deadline = Date().addingTimeInterval(timeout)
+        var timedOut = false
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning {
             // SIGTERM cancels smpctl's task, which CPU-bound work may never look at: SIGKILL after 5 s.
@@ -79,10 +108,10 @@ enum CLI {
             while process.isRunning && Date() < killDeadline { usleep(10_000) }
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
-            Issue.record("smpctl \(arguments.joined(separator: " ")) timed out after \(timeout) s")
+            timedOut = true
         }
         process.waitUntilExit()
-        return CLIResult(status: process.terminationStatus, stdout: outData.finish(), stderr: errData.finish())
+        return (CLIResult(status: process.terminationStatus, stdout: outData.finish(), stderr: errData.finish()), timedOut)
     }
 
     /// Starts `smpctl simulate ...` and returns the process and the connection it prints.
@@ -133,7 +162,18 @@ final class Reader: Sendable {
 extension CLI {
     /// Runs smpctl with standard error on a pseudo-terminal `columns` wide (standard output on a
     /// pipe), and returns what each stream got.
-    static func runOnTerminal(_ arguments: [String], columns: UInt16, timeout: Double = 120) throws -> CLIResult {
+    static func runOnTerminal(_ arguments: [String], columns: UInt16, timeout: Double = 120) async throws -> CLIResult {
+        let (result, timedOut) = try await onOwnThread {
+            try runOnTerminalBlocking(arguments, columns: columns, timeout: timeout)
+        }
+        if timedOut { Issue.record("smpctl \(arguments.joined(separator: " ")) timed out after \(timeout) s") }
+        return result
+    }
+
+    /// The blocking part of ``runOnTerminal(_:columns:timeout:)``; says whether the child timed out.
+    static func runOnTerminalBlocking(_ arguments: [String], columns: UInt16, timeout: Double) throws
+        -> (CLIResult, timedOut: Bool)
+    {
         var controller: Int32 = -1
         var terminal: Int32 = -1
         var size = winsize(ws_row: 24, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
@@ -168,15 +208,16 @@ extension CLI {
             drained.signal()
         }
         let deadline = Date().addingTimeInterval(timeout)
+        var timedOut = false
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning {
             process.terminate()
-            Issue.record("smpctl \(arguments.joined(separator: " ")) timed out after \(timeout) s")
+            timedOut = true
         }
         process.waitUntilExit()
         try? (process.standardError as? FileHandle)?.close()
         _ = drained.wait(timeout: .now() + 5)
         let text = String(decoding: screen.withLock { $0 }, as: UTF8.self)
-        return CLIResult(status: process.terminationStatus, stdout: outData.finish(), stderr: text)
+        return (CLIResult(status: process.terminationStatus, stdout: outData.finish(), stderr: text), timedOut)
     }
 }

@@ -22,33 +22,33 @@ struct CLIWorkflowTests {
     }
 
     @Test("dfu over the in-process simulator")
-    func dfuInProcess() throws {
-        try checkConfirmed(CLI.run(["-c", "sim", "--json", "dfu", image]))
+    func dfuInProcess() async throws {
+        try await checkConfirmed(CLI.run(["-c", "sim", "--json", "dfu", image]))
     }
 
     @Test("dfu over UDP to smpctl simulate")
-    func dfuUDP() throws {
+    func dfuUDP() async throws {
         // A device whose UDP MTU (CONFIG_MCUMGR_TRANSPORT_UDP_MTU) takes 2048-byte datagrams.
         let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0", "--udp-mtu", "2048"])
         defer { server.terminate() }
         #expect(connection.hasPrefix("udp:127.0.0.1:"))
-        try checkConfirmed(CLI.run(["-c", connection, "--json", "dfu", image]))
-        let list = try CLI.run(["-c", connection, "--json", "image", "list"])
+        try await checkConfirmed(CLI.run(["-c", connection, "--json", "dfu", image]))
+        let list = try await CLI.run(["-c", connection, "--json", "image", "list"])
         let images = try #require(try list.json()["images"] as? [[String: Any]])
         #expect(images.contains { $0["hash"] as? String == imageHash && $0["active"] as? Bool == true })
     }
 
     @Test("dfu over a pseudo-terminal to smpctl simulate")
-    func dfuPTY() throws {
+    func dfuPTY() async throws {
         let (server, connection) = try CLI.startSimulator(["--pty"])
         defer { server.terminate() }
         #expect(connection.hasPrefix("serial:/dev/pts/"))
-        try checkConfirmed(CLI.run(["-c", connection, "--json", "dfu", image]))
+        try await checkConfirmed(CLI.run(["-c", connection, "--json", "dfu", image]))
     }
 
     @Test("dfu resumes after an injected disconnect")
-    func dfuResume() throws {
-        let result = try CLI.run(["-c", "sim?disconnect-after=20000", "--json", "dfu", image])
+    func dfuResume() async throws {
+        let result = try await CLI.run(["-c", "sim?disconnect-after=20000", "--json", "dfu", image])
         try checkConfirmed(result)
         let resumed = try #require(try result.json()["resumed_from"] as? Int)
         #expect(resumed > 0 && resumed < 49_770, "resumed at \(resumed)")
@@ -61,37 +61,37 @@ struct CLIWorkflowTests {
     }
 
     @Test("dfu over UDP with lost responses still completes")
-    func dfuLossy() throws {
+    func dfuLossy() async throws {
         let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0", "--drop", "3,9,20"])
         defer { server.terminate() }
-        try checkConfirmed(CLI.run(["-c", connection, "--timeout", "0.5", "--json", "dfu", "--first-timeout", "1", image]))
+        try await checkConfirmed(CLI.run(["-c", connection, "--timeout", "0.5", "--json", "dfu", "--first-timeout", "1", image]))
     }
 
     @Test("a second dfu of the same image skips the upload")
-    func dfuSkipsPresentImage() throws {
+    func dfuSkipsPresentImage() async throws {
         // A device whose UDP MTU (CONFIG_MCUMGR_TRANSPORT_UDP_MTU) takes 2048-byte datagrams.
         let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0", "--udp-mtu", "2048"])
         defer { server.terminate() }
-        _ = try CLI.run(["-c", connection, "dfu", image])
-        let again = try CLI.run(["-c", connection, "dfu", image])
+        _ = try await CLI.run(["-c", connection, "dfu", image])
+        let again = try await CLI.run(["-c", connection, "dfu", image])
         #expect(again.status == 0)
         #expect(again.stdout.contains("already holds this image"))
     }
 
     @Test("the connection can come from SMPCTL_CONNECTION and from a saved profile")
-    func connectionSources() throws {
-        let env = try CLI.run(["echo", "hello"], environment: ["SMPCTL_CONNECTION": "sim"])
+    func connectionSources() async throws {
+        let env = try await CLI.run(["echo", "hello"], environment: ["SMPCTL_CONNECTION": "sim"])
         #expect(env.status == 0)
         #expect(env.stdout == "hello\n")
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("smpctl-test-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: config) }
         let xdg = ["XDG_CONFIG_HOME": config.path]
-        #expect(try CLI.run(["profile", "add", "bench", "sim?buf-size=512"], environment: xdg).status == 0)
-        let list = try CLI.run(["profile", "list", "--json"], environment: xdg)
+        #expect(try await CLI.run(["profile", "add", "bench", "sim?buf-size=512"], environment: xdg).status == 0)
+        let list = try await CLI.run(["profile", "list", "--json"], environment: xdg)
         #expect(list.stdout.contains("\"bench\":\"sim?buf-size=512\""))
-        let params = try CLI.run(["-c", "bench", "--json", "params"], environment: xdg)
+        let params = try await CLI.run(["-c", "bench", "--json", "params"], environment: xdg)
         #expect(try params.json()["buf_size"] as? Int == 512)
-        #expect(try CLI.run(["profile", "add", "bad", "nonsense"], environment: xdg).status == 2)
+        #expect(try await CLI.run(["profile", "add", "bad", "nonsense"], environment: xdg).status == 2)
     }
 }
 
@@ -100,8 +100,8 @@ struct CLIExitStatusTests {
     let image = CLI.path("Examples/images/blinky-1.1.0.signed.bin")
 
     @Test("no connection: usage error listing the accepted forms")
-    func noConnection() throws {
-        let result = try CLI.run(["image", "list"])
+    func noConnection() async throws {
+        let result = try await CLI.run(["image", "list"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("udp:HOST[:PORT]"))
         #expect(result.stderr.contains("serial:PATH"))
@@ -109,26 +109,26 @@ struct CLIExitStatusTests {
     }
 
     @Test("bad arguments: usage error")
-    func badArguments() throws {
-        #expect(try CLI.run(["-c", "sim", "image", "list", "--no-such-flag"]).status == 2)
-        #expect(try CLI.run(["-c", "warp:drive", "image", "list"]).status == 2)
-        #expect(try CLI.run(["-c", "sim", "image", "test", "zz"]).status == 2)
+    func badArguments() async throws {
+        #expect(try await CLI.run(["-c", "sim", "image", "list", "--no-such-flag"]).status == 2)
+        #expect(try await CLI.run(["-c", "warp:drive", "image", "list"]).status == 2)
+        #expect(try await CLI.run(["-c", "sim", "image", "test", "zz"]).status == 2)
     }
 
     @Test("a file that is not a signed image is refused before connecting")
-    func notAnImage() throws {
+    func notAnImage() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("zephyr-\(UUID().uuidString).bin")
         try Data(repeating: 0x20, count: 4096).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
-        let result = try CLI.run(["-c", "sim", "dfu", file.path])
+        let result = try await CLI.run(["-c", "sim", "dfu", file.path])
         #expect(result.status == 2)
         #expect(result.stderr.contains("not a signed MCUboot image"))
     }
 
     @Test("device error: exit 4 with the device's group and code in JSON")
-    func deviceError() throws {
+    func deviceError() async throws {
         // no-slot-info: with slot info, smpctl refuses the image before uploading (ImageInspectTests).
-        let result = try CLI.run(["-c", "sim?secondary-slot-size=4096&no-slot-info", "--json", "dfu", image])
+        let result = try await CLI.run(["-c", "sim?secondary-slot-size=4096&no-slot-info", "--json", "dfu", image])
         #expect(result.status == 4)
         let json = try result.json()
         #expect(json["ok"] as? Bool == false)
@@ -140,8 +140,8 @@ struct CLIExitStatusTests {
     }
 
     @Test("top-level rc and group rc stay distinct")
-    func smpLevelError() throws {
-        let result = try CLI.run(["-c", "sim?fail=os:echo:rc=8", "--json", "echo", "x"])
+    func smpLevelError() async throws {
+        let result = try await CLI.run(["-c", "sim?fail=os:echo:rc=8", "--json", "echo", "x"])
         #expect(result.status == 4)
         let device = try #require(try result.json()["device_error"] as? [String: Any])
         #expect(device["kind"] as? String == "smp")
@@ -149,19 +149,19 @@ struct CLIExitStatusTests {
     }
 
     @Test("bootloader refuses the image: verification failure, exit 5")
-    func verificationFailure() throws {
-        let result = try CLI.run(["-c", "sim?reject-images", "dfu", image])
+    func verificationFailure() async throws {
+        let result = try await CLI.run(["-c", "sim?reject-images", "dfu", image])
         #expect(result.status == 5)
         #expect(result.stderr.contains("did not swap"))
-        let json = try CLI.run(["-c", "sim?reject-images", "--json", "dfu", image]).json()
+        let json = try await CLI.run(["-c", "sim?reject-images", "--json", "dfu", image]).json()
         #expect(json["error"] as? String == "verification")
         #expect(json["check"] as? String == "not-running-after-reset")
         #expect((json["explanation"] as? [String: Any]) != nil)
     }
 
     @Test("nobody answering: transport failure, exit 3")
-    func transportFailure() throws {
-        let result = try CLI.run(["-c", "udp:127.0.0.1:9", "--timeout", "0.2", "--retries", "1", "echo", "x"])
+    func transportFailure() async throws {
+        let result = try await CLI.run(["-c", "udp:127.0.0.1:9", "--timeout", "0.2", "--retries", "1", "echo", "x"])
         #expect(result.status == 3)
         // Loopback answers "port unreachable" at once; smpctl says so instead of timing out.
         #expect(result.stderr.contains("port unreachable"))
@@ -172,23 +172,23 @@ struct CLIExitStatusTests {
 @Suite("UDP datagram limit")
 struct UDPLimitTests {
     @Test("without ?mtu= the largest datagram is learned; ?mtu=N fixes it")
-    func datagramLimit() throws {
+    func datagramLimit() async throws {
         // A device whose UDP MTU (CONFIG_MCUMGR_TRANSPORT_UDP_MTU) takes 2048-byte datagrams.
         let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0", "--udp-mtu", "2048"])
         defer { server.terminate() }
         let image = CLI.path("Examples/images/blinky-1.1.0.signed.bin")
-        let learned = try CLI.run(["-c", connection, "--json", "image", "upload", image]).json()
+        let learned = try await CLI.run(["-c", connection, "--json", "image", "upload", image]).json()
         #expect(learned["chunk_size"] as? Int ?? 0 > 2000)
-        let fixed = try CLI.run(["-c", connection + "?mtu=1200", "--json", "image", "upload", image]).json()
+        let fixed = try await CLI.run(["-c", connection + "?mtu=1200", "--json", "image", "upload", image]).json()
         #expect(fixed["chunk_size"] as? Int ?? 0 <= 1200 - 8)
         // Zephyr's default UDP MTU, 1500: the 2048-byte probe is lost and the upload uses 1472-byte datagrams.
         let (smaller, smallerConnection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
         defer { smaller.terminate() }
-        let fallback = try CLI.run(["-c", smallerConnection, "--json", "image", "upload", image])
+        let fallback = try await CLI.run(["-c", smallerConnection, "--json", "image", "upload", image])
         #expect(fallback.status == 0)
         let chunk = try fallback.json()["chunk_size"] as? Int ?? 0
         #expect(chunk > 1400 && chunk < 1472)
-        #expect(try CLI.run(["-c", connection + "?mtu=9", "echo", "x"]).status == 2)
+        #expect(try await CLI.run(["-c", connection + "?mtu=9", "echo", "x"]).status == 2)
     }
 }
 
@@ -206,8 +206,8 @@ struct ProgressDisplayTests {
     }
 
     @Test("on a 40-column terminal every redraw fits in one line and the retry shows without -v")
-    func narrowTerminal() throws {
-        let result = try CLI.runOnTerminal(["-c", Self.connection, "image", "upload", Self.image], columns: 40)
+    func narrowTerminal() async throws {
+        let result = try await CLI.runOnTerminal(["-c", Self.connection, "image", "upload", Self.image], columns: 40)
         #expect(result.status == 0, "\(result.stderr)")
         let lines = Self.redraws(result.stderr)
         #expect(lines.count > 5)
@@ -219,8 +219,8 @@ struct ProgressDisplayTests {
     }
 
     @Test("a wide terminal gets the label, the bar, bytes, rate and the estimate")
-    func wideTerminal() throws {
-        let result = try CLI.runOnTerminal(["-c", "sim?link=serial:115200", "image", "upload", Self.image], columns: 120)
+    func wideTerminal() async throws {
+        let result = try await CLI.runOnTerminal(["-c", "sim?link=serial:115200", "image", "upload", Self.image], columns: 120)
         #expect(result.status == 0)
         let lines = Self.redraws(result.stderr)
         #expect(lines.contains { $0.hasPrefix("upload [") && $0.contains("KiB/s") && $0.contains("ETA") })
@@ -228,11 +228,11 @@ struct ProgressDisplayTests {
     }
 
     @Test("without a terminal a retry is a line of its own; with --json a notice event")
-    func noTerminal() throws {
-        let plain = try CLI.run(["-c", Self.connection, "image", "upload", Self.image])
+    func noTerminal() async throws {
+        let plain = try await CLI.run(["-c", Self.connection, "image", "upload", Self.image])
         #expect(plain.status == 0)
         #expect(plain.stderr.contains("smpctl: no answer in time; retry 1 of"), "\(plain.stderr)")
-        let json = try CLI.run(["-c", Self.connection, "--json", "image", "upload", Self.image])
+        let json = try await CLI.run(["-c", Self.connection, "--json", "image", "upload", Self.image])
         #expect(json.status == 0)
         let notices = json.stderr.split(separator: "\n").compactMap { line -> [String: Any]? in
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
@@ -245,8 +245,8 @@ struct ProgressDisplayTests {
 @Suite("Everyday output")
 struct EverydayOutputTests {
     @Test("a device error names its code once, then explains it")
-    func headlineOnce() throws {
-        let result = try CLI.run(["-c", "sim?fail=image:upload:rc=5", "image", "upload", CLI.path("Examples/images/blinky-1.1.0.signed.bin")])
+    func headlineOnce() async throws {
+        let result = try await CLI.run(["-c", "sim?fail=image:upload:rc=5", "image", "upload", CLI.path("Examples/images/blinky-1.1.0.signed.bin")])
         #expect(result.status == 4)
         #expect(result.stderr.components(separatedBy: "MGMT_ERR_ENOENT").count - 1 == 1, "\(result.stderr)")
         #expect(result.stderr.hasPrefix("smpctl: error: device error rc 5 MGMT_ERR_ENOENT"))
@@ -254,23 +254,23 @@ struct EverydayOutputTests {
     }
 
     @Test("a bare smpctl prints its usage and exits 2")
-    func bareCommand() throws {
-        let result = try CLI.run([])
+    func bareCommand() async throws {
+        let result = try await CLI.run([])
         #expect(result.status == 2)
         #expect(result.stderr.contains("USAGE") || result.stderr.contains("Usage"))
         #expect(result.stdout.isEmpty)
     }
 
     @Test("device text with escape sequences and carriage returns is shown escaped, not obeyed")
-    func escapedDeviceText() throws {
+    func escapedDeviceText() async throws {
         let hostile = "hi\u{1B}[2J\u{1B}]0;owned\u{07}\rgone"
-        let result = try CLI.run(["-c", "sim", "echo", hostile])
+        let result = try await CLI.run(["-c", "sim", "echo", hostile])
         #expect(result.status == 0)
         #expect(!result.stdout.contains("\u{1B}"))
         #expect(!result.stdout.contains("\r"))
         #expect(result.stdout.contains("\\u{1B}[2J"), "\(result.stdout)")
         // JSON keeps the text exactly, escaped by the encoder.
-        let json = try CLI.run(["-c", "sim", "--json", "echo", hostile])
+        let json = try await CLI.run(["-c", "sim", "--json", "echo", hostile])
         #expect(!json.stdout.contains("\u{1B}"))
         let document = try json.json()
         #expect(document.values.contains { ($0 as? String) == hostile })

@@ -5,8 +5,8 @@ import Testing
 /// `smpctl ---completion` returns for `-c`.
 @Suite("shell completions")
 struct CompletionTests {
-    static func script(_ shell: String) throws -> String {
-        let result = try CLI.run(["--generate-completion-script", shell])
+    static func script(_ shell: String) async throws -> String {
+        let result = try await CLI.run(["--generate-completion-script", shell])
         #expect(result.status == 0)
         return result.stdout
     }
@@ -20,8 +20,8 @@ struct CompletionTests {
     }
 
     @Test("bash: file arguments by kind, build folders as folders, -c through smpctl")
-    func bash() throws {
-        let script = try Self.script("bash")
+    func bash() async throws {
+        let script = try await Self.script("bash")
         #expect(Self.section(of: script, bashFunction: "_smpctl_image_upload").contains("-fX '!*.@(bin)'"))
         #expect(Self.section(of: script, bashFunction: "_smpctl_dfu").contains("-fX '!*.@(bin)'"))
         #expect(Self.section(of: script, bashFunction: "_smpctl_image_inspect").contains("-fX '!*.@(bin|zip|hex|elf)'"))
@@ -37,21 +37,21 @@ struct CompletionTests {
     }
 
     @Test("zsh and fish: the same kinds")
-    func zshAndFish() throws {
-        let zsh = try Self.script("zsh")
+    func zshAndFish() async throws {
+        let zsh = try await Self.script("zsh")
         #expect(zsh.contains(#":file:_files -g '\''*.bin *.zip *.hex *.elf'\''"#))
         #expect(zsh.contains(#":build-dir:_files -/"#))
         #expect(zsh.contains("---completion image upload -- --connection"))
-        let fish = try Self.script("fish")
+        let fish = try await Self.script("fish")
         #expect(fish.contains(#"set -l exts \'bin\' \'zip\' \'hex\' \'elf\'"#))
         #expect(fish.contains("---completion dfu -- --connection"))
         #expect(fish.contains("__smpctl_should_offer_completions_for_positional \"smpctl doctor\""))
     }
 
     /// Asks smpctl for the candidates of `-c` being typed as `prefix`, as the scripts do.
-    static func connections(_ prefix: String, environment: [String: String]) throws -> (CLIResult, [String], Double) {
+    static func connections(_ prefix: String, environment: [String: String]) async throws -> (CLIResult, [String], Double) {
         let start = Date()
-        let result = try CLI.run(["---completion", "image", "list", "--", "--connection", "3", String(prefix.count), prefix], environment: environment, timeout: 20)
+        let result = try await CLI.run(["---completion", "image", "list", "--", "--connection", "3", String(prefix.count), prefix], environment: environment, timeout: 20)
         let seconds = Date().timeIntervalSince(start)
         return (result, result.stdout.split(separator: "\n").map(String.init), seconds)
     }
@@ -64,22 +64,22 @@ struct CompletionTests {
     }
 
     @Test("-c completes the forms and the saved profiles, filtered by what is typed")
-    func profileNames() throws {
+    func profileNames() async throws {
         let (config, environment) = try Self.profiles(#"{"profiles":{"lab":"udp:192.0.2.1","bench-2":"sim","lab-b":"serial:/dev/ttyACM0"}}"#)
         defer { try? FileManager.default.removeItem(at: config) }
-        let (all, words, _) = try Self.connections("", environment: environment)
+        let (all, words, _) = try await Self.connections("", environment: environment)
         #expect(all.status == 0)
         #expect(Set(words) == ["sim", "udp:", "serial:", "ble:", "lab", "bench-2", "lab-b"])
-        #expect(try Self.connections("la", environment: environment).1 == ["lab", "lab-b"])
-        #expect(try Self.connections("u", environment: environment).1 == ["udp:"])
+        #expect(try await Self.connections("la", environment: environment).1 == ["lab", "lab-b"])
+        #expect(try await Self.connections("u", environment: environment).1 == ["udp:"])
         // A profiles file that is not one completes no profile, and still the forms.
         let (broken, brokenEnvironment) = try Self.profiles("{not json")
         defer { try? FileManager.default.removeItem(at: broken) }
-        #expect(Set(try Self.connections("", environment: brokenEnvironment).1) == ["sim", "udp:", "serial:", "ble:"])
+        #expect(Set(try await Self.connections("", environment: brokenEnvironment).1) == ["sim", "udp:", "serial:", "ble:"])
     }
 
     @Test("ble: completion never hangs: a bus that never answers costs about a second, then nothing")
-    func bluetoothBounded() throws {
+    func bluetoothBounded() async throws {
         let (config, environment) = try Self.profiles(#"{"profiles":{"blelab":"sim"}}"#)
         defer { try? FileManager.default.removeItem(at: config) }
         // A Unix socket that accepts connections and never says a word: the D-Bus handshake stalls.
@@ -102,16 +102,16 @@ struct CompletionTests {
         #expect(listen(listener, 8) == 0)
         var silent = environment
         silent["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=\(path)"
-        let (result, words, seconds) = try Self.connections("ble", environment: silent)
+        let (result, words, seconds) = try await Self.connections("ble", environment: silent)
         #expect(result.status == 0)
         #expect(words == ["ble:", "blelab"])
         #expect(seconds < 5, "completion took \(seconds) s")
         // With no bus at all, it is immediate.
-        let (_, none, quick) = try Self.connections("bl", environment: environment)
+        let (_, none, quick) = try await Self.connections("bl", environment: environment)
         #expect(none == ["ble:", "blelab"])
         #expect(quick < 3)
         // profile remove completes the saved names.
-        let remove = try CLI.run(["---completion", "profile", "remove", "--", "positional@0", "0", "1", "b"], environment: environment)
+        let remove = try await CLI.run(["---completion", "profile", "remove", "--", "positional@0", "0", "1", "b"], environment: environment)
         #expect(remove.stdout.split(separator: "\n") == ["blelab"])
     }
 }

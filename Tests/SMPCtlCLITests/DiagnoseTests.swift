@@ -14,20 +14,20 @@ struct DiagnoseTests {
     }
 
     @Test("a healthy device: no findings, exit 0")
-    func healthy() throws {
-        let result = try CLI.run(["-c", "sim", "diagnose"])
+    func healthy() async throws {
+        let result = try await CLI.run(["-c", "sim", "diagnose"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("no problems found"))
         #expect(result.stdout.contains("bootloader: MCUboot"))
     }
 
     @Test("a pending slot blocks uploads: error, exit 5")
-    func pendingSlot() throws {
+    func pendingSlot() async throws {
         let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
         defer { server.terminate() }
-        #expect(try CLI.run(["-c", connection, "dfu", "--mode", "upload-only", image]).status == 0)
-        #expect(try CLI.run(["-c", connection, "image", "test", hash]).status == 0)
-        let result = try CLI.run(["-c", connection, "--json", "diagnose", image])
+        #expect(try await CLI.run(["-c", connection, "dfu", "--mode", "upload-only", image]).status == 0)
+        #expect(try await CLI.run(["-c", connection, "image", "test", hash]).status == 0)
+        let result = try await CLI.run(["-c", connection, "--json", "diagnose", image])
         #expect(result.status == 5)
         let found = try findings(result)
         #expect(found["pending-slot-blocks-upload"]?["severity"] as? String == "error")
@@ -36,19 +36,19 @@ struct DiagnoseTests {
     }
 
     @Test("an unconfirmed running image will revert: warning")
-    func unconfirmed() throws {
+    func unconfirmed() async throws {
         let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
         defer { server.terminate() }
-        #expect(try CLI.run(["-c", connection, "dfu", "--mode", "test-only", image]).status == 0)
-        let result = try CLI.run(["-c", connection, "diagnose"])
+        #expect(try await CLI.run(["-c", connection, "dfu", "--mode", "test-only", image]).status == 0)
+        let result = try await CLI.run(["-c", connection, "diagnose"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("warning: the running image 1.1.0 is not confirmed"))
         #expect(result.stdout.contains("revert-image-in-secondary"))
     }
 
     @Test("an image too large for the slot, and slots of different sizes")
-    func tooLarge() throws {
-        let result = try CLI.run(["-c", "sim?secondary-slot-size=16384", "--json", "diagnose", image])
+    func tooLarge() async throws {
+        let result = try await CLI.run(["-c", "sim?secondary-slot-size=16384", "--json", "diagnose", image])
         #expect(result.status == 5)
         let found = try findings(result)
         #expect(found["image-too-large"]?["severity"] as? String == "error")
@@ -56,18 +56,18 @@ struct DiagnoseTests {
     }
 
     @Test("slow buffer settings name the Kconfig options")
-    func slowConfiguration() throws {
-        let result = try CLI.run(["-c", "sim?buf-size=256&buf-count=1", "diagnose"])
+    func slowConfiguration() async throws {
+        let result = try await CLI.run(["-c", "sim?buf-size=256&buf-count=1", "diagnose"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE"))
         #expect(result.stdout.contains("CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT"))
-        let legacy = try CLI.run(["-c", "sim?no-params", "diagnose"])
+        let legacy = try await CLI.run(["-c", "sim?no-params", "diagnose"])
         #expect(legacy.stdout.contains("CONFIG_MCUMGR_GRP_OS_MCUMGR_PARAMS"))
     }
 
     @Test("an unreachable device: error, transport status")
-    func unreachable() throws {
-        let result = try CLI.run(["-c", "udp:127.0.0.1:9", "--timeout", "0.2", "--retries", "0", "diagnose"])
+    func unreachable() async throws {
+        let result = try await CLI.run(["-c", "udp:127.0.0.1:9", "--timeout", "0.2", "--retries", "0", "diagnose"])
         #expect(result.status == 5)
         #expect(result.stdout.contains("[no-answer]"))
     }
@@ -76,8 +76,8 @@ struct DiagnoseTests {
 @Suite("smpctl dfu speed advice")
 struct SpeedAdviceCLITests {
     @Test("dfu over a slow emulated BLE link names the settings and the modelled gain")
-    func advice() throws {
-        let result = try CLI.run([
+    func advice() async throws {
+        let result = try await CLI.run([
             "-c", "sim?link=ble:mtu=65,interval=7.5ms,dle=27,phy=1m&buf-size=512&buf-count=2", "dfu",
             CLI.path("Examples/images/blinky-1.1.0.signed.bin"),
         ])
@@ -85,7 +85,7 @@ struct SpeedAdviceCLITests {
         #expect(result.stdout.contains("CONFIG_BT_L2CAP_TX_MTU=498"))
         #expect(result.stdout.contains("CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE=2475"))
         #expect(result.stdout.contains("× faster"))
-        let fast = try CLI.run(["-c", "sim", "dfu", CLI.path("Examples/images/blinky-1.1.0.signed.bin")])
+        let fast = try await CLI.run(["-c", "sim", "dfu", CLI.path("Examples/images/blinky-1.1.0.signed.bin")])
         #expect(!fast.stdout.contains("speed:"))
     }
 }

@@ -7,8 +7,8 @@ struct DoctorCLITests {
     static func build(_ name: String) -> String { CLI.path("Tests/Fixtures/builds/\(name)/build") }
 
     @Test("a healthy build exits 0")
-    func healthy() throws {
-        let result = try CLI.run(["doctor", Self.build("healthy")])
+    func healthy() async throws {
+        let result = try await CLI.run(["doctor", Self.build("healthy")])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("No problems found."))
         #expect(result.stdout.contains("File to upload: smp_svr/zephyr/zephyr.signed.bin"))
@@ -29,8 +29,8 @@ struct DoctorCLITests {
         ("spi-nor-bus-disabled", "undefined reference to '__device_dts_ord_N'", "spi-nor-bus-unavailable"),
         ("sector-size-mismatch", "slots have non-compatible sectors", "sector-size-mismatch"),
     ])
-    func failure(_ name: String, _ cause: String, _ id: String) throws {
-        let result = try CLI.run(["doctor", Self.build(name)])
+    func failure(_ name: String, _ cause: String, _ id: String) async throws {
+        let result = try await CLI.run(["doctor", Self.build(name)])
         #expect(result.status == 5, "\(name): \(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("ERROR [\(id)]"), "\(name): \(result.stdout)")
         #expect(result.stdout.contains(cause), "\(name) does not mention \(cause)")
@@ -39,26 +39,26 @@ struct DoctorCLITests {
     }
 
     @Test("a devicetree-only build says where its partitions come from and is checked like the others")
-    func devicetreeOnly() throws {
-        let healthy = try CLI.run(["doctor", Self.build("devicetree-only")])
+    func devicetreeOnly() async throws {
+        let healthy = try await CLI.run(["doctor", Self.build("devicetree-only")])
         #expect(healthy.status == 0, "stdout: \(healthy.stdout)")
         #expect(healthy.stdout.contains("(sysbuild, application smp_svr/, MCUboot, partitions from smp_svr/zephyr/zephyr.dts)"))
-        let tooLarge = try CLI.run(["doctor", Self.build("devicetree-swap-move-too-large")])
+        let tooLarge = try await CLI.run(["doctor", Self.build("devicetree-swap-move-too-large")])
         #expect(tooLarge.status == 5)
         #expect(tooLarge.stdout.contains("[swap-move-image-too-large]"))
     }
 
     @Test("warnings alone exit 0")
-    func warnings() throws {
-        let result = try CLI.run(["doctor", Self.build("unsigned-image")])
+    func warnings() async throws {
+        let result = try await CLI.run(["doctor", Self.build("unsigned-image")])
         #expect(result.status == 0)
         #expect(result.stdout.contains("WARNING [unsigned-image]"))
         #expect(result.stdout.contains("zephyr.signed.bin"))
     }
 
     @Test("--json gives the same findings")
-    func json() throws {
-        let result = try CLI.run(["doctor", Self.build("max-img-sectors-too-small"), "--json"])
+    func json() async throws {
+        let result = try await CLI.run(["doctor", Self.build("max-img-sectors-too-small"), "--json"])
         #expect(result.status == 5)
         let object = try result.json()
         #expect(object["ok"] as? Bool == false)
@@ -77,11 +77,11 @@ struct DoctorCLITests {
     }
 
     @Test("a folder that is not a build folder exits 2")
-    func notABuild() throws {
-        let result = try CLI.run(["doctor", CLI.path("Tests/Fixtures/builds/healthy")])
+    func notABuild() async throws {
+        let result = try await CLI.run(["doctor", CLI.path("Tests/Fixtures/builds/healthy")])
         #expect(result.status == 2)
         #expect(result.stderr.contains("not a Zephyr build folder"))
-        let json = try CLI.run(["doctor", "/nonexistent/build", "--json"])
+        let json = try await CLI.run(["doctor", "/nonexistent/build", "--json"])
         #expect(json.status == 2)
         #expect(try json.json()["ok"] as? Bool == false)
     }

@@ -7,8 +7,8 @@ struct ImageInspectTests {
     static func fixture(_ name: String) -> String { CLI.path("Tests/Fixtures/images/\(name)") }
 
     @Test("a good image with its key: exit 0 and the report")
-    func goodImage() throws {
-        let result = try CLI.run([
+    func goodImage() async throws {
+        let result = try await CLI.run([
             "image", "inspect", Self.fixture("ecdsa-p256.signed.bin"), "--key", Self.fixture("ecdsa-p256.pub.pem"),
             "--slot-size", "0x40000",
         ])
@@ -21,8 +21,8 @@ struct ImageInspectTests {
     }
 
     @Test("--json carries the header, TLVs, hash, signature and slot check")
-    func json() throws {
-        let result = try CLI.run([
+    func json() async throws {
+        let result = try await CLI.run([
             "image", "inspect", "--json", Self.fixture("ed25519.signed.bin"), "--key", Self.fixture("ed25519.pub.pem"),
             "--slot-size", "256K",
         ])
@@ -47,21 +47,21 @@ struct ImageInspectTests {
     }
 
     @Test("failed checks exit 5: tampered, wrong key, too large for the slot")
-    func failedChecks() throws {
-        let tampered = try CLI.run(["image", "inspect", Self.fixture("tampered.signed.bin")])
+    func failedChecks() async throws {
+        let tampered = try await CLI.run(["image", "inspect", Self.fixture("tampered.signed.bin")])
         #expect(tampered.status == 5)
         #expect(tampered.stdout.contains("tampered"))
-        let wrongKey = try CLI.run([
+        let wrongKey = try await CLI.run([
             "image", "inspect", "--json", Self.fixture("other-key.signed.bin"), "--key", Self.fixture("ecdsa-p256.pub.pem"),
         ])
         #expect(wrongKey.status == 5)
         let codes = try (wrongKey.json()["findings"] as? [[String: Any]] ?? []).compactMap { $0["code"] as? String }
         #expect(codes.contains("bad-signature") && codes.contains("keyhash-mismatch"))
-        let small = try CLI.run(["image", "inspect", Self.fixture("ecdsa-p256.signed.bin"), "--slot-size", "8192"])
+        let small = try await CLI.run(["image", "inspect", Self.fixture("ecdsa-p256.signed.bin"), "--slot-size", "8192"])
         #expect(small.status == 5)
         #expect(small.stdout.contains("DOES NOT fit"))
         // A larger BOOT_MAX_IMG_SECTORS makes the trailer larger.
-        let sectors = try CLI.run([
+        let sectors = try await CLI.run([
             "image", "inspect", Self.fixture("ecdsa-p256.signed.bin"), "--slot-size", "12288", "--max-sectors", "256",
         ])
         #expect(sectors.status == 5)
@@ -72,22 +72,22 @@ struct ImageInspectTests {
         ("dfu_application.zip", "smpctl dfu --image 0 app_update.bin"), ("truncated.signed.bin", "cut short"),
         ("wrong-header-size.signed.bin", "--header-size 0x200"),
     ])
-    func notImages(file: String, text: String) throws {
-        let result = try CLI.run(["image", "inspect", Self.fixture(file)])
+    func notImages(file: String, text: String) async throws {
+        let result = try await CLI.run(["image", "inspect", Self.fixture(file)])
         #expect(result.status == 2)
         #expect(result.stdout.contains(text), "\(result.stdout)")
     }
 
     @Test("bad usage: missing file, bad key, bad slot size")
-    func usage() throws {
-        #expect(try CLI.run(["image", "inspect", "/nonexistent/zephyr.signed.bin"]).status == 2)
-        #expect(try CLI.run(["image", "inspect", Self.fixture("ecdsa-p256.signed.bin"), "--key", Self.fixture("zephyr.bin")]).status == 2)
-        #expect(try CLI.run(["image", "inspect", Self.fixture("ecdsa-p256.signed.bin"), "--slot-size", "lots"]).status == 2)
+    func usage() async throws {
+        #expect(try await CLI.run(["image", "inspect", "/nonexistent/zephyr.signed.bin"]).status == 2)
+        #expect(try await CLI.run(["image", "inspect", Self.fixture("ecdsa-p256.signed.bin"), "--key", Self.fixture("zephyr.bin")]).status == 2)
+        #expect(try await CLI.run(["image", "inspect", Self.fixture("ecdsa-p256.signed.bin"), "--slot-size", "lots"]).status == 2)
     }
 
     @Test("image upload refuses a raw zephyr.bin with the advice")
-    func uploadRefusesRawBinary() throws {
-        let result = try CLI.run(["-c", "sim", "image", "upload", Self.fixture("zephyr.bin")])
+    func uploadRefusesRawBinary() async throws {
+        let result = try await CLI.run(["-c", "sim", "image", "upload", Self.fixture("zephyr.bin")])
         #expect(result.status == 2)
         #expect(result.stderr.contains("not a signed MCUboot image"))
         #expect(result.stderr.contains("zephyr.signed.bin"))
@@ -96,9 +96,9 @@ struct ImageInspectTests {
     }
 
     @Test("dfu refuses an image larger than the slot before uploading")
-    func dfuSlotTooSmall() throws {
+    func dfuSlotTooSmall() async throws {
         let start = Date()
-        let result = try CLI.run([
+        let result = try await CLI.run([
             "-c", "sim?secondary-slot-size=16384", "--json", "dfu", CLI.path("Examples/images/blinky-1.1.0.signed.bin"),
         ])
         #expect(result.status == 5)
@@ -111,8 +111,8 @@ struct ImageInspectTests {
     }
 
     @Test("with --force the warning says the upload goes ahead, not that nothing was uploaded")
-    func forcedWarningWording() throws {
-        let result = try CLI.run([
+    func forcedWarningWording() async throws {
+        let result = try await CLI.run([
             "-c", "sim?secondary-slot-size=16384", "image", "upload", "--force", CLI.path("Examples/images/blinky-1.1.0.signed.bin"),
         ])
         #expect(result.stderr.contains("--force given, so uploading it all the same"), "\(result.stderr)")
@@ -120,12 +120,12 @@ struct ImageInspectTests {
     }
 
     @Test("image upload says when the device already holds the image")
-    func uploadAlreadyPresent() throws {
+    func uploadAlreadyPresent() async throws {
         let (simulator, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])
         defer { simulator.terminate() }
         let image = CLI.path("Examples/images/blinky-1.1.0.signed.bin")
-        #expect(try CLI.run(["-c", connection, "image", "upload", image]).status == 0)
-        let again = try CLI.run(["-c", connection, "image", "upload", image])
+        #expect(try await CLI.run(["-c", connection, "image", "upload", image]).status == 0)
+        let again = try await CLI.run(["-c", connection, "image", "upload", image])
         #expect(again.status == 0)
         #expect(again.stdout.contains("already holds this image"))
     }

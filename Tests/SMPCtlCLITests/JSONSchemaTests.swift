@@ -62,15 +62,15 @@ struct JSONSchemaTests {
     }
 
     @Test("device commands' documents")
-    func deviceDocuments() throws {
-        try check(CLI.run(["-c", "sim", "--json", "echo", "hi"]), "echo", status: 0)
-        try check(CLI.run(["-c", "sim", "--json", "params"]), "params", status: 0)
-        try check(CLI.run(["-c", "sim", "--json", "image", "list"]), "image-list", status: 0)
+    func deviceDocuments() async throws {
+        try await check(CLI.run(["-c", "sim", "--json", "echo", "hi"]), "echo", status: 0)
+        try await check(CLI.run(["-c", "sim", "--json", "params"]), "params", status: 0)
+        try await check(CLI.run(["-c", "sim", "--json", "image", "list"]), "image-list", status: 0)
     }
 
     @Test("image upload: the document, and progress events with timestamp, rate and ETA")
-    func upload() throws {
-        let result = try CLI.run(["-c", "sim", "--json", "image", "upload", image])
+    func upload() async throws {
+        let result = try await CLI.run(["-c", "sim", "--json", "image", "upload", image])
         let document = try check(result, "image-upload", status: 0)
         #expect(document["upload_seconds"] != nil && document["seconds"] == nil)
         let uploads = try events(result).filter { $0["event"] == .string("upload") }
@@ -82,8 +82,8 @@ struct JSONSchemaTests {
     }
 
     @Test("dfu: the document uses the same duration names as image upload")
-    func dfu() throws {
-        let result = try CLI.run(["-c", "sim", "--json", "dfu", image])
+    func dfu() async throws {
+        let result = try await CLI.run(["-c", "sim", "--json", "dfu", image])
         let document = try check(result, "dfu", status: 0)
         #expect(document["upload_seconds"] != nil && document["total_seconds"] != nil)
         let names = try events(result).compactMap { event -> String? in
@@ -94,50 +94,50 @@ struct JSONSchemaTests {
     }
 
     @Test("offline commands' documents")
-    func offlineDocuments() throws {
-        try check(CLI.run(["explain", "5", "--json"]), "explain", status: 0)
-        try check(CLI.run(["--json", "explain", "8", "--group", "image"]), "explain", status: 0)
-        try check(CLI.run(["image", "inspect", image, "--json"]), "image-inspect", status: 0)
-        try check(CLI.run(["doctor", CLI.path("Tests/Fixtures/builds/healthy/build"), "--json"]), "doctor", status: 0)
-        let misconfigured = try check(
+    func offlineDocuments() async throws {
+        try await check(CLI.run(["explain", "5", "--json"]), "explain", status: 0)
+        try await check(CLI.run(["--json", "explain", "8", "--group", "image"]), "explain", status: 0)
+        try await check(CLI.run(["image", "inspect", image, "--json"]), "image-inspect", status: 0)
+        try await check(CLI.run(["doctor", CLI.path("Tests/Fixtures/builds/healthy/build"), "--json"]), "doctor", status: 0)
+        let misconfigured = try await check(
             CLI.run(["doctor", CLI.path("Tests/Fixtures/builds/slot-size-mismatch/build"), "--json"]), "doctor", status: 5)
         #expect(misconfigured["error"] == .string("build-misconfigured"))
     }
 
     @Test("a file that is not an image: a report with an error kind")
-    func truncatedImage() throws {
+    func truncatedImage() async throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: image))
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("smpctl-cut-\(UUID().uuidString).bin")
         defer { try? FileManager.default.removeItem(at: file) }
         try data.prefix(600).write(to: file)
-        let document = try check(CLI.run(["image", "inspect", file.path, "--json"]), "image-inspect", status: 2)
+        let document = try await check(CLI.run(["image", "inspect", file.path, "--json"]), "image-inspect", status: 2)
         #expect(document["error"] == .string("invalid-image"))
     }
 
     @Test("profile list is a document with ok and the profiles")
-    func profiles() throws {
+    func profiles() async throws {
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("smpctl-schema-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: config) }
         let xdg = ["XDG_CONFIG_HOME": config.path]
-        #expect(try CLI.run(["profile", "add", "bench", "sim"], environment: xdg).status == 0)
-        let document = try check(CLI.run(["profile", "list", "--json"], environment: xdg), "profile-list", status: 0)
+        #expect(try await CLI.run(["profile", "add", "bench", "sim"], environment: xdg).status == 0)
+        let document = try await check(CLI.run(["profile", "list", "--json"], environment: xdg), "profile-list", status: 0)
         #expect(document["profiles"]?["bench"] == .string("sim"))
     }
 
     @Test("errors: every one has an error kind, an exit status and how far an upload got")
-    func errors() throws {
+    func errors() async throws {
         // The device answers with an error code.
-        let device = try check(CLI.run(["-c", "sim", "--json", "datetime"]), "error", status: 4)
+        let device = try await check(CLI.run(["-c", "sim", "--json", "datetime"]), "error", status: 4)
         #expect(device["error"] == .string("device") && device["upload_progress"] == .null)
         // A connection string that does not parse.
-        let connection = try check(CLI.run(["-c", "nope:x", "--json", "echo", "hi"]), "error", status: 2)
+        let connection = try await check(CLI.run(["-c", "nope:x", "--json", "echo", "hi"]), "error", status: 2)
         #expect(connection["error"] == .string("connection"))
         // An unknown option under --json is a JSON document too.
-        let usage = try check(CLI.run(["-c", "sim", "echo", "hi", "--bogus", "--json"]), "error", status: 2)
+        let usage = try await check(CLI.run(["-c", "sim", "echo", "hi", "--bogus", "--json"]), "error", status: 2)
         #expect(usage["error"] == .string("usage"))
         if case .string(let message)? = usage["message"] { #expect(message.contains("--bogus")) }
         // An upload that stalls: the error says how far it got.
-        let stalled = try check(
+        let stalled = try await check(
             CLI.run(["-c", "sim?hostile-offset=stuck", "--json", "image", "upload", image]), "error", status: 3)
         #expect(stalled["error"] == .string("stalled"))
         #expect(stalled["upload_progress"]?["total"] == .integer(49815))
@@ -145,8 +145,8 @@ struct JSONSchemaTests {
     }
 
     @Test("notice events: a retry after a lost answer")
-    func notices() throws {
-        let result = try CLI.run(["-c", "sim?drop=3", "--timeout", "1", "--json", "image", "upload", image])
+    func notices() async throws {
+        let result = try await CLI.run(["-c", "sim?drop=3", "--timeout", "1", "--json", "image", "upload", image])
         try check(result, "image-upload", status: 0)
         let notices = try events(result).filter { $0["event"] == .string("notice") }
         #expect(notices.contains { $0["kind"] == .string("retry") })

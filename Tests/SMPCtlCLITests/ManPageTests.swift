@@ -24,11 +24,11 @@ struct ManPageTests {
     }
 
     @Test("every subcommand has a page and every page names the options of --help")
-    func pagesMatchHelp() throws {
+    func pagesMatchHelp() async throws {
         let pages = try Self.pages()
         #expect(pages.count >= 20)
         for page in pages {
-            let help = try CLI.run(page.path + ["--help"])
+            let help = try await CLI.run(page.path + ["--help"])
             #expect(help.status == 0, "smpctl \(page.path.joined(separator: " ")) --help failed")
             let manual = try String(contentsOf: page.file, encoding: .utf8).replacingOccurrences(of: "\\", with: "")
             let helpOptions = Self.options(in: help.stdout).subtracting(["-h", "--help", "--version"])
@@ -102,12 +102,12 @@ struct ManPageTests {
     }
 
     @Test("the examples use commands and options that exist")
-    func examplesRun() throws {
+    func examplesRun() async throws {
         let pages = try Self.pages()
         var helps: [[String]: Set<String>] = [:]
-        func options(of path: [String]) throws -> Set<String> {
+        func options(of path: [String]) async throws -> Set<String> {
             if let known = helps[path] { return known }
-            let help = try CLI.run(path + ["--help"])
+            let help = try await CLI.run(path + ["--help"])
             let found = Self.options(in: help.stdout)
             helps[path] = found
             return found
@@ -126,7 +126,9 @@ struct ManPageTests {
                     if !command.isEmpty { break }
                 }
                 // ArgumentParser's own options are not listed by --help.
-                let valid = try options(of: command).union(command.isEmpty ? [] : options(of: [])).union(["--generate-completion-script"])
+                let own = try await options(of: command)
+                let root = command.isEmpty ? Set<String>() : try await options(of: [])
+                let valid = own.union(root).union(["--generate-completion-script"])
                 for word in words where word.hasPrefix("-") && word != "-" && word != "--" {
                     let option = String(word.prefix { $0 != "=" })
                     #expect(valid.contains(option), "\(page.lastPathComponent): smpctl \(command.joined(separator: " ")) has no option \(option) (example: \(words.joined(separator: " ")))")

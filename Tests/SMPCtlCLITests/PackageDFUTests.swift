@@ -19,12 +19,12 @@ struct PackageDFUTests {
     }
 
     @Test("both cores are updated and confirmed against a simulator that models NCSDK-34106")
-    func twoCores() throws {
+    func twoCores() async throws {
         let url = try Self.package(
             [("app.bin", 0, "nrf5340dk/nrf5340/cpuapp"), ("net.bin", 1, "nrf5340dk/nrf5340/cpunet")],
             members: [("app.bin", Self.application), ("net.bin", Self.network)])
         defer { try? FileManager.default.removeItem(at: url) }
-        let result = try CLI.run(["-c", "sim?images=2&ncs-34106", "--json", "dfu", url.path])
+        let result = try await CLI.run(["-c", "sim?images=2&ncs-34106", "--json", "dfu", url.path])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         let json = try result.json()
         #expect(json["package"] as? Bool == true)
@@ -42,25 +42,25 @@ struct PackageDFUTests {
     }
 
     @Test("a manifest that lists one image number twice is refused with exit 2")
-    func duplicateIndex() throws {
+    func duplicateIndex() async throws {
         let url = try Self.package(
             [("app.bin", 0, "nrf5340dk/nrf5340/cpuapp"), ("net.bin", 0, "nrf5340dk/nrf5340/cpunet")],
             members: [("app.bin", Self.application), ("net.bin", Self.network)])
         defer { try? FileManager.default.removeItem(at: url) }
-        let result = try CLI.run(["-c", "sim?images=2", "dfu", url.path])
+        let result = try await CLI.run(["-c", "sim?images=2", "dfu", url.path])
         #expect(result.status == 2, "stdout: \(result.stdout) stderr: \(result.stderr)")
         #expect(result.stderr.contains("image_index 0 twice"))
     }
 
     @Test("a package through MCUboot serial recovery over a PTY: each image to its primary slot, one reset, both cores run")
-    func throughRecovery() throws {
+    func throughRecovery() async throws {
         let url = try Self.package(
             [("app.bin", 0, "nrf5340dk/nrf5340/cpuapp"), ("net.bin", 1, "nrf5340dk/nrf5340/cpunet")],
             members: [("app.bin", Self.application), ("net.bin", Self.network)])
         defer { try? FileManager.default.removeItem(at: url) }
         let (server, connection) = try CLI.startSimulator(["--pty", "--recovery", "--images", "2"])
         defer { server.terminate() }
-        let result = try CLI.run(["-c", connection, "--json", "dfu", url.path])
+        let result = try await CLI.run(["-c", connection, "--json", "dfu", url.path])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         let json = try result.json()
         #expect(json["uploaded"] as? [Int] == [1, 0])

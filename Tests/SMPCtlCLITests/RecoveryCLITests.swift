@@ -8,11 +8,11 @@ struct RecoveryCLITests {
     let imageHash = "bbbb0742c8f06e0d32ad81f346c9aaf5ac370c48da21ecbdf7b29b38f276a620"
 
     @Test("dfu over a PTY to simulate --recovery: upload to the primary slot, reset, the application runs it")
-    func dfuOverPTY() throws {
+    func dfuOverPTY() async throws {
         let (server, connection) = try CLI.startSimulator(["--pty", "--recovery"])
         defer { server.terminate() }
         #expect(connection.hasPrefix("serial:/dev/pts/"))
-        let result = try CLI.run(["-c", connection, "--json", "dfu", image])
+        let result = try await CLI.run(["-c", connection, "--json", "dfu", image])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         let json = try result.json()
         #expect(json["ok"] as? Bool == true)
@@ -32,15 +32,15 @@ struct RecoveryCLITests {
         #expect(!events.contains { $0["event"] as? String == "confirmed" })
 
         // The application now answers as Zephyr does: its image list has the running image active.
-        let list = try CLI.run(["-c", connection, "--json", "image", "list"])
+        let list = try await CLI.run(["-c", connection, "--json", "image", "list"])
         #expect(list.status == 0, "stderr: \(list.stderr)")
         let listed = try #require(try list.json()["images"] as? [[String: Any]])
         #expect(listed.contains { $0["hash"] as? String == imageHash && $0["active"] as? Bool == true })
     }
 
     @Test("dfu in process against sim?recovery with MCUboot 1.8 (no params, no echo)")
-    func dfuLegacyInProcess() throws {
-        let result = try CLI.run(["-c", "sim?recovery&mcuboot-version=1.8", "--timeout", "1", "dfu", image])
+    func dfuLegacyInProcess() async throws {
+        let result = try await CLI.run(["-c", "sim?recovery&mcuboot-version=1.8", "--timeout", "1", "dfu", image])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         #expect(result.stdout.contains("MCUboot serial recovery"))
         #expect(result.stdout.contains("device does not report buffer sizes"))
@@ -48,18 +48,18 @@ struct RecoveryCLITests {
     }
 
     @Test("--mode test-only against recovery is refused with the reason; confirm-only is explained and proceeds")
-    func modes() throws {
-        let refused = try CLI.run(["-c", "sim?recovery", "dfu", "--mode", "test-only", image])
+    func modes() async throws {
+        let refused = try await CLI.run(["-c", "sim?recovery", "dfu", "--mode", "test-only", image])
         #expect(refused.status == 2, "stdout: \(refused.stdout) stderr: \(refused.stderr)")
         #expect(refused.stderr.contains("writes the primary slot directly"))
-        let confirmed = try CLI.run(["-c", "sim?recovery", "dfu", "--mode", "confirm-only", image])
+        let confirmed = try await CLI.run(["-c", "sim?recovery", "dfu", "--mode", "confirm-only", image])
         #expect(confirmed.status == 0, "stderr: \(confirmed.stderr)")
         #expect(confirmed.stdout.contains("needs neither a test mark nor a confirmation"))
     }
 
     @Test("explain serial-recovery says what recovery refuses")
-    func explain() throws {
-        let result = try CLI.run(["explain", "serial-recovery"])
+    func explain() async throws {
+        let result = try await CLI.run(["explain", "serial-recovery"])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         #expect(result.stdout.contains("serial recovery"))
         #expect(result.stdout.contains("rc 8"))
