@@ -7,6 +7,8 @@ struct CLIResult {
     var status: Int32
     var stdout: String
     var stderr: String
+    /// How long the process ran, from its start to its exit (not counting the wait for a slot).
+    var seconds: Double = 0
 
     /// The stdout JSON document.
     func json() throws -> [String: Any] {
@@ -50,6 +52,8 @@ enum CLI {
     static func run(
         _ arguments: [String], environment: [String: String] = [:], timeout: Double = 60, input: String? = nil
     ) async throws -> CLIResult {
+        await ChildSlots.shared.acquire()
+        defer { Task { await ChildSlots.shared.release() } }
         let (result, timedOut) = try await onOwnThread {
             try runBlocking(arguments, environment: environment, timeout: timeout, input: input)
         }
@@ -87,6 +91,7 @@ enum CLI {
         process.standardError = err
         let inPipe = input.map { _ in Pipe() }
         process.standardInput = inPipe ?? FileHandle.nullDevice
+        let started = Date()
         try process.run()
         if let inPipe, let input {
             // Written from another thread, so a child that reads slowly never blocks the test.
@@ -111,7 +116,12 @@ enum CLI {
             timedOut = true
         }
         process.waitUntilExit()
-        return (CLIResult(status: process.terminationStatus, stdout: outData.finish(), stderr: errData.finish()), timedOut)
+        let seconds = Date().timeIntervalSince(started)
+        return (
+            CLIResult(
+                status: process.terminationStatus, stdout: outData.finish(), stderr: errData.finish(), seconds: seconds),
+            timedOut
+        )
     }
 
     /// Starts `smpctl simulate ...` and returns the process and the connection it prints.
@@ -163,6 +173,8 @@ extension CLI {
     /// Runs smpctl with standard error on a pseudo-terminal `columns` wide (standard output on a
     /// pipe), and returns what each stream got.
     static func runOnTerminal(_ arguments: [String], columns: UInt16, timeout: Double = 120) async throws -> CLIResult {
+        await ChildSlots.shared.acquire()
+        defer { Task { await ChildSlots.shared.release() } }
         let (result, timedOut) = try await onOwnThread {
             try runOnTerminalBlocking(arguments, columns: columns, timeout: timeout)
         }
@@ -219,5 +231,34 @@ extension CLI {
         _ = drained.wait(timeout: .now() + 5)
         let text = String(decoding: screen.withLock { $0 }, as: UTF8.self)
         return (CLIResult(status: process.terminationStatus, stdout: outData.finish(), stderr: text), timedOut)
+    }
+}
+
+/// At most as many smpctl children at once as there are cores (at least 2): the CLI tests no
+/// longer hold pool threads while a child runs, and without a bound dozens of them would start
+/// together and stretch every child's time.
+actor ChildSlots {
+    static let shared = ChildSlots(limit: max(2, ProcessInfo.processInfo.activeProcessorCount))
+
+    private let limit: Int
+    private var used = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) { self.limit = limit }
+
+    func acquire() async {
+        if used < limit {
+            used += 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty {
+            used -= 1
+        } else {
+            waiting.removeFirst().resume()
+        }
     }
 }

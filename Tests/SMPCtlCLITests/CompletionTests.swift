@@ -50,10 +50,8 @@ struct CompletionTests {
 
     /// Asks smpctl for the candidates of `-c` being typed as `prefix`, as the scripts do.
     static func connections(_ prefix: String, environment: [String: String]) async throws -> (CLIResult, [String], Double) {
-        let start = Date()
         let result = try await CLI.run(["---completion", "image", "list", "--", "--connection", "3", String(prefix.count), prefix], environment: environment, timeout: 20)
-        let seconds = Date().timeIntervalSince(start)
-        return (result, result.stdout.split(separator: "\n").map(String.init), seconds)
+        return (result, result.stdout.split(separator: "\n").map(String.init), result.seconds)
     }
 
     static func profiles(_ json: String) throws -> (URL, [String: String]) {
