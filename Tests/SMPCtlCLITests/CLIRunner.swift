@@ -124,11 +124,13 @@ enum CLI {
         )
     }
 
-    /// Starts `smpctl simulate ...` and returns the process and the connection it prints.
+    /// Starts `smpctl simulate ...` and returns the process and the connection it prints. The
+    /// test terminates it; `--exit-after 600` only ends one a crashed test left behind (the
+    /// commands of a test may wait for a child slot, so a short bound could end it mid-test).
     static func startSimulator(_ arguments: [String]) throws -> (Process, String) {
         let process = Process()
         process.executableURL = try executable
-        process.arguments = ["simulate"] + arguments + ["--exit-after", "60"]
+        process.arguments = ["simulate"] + arguments + ["--exit-after", "600"]
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice

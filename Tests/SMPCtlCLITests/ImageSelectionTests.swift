@@ -94,7 +94,7 @@ struct ImageSelectionTests {
     func simulatorLog() async throws {
         let process = Process()
         process.executableURL = try CLI.executable
-        process.arguments = ["simulate", "--udp", "127.0.0.1:0", "-v", "--exit-after", "60"]
+        process.arguments = ["simulate", "--udp", "127.0.0.1:0", "-v", "--exit-after", "600"]
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
