@@ -115,9 +115,15 @@ devices:
   - {name: ble-a, connection: "ble:smpctl-a?adapter=hci1", labels: {board: sim}}
   - {name: ble-b, connection: "ble:smpctl-b?adapter=hci1", labels: {board: sim}}
 EOF
+# hci0 served another GATT database (the smpctl-sim peripheral above) at the same address: the
+# central's cached copy of it would keep ServicesResolved false, as after a firmware update that
+# changes the services. Forget it, as `bluetoothctl remove` would.
+dbus-send --system --print-reply --dest=org.bluez /org/bluez/hci1 org.bluez.Adapter1.RemoveDevice \
+    objpath:/org/bluez/hci1/dev_00_AA_01_00_00_00 >/dev/null 2>&1 || true
 t0=$(now)
 fstatus=0
-"$SMPCTL" --json fleet run /tmp/fleet/fleet.yaml --parallel 2 --per-adapter 2 >/tmp/fleet/out.json 2>/tmp/fleet/err.jsonl || fstatus=$?
+"$SMPCTL" --json fleet run /tmp/fleet/fleet.yaml --parallel 2 --per-adapter 2 --journal /tmp/fleet/fleet.journal \
+    >/tmp/fleet/out.json 2>/tmp/fleet/err.jsonl || fstatus=$?
 t1=$(now)
 "$SMPCTL" fleet status /tmp/fleet/fleet.journal || true
 if [ "$fstatus" -ne 0 ]; then
