@@ -8,7 +8,7 @@ SCRIPT=${1:?usage: run-in-vm.sh SCRIPT-RELATIVE-TO-REPO}
 LOG=${VM_LOG:-$VM_DIR/console.log}
 timeout "${VM_TIMEOUT:-600}" qemu-system-x86_64 -accel tcg -m 1536 -smp 2 -nographic -no-reboot \
     -kernel "$VM_DIR/vmlinuz" -initrd "$VM_DIR/initramfs.cpio.zst" \
-    -append "console=ttyS0 rdinit=/init quiet panic=-1 smpctl_test=$SCRIPT" \
+    -append "console=ttyS0 rdinit=/init quiet panic=-1 smpctl_test=$SCRIPT smpctl_controllers=${VM_CONTROLLERS:-2}" \
     -virtfs "local,path=$REPO,mount_tag=host,security_model=none" >"$LOG" 2>&1 || true
 grep -v '^\s*$' "$LOG" | tail -40
 status=$(sed -n 's/.*VM-EXIT-STATUS \([0-9]*\).*/\1/p' "$LOG" | tail -1)
