@@ -55,6 +55,20 @@ struct LocalDigests {
         sha.update(data: bytes)
         crc.update(bytes)
     }
+    /// The digests of the first `length` bytes of `file`, read in 64 KiB pieces.
+    static func of(_ file: FirmwareFile, length: Int) throws(SMPClientError) -> LocalDigests {
+        var digests = LocalDigests()
+        let reader = try FirmwareReader(file: file)
+        var position = 0
+        while position < length {
+            let piece = try reader.read(offset: position, count: min(65536, length - position))
+            guard !piece.isEmpty else { break }
+            digests.update(piece)
+            position += piece.count
+        }
+        return digests
+    }
+
     func output(for type: String) -> FileManagement.HashResponse.Output? {
         switch type {
         case "sha256": .bytes(Array(sha.finalize()))
@@ -88,16 +102,7 @@ extension SMPClient {
 
         var offset = 0
         if options.resume, let existing = try await remoteLength(name), existing > 0, existing <= file.length {
-            var digests = LocalDigests()
-            let reader = try FirmwareReader(file: file)
-            var position = 0
-            while position < existing {
-                let piece = try reader.read(offset: position, count: min(65536, existing - position))
-                guard !piece.isEmpty else { break }
-                digests.update(piece)
-                position += piece.count
-            }
-            if try await confirmsPrefix(name: name, length: existing, local: digests) {
+            if try await confirmsPrefix(name: name, length: existing, local: LocalDigests.of(file, length: existing)) {
                 offset = existing
                 log("the device holds the first \(existing) bytes of \(name) already; continuing from there")
                 if existing < file.length { notify(.resumed(offset: existing)) }
@@ -170,15 +175,7 @@ extension SMPClient {
                 log("closing \(name) on the device failed (\(error)); its idle timer closes it")
             }
         }
-        var digests = LocalDigests()
-        var position = 0
-        while position < file.length {
-            let piece = try reader.read(offset: position, count: min(65536, file.length - position))
-            guard !piece.isEmpty else { break }
-            digests.update(piece)
-            position += piece.count
-        }
-        let check = try await compareHash(name: name, length: file.length, local: digests)
+        let check = try await compareHash(name: name, length: file.length, local: LocalDigests.of(file, length: file.length))
         return FileTransferResult(
             length: file.length, resumedFrom: resumedFrom, chunks: chunks, chunkSize: largest, seconds: elapsed(),
             check: check)
