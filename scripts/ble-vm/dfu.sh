@@ -42,8 +42,14 @@ for attempt in 1 2 3; do
 done
 echo "scan: $(elapsed "$t0" "$(now)") s ($attempt attempt(s))"
 
+# The first connection to the freshly started peripheral has been seen (4 of 6 runs on
+# 2026-12-03) never to get ServicesResolved within 30 s; a second one worked. Not understood yet
+# (see the closing note of that day): tried twice, and the retry is reported.
 t0=$(now)
-"$SMPCTL" -c "$CONN" image list || fail "image list failed"
+if ! "$SMPCTL" -c "$CONN" image list; then
+    echo "dfu.sh: WARN: the first image list failed; trying once more"
+    "$SMPCTL" -c "$CONN" image list || fail "image list failed twice"
+fi
 echo "image list: $(elapsed "$t0" "$(now)") s"
 
 t0=$(now)
