@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "SMPCtlFiles", targets: ["SMPCtlFiles"]),
         .library(name: "SMPCtlConnection", targets: ["SMPCtlConnection"]),
         .library(name: "SMPCtlFleet", targets: ["SMPCtlFleet"]),
+        .library(name: "SMPCtlLocking", targets: ["SMPCtlLocking"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
+        // Layer 0, a lock ThreadSanitizer can see (pthread mutex), shared by every layer that has threads.
+        .target(name: "SMPCtlLocking", swiftSettings: strictSwift),
         // Layer 0, reading untrusted files: regular files only, opened without blocking, bounded.
         .target(name: "SMPCtlFiles", swiftSettings: strictSwift),
         // Layer 1, pure codecs with no I/O.
@@ -46,14 +49,14 @@ let package = Package(
         ),
         // Layer 2, transports behind one protocol: the interface (and the in-process transport)
         // apart from the POSIX implementations (UDP, serial, server endpoints, one poll loop).
-        .target(name: "SMPCtlTransport", dependencies: ["SMPCtlProtocol"], swiftSettings: strictSwift),
-        .target(name: "SMPCtlPOSIX", dependencies: ["SMPCtlTransport", "SMPCtlProtocol"], swiftSettings: strictSwift),
+        .target(name: "SMPCtlTransport", dependencies: ["SMPCtlProtocol", "SMPCtlLocking"], swiftSettings: strictSwift),
+        .target(name: "SMPCtlPOSIX", dependencies: ["SMPCtlTransport", "SMPCtlProtocol", "SMPCtlLocking"], swiftSettings: strictSwift),
         // libdbus-1, wrapped once; only SMPCtlDBus imports it.
         .systemLibrary(
             name: "CSMPCtlDBus", pkgConfig: "dbus-1", providers: [.apt(["libdbus-1-dev"]), .yum(["dbus-devel"])]),
-        .target(name: "SMPCtlDBus", dependencies: ["CSMPCtlDBus"], swiftSettings: strictSwift),
+        .target(name: "SMPCtlDBus", dependencies: ["CSMPCtlDBus", "SMPCtlLocking"], swiftSettings: strictSwift),
         .target(
-            name: "SMPCtlBlueZ", dependencies: ["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol"],
+            name: "SMPCtlBlueZ", dependencies: ["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlLocking"],
             swiftSettings: strictSwift),
         // Connection strings and saved profiles (parsing only; the CLI builds the transports).
         .target(name: "SMPCtlConnection", dependencies: ["SMPCtlFiles"], swiftSettings: strictSwift),
@@ -66,7 +69,7 @@ let package = Package(
         ),
         .target(
             name: "SMPCtlSimulator",
-            dependencies: ["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX",
+            dependencies: ["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlLocking",
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
@@ -74,7 +77,7 @@ let package = Package(
         .target(
             name: "SMPCtlDiagnosis",
             dependencies: [
-                "SMPCtlProtocol", "SMPCtlImage", "SMPCtlFiles", .product(name: "Crypto", package: "swift-crypto"),
+                "SMPCtlProtocol", "SMPCtlImage", "SMPCtlFiles", "SMPCtlLocking", .product(name: "Crypto", package: "swift-crypto"),
                 // RSA-PSS signature checks in `image inspect --key`.
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 // dfu_application.zip (stored and deflated entries, CRC-32).
@@ -90,7 +93,7 @@ let package = Package(
             name: "SMPCtlFleet",
             dependencies: [
                 "SMPCtlClient", "SMPCtlConnection", "SMPCtlTransport", "SMPCtlProtocol", "SMPCtlImage",
-                "SMPCtlDiagnosis", "SMPCtlFiles", .product(name: "Crypto", package: "swift-crypto"),
+                "SMPCtlDiagnosis", "SMPCtlFiles", "SMPCtlLocking", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift
@@ -100,7 +103,7 @@ let package = Package(
             name: "smpctl",
             dependencies: [
                 "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlClient", "SMPCtlSimulator",
-                "SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlDiagnosis", "SMPCtlConnection", "SMPCtlFiles", "SMPCtlFleet", "SMPCtlCBOR",
+                "SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlDiagnosis", "SMPCtlConnection", "SMPCtlFiles", "SMPCtlFleet", "SMPCtlCBOR", "SMPCtlLocking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -127,26 +130,26 @@ let package = Package(
         ),
         .testTarget(
             name: "SMPCtlClientTests",
-            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR"],
+            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR", "SMPCtlLocking"],
             swiftSettings: strictSwift
         ),
-        .testTarget(name: "SMPCtlFilesTests", dependencies: ["SMPCtlFiles"], swiftSettings: strictSwift),
+        .testTarget(name: "SMPCtlFilesTests", dependencies: ["SMPCtlFiles", "SMPCtlLocking"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlConnectionTests", dependencies: ["SMPCtlConnection", "SMPCtlTransport"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlFleetTests",
             dependencies: ["SMPCtlFleet", "SMPCtlSimulator", "SMPCtlClient", "SMPCtlConnection", "SMPCtlTransport", "SMPCtlPOSIX",
-                           "SMPCtlProtocol", "SMPCtlImage"],
+                           "SMPCtlProtocol", "SMPCtlImage", "SMPCtlLocking"],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "SMPCtlCLITests",
-            dependencies: ["SMPCtlProtocol", "SMPCtlZipFixtures"],
+            dependencies: ["SMPCtlProtocol", "SMPCtlZipFixtures", "SMPCtlLocking"],
             swiftSettings: strictSwift),
         .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlTestSupport", "SMPCtlDBus"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlBlueZTests",
-            dependencies: ["SMPCtlTestSupport", "SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol"],
+            dependencies: ["SMPCtlTestSupport", "SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlLocking"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -3,7 +3,7 @@ import SMPCtlDBus
 import SMPCtlPOSIX
 import SMPCtlProtocol
 public import SMPCtlTransport
-import Synchronization
+import SMPCtlLocking
 
 /// SMP over Bluetooth LE through BlueZ's D-Bus API: no root and no raw HCI; bluetoothd stays in charge.
 ///
@@ -671,7 +671,7 @@ struct AcquiredSocket: Sendable {
 
 /// Reassembles notifications into SMP packets; shared by the socket reader thread or the signal task.
 final class NotificationAssembler: Sendable {
-    private let reassembler = Mutex(SMPReassembler(maxPacketLength: SMPHeader.size + Int(UInt16.max)))
+    private let reassembler = LockedValue(SMPReassembler(maxPacketLength: SMPHeader.size + Int(UInt16.max)))
 
     /// Feeds one notification; returns the completed packets, or why the bytes were dropped.
     func feed(_ bytes: [UInt8]) -> Result<[[UInt8]], SMPDecodingError> {
@@ -688,7 +688,7 @@ final class NotificationAssembler: Sendable {
 /// The event side of one link: delivers packets, and reports the disconnect once.
 final class LinkState: Sendable {
     private let events: AsyncStream<SMPTransportEvent>.Continuation
-    private let finished = Mutex(false)
+    private let finished = LockedValue(false)
     /// The device's address, for messages.
     let device: String
 

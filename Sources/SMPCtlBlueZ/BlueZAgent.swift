@@ -1,6 +1,7 @@
 import Foundation
 import SMPCtlDBus
 import Synchronization
+import SMPCtlLocking
 
 // Pairing through BlueZ with an agent of smpctl's own.
 //
@@ -163,7 +164,7 @@ struct BlueZAgentObject: DBusObjectHandler {
 
 /// The agent calls bluetoothd made, in order (at most 64).
 final class RequestLog: Sendable {
-    private let list = Mutex<[String]>([])
+    private let list = LockedValue<[String]>([])
     func append(_ name: String) {
         list.withLock { list in
             if list.count < 64 { list.append(name) }

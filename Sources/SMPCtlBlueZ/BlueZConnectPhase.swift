@@ -1,5 +1,6 @@
 import SMPCtlDBus
 import Synchronization
+import SMPCtlLocking
 
 /// A step of opening a BLE link. Each has its own deadline, and the error of a step that stalls or
 /// fails names it: bluetoothd has been seen never to answer `StartNotify` after a failed pairing,
@@ -25,7 +26,7 @@ public enum BLEConnectPhase: String, Sendable, Hashable, CaseIterable {
 /// a connect step fails as soon as the link drops instead of waiting out its deadline.
 final class LinkWatch: Sendable {
     private let drops = Atomic<Int>(0)
-    private let task = Mutex<Task<Void, Never>?>(nil)
+    private let task = LockedValue<Task<Void, Never>?>(nil)
 
     private init() {}
 

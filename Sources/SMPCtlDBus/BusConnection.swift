@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import SMPCtlLocking
 
 /// Answers method calls made to an object exported with ``BusConnection/export(_:at:)``.
 ///
@@ -66,7 +67,7 @@ public final class BusConnection: Sendable {
 
     /// Connects to the bus at a D-Bus address such as `unix:path=/tmp/bus`, and registers with it.
     public static func connect(address: String) async throws(DBusError) -> BusConnection {
-        let box = Mutex<BusThread?>(nil)
+        let box = LockedValue<BusThread?>(nil)
         let result: Result<String, DBusError> = await withCheckedContinuation { continuation in
             let thread = BusThread.start(address: address) { result in
                 continuation.resume(returning: result)

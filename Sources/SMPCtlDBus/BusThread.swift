@@ -5,14 +5,14 @@ internal import Musl
 #endif
 internal import CSMPCtlDBus
 import Foundation
-import Synchronization
+import SMPCtlLocking
 
 /// Work for the bus thread; it runs there with the confined state.
 typealias BusJob = @Sendable (BusState) -> Void
 
 /// The one thread that calls libdbus for a connection.
 ///
-/// Other threads hand it jobs through a `Mutex`-guarded queue and wake it by writing to a pipe.
+/// Other threads hand it jobs through a lock-guarded queue and wake it by writing to a pipe.
 /// Its loop polls the pipe and the connection's watches, honours libdbus timeouts, runs the
 /// queued jobs, and dispatches until libdbus has nothing left.
 final class BusThread: Sendable {
@@ -21,7 +21,7 @@ final class BusThread: Sendable {
         var stopped = false
     }
 
-    private let queue = Mutex(Queue())
+    private let queue = LockedValue(Queue())
     /// The wake-up pipe: [read end, write end]. Closed in `deinit`, after the thread has ended.
     let wakeReadFD: Int32
     private let wakeWriteFD: Int32

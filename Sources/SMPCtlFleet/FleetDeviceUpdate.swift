@@ -5,7 +5,7 @@
 import Foundation
 import SMPCtlClient
 import SMPCtlProtocol
-import Synchronization
+import SMPCtlLocking
 
 struct FleetDeviceUpdate: Sendable {
     let device: FleetDevice
@@ -143,13 +143,13 @@ struct FleetDeviceUpdate: Sendable {
             var lastProgressEvent = 0.0
         }
 
-        private let state: Mutex<State>
+        private let state: LockedValue<State>
         private let run: RunState
         private let log: FleetDeviceLog
         private let progressInterval: Double
 
         init(record: FleetDeviceReport, run: RunState, log: FleetDeviceLog, progressInterval: Double) {
-            self.state = Mutex(State(record: record))
+            self.state = LockedValue(State(record: record))
             self.run = run
             self.log = log
             self.progressInterval = progressInterval
@@ -342,12 +342,12 @@ enum FleetSlots {
 final class FleetDeviceLog: Sendable {
     static let maximumSize = 4 << 20
     let path: String?
-    private let handle: Mutex<(file: FileHandle?, written: Int)>
+    private let handle: LockedValue<(file: FileHandle?, written: Int)>
 
     init(directory: String?, name: String) {
         guard let directory else {
             path = nil
-            handle = Mutex((nil, 0))
+            handle = LockedValue((nil, 0))
             return
         }
         let path = URL(fileURLWithPath: directory).appendingPathComponent("\(name).log").path
@@ -358,7 +358,7 @@ final class FleetDeviceLog: Sendable {
         let file = FileHandle(forWritingAtPath: path)
         _ = try? file?.seekToEnd()
         self.path = file == nil ? nil : path
-        handle = Mutex((file, 0))
+        handle = LockedValue((file, 0))
     }
 
     func write(_ line: String) {

@@ -4,7 +4,7 @@
 
 public import Foundation
 import SMPCtlFiles
-import Synchronization
+import SMPCtlLocking
 
 #if canImport(Glibc)
 import Glibc
@@ -60,7 +60,7 @@ public final class FleetJournal: Sendable {
 
     public let path: String
     private let fd: Int32
-    private let lock = Mutex(())
+    private let lock = LockedValue(())
 
     /// Opens (creating) the journal and takes its lock; another run holding it is refused.
     public init(path: String) throws(FleetError) {

@@ -6,7 +6,7 @@
 import Foundation
 import SMPCtlClient
 import SMPCtlProtocol
-import Synchronization
+import SMPCtlLocking
 
 /// Which devices go first.
 public enum FleetCanary: Sendable, Equatable {
@@ -278,7 +278,7 @@ public enum FleetRunner {
 final class RunState: Sendable {
     let journal: FleetJournal
     let events: (@Sendable (FleetEvent) -> Void)?
-    private let failure = Mutex<String?>(nil)
+    private let failure = LockedValue<String?>(nil)
 
     init(journal: FleetJournal, events: (@Sendable (FleetEvent) -> Void)?) {
         self.journal = journal

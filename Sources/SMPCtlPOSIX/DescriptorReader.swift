@@ -3,7 +3,7 @@ internal import Glibc
 #elseif canImport(Musl)
 internal import Musl
 #endif
-import Synchronization
+import SMPCtlLocking
 public import SMPCtlTransport
 
 /// Reads a file descriptor on the shared ``ReadinessLoop`` and hands every chunk to a closure.
@@ -31,7 +31,7 @@ package final class DescriptorReader: Sendable {
     {
         let size = max(1, bufferSize)
         // The loop runs one handler at a time, so one buffer serves every read.
-        let buffer = Mutex([UInt8](repeating: 0, count: size))
+        let buffer = LockedValue([UInt8](repeating: 0, count: size))
         self.loop = loop
         watch = loop.add(fd: fd) { revents in
             if revents & Int16(POLLNVAL) != 0 {
@@ -108,7 +108,7 @@ package final class OpenDescriptor: Sendable {
         var reader: DescriptorReader?
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
 
     /// The open descriptor, or `nil` when closed.
     package var fd: Int32? {

@@ -4,7 +4,7 @@ internal import Glibc
 internal import Musl
 #endif
 import Foundation
-import Synchronization
+import SMPCtlLocking
 
 /// One thread that waits, with `poll`, on every descriptor that smpctl reads (UDP and serial
 /// transports, the simulator's endpoints, BlueZ's notification sockets) and on a wake pipe.
@@ -34,7 +34,7 @@ package final class ReadinessLoop: Sendable {
     /// The process's loop.
     package static let shared = ReadinessLoop()
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
     private let wakeRead: Int32
     private let wakeWrite: Int32
 

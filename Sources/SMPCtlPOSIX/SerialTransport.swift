@@ -3,7 +3,7 @@ internal import Glibc
 #elseif canImport(Musl)
 internal import Musl
 #endif
-import Synchronization
+import SMPCtlLocking
 import SMPCtlProtocol
 public import SMPCtlTransport
 
@@ -126,7 +126,7 @@ public final class SerialTransport: SMPTransport {
 
 /// Holds a serial decoder shared with the reader thread.
 final class DecoderBox: Sendable {
-    private let decoder: Mutex<SMPSerialDecoder>
-    init(maxPacketLength: Int) { decoder = Mutex(SMPSerialDecoder(maxPacketLength: maxPacketLength)) }
+    private let decoder: LockedValue<SMPSerialDecoder>
+    init(maxPacketLength: Int) { decoder = LockedValue(SMPSerialDecoder(maxPacketLength: maxPacketLength)) }
     func feed(_ bytes: [UInt8]) -> [SMPSerialDecoder.Event] { decoder.withLock { $0.feed(bytes) } }
 }

@@ -4,7 +4,7 @@ internal import Glibc
 internal import Musl
 #endif
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import SMPCtlProtocol
 public import SMPCtlTransport
 
@@ -38,7 +38,7 @@ public final class UDPServerEndpoint: Sendable {
         }
 
         let (requests, continuation) = AsyncStream<Datagram>.makeStream()
-        let buffer = Mutex([UInt8](repeating: 0, count: 65536))
+        let buffer = LockedValue([UInt8](repeating: 0, count: 65536))
         watch = ReadinessLoop.shared.add(fd: fd) { revents in
             guard revents & Int16(POLLNVAL) == 0 else {
                 continuation.finish()

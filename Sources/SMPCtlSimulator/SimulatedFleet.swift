@@ -3,7 +3,7 @@
 
 import SMPCtlPOSIX
 public import SMPCtlTransport
-import Synchronization
+import SMPCtlLocking
 
 #if canImport(Glibc)
 import Glibc
@@ -90,7 +90,7 @@ public final class FleetDeviceServer: SMPPacketServer {
         var downUntil: ContinuousClock.Instant?
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
 
     public init(simulator: SimulatorServer, outage: Duration) {
         self.simulator = simulator

@@ -1,7 +1,7 @@
 public import SMPCtlTransport
 import SMPCtlCBOR
 import SMPCtlProtocol
-import Synchronization
+import SMPCtlLocking
 
 /// Serves a ``SimulatedDevice`` to a transport: in process, over UDP or over a pseudo-terminal.
 ///
@@ -24,7 +24,7 @@ public final class SimulatorServer: SMPPacketServer {
         var downlinkFree = ContinuousClock.now
     }
 
-    private let clocks = Mutex(Clocks())
+    private let clocks = LockedValue(Clocks())
 
     /// Where `simulate -v` logs each request, erase, reset and boot decision; nil logs nothing.
     public let log: (@Sendable (String) -> Void)?

@@ -1,4 +1,4 @@
-import Synchronization
+import SMPCtlLocking
 public import SMPCtlProtocol
 
 /// A transport to a server in the same process, such as the embedded simulator.
@@ -14,7 +14,7 @@ public final class InProcessTransport: SMPTransport {
 
     private let server: any SMPPacketServer
     private let packetLimit: Int
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
 
     private let emulatedLink: LinkModel?
     private let bufferOverhead: Int

@@ -4,7 +4,7 @@ import Foundation
 import SMPCtlBlueZ
 import SMPCtlConnection
 import SMPCtlDBus
-import Synchronization
+import SMPCtlLocking
 
 /// Shell completion of arguments (the scripts come from `smpctl --generate-completion-script SHELL`).
 ///
@@ -71,7 +71,7 @@ enum Completion {
     /// The addresses, and names that are safe as one shell word, of the LE devices BlueZ knows
     /// (no scan is started); nothing when the bus or bluetoothd does not answer within `budget`.
     static func bluetoothDevices(within budget: Duration) -> [String] {
-        let result = Mutex<[String]>([])
+        let result = LockedValue<[String]>([])
         let done = DispatchSemaphore(value: 0)
         Task.detached {
             let words = await knownBluetoothDevices()

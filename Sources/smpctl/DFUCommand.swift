@@ -2,13 +2,13 @@ public import ArgumentParser
 public import SMPCtlClient
 import Foundation
 import SMPCtlProtocol
-import Synchronization
+import SMPCtlLocking
 
 extension FirmwareUpdateMode: ExpressibleByArgument {}
 
 /// Whether the device was found in serial recovery, set from the client closure.
 final class RecoveryFlag: Sendable {
-    private let flag = Mutex(false)
+    private let flag = LockedValue(false)
     func set() { flag.withLock { $0 = true } }
     var value: Bool { flag.withLock { $0 } }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import SMPCtlFleet
-import Synchronization
+import SMPCtlLocking
 
 /// Renders fleet events: JSON Lines, plain lines, and the summary at the end.
 enum FleetEvents {
@@ -111,9 +111,9 @@ final class FleetLiveView: Sendable {
         var messages: [String] = []
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
     private let start = Date()
-    private let timer: Mutex<Task<Void, Never>?> = Mutex(nil)
+    private let timer: LockedValue<Task<Void, Never>?> = LockedValue(nil)
     private let parallel: Int
 
     init(parallel: Int = 8) {

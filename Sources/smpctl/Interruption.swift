@@ -1,12 +1,12 @@
 import Dispatch
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import SMPCtlClient
 
 /// SIGINT and SIGTERM handling: the first signal cancels the running command, which stops at its
 /// next await, says how far an upload got, and exits 130 or 143. A second signal exits at once.
 enum Interruption {
-    private static let state = Mutex<(signal: Int32?, progress: UploadProgress?)>((nil, nil))
+    private static let state = LockedValue<(signal: Int32?, progress: UploadProgress?)>((nil, nil))
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
 
     /// Installs the handlers; `cancel` stops the command.

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import SMPCtlClient
 import SMPCtlDiagnosis
 import SMPCtlFleet
@@ -192,14 +192,14 @@ final class ProgressBar: Sendable {
         var finished = false
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
     private let enabled: Bool
     private let label: String
     private let output: Output?
     private let started = ContinuousClock.now
     /// The bar that client notices go to (one upload at a time per process).
-    private static let active = Mutex<ProgressBar?>(nil)
-    private static let resizeWatch = Mutex<(any DispatchSourceSignal)?>(nil)
+    private static let active = LockedValue<ProgressBar?>(nil)
+    private static let resizeWatch = LockedValue<(any DispatchSourceSignal)?>(nil)
 
     init(label: String, enabled: Bool, output: Output? = nil) {
         self.label = label

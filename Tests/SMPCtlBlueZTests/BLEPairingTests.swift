@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import Testing
 @testable import SMPCtlBlueZ
 import SMPCtlClient
@@ -12,7 +12,7 @@ final class ScriptedResponder: BlueZAgentResponder {
     let capability: BlueZAgentCapability
     let answer: UInt32?
     let confirms: Bool
-    private let asked = Mutex<[String]>([])
+    private let asked = LockedValue<[String]>([])
 
     init(capability: BlueZAgentCapability = .keyboardDisplay, passkey: UInt32? = nil, confirms: Bool = true) {
         self.capability = capability

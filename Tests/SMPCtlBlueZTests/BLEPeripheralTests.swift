@@ -1,6 +1,6 @@
 import SMPCtlTestSupport
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import Testing
 @testable import SMPCtlBlueZ
 import SMPCtlDBus
@@ -8,7 +8,7 @@ import SMPCtlTransport
 
 /// Records the requests and answers each with a fixed response.
 private final class RecordingServer: SMPPacketServer {
-    let requests = Mutex<[[UInt8]]>([])
+    let requests = LockedValue<[[UInt8]]>([])
     let response: [UInt8]
     init(response: [UInt8]) { self.response = response }
     func handle(_ packet: [UInt8]) async -> SMPServerReply {
@@ -20,7 +20,7 @@ private final class RecordingServer: SMPPacketServer {
 /// Records the requests, answers each with a fixed response, and applies Zephyr's net_buf and
 /// reassembly limits as a simulator would.
 private final class LimitedServer: SMPPacketServer {
-    let requests = Mutex<[[UInt8]]>([])
+    let requests = LockedValue<[[UInt8]]>([])
     let frameLimits: SMPServerFrameLimits
     init(netbufSize: Int, reassembly: Bool) {
         frameLimits = SMPServerFrameLimits(netbufSize: netbufSize, bleReassembly: reassembly)

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import Testing
 
 /// Runs the built `smpctl` binary and captures what it prints.
@@ -154,7 +154,7 @@ enum CLI {
 
 /// Drains a pipe on a background thread so a chatty child never blocks.
 final class Reader: Sendable {
-    private let data = Mutex(Data())
+    private let data = LockedValue(Data())
     private let done = DispatchSemaphore(value: 0)
 
     init(_ handle: FileHandle) {
@@ -206,7 +206,7 @@ extension CLI {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         let outData = Reader(out.fileHandleForReading)
-        let screen = Mutex(Data())
+        let screen = LockedValue(Data())
         let drained = DispatchSemaphore(value: 0)
         let controllerFD = controller
         Thread.detachNewThread {

@@ -10,29 +10,32 @@ struct LayerBoundaryTests {
     /// What each target may import, besides itself.
     static let allowed: [String: Set<String>] = [
         "SMPCtlCBOR": [],
+        // The pthread-based lock every threaded layer shares (so that ThreadSanitizer sees it).
+        "SMPCtlLocking": system,
         // Opening files that came from a user: regular files only, without blocking.
         "SMPCtlFiles": system,
         // Connection strings and saved profiles: parsing only, no transport.
         "SMPCtlConnection": system.union(["SMPCtlFiles"]),
         "SMPCtlProtocol": ["SMPCtlCBOR"],
         "SMPCtlImage": ["Crypto"],
-        "SMPCtlTransport": system.union(["SMPCtlProtocol"]),
+        "SMPCtlTransport": system.union(["SMPCtlProtocol", "SMPCtlLocking"]),
         // The POSIX implementations: sockets, terminals, the poll loop. Only transports and the CLI use them.
-        "SMPCtlPOSIX": system.union(["SMPCtlTransport", "SMPCtlProtocol"]),
+        "SMPCtlPOSIX": system.union(["SMPCtlTransport", "SMPCtlProtocol", "SMPCtlLocking"]),
         "CSMPCtlDBus": [],
-        "SMPCtlDBus": system.union(["CSMPCtlDBus"]),
-        "SMPCtlBlueZ": system.union(["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol"]),
+        "SMPCtlDBus": system.union(["CSMPCtlDBus", "SMPCtlLocking"]),
+        "SMPCtlBlueZ": system.union(["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlLocking"]),
         "SMPCtlClient": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlFiles", "Crypto"]),
         // The simulated device, and (SimulatedFleet) many of them served on UDP endpoints.
-        "SMPCtlSimulator": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX", "Crypto"]),
+        "SMPCtlSimulator": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX", "Crypto", "SMPCtlLocking"]),
         // Fleets run the client's workflows; the CLI hands them a transport factory.
         "SMPCtlFleet": system.union([
             "SMPCtlClient", "SMPCtlConnection", "SMPCtlTransport", "SMPCtlProtocol", "SMPCtlImage",
-            "SMPCtlDiagnosis", "SMPCtlFiles", "Crypto", "Yams",
+            "SMPCtlDiagnosis", "SMPCtlFiles", "Crypto", "Yams", "SMPCtlLocking",
         ]),
         // Diagnosis judges facts; it never touches a transport or the client.
         "SMPCtlDiagnosis": system.union([
             "SMPCtlProtocol", "SMPCtlImage", "SMPCtlFiles", "Crypto", "CryptoExtras", "Yams", "ZIPFoundation",
+            "SMPCtlLocking",
         ]),
     ]
 
@@ -150,6 +153,34 @@ struct LayerBoundaryTests {
             }
         }
         #expect(checked > 100)
+    }
+
+    @Test("no source or test uses Synchronization.Mutex, whose contended path ThreadSanitizer cannot see (LockedValue instead)")
+    func noSynchronizationMutex() throws {
+        let root = CLI.packageRoot
+        var offenders: [String] = []
+        var checked = 0
+        for folder in ["Sources", "Tests", "Examples", "Fuzz/Sources"] {
+            guard let files = FileManager.default.enumerator(atPath: root.appendingPathComponent(folder).path) else { continue }
+            for case let file as String in files where file.hasSuffix(".swift") && !file.hasPrefix(".build") {
+                let text = try String(contentsOf: root.appendingPathComponent(folder + "/" + file), encoding: .utf8)
+                checked += 1
+                // `Mutex<` or `Mutex(` as a word: the type, not the word in a comment.
+                let pattern = ["Mutex", "<"].joined()
+                let call = ["Mutex", "("].joined()
+                for line in text.split(separator: "\n") where !line.trimmingCharacters(in: .whitespaces).hasPrefix("//") {
+                    for token in [pattern, call] {
+                        if let range = line.range(of: token),
+                            range.lowerBound == line.startIndex || !(line[line.index(before: range.lowerBound)].isLetter)
+                        {
+                            offenders.append("\(folder)/\(file): \(line.trimmingCharacters(in: .whitespaces))")
+                        }
+                    }
+                }
+            }
+        }
+        #expect(checked > 100)
+        #expect(offenders.isEmpty, "use LockedValue (SMPCtlLocking): \(offenders)")
     }
 
     @Test("the import reader sees every form")

@@ -1,6 +1,6 @@
 import SMPCtlTestSupport
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import Testing
 import SMPCtlCBOR
 @testable import SMPCtlClient
@@ -15,7 +15,7 @@ struct VersionTests {
           arguments: [true, false])
     func frameLogging(logsFrames: Bool) async throws {
         let (_, server) = simulator { $0.dropResponses = .requests([2]) }
-        let lines = Mutex<[String]>([])
+        let lines = LockedValue<[String]>([])
         var options = testClientOptions()
         options.log = { line in lines.withLock { $0.append(line) } }
         options.logsFrames = logsFrames

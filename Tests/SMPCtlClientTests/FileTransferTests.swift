@@ -1,6 +1,6 @@
 import SMPCtlTestSupport
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import Testing
 import SMPCtlCBOR
 @testable import SMPCtlClient
@@ -181,7 +181,7 @@ struct FileTransferTests {
 /// A link that flips one data byte of the first file download answer, as a corrupted transfer would.
 final class CorruptingDownloadServer: SMPPacketServer {
     let inner: SimulatorServer
-    let done = Mutex(false)
+    let done = LockedValue(false)
     init(inner: SimulatorServer) { self.inner = inner }
 
     func handle(_ packet: [UInt8]) async -> SMPServerReply {

@@ -204,7 +204,7 @@ struct FirmwareUpdateEndToEndTests {
 
 /// Collects update events from the callback.
 final class EventLog: Sendable {
-    private let events = Mutex<[FirmwareUpdateEvent]>([])
+    private let events = LockedValue<[FirmwareUpdateEvent]>([])
     func append(_ event: FirmwareUpdateEvent) { events.withLock { $0.append(event) } }
     var all: [FirmwareUpdateEvent] { events.withLock { $0 } }
     var names: [String] {
@@ -215,4 +215,4 @@ final class EventLog: Sendable {
     }
 }
 
-import Synchronization
+import SMPCtlLocking

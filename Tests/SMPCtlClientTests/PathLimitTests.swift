@@ -1,6 +1,6 @@
 import SMPCtlTestSupport
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import Testing
 @testable import SMPCtlClient
 import SMPCtlProtocol
@@ -61,7 +61,7 @@ struct PathLimitTests {
         let served = try udpDevice(bufferSize: 2048, udpMTU: 1500, truncate: truncate)
         defer { served.stop() }
         // The client's log, printed if the upload fails.
-        let lines = Mutex<[String]>([])
+        let lines = LockedValue<[String]>([])
         var options = testClientOptions(timeout: .seconds(3))
         let start = ContinuousClock.now
         options.log = { line in lines.withLock { $0.append("\(ContinuousClock.now - start) \(line.prefix(120))") } }

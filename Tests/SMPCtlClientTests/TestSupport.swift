@@ -1,6 +1,6 @@
 import SMPCtlTestSupport
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import Testing
 import SMPCtlCBOR
 @testable import SMPCtlClient
@@ -169,7 +169,7 @@ func seconds(_ duration: Duration) -> Double {
 
 /// A server that never answers.
 final class SilentServer: SMPPacketServer {
-    let received = Mutex(0)
+    let received = LockedValue(0)
     func handle(_ packet: [UInt8]) async -> SMPServerReply {
         received.withLock { $0 += 1 }
         return SMPServerReply(responses: [])
@@ -180,7 +180,7 @@ final class SilentServer: SMPPacketServer {
 /// Records the version bits each request arrived with.
 final class LegacyV1Server: SMPPacketServer {
     let inner: SimulatorServer
-    let versions = Mutex<[SMPVersion]>([])
+    let versions = LockedValue<[SMPVersion]>([])
     init(inner: SimulatorServer) { self.inner = inner }
 
     func handle(_ packet: [UInt8]) async -> SMPServerReply {
@@ -197,7 +197,7 @@ final class LegacyV1Server: SMPPacketServer {
 final class V1OnlyServer: SMPPacketServer {
     let inner: SimulatorServer
     let answerVersion: SMPVersion
-    let versions = Mutex<[SMPVersion]>([])
+    let versions = LockedValue<[SMPVersion]>([])
     init(inner: SimulatorServer, answerVersion: SMPVersion) {
         self.inner = inner
         self.answerVersion = answerVersion
@@ -221,7 +221,7 @@ final class BadOffsetServer: SMPPacketServer {
     let inner: SimulatorServer
     let badAnswerAt: Int
     let jump: Int
-    private let state = Mutex((uploads: 0, badSequence: UInt8?.none, badOffset: Int?.none))
+    private let state = LockedValue((uploads: 0, badSequence: UInt8?.none, badOffset: Int?.none))
 
     init(inner: SimulatorServer, badAnswerAt: Int = 3, jump: Int = 5000) {
         self.inner = inner
@@ -288,12 +288,12 @@ final class FaultyTransport: SMPTransport {
 
     let inner: any SMPTransport
     let faults: LinkFaults
-    private let state: Mutex<State>
+    private let state: LockedValue<State>
 
     init(_ inner: any SMPTransport, faults: LinkFaults) {
         self.inner = inner
         self.faults = faults
-        state = Mutex(State(random: SplitMix64(seed: faults.seed)))
+        state = LockedValue(State(random: SplitMix64(seed: faults.seed)))
     }
 
     var description: String { "faulty \(inner.description)" }
@@ -405,7 +405,7 @@ final class LossyResetServer: SMPPacketServer {
     enum Loss: String, Sendable, CaseIterable { case request, response }
     let inner: SimulatorServer
     let loss: Loss
-    private let fired = Mutex(false)
+    private let fired = LockedValue(false)
     init(inner: SimulatorServer, loss: Loss) {
         self.inner = inner
         self.loss = loss
@@ -429,7 +429,7 @@ final class LossyResetServer: SMPPacketServer {
 /// Loses the device's answer to the last upload chunk (the one carrying `match`), once.
 final class LostFinalAnswerServer: SMPPacketServer {
     let inner: SimulatorServer
-    private let fired = Mutex(false)
+    private let fired = LockedValue(false)
     init(inner: SimulatorServer) { self.inner = inner }
 
     func handle(_ packet: [UInt8]) async -> SMPServerReply {

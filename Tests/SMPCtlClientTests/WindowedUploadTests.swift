@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import Testing
 @testable import SMPCtlClient
 import SMPCtlCBOR
@@ -19,7 +19,7 @@ final class ReversingServer: SMPPacketServer {
 
     let inner: SimulatorServer
     let batch: Int
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
 
     init(inner: SimulatorServer, batch: Int) {
         self.inner = inner
@@ -54,7 +54,7 @@ final class ReversingServer: SMPPacketServer {
 final class LostChunkServer: SMPPacketServer {
     let inner: SimulatorServer
     let lostOffset: Int
-    private let lost = Mutex(false)
+    private let lost = LockedValue(false)
 
     init(inner: SimulatorServer, lostOffset: Int) {
         self.inner = inner

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import Testing
 
 import SMPCtlFiles
@@ -48,7 +48,7 @@ struct RegularFileTests {
     func fifo() throws {
         let path = try Self.folder().appendingPathComponent("pipe").path
         #expect(mkfifo(path, 0o600) == 0)
-        let outcome = Mutex<RegularFileError?>(nil)
+        let outcome = LockedValue<RegularFileError?>(nil)
         withHangGuard(seconds: 10) {
             do throws(RegularFileError) {
                 _ = try RegularFile.read(path, limit: 1024)

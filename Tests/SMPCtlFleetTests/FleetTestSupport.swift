@@ -7,6 +7,7 @@ import SMPCtlSimulator
 import SMPCtlPOSIX
 import SMPCtlTransport
 import Testing
+import SMPCtlLocking
 
 enum FleetFixture {
     static let packageRoot = URL(fileURLWithPath: #filePath)
@@ -75,11 +76,9 @@ final class EventLog: Sendable {
     var all: [FleetEvent] { events.value }
 }
 
-import Synchronization
-
 final class MutexBox<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
+    private let mutex: LockedValue<Value>
+    init(_ value: Value) { mutex = LockedValue(value) }
     var value: Value { mutex.withLock { $0 } }
     func update(_ body: (inout Value) -> Void) { mutex.withLock { body(&$0) } }
 }

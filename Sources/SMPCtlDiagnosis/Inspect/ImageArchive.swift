@@ -7,7 +7,7 @@
 // and ZIP64 refused before ZIPFoundation converts a 64-bit offset.
 
 public import Foundation
-import Synchronization
+import SMPCtlLocking
 import ZIPFoundation
 
 #if canImport(Glibc)
@@ -195,9 +195,9 @@ private final class ExtractionState: Sendable {
         }
     }
 
-    let mutex: Mutex<Store>
+    let mutex: LockedValue<Store>
 
-    init(_ store: consuming sending Store) { mutex = Mutex(store) }
+    init(_ store: consuming sending Store) { mutex = LockedValue(store) }
 
     deinit { mutex.withLock { _ = fclose($0.file) } }
 }
