@@ -9,6 +9,15 @@ A benchmark, not a test. Measures, with one smpctl binary:
   - peak RSS while 50 uploads are in flight (the fleet run's own figure: GNU time's maximum RSS).
 
     python3 Benchmarks/fleet.py --smpctl .build/release/smpctl [--devices 200 --parallel 50]
+
+With --link (an emulated BLE link, as `simulate --link`), it measures instead a fleet of
+--adapters x --connections devices, every one behind that link and all updated at once, and
+compares the fleet's upload throughput with the link model: each device's link capacity
+(run.Link.upload_capacity, the same formula as LinkModel.uploadCapacity) times the number of
+devices, and whether one adapter's radio could hold that many connections' events in one
+connection interval (the simulated devices have a link each; they do not share an adapter):
+
+    python3 Benchmarks/fleet.py --link ble:mtu=247,interval=15ms,ppe=4,phy=2m,dle=251 --adapters 2 --connections 4
 """
 
 from __future__ import annotations
@@ -35,7 +44,12 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--parallel", type=int, default=50)
     parser.add_argument("--image", default=str(REPO / "Examples" / "images" / "blinky-1.1.0.signed.bin"))
+    parser.add_argument("--link", help="an emulated BLE link for every device (the link-model benchmark)")
+    parser.add_argument("--adapters", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=4, help="connections per adapter, with --link")
     args = parser.parse_args()
+    if args.link:
+        return emulated_ble(args)
     smpctl = str(Path(args.smpctl).resolve())
     image = str(Path(args.image).resolve())
     singles = max(1, args.devices // args.parallel)
@@ -89,6 +103,74 @@ def main() -> int:
               f"| {baseline:.1f} ({', '.join(f'{w:.2f}' for w in single_walls)}) | {ratio:.2f} "
               f"| {', '.join(f'{k} {v}' for k, v in sorted(states.items()))} |")
         print(f"fleet exit status {fleet.status}")
+    return 0
+
+
+def emulated_ble(args: argparse.Namespace) -> int:
+    """--link: adapters x connections devices behind emulated BLE links, all at once."""
+    import re
+
+    smpctl = str(Path(args.smpctl).resolve())
+    image = str(Path(args.image).resolve())
+    link = run.Link.parse(args.link)
+    if link.kind != "ble":
+        print("--link must be an emulated BLE link (ble:...)")
+        return 2
+    count = args.adapters * args.connections
+    size = Path(image).stat().st_size
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        manifest = tmp / "fleet.yaml"
+        sim_log = open(tmp / "fleet-sim.log", "wb")
+        sim = subprocess.Popen(
+            [smpctl, "simulate", "--udp", "127.0.0.1:0", "--devices", str(count), "--fleet-image", image,
+             "--slow-every", "1", "--slow-link", args.link, "--manifest", str(manifest), "--exit-after", "900"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=sim_log, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (
+                    manifest.exists() and "# end of manifest" in manifest.read_text(errors="replace")):
+                time.sleep(0.1)
+            if not manifest.exists():
+                print("the simulator wrote no manifest")
+                return 1
+            journal = tmp / "fleet.journal"
+            fleet = run.run_measured(
+                [smpctl, "--json", "fleet", "run", str(manifest), "--parallel", str(count), "--journal", str(journal)], 900)
+        finally:
+            os.killpg(sim.pid, signal.SIGKILL)
+            sim.wait(timeout=10)
+            sim_log.close()
+        uploads, requests, retries = [], [], 0
+        for log in sorted(tmp.glob("*.logs/*.log")):
+            text = log.read_text(errors="replace")
+            found = re.search(r"uploaded in ([0-9.]+) s", text)
+            if found:
+                uploads.append(float(found.group(1)))
+            found = re.search(r"requests of up to ([0-9]+) bytes", text)
+            if found:
+                requests.append(int(found.group(1)))
+            retries += len(re.findall(r"retry \d+/", text))
+    if fleet.status != 0 or len(uploads) != count:
+        print(f"fleet run exited with {fleet.status}, {len(uploads)} of {count} uploads logged: {fleet.stderr[-400:]}")
+        return 1
+    request = min(requests) if requests else link.request_size
+    capacity = link.upload_capacity(size, request) or 0.0
+    # One adapter: each connection's event carries up to packets_per_interval() packets; all
+    # --connections events must fit in one interval for every link to keep its own capacity.
+    rate = {"1m": 1e6, "2m": 2e6, "coded": 125e3}[link.phy]
+    packet_time = (link.dle + 14) * 8 / rate + 150e-6 + 10 * 8 / rate + 150e-6
+    airtime = args.connections * link.packets_per_interval() * packet_time / link.interval
+    per_adapter_model = capacity * args.connections / max(1.0, airtime)
+    measured = count * size / max(uploads)
+    print(f"| link | adapters x connections | file bytes | request bytes | model capacity per link B/s "
+          f"| model fleet B/s | radio time per interval, one adapter | measured fleet upload B/s (all bytes / longest upload) "
+          f"| measured ÷ model | uploads s (min–max) | retries | fleet wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    model = per_adapter_model * args.adapters
+    print(f"| `{args.link}` | {args.adapters} x {args.connections} | {size} | {request} | {capacity:,.0f} | {model:,.0f} "
+          f"| {airtime * 100:.0f} % | {measured:,.0f} | {measured / model:.2f} | {min(uploads):.2f}–{max(uploads):.2f} "
+          f"| {retries} | {fleet.wall:.1f} |")
     return 0
 
 
