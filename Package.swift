@@ -61,7 +61,8 @@ let package = Package(
         .target(
             name: "SMPCtlClient",
             dependencies: ["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlFiles",
-                           .product(name: "Crypto", package: "swift-crypto")],
+                           // The workflows ask Diagnosis's pure checks (findings, preflight); it never imports the client.
+                           "SMPCtlDiagnosis", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
         .target(

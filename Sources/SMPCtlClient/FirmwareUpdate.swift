@@ -1,3 +1,4 @@
+public import SMPCtlDiagnosis
 public import SMPCtlProtocol
 
 /// How far a firmware update goes.
@@ -16,7 +17,7 @@ public enum FirmwareUpdateMode: String, Sendable, CaseIterable {
 public enum FirmwareUpdateEvent: Sendable {
     case readParameters(OSManagement.ParametersResponse, supported: Bool)
     /// Settings that would make uploads faster, when the current ones are slow.
-    case speedAdvice([DiagnosisFinding])
+    case speedAdvice([Finding])
     case alreadyOnDevice(slot: Int, active: Bool, confirmed: Bool)
     case uploadStarted(length: Int, chunkBudget: Int)
     case uploadProgress(UploadProgress)

@@ -208,12 +208,12 @@ struct DFUCommand: AsyncParsableCommand {
             output.event(["event": "params", "buf_size": .int(params.bufferSize), "buf_count": .int(params.bufferCount), "supported": .bool(supported)])
         case .speedAdvice(let findings):
             for finding in findings {
-                output.line("speed: \(finding.summary): \(finding.why)")
-                output.line("  to speed up: \(finding.fix) (\(finding.settings.joined(separator: ", ")))")
+                output.line("speed: \(finding.summary): \(finding.why ?? "")")
+                output.line("  to speed up: \(finding.fix ?? "") (\(finding.settings.joined(separator: ", ")))")
             }
             output.event([
                 "event": "speed_advice",
-                "findings": .array(findings.map { ["id": .string($0.id), "summary": .string($0.summary), "why": .string($0.why), "settings": .array($0.settings.map(JSONValue.string))] }),
+                "findings": .array(findings.map { ["id": .string($0.id), "summary": .string($0.summary), "why": .string($0.why ?? ""), "settings": .array($0.settings.map(JSONValue.string))] }),
             ])
         case .alreadyOnDevice(let slot, let active, let confirmed):
             output.line("the device already holds this image in slot \(slot)\(active ? " and runs it" : ""); skipping the upload")

@@ -123,13 +123,13 @@ struct UploadArguments: ParsableArguments {
                         status: .usage, message: inspection.refusal + " (--force uploads it anyway)",
                         fields: [
                             "error": "input", "kind": .string(inspection.kind.rawValue),
-                            "findings": .array(inspection.problems.map { ["code": .string($0.code), "message": .string($0.message), "advice": $0.advice.json] }),
+                            "findings": .array(inspection.problems.map { ["code": .string($0.id), "message": .string($0.summary), "advice": $0.fix.json] }),
                         ])
                     throw CommandFailure(status: .usage)
                 }
             } else if !output.json {
-                for finding in inspection.findings where finding.level == .warning {
-                    Output.diagnostic("smpctl: warning: \(finding.message)")
+                for finding in inspection.findings where finding.severity == .warning {
+                    Output.diagnostic("smpctl: warning: \(finding.summary)")
                 }
             }
         }

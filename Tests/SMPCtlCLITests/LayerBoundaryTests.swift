@@ -22,7 +22,10 @@ struct LayerBoundaryTests {
         "CSMPCtlDBus": [],
         "SMPCtlDBus": system.union(["CSMPCtlDBus"]),
         "SMPCtlBlueZ": system.union(["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol"]),
-        "SMPCtlClient": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlFiles", "Crypto"]),
+        // The client gathers; Diagnosis (below it) judges what it gathers.
+        "SMPCtlClient": system.union([
+            "SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlFiles", "SMPCtlDiagnosis", "Crypto",
+        ]),
         // The simulated device, and (SimulatedFleet) many of them served on UDP endpoints.
         "SMPCtlSimulator": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX", "Crypto"]),
         // Fleets run the client's workflows; the CLI hands them a transport factory.
