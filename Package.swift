@@ -128,7 +128,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SMPCtlClientTests",
-            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR"],
+            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR",
+                           "SMPCtlDiagnosis"],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "SMPCtlFilesTests", dependencies: ["SMPCtlFiles"], swiftSettings: strictSwift),

@@ -28,6 +28,8 @@ extension SMPClientError {
             }
         case .invalidInput(let text):
             return .invalidInput(text)
+        case .refused(let refusal):
+            return .invalidInput(refusal.message)
         case .malformedResponse, .stalled, .deviceLimit, .deadlineExceeded, .cancelled:
             return .other
         }

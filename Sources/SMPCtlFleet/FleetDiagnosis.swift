@@ -26,6 +26,11 @@ public enum FleetDiagnosis {
         case .deviceLimit: "device-limit"
         case .deadlineExceeded: "deadline"
         case .cancelled: "interrupted"
+        case .refused(let refusal):
+            switch refusal.reason {
+            case .notAnImage: "input"
+            case .imageTooLarge: "image-too-large"
+            }
         }
     }
 
