@@ -64,7 +64,8 @@ let package = Package(
         .target(
             name: "SMPCtlClient",
             dependencies: ["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlFiles",
-                           .product(name: "Crypto", package: "swift-crypto")],
+                           // The workflows ask Diagnosis's pure checks (findings, preflight); it never imports the client.
+                           "SMPCtlDiagnosis", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
         .target(
@@ -130,7 +131,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SMPCtlClientTests",
-            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR", "SMPCtlLocking"],
+            dependencies: ["SMPCtlTestSupport", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlCBOR",
+                           "SMPCtlDiagnosis", "SMPCtlLocking"],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "SMPCtlFilesTests", dependencies: ["SMPCtlFiles", "SMPCtlLocking"], swiftSettings: strictSwift),

@@ -1,3 +1,4 @@
+public import SMPCtlDiagnosis
 public import SMPCtlProtocol
 
 /// How far a firmware update goes.
@@ -14,9 +15,11 @@ public enum FirmwareUpdateMode: String, Sendable, CaseIterable {
 
 /// A step of a firmware update, reported as it happens.
 public enum FirmwareUpdateEvent: Sendable {
+    /// What the device said before the upload (already there, slot check); a refusal here was overridden with `force`.
+    case preflight(UploadPreflight)
     case readParameters(OSManagement.ParametersResponse, supported: Bool)
     /// Settings that would make uploads faster, when the current ones are slow.
-    case speedAdvice([DiagnosisFinding])
+    case speedAdvice([Finding])
     case alreadyOnDevice(slot: Int, active: Bool, confirmed: Bool)
     case uploadStarted(length: Int, chunkBudget: Int)
     case uploadProgress(UploadProgress)
@@ -66,19 +69,29 @@ extension SMPClient {
     /// - Parameters:
     ///   - file: the signed image file.
     ///   - imageHash: the image's hash TLV (what the device lists), not the SHA-256 of the file.
+    ///   - imageState: the image list, when the caller has just read it (``detectRecovery(parametersTimeout:)``
+    ///     does), so that it is read once; otherwise it is read here.
+    ///
+    /// Before anything is sent, the preflight (``uploadPreflight(length:imageHash:image:state:slotInfoTimeout:)``)
+    /// refuses an image larger than the device's slot, unless `options.upload.force`.
     public func update(
         _ file: FirmwareFile, imageHash: [UInt8], options: FirmwareUpdateOptions = FirmwareUpdateOptions(),
+        imageState: ImageManagement.StateResponse? = nil,
         events: (@Sendable (FirmwareUpdateEvent) -> Void)? = nil
     ) async throws(SMPClientError) -> FirmwareUpdateReport {
         var report = FirmwareUpdateReport(mode: options.mode)
         let image = options.upload.image ?? 0
+        let preflight = try await uploadPreflight(length: file.length, imageHash: imageHash, image: image, state: imageState)
+        events?(.preflight(preflight))
+        if let refusal = preflight.refusal, !options.upload.force { throw .refused(refusal) }
         let parameters = try await readParameters()
         events?(.readParameters(parameters, supported: parametersSupported))
         let advice = SpeedAdvisor.advise(
             parameters: parameters, supported: parametersSupported, link: await linkModel())
         if !advice.isEmpty { events?(.speedAdvice(advice)) }
 
-        let before = try await readImageState()
+        let before: ImageManagement.StateResponse
+        if let state = preflight.state { before = state } else { before = try await readImageState() }
         if let slot = before.images.first(where: { $0.image == image && $0.hash == imageHash }) {
             events?(.alreadyOnDevice(slot: slot.slot, active: slot.active, confirmed: slot.confirmed))
             report.uploadSkipped = true

@@ -21,6 +21,9 @@ public struct UploadOptions: Sendable {
     /// The image's hash TLV, when known: lets the upload see that the device already holds the
     /// whole image when the final answer was lost, instead of uploading it again.
     public var expectedImageHash: [UInt8]?
+    /// For the workflows (`uploadImage`, `update`): upload even when the preflight refuses (an image
+    /// larger than the device's slot). The upload engine itself ignores it.
+    public var force = false
 
     public init(image: Int? = nil, upgrade: Bool = false, alignment: Int = 1) {
         self.image = image

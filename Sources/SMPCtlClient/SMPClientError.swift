@@ -26,6 +26,9 @@ public enum SMPClientError: Error, Sendable, CustomStringConvertible {
     case deadlineExceeded(Duration)
     /// The operation was interrupted (Ctrl-C, SIGTERM, task cancellation).
     case cancelled
+    /// A workflow refused to upload before anything was sent (not an image, too large for the slot);
+    /// `UploadOptions.force` overrides it.
+    case refused(UploadRefusal)
 
     public var description: String {
         switch self {
@@ -44,6 +47,7 @@ public enum SMPClientError: Error, Sendable, CustomStringConvertible {
         case .deviceLimit(let text): text
         case .deadlineExceeded(let limit): "the operation did not finish within its deadline of \(limit)"
         case .cancelled: "interrupted"
+        case .refused(let refusal): refusal.message
         }
     }
 }

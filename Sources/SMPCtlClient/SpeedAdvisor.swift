@@ -1,4 +1,5 @@
 import Foundation
+public import SMPCtlDiagnosis
 public import SMPCtlProtocol
 public import SMPCtlTransport
 
@@ -24,10 +25,10 @@ public enum SpeedAdvisor {
     /// Findings about slow settings, given the device's parameters and, when known, the link.
     public static func advise(
         parameters: OSManagement.ParametersResponse?, supported: Bool, link: LinkModel?
-    ) -> [DiagnosisFinding] {
-        var findings: [DiagnosisFinding] = []
+    ) -> [Finding] {
+        var findings: [Finding] = []
         guard supported, let parameters else {
-            findings.append(DiagnosisFinding(
+            findings.append(Finding(
                 id: "params-unsupported", severity: .info,
                 summary: "the device does not report its SMP buffers (mcumgr params)",
                 why: "smpctl then sends \(SMPClient.defaultBufferSize)-byte requests one at a time, which is slow\(gainText(link: link, from: (SMPClient.defaultBufferSize, 1)))",
@@ -38,7 +39,7 @@ public enum SpeedAdvisor {
         }
         let window = max(1, parameters.bufferCount - 1)
         if parameters.bufferSize < 1024 {
-            findings.append(DiagnosisFinding(
+            findings.append(Finding(
                 id: "small-buffer", severity: .warning,
                 summary: "SMP buffers are \(parameters.bufferSize) bytes",
                 why: "every upload request carries less than \(parameters.bufferSize) bytes, so uploads need many round trips\(gainText(link: link, from: (parameters.bufferSize, window)))",
@@ -48,7 +49,7 @@ public enum SpeedAdvisor {
                         "CONFIG_BT_BUF_ACL_RX_SIZE=502", "CONFIG_BT_CTLR_DATA_LENGTH_MAX=251"])))
         }
         if parameters.bufferCount < 2 {
-            findings.append(DiagnosisFinding(
+            findings.append(Finding(
                 id: "single-buffer", severity: .warning,
                 summary: "the device has \(parameters.bufferCount) SMP buffer",
                 why: "with one buffer only one request can be in flight, so the link idles while the device writes flash\(gainText(link: link, from: (parameters.bufferSize, 1)))",
@@ -63,7 +64,7 @@ public enum SpeedAdvisor {
             if interval > .milliseconds(15) { slow.append("the connection interval is \(Int((interval.seconds * 1000).rounded())) ms") }
             if !slow.isEmpty {
                 let current = min(parameters.bufferSize, reassembly ? parameters.bufferSize : mtu - 3)
-                findings.append(DiagnosisFinding(
+                findings.append(Finding(
                     id: "slow-ble-link", severity: .warning, summary: slow.joined(separator: ", "),
                     why: "each request is cut into more, smaller packets, or waits longer for a connection event\(gainText(link: link, from: (current, window)))",
                     fix: "negotiate MTU 498 with DLE 251, enable SMP reassembly, and ask for a 7.5–15 ms interval during DFU",

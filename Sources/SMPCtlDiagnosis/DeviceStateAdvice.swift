@@ -1,11 +1,13 @@
 // Ranking a device error's causes with what could be read from the device afterwards.
 //
-// Pure: the client (through the CLI) gathers the facts; this file only judges them.
+// Pure: the client gathers the facts (`SMPClient.readDeviceFacts`); this file only judges them.
 
 public import SMPCtlProtocol
 
-/// What was read from a device after a command failed: its image list, slot sizes, buffers and bootloader.
-/// `nil` fields could not be read (the device lacks the command, or it did not answer in time).
+/// What was read from a device: whether it answers, its buffers, bootloader, image list and slot sizes.
+/// The client gathers it (`SMPClient.readDeviceFacts`, read-only); Diagnosis judges it (``DeviceDiagnosis``,
+/// ``DeviceStateRanking``). `nil` fields could not be read (the device lacks the command, or it did not
+/// answer in time).
 public struct DeviceFacts: Sendable, Hashable {
     /// How smpctl reached the device.
     public enum Link: String, Sendable, Hashable {
@@ -15,30 +17,53 @@ public struct DeviceFacts: Sendable, Hashable {
     }
 
     public var link: Link?
-    /// The image number the failing command was about.
+    /// The image number the facts are about (the failing command's, or the one an update would target).
     public var image: Int
-    /// The image list (`image list`), or `nil` when it could not be read.
-    public var images: [ImageManagement.SlotState]?
-    /// The slot sizes (`image slot-info`), or `nil`.
-    public var slotInfo: ImageManagement.SlotInfoResponse?
-    /// The device's SMP buffer size (`params`), or `nil`.
-    public var bufferSize: Int?
+    /// Whether the device answered SMP echo; when it did not, nothing else was read.
+    public var reachable: Bool
+    /// Why echo failed, when the device is not reachable.
+    public var unreachableReason: String?
+    /// The SMP version the device answered in.
+    public var smpVersion: SMPVersion?
+    /// The buffers the device reports (`params`), or `nil` when it does not report them or they were not read.
+    public var parameters: OSManagement.ParametersResponse?
+    /// Whether the device has the params command: `false` when it refused it, `nil` when it was not read.
+    public var parametersSupported: Bool?
+    /// The bootloader's name from bootloader info, or `nil`.
+    public var bootloader: String?
     /// The MCUboot mode from bootloader info, or `nil`.
     public var bootloaderMode: Int?
+    /// The image list (`image list`), or `nil` when it could not be read.
+    public var images: [ImageManagement.SlotState]?
+    /// Why the image list could not be read, when it could not.
+    public var imageListError: String?
+    /// The slot sizes (`image slot-info`), or `nil`.
+    public var slotInfo: ImageManagement.SlotInfoResponse?
     /// The hash the failing command sent (test, confirm), when known.
     public var hashSent: [UInt8]?
 
+    /// The device's SMP buffer size, when it reports one.
+    public var bufferSize: Int? { parameters?.bufferSize }
+
     public init(
-        link: Link? = nil, image: Int = 0, images: [ImageManagement.SlotState]? = nil,
-        slotInfo: ImageManagement.SlotInfoResponse? = nil, bufferSize: Int? = nil, bootloaderMode: Int? = nil,
-        hashSent: [UInt8]? = nil
+        link: Link? = nil, image: Int = 0, reachable: Bool = true, unreachableReason: String? = nil,
+        smpVersion: SMPVersion? = nil, parameters: OSManagement.ParametersResponse? = nil,
+        parametersSupported: Bool? = nil, bootloader: String? = nil, bootloaderMode: Int? = nil,
+        images: [ImageManagement.SlotState]? = nil, imageListError: String? = nil,
+        slotInfo: ImageManagement.SlotInfoResponse? = nil, hashSent: [UInt8]? = nil
     ) {
         self.link = link
         self.image = image
-        self.images = images
-        self.slotInfo = slotInfo
-        self.bufferSize = bufferSize
+        self.reachable = reachable
+        self.unreachableReason = unreachableReason
+        self.smpVersion = smpVersion
+        self.parameters = parameters
+        self.parametersSupported = parametersSupported
+        self.bootloader = bootloader
         self.bootloaderMode = bootloaderMode
+        self.images = images
+        self.imageListError = imageListError
+        self.slotInfo = slotInfo
         self.hashSent = hashSent
     }
 

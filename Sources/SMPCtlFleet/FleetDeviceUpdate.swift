@@ -244,6 +244,9 @@ struct FleetDeviceUpdate: Sendable {
             switch event {
             case .readParameters(let parameters, let supported):
                 log.write("buffers: \(parameters.bufferCount) x \(parameters.bufferSize)\(supported ? "" : " (not reported)")")
+            case .preflight(let preflight):
+                if case .fits(let limit, let source)? = preflight.slotCheck { log.write("slot check: fits (\(limit) bytes, \(source))") }
+                if let reason = preflight.slotInfoUnavailable { log.write("slot info unavailable: \(reason)") }
             case .speedAdvice(let findings):
                 for finding in findings { log.write("speed: \(finding.summary)") }
             case .alreadyOnDevice(let slot, let active, _):

@@ -4,46 +4,13 @@
 public import SMPCtlClient
 public import SMPCtlDiagnosis
 import SMPCtlProtocol
-import SMPCtlTransport
 
 public enum FleetDiagnosis {
-    /// The knowledge base's explanation of a client failure, if it has one.
+    /// The knowledge base's explanation of a client failure, if it has one (judged in SMPCtlDiagnosis
+    /// from the error's facts).
     public static func explanation(for error: SMPClientError, operation: OperationKind?) -> Explanation? {
         guard let knowledge = try? Knowledge.load() else { return nil }
-        switch error {
-        case .device(let deviceError):
-            return knowledge.explain(deviceError: deviceError.codeTableError, operation: operation)
-        case .timedOut(_, _, _, let malformed) where malformed > 0:
-            // Something answered, so "nothing that speaks SMP" would mislead; the message says what came.
-            return nil
-        case .timedOut(let group, let command, _, _):
-            let isUpload = group == .image && command == 1
-            return knowledge.explain(failure: isUpload ? .timeoutFirstChunk : .timeout, operation: operation ?? OperationKind(group: group, command: command))
-        case .transport(let transportError):
-            let reason = transportError.reason.lowercased()
-            if reason.contains("authenticat") || reason.contains("encrypt") || reason.contains("not permitted") {
-                return knowledge.explain(failure: .authenticationRequired, operation: operation)
-            }
-            switch transportError.code {
-            case .disconnected, .notConnected: return knowledge.explain(failure: .disconnected, operation: operation)
-            case .timedOut: return knowledge.explain(failure: .timeout, operation: operation)
-            default: return nil
-            }
-        case .verificationFailed(let failure, _):
-            switch failure {
-            case .noAnswerAfterReset: return knowledge.explain(failure: .noReconnectAfterReset, operation: operation)
-            case .notRunningAfterReset: return knowledge.explain(failure: .reverted, operation: operation)
-            case .uploadNotListed: return knowledge.explain(failure: .uploadNotListed, operation: operation)
-            case .notConfirmed, .offsetBeyondSent, .dataMismatch, .contradictoryImageList: return nil
-            }
-        case .invalidInput(let text):
-            if text.contains("not a signed MCUboot image") || text.contains("has no hash TLV") {
-                return knowledge.explain(failure: .notSignedFile, operation: operation)
-            }
-            return nil
-        case .malformedResponse, .stalled, .deviceLimit, .deadlineExceeded, .cancelled:
-            return nil
-        }
+        return knowledge.explain(error.failureFacts, operation: operation)
     }
 
     /// The short name of an error's kind, as `--json` output uses it.
@@ -59,22 +26,16 @@ public enum FleetDiagnosis {
         case .deviceLimit: "device-limit"
         case .deadlineExceeded: "deadline"
         case .cancelled: "interrupted"
+        case .refused(let refusal):
+            switch refusal.reason {
+            case .notAnImage: "input"
+            case .imageTooLarge: "image-too-large"
+            }
         }
     }
 
     /// The `smpctl explain` command that prints an explanation in full.
-    public static func moreCommand(_ explanation: Explanation) -> String {
-        var words = ["smpctl", "explain"]
-        switch explanation.subject {
-        case .smp(let rc): words.append(String(rc))
-        case .group(let group, let rc): words += [String(rc), "--group", group.name ?? String(group.rawValue)]
-        case .failure(let failure): words.append(failure.rawValue)
-        case .log: break
-        }
-        if let operation = explanation.operation { words += ["--op", operation.rawValue] }
-        if let version = explanation.smpVersion { words += ["--smp-version", String(version)] }
-        return words.joined(separator: " ")
-    }
+    public static func moreCommand(_ explanation: Explanation) -> String { explanation.moreCommand }
 
     /// A failure as it goes into the journal and reports.
     public static func report(_ error: SMPClientError, operation: OperationKind? = nil) -> FleetFailureReport {

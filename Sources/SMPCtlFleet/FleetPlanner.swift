@@ -81,9 +81,8 @@ public enum FleetPlanner {
 }
 
 enum FleetClock {
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
-    }
+    /// `Duration.seconds` (SMPCtlProtocol/DurationSeconds.swift), the package's one conversion.
+    static func seconds(_ duration: Duration) -> Double { duration.seconds }
 }
 
 /// Runs work within a time limit: when the limit passes, the work is cancelled and

@@ -78,7 +78,7 @@ struct DFUCommand: AsyncParsableCommand {
         let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal, output: output)
         let requestedMode = self.mode
         let recovered = RecoveryFlag()
-        let report = try await global.withClient { client, _ throws(SMPClientError) -> FirmwareUpdateReport? in
+        try await global.runDeviceCommand { client throws(SMPClientError) -> FirmwareUpdateReport in
             let detection = try await client.detectRecovery()
             if detection.inRecovery {
                 recovered.set()
@@ -100,37 +100,29 @@ struct DFUCommand: AsyncParsableCommand {
                     Self.describe(event, output: output, bar: bar)
                 }
             }
-            let preflight = try await UploadPreflight.run(
-                client: client, file: file, identity: identity, image: upload.image ?? 0, timeout: global.timeout,
-                output: output, announcePresence: false)
-            if let refusal = preflight.refusal {
-                if !upload.force {
-                    output.fail(status: .verification, message: refusal + "; nothing was uploaded (--force uploads it anyway)", fields: ["error": "image-too-large"])
-                    return nil
-                }
-                Output.diagnostic("smpctl: warning: \(refusal); --force given, so uploading it all the same")
+            // The image list detectRecovery read serves the preflight and the update: read once.
+            return try await client.update(file, imageHash: identity.hash, options: options, imageState: detection.state) { event in
+                Self.describe(event, output: output, bar: bar, length: file.length)
             }
-            return try await client.update(file, imageHash: identity.hash, options: options) { event in
-                Self.describe(event, output: output, bar: bar)
+        } text: { report in
+            if recovered.value {
+                [report.running ? "done: the application runs the new image (written by serial recovery)" : "done: the image is in the primary slot"]
+            } else {
+                [report.confirmed ? "done: the new image is running and confirmed" : report.running ? "done: the new image is running (not confirmed)" : "done: the image is uploaded"]
             }
+        } json: { report in
+            [
+                "ok": true, "mode": .string(mode.rawValue), "recovery": .bool(recovered.value), "image_hash": .string(hexString(identity.hash)),
+                "version": .string(identity.version), "upload_skipped": .bool(report.uploadSkipped),
+                "uploaded_bytes": report.upload.map { .int($0.length - $0.resumedFrom) } ?? 0,
+                "resumed_from": report.upload.map { .int($0.resumedFrom) } ?? .null,
+                "upload_seconds": report.upload.map { .double($0.seconds) } ?? .null,
+                "reconnect_seconds": report.reconnectSeconds.map { .double($0) } ?? .null,
+                "total_seconds": .double(bar.totalSeconds),
+                "running": .bool(report.running), "confirmed": .bool(report.confirmed),
+                "images": SlotTable.json(report.finalState),
+            ]
         }
-        guard let report else { throw CommandFailure(status: .verification) }
-        if recovered.value {
-            output.line(report.running ? "done: the application runs the new image (written by serial recovery)" : "done: the image is in the primary slot")
-        } else {
-            output.line(report.confirmed ? "done: the new image is running and confirmed" : report.running ? "done: the new image is running (not confirmed)" : "done: the image is uploaded")
-        }
-        output.document([
-            "ok": true, "mode": .string(mode.rawValue), "recovery": .bool(recovered.value), "image_hash": .string(hexString(identity.hash)),
-            "version": .string(identity.version), "upload_skipped": .bool(report.uploadSkipped),
-            "uploaded_bytes": report.upload.map { .int($0.length - $0.resumedFrom) } ?? 0,
-            "resumed_from": report.upload.map { .int($0.resumedFrom) } ?? .null,
-            "upload_seconds": report.upload.map { .double($0.seconds) } ?? .null,
-            "reconnect_seconds": report.reconnectSeconds.map { .double($0) } ?? .null,
-            "total_seconds": .double(bar.totalSeconds),
-            "running": .bool(report.running), "confirmed": .bool(report.confirmed),
-            "images": SlotTable.json(report.finalState),
-        ])
     }
 
     /// A DFU package (dfu_application.zip): every image to its image number, one reset.
@@ -201,19 +193,21 @@ struct DFUCommand: AsyncParsableCommand {
         ])
     }
 
-    static func describe(_ event: FirmwareUpdateEvent, output: Output, bar: ProgressBar) {
+    static func describe(_ event: FirmwareUpdateEvent, output: Output, bar: ProgressBar, length: Int = 0) {
         switch event {
+        case .preflight(let preflight):
+            UploadCheckView.render(preflight, length: length, output: output, announcePresence: false)
         case .readParameters(let params, let supported):
             output.line(supported ? "device buffers: \(params.bufferCount) x \(params.bufferSize) bytes" : "device does not report buffer sizes; using \(params.bufferSize)-byte requests")
             output.event(["event": "params", "buf_size": .int(params.bufferSize), "buf_count": .int(params.bufferCount), "supported": .bool(supported)])
         case .speedAdvice(let findings):
             for finding in findings {
-                output.line("speed: \(finding.summary): \(finding.why)")
-                output.line("  to speed up: \(finding.fix) (\(finding.settings.joined(separator: ", ")))")
+                output.line("speed: \(finding.summary): \(finding.why ?? "")")
+                output.line("  to speed up: \(finding.fix ?? "") (\(finding.settings.joined(separator: ", ")))")
             }
             output.event([
                 "event": "speed_advice",
-                "findings": .array(findings.map { ["id": .string($0.id), "summary": .string($0.summary), "why": .string($0.why), "settings": .array($0.settings.map(JSONValue.string))] }),
+                "findings": .array(findings.map { ["id": .string($0.id), "summary": .string($0.summary), "why": .string($0.why ?? ""), "settings": .array($0.settings.map(JSONValue.string))] }),
             ])
         case .alreadyOnDevice(let slot, let active, let confirmed):
             output.line("the device already holds this image in slot \(slot)\(active ? " and runs it" : ""); skipping the upload")

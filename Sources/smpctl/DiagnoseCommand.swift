@@ -38,41 +38,45 @@ struct DiagnoseCommand: AsyncParsableCommand {
                 throw CommandFailure(status: .usage)
             }
         }
-        let report = try await global.withClient { client, _ throws(SMPClientError) in
-            await client.diagnose(image: image, fileLength: length, imageHash: hash)
+        let (facts, findings) = try await global.withClient { client, _ throws(SMPClientError) in
+            let facts = await client.readDeviceFacts(image: image)
+            let findings = await client.speedAdvice(for: facts) + DeviceDiagnosis.findings(facts, fileLength: length, imageHash: hash)
+            return (facts, findings)
         }
-        output.line("reachable: \(report.reachable ? "yes" : "no") (SMP \(report.smpVersion))")
-        if let params = report.parameters, report.parametersSupported {
+        output.line("reachable: \(facts.reachable ? "yes" : "no") (SMP \(facts.smpVersion ?? .v2))")
+        if let params = facts.parameters {
             output.line("buffers: \(params.bufferCount) x \(params.bufferSize) bytes")
         }
-        if let bootloader = report.bootloader {
-            output.line("bootloader: \(bootloader)\(report.bootloaderMode.map { ", mode \(OSManagement.mcubootModeName($0))" } ?? "")")
+        if let bootloader = facts.bootloader {
+            output.line("bootloader: \(bootloader)\(facts.bootloaderMode.map { ", mode \(OSManagement.mcubootModeName($0))" } ?? "")")
         }
-        if !report.images.isEmpty { SlotTable.lines(report.images).forEach(output.line) }
-        if report.findings.isEmpty { output.line("no problems found") }
-        for finding in report.findings.sorted(by: { $0.severity > $1.severity }) {
+        let images = facts.images ?? []
+        if !images.isEmpty { SlotTable.lines(images).forEach(output.line) }
+        let worst = findings.worstSeverity
+        if findings.isEmpty { output.line("no problems found") }
+        for finding in findings.sorted(by: { $0.severity > $1.severity }) {
             output.line("")
             output.line("\(finding.severity.rawValue): \(finding.summary) [\(finding.id)]")
-            output.line("  why: \(finding.why)")
-            output.line("  fix: \(finding.fix)")
+            if let why = finding.why { output.line("  why: \(why)") }
+            if let fix = finding.fix { output.line("  fix: \(fix)") }
             if !finding.settings.isEmpty { output.line("  settings: \(finding.settings.joined(separator: ", "))") }
         }
         output.document([
-            "ok": .bool(report.worst != .error), "reachable": .bool(report.reachable),
-            "smp_version": .int(Int(report.smpVersion.rawValue) + 1),
-            "buf_size": report.parametersSupported ? report.parameters.map { .int($0.bufferSize) } ?? .null : .null,
-            "buf_count": report.parametersSupported ? report.parameters.map { .int($0.bufferCount) } ?? .null : .null,
-            "bootloader": report.bootloader.json, "bootloader_mode": report.bootloaderMode.json,
-            "images": SlotTable.json(report.images),
-            "findings": .array(report.findings.map { finding in
+            "ok": .bool(worst != .error), "reachable": .bool(facts.reachable),
+            "smp_version": .int(Int((facts.smpVersion ?? .v2).rawValue) + 1),
+            "buf_size": facts.parameters.map { .int($0.bufferSize) } ?? .null,
+            "buf_count": facts.parameters.map { .int($0.bufferCount) } ?? .null,
+            "bootloader": facts.bootloader.json, "bootloader_mode": facts.bootloaderMode.json,
+            "images": SlotTable.json(images),
+            "findings": .array(findings.map { finding in
                 [
                     "id": .string(finding.id), "severity": .string(finding.severity.rawValue),
-                    "summary": .string(finding.summary), "why": .string(finding.why), "fix": .string(finding.fix),
+                    "summary": .string(finding.summary), "why": .string(finding.why ?? ""), "fix": .string(finding.fix ?? ""),
                     "settings": .array(finding.settings.map(JSONValue.string)),
                 ]
             }),
         ])
-        if report.worst == .error { throw CommandFailure(status: .verification) }
+        if worst == .error { throw CommandFailure(status: .verification) }
     }
 }
 
@@ -84,8 +88,8 @@ enum DeviceFactsReader {
     /// The facts after `error`, or `nil` when it is not an image-group device error or nothing could be read in time.
     static func read(after error: SMPClientError, client: SMPClient, connection: ConnectionSpec, image: Int = 0) async -> DeviceFacts? {
         guard case .device(let deviceError) = error, deviceError.requestGroup == .image else { return nil }
-        let report: DeviceDiagnosis? = await withTaskGroup(of: DeviceDiagnosis?.self) { group in
-            group.addTask { await client.diagnose(image: image) }
+        let read: DeviceFacts? = await withTaskGroup(of: DeviceFacts?.self) { group in
+            group.addTask { await client.readDeviceFacts(image: image) }
             group.addTask {
                 try? await Task.sleep(for: limit)
                 return nil
@@ -94,18 +98,9 @@ enum DeviceFactsReader {
             group.cancelAll()
             return first
         }
-        guard let report, report.reachable else { return nil }
-        return DeviceFacts(report, link: DeviceFacts.Link(connection), image: image)
-    }
-}
-
-extension DeviceFacts {
-    /// The facts in a `diagnose` report.
-    init(_ report: DeviceDiagnosis, link: Link?, image: Int, hashSent: [UInt8]? = nil) {
-        self.init(
-            link: link, image: image, images: report.images, slotInfo: report.slotInfo,
-            bufferSize: report.parametersSupported ? report.parameters?.bufferSize : nil, bootloaderMode: report.bootloaderMode,
-            hashSent: hashSent)
+        guard var facts = read, facts.reachable else { return nil }
+        facts.link = DeviceFacts.Link(connection)
+        return facts
     }
 }
 

@@ -62,10 +62,10 @@ struct DoctorCommand: ParsableCommand {
         var out = "Build folder: \(report.build.path) (\(describe(report.build)))\n"
         if report.findings.isEmpty { out += "\nNo problems found.\n" }
         for finding in report.findings {
-            out += "\n\(finding.severity.rawValue.uppercased()) [\(finding.id)] \(finding.location.description)\n"
+            out += "\n\(finding.severity.rawValue.uppercased()) [\(finding.id)] \(finding.location?.description ?? "")\n"
             out += "  \(finding.summary)\n"
-            out += "  Why: \(finding.why)\n"
-            out += "  Fix: \(finding.fix)\n"
+            out += "  Why: \(finding.why ?? "")\n"
+            out += "  Fix: \(finding.fix ?? "")\n"
             for key in finding.references {
                 if let reference = DoctorReferences.reference(key) { out += "  See: \(reference.title)\n       \(reference.url)\n" }
             }
@@ -81,12 +81,12 @@ struct DoctorCommand: ParsableCommand {
             .object([
                 "id": .string(finding.id),
                 "severity": .string(finding.severity.rawValue),
-                "file": .string(finding.location.file),
-                "line": finding.location.line.map { .int($0) } ?? .null,
-                "key": finding.location.key.map { .string($0) } ?? .null,
+                "file": .string(finding.location?.file ?? ""),
+                "line": finding.location?.line.map { .int($0) } ?? .null,
+                "key": finding.location?.key.map { .string($0) } ?? .null,
                 "summary": .string(finding.summary),
-                "why": .string(finding.why),
-                "fix": .string(finding.fix),
+                "why": .string(finding.why ?? ""),
+                "fix": .string(finding.fix ?? ""),
                 "references": .array(finding.references.compactMap { key in
                     DoctorReferences.reference(key).map {
                         .object(["key": .string($0.key), "title": .string($0.title), "url": .string($0.url)])

@@ -97,6 +97,11 @@ extension ExitStatus {
         case .verificationFailed: self = .verification
         case .invalidInput: self = .usage
         case .cancelled: self = Interruption.status
+        case .refused(let refusal):
+            switch refusal.reason {
+            case .notAnImage: self = .usage
+            case .imageTooLarge: self = .verification
+            }
         }
     }
 }

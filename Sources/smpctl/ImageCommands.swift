@@ -51,12 +51,13 @@ struct ImageListCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let state = try await global.withClient(operation: .list) { client, _ throws(SMPClientError) in
+        try await global.runDeviceCommand(operation: .list) { client throws(SMPClientError) in
             try await client.readImageState()
+        } text: { state in
+            SlotTable.lines(state.images)
+        } json: { state in
+            ["ok": true, "images": SlotTable.json(state.images)]
         }
-        let output = Output(json: global.json)
-        SlotTable.lines(state.images).forEach(output.line)
-        output.document(["ok": true, "images": SlotTable.json(state.images)])
     }
 }
 
@@ -99,54 +100,20 @@ struct UploadArguments: ParsableArguments {
         options.firstChunkTimeout = .milliseconds(Int(firstTimeout * 1000))
         options.window = window
         options.deadline = deadline.map { .milliseconds(Int64($0 * 1000)) }
+        options.force = force
         return options
     }
 
-    /// Opens the file and reads its image identity; refuses files that are not images unless forced,
-    /// saying what the file is and what to upload instead.
+    /// Opens the file and reads its image identity (`UploadImageFile.open`: files that are not images
+    /// are refused unless forced, saying what the file is and what to upload instead).
     func load(output: Output) throws -> (FirmwareFile, FirmwareImageIdentity?) {
-        // The common case, a signed image with a SHA-256 hash TLV, is checked by streaming the file
-        // (FirmwareImageIdentity), so memory does not grow with the image. Anything else goes through
-        // the full inspector, which reads the file whole to say what it is and what to upload instead.
-        // Files the inspector cannot read (missing, over 64 MiB) are reported by FirmwareFile below.
-        let firmware = try? FirmwareFile(path: file)
-        let streamed = firmware.flatMap { try? FirmwareImageIdentity(file: $0) }
-        if let firmware, let streamed, streamed.image.sha256TLV != nil, streamed.image.signatureTLV != nil {
-            return (firmware, streamed)
-        }
-        if let inspection = try? ImageInspector.inspect(path: file) {
-            if inspection.verdict != .good {
-                if force {
-                    Output.diagnostic("smpctl: warning: \(inspection.refusal); --force given, so uploading it all the same")
-                } else {
-                    output.fail(
-                        status: .usage, message: inspection.refusal + " (--force uploads it anyway)",
-                        fields: [
-                            "error": "input", "kind": .string(inspection.kind.rawValue),
-                            "findings": .array(inspection.problems.map { ["code": .string($0.code), "message": .string($0.message), "advice": $0.advice.json] }),
-                        ])
-                    throw CommandFailure(status: .usage)
-                }
-            } else if !output.json {
-                for finding in inspection.findings where finding.level == .warning {
-                    Output.diagnostic("smpctl: warning: \(finding.message)")
-                }
-            }
-        }
         do throws(SMPClientError) {
-            let file = try FirmwareFile(path: file)
-            do {
-                return (file, try FirmwareImageIdentity(file: file))
-            } catch {
-                if force {
-                    Output.diagnostic("smpctl: warning: \(error); --force given, so uploading it all the same")
-                    return (file, nil)
-                }
-                throw error
-            }
+            let opened = try UploadImageFile.open(path: file, force: force)
+            UploadCheckView.render(opened, output: output)
+            return (opened.file, opened.identity)
         } catch {
             output.report(error)
-            throw CommandFailure(status: .usage)
+            throw CommandFailure(status: ExitStatus(error))
         }
     }
 }
@@ -170,31 +137,19 @@ struct ImageUploadCommand: AsyncParsableCommand {
         let output = Output(json: global.json)
         let (file, identity) = try upload.load(output: output)
         let bar = ProgressBar(label: "upload", enabled: !global.json && Output.stderrIsTerminal, output: output)
-        let outcome = try await global.withClient { client, _ throws(SMPClientError) -> (UploadResult, ImageManagement.StateReadRequest.Response)? in
-            let preflight = try await UploadPreflight.run(
-                client: client, file: file, identity: identity, image: upload.image ?? 0, timeout: global.timeout,
-                output: output, announcePresence: true)
-            if let refusal = preflight.refusal {
-                if !upload.force {
-                    output.fail(status: .verification, message: refusal + "; nothing was uploaded (--force uploads it anyway)", fields: ["error": "image-too-large"])
-                    return nil
+        let report = try await global.withClient { client, _ throws(SMPClientError) in
+            try await client.uploadImage(file, imageHash: identity?.hash, options: upload.uploadOptions) { event in
+                switch event {
+                case .preflight(let preflight):
+                    UploadCheckView.render(preflight, length: file.length, output: output, announcePresence: true)
+                case .uploadProgress(let progress):
+                    bar.update(progress)
+                default:
+                    break
                 }
-                Output.diagnostic("smpctl: warning: \(refusal); --force given, so uploading it all the same")
             }
-            var options = upload.uploadOptions
-            options.expectedImageHash = identity?.hash
-            let result = try await client.upload(file, options: options) { progress in
-                bar.update(progress)
-            }
-            let state = try await client.readImageState()
-            let image = upload.image ?? 0
-            if let identity, !state.images.contains(where: { $0.image == image && $0.hash == identity.hash }) {
-                throw .verificationFailed(.uploadNotListed,
-                    "the upload finished but the device does not list an image with hash \(hexString(identity.hash)) for image \(image)")
-            }
-            return (result, state)
         }
-        guard let (result, state) = outcome else { throw CommandFailure(status: .verification) }
+        let (result, state) = (report.upload, report.finalState)
         if result.resumedFrom > 0 { output.line("resumed at offset \(result.resumedFrom)") }
         var extra = String(format: "; %.2f s in all", bar.totalSeconds)
         if let summary = bar.summary { extra += ", " + summary }
@@ -227,7 +182,7 @@ struct ImageTestCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let state = try await global.withClient(operation: .test) { client, _ throws(SMPClientError) in
+        try await global.runDeviceCommand(operation: .test) { client throws(SMPClientError) in
             let request = try selection.request()
             let images: [ImageManagement.SlotState]
             switch request {
@@ -236,10 +191,11 @@ struct ImageTestCommand: AsyncParsableCommand {
             }
             let hash = try ImageSelection.resolve(request, images: images)
             return try await client.send(ImageManagement.StateWriteRequest(hash: hash, confirm: false))
+        } text: { state in
+            SlotTable.lines(state.images)
+        } json: { state in
+            ["ok": true, "images": SlotTable.json(state.images)]
         }
-        let output = Output(json: global.json)
-        SlotTable.lines(state.images).forEach(output.line)
-        output.document(["ok": true, "images": SlotTable.json(state.images)])
     }
 }
 
@@ -256,7 +212,7 @@ struct ImageConfirmCommand: AsyncParsableCommand {
     @OptionGroup var selection: ImageSelection
 
     func run() async throws {
-        let state = try await global.withClient(operation: .confirm) { client, _ throws(SMPClientError) in
+        try await global.runDeviceCommand(operation: .confirm) { client throws(SMPClientError) in
             let request = try selection.request()
             let images: [ImageManagement.SlotState]
             switch request {
@@ -265,10 +221,11 @@ struct ImageConfirmCommand: AsyncParsableCommand {
             }
             let hash = try ImageSelection.resolve(request, images: images)
             return try await client.send(ImageManagement.StateWriteRequest(hash: hash, confirm: true))
+        } text: { state in
+            SlotTable.lines(state.images)
+        } json: { state in
+            ["ok": true, "images": SlotTable.json(state.images)]
         }
-        let output = Output(json: global.json)
-        SlotTable.lines(state.images).forEach(output.line)
-        output.document(["ok": true, "images": SlotTable.json(state.images)])
     }
 }
 
@@ -280,7 +237,7 @@ struct ImageEraseCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The slot to erase.", valueName: "n")) var slot: Int?
 
     func run() async throws {
-        let alreadyEmpty = try await global.withClient(operation: .erase) { client, _ throws(SMPClientError) -> Bool in
+        try await global.runDeviceCommand(operation: .erase) { client throws(SMPClientError) -> Bool in
             do throws(SMPClientError) {
                 _ = try await client.send(ImageManagement.EraseRequest(slot: slot), timeout: .seconds(max(global.timeout, 30)))
                 return false
@@ -293,10 +250,11 @@ struct ImageEraseCommand: AsyncParsableCommand {
                 if !listed, error.rawCode == 1 { return true }
                 throw .device(error)
             }
+        } text: { alreadyEmpty in
+            [alreadyEmpty ? "slot \(slot ?? 1) is already empty" : "erased"]
+        } json: { alreadyEmpty in
+            ["ok": true, "erased": .bool(!alreadyEmpty), "already_empty": .bool(alreadyEmpty), "slot": slot.json]
         }
-        let output = Output(json: global.json)
-        output.line(alreadyEmpty ? "slot \(slot ?? 1) is already empty" : "erased")
-        output.document(["ok": true, "erased": .bool(!alreadyEmpty), "already_empty": .bool(alreadyEmpty), "slot": slot.json])
     }
 }
 
@@ -307,30 +265,31 @@ struct ImageSlotInfoCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let info = try await global.withClient { client, _ throws(SMPClientError) in
+        try await global.runDeviceCommand { client throws(SMPClientError) in
             try await client.send(ImageManagement.SlotInfoRequest())
-        }
-        let output = Output(json: global.json)
-        for image in info.images {
-            output.line("image \(image.image)\(image.maxImageSize.map { " (largest image \(formatBytes($0)))" } ?? "")")
-            for slot in image.slots {
-                let size = slot.size.map { "\(formatBytes($0)) (\($0) bytes)" } ?? "cannot be opened (rc \(slot.rc ?? -1))"
-                output.line("  slot \(slot.slot): \(size)\(slot.uploadImageID.map { ", upload with --image \($0)" } ?? "")")
+        } text: { info in
+            info.images.flatMap { image in
+                ["image \(image.image)\(image.maxImageSize.map { " (largest image \(formatBytes($0)))" } ?? "")"]
+                    + image.slots.map { slot in
+                        let size = slot.size.map { "\(formatBytes($0)) (\($0) bytes)" } ?? "cannot be opened (rc \(slot.rc ?? -1))"
+                        return "  slot \(slot.slot): \(size)\(slot.uploadImageID.map { ", upload with --image \($0)" } ?? "")"
+                    }
             }
+        } json: { info in
+            [
+                "ok": true,
+                "images": .array(info.images.map { image in
+                    [
+                        "image": .int(image.image), "max_image_size": image.maxImageSize.json,
+                        "slots": .array(image.slots.map { slot in
+                            [
+                                "slot": .int(slot.slot), "size": slot.size.json, "upload_image_id": slot.uploadImageID.json,
+                                "rc": slot.rc.json,
+                            ]
+                        }),
+                    ]
+                }),
+            ]
         }
-        output.document([
-            "ok": true,
-            "images": .array(info.images.map { image in
-                [
-                    "image": .int(image.image), "max_image_size": image.maxImageSize.json,
-                    "slots": .array(image.slots.map { slot in
-                        [
-                            "slot": .int(slot.slot), "size": slot.size.json, "upload_image_id": slot.uploadImageID.json,
-                            "rc": slot.rc.json,
-                        ]
-                    }),
-                ]
-            }),
-        ])
     }
 }

@@ -153,14 +153,14 @@ enum ImageReport {
         }
         for finding in inspection.findings {
             let label: String
-            switch finding.level {
+            switch inspection.kind(of: finding) {
             case .invalid: label = "error"
             case .failed: label = "FAILED"
             case .warning: label = "warning"
             case .note: label = "note"
             }
-            lines.append("\(label): \(finding.message)")
-            if let advice = finding.advice { lines.append("  → \(advice)") }
+            lines.append("\(label): \(finding.summary)")
+            if let advice = finding.fix { lines.append("  → \(advice)") }
         }
         switch inspection.verdict {
         case .good: lines.append("result:   OK")
@@ -177,8 +177,8 @@ enum ImageReport {
             "exit_status": .int(Int(status.rawValue)),
             "findings": .array(inspection.findings.map { finding in
                 [
-                    "level": .string(finding.level.rawValue), "code": .string(finding.code),
-                    "message": .string(finding.message), "advice": finding.advice.json,
+                    "level": .string(inspection.kind(of: finding).rawValue), "code": .string(finding.id),
+                    "message": .string(finding.summary), "advice": finding.fix.json,
                 ]
             }),
         ]

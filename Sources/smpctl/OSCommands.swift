@@ -11,12 +11,13 @@ struct EchoCommand: AsyncParsableCommand {
     @Argument(help: "The text to echo.") var text: String
 
     func run() async throws {
-        let reply = try await global.withClient { client, _ throws(SMPClientError) in
+        try await global.runDeviceCommand { client throws(SMPClientError) in
             try await client.send(OSManagement.EchoRequest(text))
+        } text: { reply in
+            [reply.text]
+        } json: { reply in
+            ["ok": true, "echo": .string(reply.text)]
         }
-        let output = Output(json: global.json)
-        output.line(reply.text)
-        output.document(["ok": true, "echo": .string(reply.text)])
     }
 }
 
@@ -31,12 +32,13 @@ struct ResetCommand: AsyncParsableCommand {
     var bootMode: UInt8?
 
     func run() async throws {
-        try await global.withClient { client, _ throws(SMPClientError) in
+        try await global.runDeviceCommand { client throws(SMPClientError) in
             _ = try await client.send(OSManagement.ResetRequest(force: force, bootMode: bootMode))
+        } text: { _ in
+            [bootMode.map { "reset requested (boot mode \($0))" } ?? "reset requested"]
+        } json: { _ in
+            ["ok": true, "reset": true, "boot_mode": bootMode.map { Int($0) }.json, "force": .bool(force)]
         }
-        let output = Output(json: global.json)
-        output.line(bootMode.map { "reset requested (boot mode \($0))" } ?? "reset requested")
-        output.document(["ok": true, "reset": true, "boot_mode": bootMode.map { Int($0) }.json, "force": .bool(force)])
     }
 }
 
@@ -47,12 +49,13 @@ struct ParamsCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let params = try await global.withClient { client, _ throws(SMPClientError) in
+        try await global.runDeviceCommand { client throws(SMPClientError) in
             try await client.send(OSManagement.ParametersRequest())
+        } text: { params in
+            ["buf_size: \(params.bufferSize)\nbuf_count: \(params.bufferCount)"]
+        } json: { params in
+            ["ok": true, "buf_size": .int(params.bufferSize), "buf_count": .int(params.bufferCount)]
         }
-        let output = Output(json: global.json)
-        output.line("buf_size: \(params.bufferSize)\nbuf_count: \(params.bufferCount)")
-        output.document(["ok": true, "buf_size": .int(params.bufferSize), "buf_count": .int(params.bufferCount)])
     }
 }
 

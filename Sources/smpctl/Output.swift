@@ -125,6 +125,10 @@ struct Output: Sendable {
             fail(status: status, message: Interruption.message, fields: fields)
             return
         }
+        if case .refused(let refusal) = error {
+            UploadCheckView.fail(refusal, status: status, output: self)
+            return
+        }
         let explanation = ExplanationFormat.explanation(for: error, operation: operation, facts: facts)
         if let explanation { fields["explanation"] = ExplanationFormat.json(explanation) }
         guard !json, let explanation else {

@@ -24,7 +24,10 @@ struct LayerBoundaryTests {
         "CSMPCtlDBus": [],
         "SMPCtlDBus": system.union(["CSMPCtlDBus", "SMPCtlLocking"]),
         "SMPCtlBlueZ": system.union(["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlLocking"]),
-        "SMPCtlClient": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlFiles", "Crypto"]),
+        // The client gathers; Diagnosis (below it) judges what it gathers.
+        "SMPCtlClient": system.union([
+            "SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlFiles", "SMPCtlDiagnosis", "Crypto",
+        ]),
         // The simulated device, and (SimulatedFleet) many of them served on UDP endpoints.
         "SMPCtlSimulator": system.union(["SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlPOSIX", "Crypto", "SMPCtlLocking"]),
         // Fleets run the client's workflows; the CLI hands them a transport factory.
@@ -37,6 +40,17 @@ struct LayerBoundaryTests {
             "SMPCtlProtocol", "SMPCtlImage", "SMPCtlFiles", "Crypto", "CryptoExtras", "Yams", "ZIPFoundation",
             "SMPCtlLocking",
         ]),
+    ]
+
+    /// The edges the architecture forbids, whatever the table above says: a change to the table that
+    /// adds one of these fails here too.
+    static let forbidden: [String: Set<String>] = [
+        // The codec imports nothing above it.
+        "SMPCtlCBOR": ["SMPCtlProtocol", "SMPCtlTransport", "SMPCtlClient", "SMPCtlDiagnosis", "Foundation"],
+        // The client links no socket code, no D-Bus, no CLI.
+        "SMPCtlClient": ["SMPCtlPOSIX", "SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlSimulator", "SMPCtlFleet", "ArgumentParser"],
+        // Diagnosis judges facts: no transport, and not the client that gathers them.
+        "SMPCtlDiagnosis": ["SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlFleet"],
     ]
 
     /// The modules a source file imports (`import X`, `public import X`, `@testable import X`, ...).
@@ -78,6 +92,32 @@ struct LayerBoundaryTests {
                 let extra = Self.imports(of: text).subtracting(allowed).subtracting([target])
                 #expect(extra.isEmpty, "\(target)/\(file) imports \(extra.sorted()), outside its layer")
             }
+        }
+    }
+
+    @Test("the forbidden edges are neither allowed nor declared, and nothing depends on the executable")
+    func forbiddenEdges() throws {
+        let manifest = try String(contentsOf: CLI.packageRoot.appendingPathComponent("Package.swift"), encoding: .utf8)
+        let declared = Self.declaredDependencies(manifest: manifest)
+        for (target, edges) in Self.forbidden.sorted(by: { $0.key < $1.key }) {
+            let allowed = try #require(Self.allowed[target])
+            #expect(allowed.isDisjoint(with: edges), "\(target) is allowed \(allowed.intersection(edges).sorted())")
+            let dependencies = try #require(declared[target]?.dependencies, "\(target) is not in Package.swift")
+            #expect(dependencies.isDisjoint(with: edges), "\(target) declares \(dependencies.intersection(edges).sorted())")
+        }
+        for (target, entry) in declared where target != "smpctl" {
+            #expect(!entry.dependencies.contains("smpctl"), "\(target) depends on the executable")
+        }
+    }
+
+    @Test("findings are made in Diagnosis: the client's only ones are the speed advice, which needs the link model")
+    func clientDoesNotJudge() throws {
+        let folder = CLI.packageRoot.appendingPathComponent("Sources/SMPCtlClient")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".swift") }
+        #expect(files.count > 5)
+        for file in files.sorted() where file != "SpeedAdvisor.swift" {
+            let text = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
+            #expect(!text.contains("Finding("), "SMPCtlClient/\(file) makes findings; judge the facts in SMPCtlDiagnosis")
         }
     }
 

@@ -107,7 +107,9 @@ struct FirmwareUpdateEndToEndTests {
         #expect(report.finalState == states)
 
         let names = events.names
-        #expect(names.first == "readParameters")
+        // The preflight (slot check) comes before anything else the update does.
+        #expect(names.first == "preflight")
+        #expect(names.dropFirst().first == "readParameters")
         #expect(names.contains("uploadFinished") && names.contains("markedForTest") && names.contains("resetting"))
         #expect(names.last == "confirmed")
         #expect(!names.contains("alreadyOnDevice"))

@@ -49,9 +49,9 @@ struct DoctorHardeningTests {
         let report = try #require(Doctor.examine(path: build.path))
         let finding = try #require(report.findings.first { $0.id == "value-out-of-range" })
         #expect(finding.severity == .error)
-        #expect(finding.location.file == "partitions.yml")
-        #expect(finding.location.key == "mcuboot_primary")
-        #expect(finding.location.line != nil)
+        #expect(finding.location?.file == "partitions.yml")
+        #expect(finding.location?.key == "mcuboot_primary")
+        #expect(finding.location?.line != nil)
         #expect(finding.summary.contains("32-bit"))
     }
 
@@ -65,14 +65,14 @@ struct DoctorHardeningTests {
         let report = try #require(Doctor.examine(path: build.path))
         #expect(report.build.pmStaticFile == "../pm_static.yml")
         let finding = try #require(report.findings.first { $0.id == "value-out-of-range" })
-        #expect(finding.location.file == "../pm_static.yml")
+        #expect(finding.location?.file == "../pm_static.yml")
     }
 
     @Test("a partition whose end passes 4 GiB is a finding")
     func wrappingEnd() throws {
         let build = try Self.build(editing: "partitions.yml", Self.replacing("  address: 0xc000\n  end_address: 0xc200", with: "  address: 0xfffffffffffff000\n  end_address: 0xc200"))
         let report = try #require(Doctor.examine(path: build.path))
-        #expect(report.findings.contains { $0.id == "value-out-of-range" && $0.location.key == "mcuboot_pad" })
+        #expect(report.findings.contains { $0.id == "value-out-of-range" && $0.location?.key == "mcuboot_pad" })
     }
 
     @Test("a huge erase-block-size in zephyr.dts is a finding, and 4 KiB pages are assumed")
@@ -81,8 +81,8 @@ struct DoctorHardeningTests {
             editing: "mcuboot/zephyr/zephyr.dts", Self.replacing("erase-block-size = < 0x1000 >", with: "erase-block-size = < 0xffffffffffffffff >"))
         let report = try #require(Doctor.examine(path: build.path))
         let finding = try #require(report.findings.first { $0.id == "value-out-of-range" })
-        #expect(finding.location.file == "mcuboot/zephyr/zephyr.dts")
-        #expect(finding.location.line == 28)
+        #expect(finding.location?.file == "mcuboot/zephyr/zephyr.dts")
+        #expect(finding.location?.line == 28)
         // The sector check still runs, with the page it can trust.
         #expect(report.findings.contains { $0.id == "max-img-sectors-too-small" })
     }
@@ -94,8 +94,8 @@ struct DoctorHardeningTests {
             Self.replacing("CONFIG_NORDIC_QSPI_NOR_FLASH_LAYOUT_PAGE_SIZE=4096", with: "CONFIG_NORDIC_QSPI_NOR_FLASH_LAYOUT_PAGE_SIZE=\(value)"))
         let report = try #require(Doctor.examine(path: build.path))
         let finding = try #require(report.findings.first { $0.id == "value-out-of-range" })
-        #expect(finding.location.file == "mcuboot/zephyr/.config")
-        #expect(finding.location.key == "CONFIG_NORDIC_QSPI_NOR_FLASH_LAYOUT_PAGE_SIZE")
+        #expect(finding.location?.file == "mcuboot/zephyr/.config")
+        #expect(finding.location?.key == "CONFIG_NORDIC_QSPI_NOR_FLASH_LAYOUT_PAGE_SIZE")
     }
 
     @Test("sector counts round up without overflow")

@@ -56,7 +56,7 @@ struct DoctorTests {
         let report = try Self.report(name)
         #expect(report.findings.map(\.id).sorted() == (Self.expected[name] ?? []).sorted(), "\(name)")
         for finding in report.findings {
-            #expect(!finding.why.isEmpty && !finding.fix.isEmpty && !finding.location.file.isEmpty)
+            #expect(finding.why?.isEmpty == false && finding.fix?.isEmpty == false && finding.location?.file.isEmpty == false)
             #expect(!finding.references.isEmpty)
             for key in finding.references { #expect(DoctorReferences.reference(key) != nil, "unknown reference \(key)") }
         }
@@ -80,8 +80,8 @@ struct DoctorTests {
         #expect(devicetree.partitions["mcuboot"]?.size == 0xc000)
         let mismatch = try Self.report("devicetree-slot-size-mismatch")
         let finding = try #require(mismatch.findings.first)
-        #expect(finding.location.file == "smp_svr/zephyr/zephyr.dts")
-        #expect(finding.fix.contains("slot1_partition"))
+        #expect(finding.location?.file == "smp_svr/zephyr/zephyr.dts")
+        #expect(finding.fix?.contains("slot1_partition") == true)
         let tooLarge = try #require(try Self.report("devicetree-swap-move-too-large").findings.first)
         #expect(tooLarge.summary.contains("at most 475136 bytes"))
         #expect(try Self.report("swap-move-image-too-large").findings.first?.summary.contains("at most 958464 bytes") == true)
@@ -114,10 +114,10 @@ struct DoctorTests {
     func locations() throws {
         let report = try Self.report("max-img-sectors-too-small")
         let finding = try #require(report.findings.first)
-        #expect(finding.location.file == "mcuboot/zephyr/.config")
-        #expect(finding.location.key == "CONFIG_BOOT_MAX_IMG_SECTORS")
-        #expect(finding.location.line != nil)
-        #expect(finding.why.contains("BOOT_MAX_IMG_SECTORS=128 - too small?"))
+        #expect(finding.location?.file == "mcuboot/zephyr/.config")
+        #expect(finding.location?.key == "CONFIG_BOOT_MAX_IMG_SECTORS")
+        #expect(finding.location?.line != nil)
+        #expect(finding.why?.contains("BOOT_MAX_IMG_SECTORS=128 - too small?") == true)
     }
 
     @Test("a folder without zephyr/.config is not a build folder")

@@ -109,8 +109,8 @@ struct DoctorYAMLTests {
         let build = try DoctorHardeningTests.build(editing: "partitions.yml") { _ in "app: [unclosed\n" }
         let report = try #require(Doctor.examine(path: build.path))
         let finding = try #require(report.findings.first { $0.id == "unreadable-build-file" })
-        #expect(finding.location.file == "partitions.yml")
-        #expect(finding.location.line != nil)
+        #expect(finding.location?.file == "partitions.yml")
+        #expect(finding.location?.line != nil)
         #expect(finding.references == ["ncs-partition-manager"])
     }
 }

@@ -47,7 +47,7 @@ struct ImageArchiveTests {
         let result = ImageInspector.inspect(bytes: [UInt8](zip), name: "bomb.zip")
         #expect(result.kind == .dfuPackage)
         #expect(result.packageImages.isEmpty)
-        #expect(result.findings.contains { $0.code == "dfu-package" && $0.message.contains("lists 65 files") })
+        #expect(result.findings.contains { $0.id == "dfu-package" && $0.summary.contains("lists 65 files") })
     }
 
     @Test("all members together are bounded")

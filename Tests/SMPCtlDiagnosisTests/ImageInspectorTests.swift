@@ -72,7 +72,7 @@ struct ImageInspectorSignatureTests {
         #expect(result.hashMatches == false)
         #expect(result.signature?.valid == false)
         #expect(result.verdict == .checkFailed)
-        #expect(result.findings.contains { $0.code == "hash-mismatch" })
+        #expect(result.findings.contains { $0.id == "hash-mismatch" })
     }
 
     @Test("an image signed with another key fails the signature and KEYHASH")
@@ -82,7 +82,7 @@ struct ImageInspectorSignatureTests {
         #expect(result.signature?.valid == false)
         #expect(result.keyCheck?.matches == false)
         #expect(result.verdict == .checkFailed)
-        #expect(result.findings.contains { $0.code == "keyhash-mismatch" })
+        #expect(result.findings.contains { $0.id == "keyhash-mismatch" })
         // And the right key accepts it.
         #expect(try ImageFixtures.inspect("other-key.signed.bin", key: "other.pub.pem").verdict == .good)
     }
@@ -90,7 +90,7 @@ struct ImageInspectorSignatureTests {
     @Test("a key of the wrong type is reported as such")
     func wrongKeyType() throws {
         let result = try ImageFixtures.inspect("ecdsa-p256.signed.bin", key: "ed25519.pub.pem")
-        #expect(result.findings.contains { $0.code == "key-type-mismatch" })
+        #expect(result.findings.contains { $0.id == "key-type-mismatch" })
         #expect(result.verdict == .checkFailed)
     }
 
@@ -100,7 +100,7 @@ struct ImageInspectorSignatureTests {
         #expect(result.hashAlgorithm == .sha512)
         #expect(result.hashMatches == true)
         #expect(result.verdict == .checkFailed)
-        #expect(result.findings.contains { $0.code == "no-sha256" && $0.message.contains("HASH_NOT_FOUND") })
+        #expect(result.findings.contains { $0.id == "no-sha256" && $0.summary.contains("HASH_NOT_FOUND") })
     }
 
     @Test("key files that are not keys are refused")
@@ -126,9 +126,10 @@ struct ImageInspectorWrongFileTests {
         let result = try ImageFixtures.inspect(file)
         #expect(result.kind == kind)
         #expect(result.verdict == .notAnImage)
-        let finding = try #require(result.findings.first { $0.code == code }, "\(result.findings)")
-        #expect(finding.level == .invalid)
-        #expect(finding.advice?.contains(advice) == true, "\(finding.advice ?? "no advice")")
+        let finding = try #require(result.findings.first { $0.id == code }, "\(result.findings)")
+        #expect(result.kind(of: finding) == .invalid)
+        #expect(finding.severity == .error)
+        #expect(finding.fix?.contains(advice) == true, "\(finding.fix ?? "no advice")")
         #expect(result.refusal.contains("is not a signed MCUboot image"))
     }
 
@@ -155,7 +156,7 @@ struct ImageInspectorWrongFileTests {
         let result = try ImageFixtures.inspect("padded.signed.bin", slotSize: 0x8000)
         #expect(result.hasTrailer)
         #expect(result.verdict == .good)
-        #expect(result.findings.contains { $0.code == "padded-with-trailer" && $0.level == .warning })
+        #expect(result.findings.contains { $0.id == "padded-with-trailer" && result.kind(of: $0) == .warning && $0.severity == .warning })
         #expect(result.slotFit?.fits == true)
         #expect(result.slotFit?.trailerBytes == 0)
     }
@@ -164,11 +165,11 @@ struct ImageInspectorWrongFileTests {
     func otherData() {
         #expect(ImageInspector.inspect(bytes: [], name: "e").kind == .empty)
         let erased = ImageInspector.inspect(bytes: [UInt8](repeating: 0xFF, count: 64), name: "x")
-        #expect(erased.findings.first?.code == "erased")
+        #expect(erased.findings.first?.id == "erased")
         let text = ImageInspector.inspect(bytes: Array("hello world".utf8), name: "t")
         #expect(text.kind == .unknown)
         #expect(text.verdict == .notAnImage)
-        #expect(text.findings.first?.advice?.contains("zephyr.signed.bin") == true)
+        #expect(text.findings.first?.fix?.contains("zephyr.signed.bin") == true)
     }
 
     @Test("damaged ZIP and HEX data never trap")
@@ -200,7 +201,7 @@ struct ImageSlotCheckTests {
         let tooSmall = try ImageFixtures.inspect("ecdsa-p256.signed.bin", slotSize: 6664 + 3119)
         #expect(tooSmall.slotFit?.fits == false)
         #expect(tooSmall.verdict == .checkFailed)
-        #expect(tooSmall.findings.contains { $0.code == "too-large-for-slot" })
+        #expect(tooSmall.findings.contains { $0.id == "too-large-for-slot" })
     }
 
     @Test("device slot info: max_image_size first, then the slot size")

@@ -76,7 +76,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     _ = inspection.refusal
     _ = inspection.hashMatches
     for finding in inspection.findings {
-        _ = finding.message
+        _ = finding.summary
     }
     if inspection.verdict == .good {
         invariant(inspection.problems.isEmpty && inspection.image != nil, "a good verdict without an image or with problems")

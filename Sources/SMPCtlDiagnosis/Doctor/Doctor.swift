@@ -2,57 +2,12 @@
 // make firmware updates fail in the field. Each check names the public reports it is based on
 // (keys into DoctorReferences).
 
-/// How bad a finding is.
-public enum DoctorSeverity: String, Sendable, Comparable {
-    case error, warning, info
-
-    var rank: Int {
-        switch self {
-        case .error: 0
-        case .warning: 1
-        case .info: 2
-        }
-    }
-
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rank < rhs.rank }
-}
-
-/// Where a finding comes from: a file, a line when known, and the key (option, partition, property).
-public struct DoctorLocation: Sendable, Equatable {
-    public var file: String
-    public var line: Int?
-    public var key: String?
-
-    public init(file: String, line: Int? = nil, key: String? = nil) {
-        self.file = file
-        self.line = line
-        self.key = key
-    }
-
-    /// `file:line (key)`.
-    public var description: String {
-        var text = file
-        if let line { text += ":\(line)" }
-        if let key { text += " (\(key))" }
-        return text
-    }
-}
-
-/// One misconfiguration.
-public struct DoctorFinding: Sendable, Equatable {
-    /// A stable identifier such as `slot-size-mismatch`.
-    public var id: String
-    public var severity: DoctorSeverity
-    public var location: DoctorLocation
-    /// One line: what is wrong.
-    public var summary: String
-    /// Why it breaks DFU, and the symptom people see.
-    public var why: String
-    /// What to change.
-    public var fix: String
-    /// Keys into ``DoctorReferences``.
-    public var references: [String]
-}
+/// The doctor's findings are ``Finding``s; these names stay for the checks written against them.
+public typealias DoctorSeverity = Severity
+/// Where a doctor finding points (``Finding/Location``).
+public typealias DoctorLocation = Finding.Location
+/// One misconfiguration: a ``Finding`` with a location and references (keys into ``DoctorReferences``).
+public typealias DoctorFinding = Finding
 
 /// The result of checking a build folder.
 public struct DoctorReport: Sendable {
@@ -100,8 +55,12 @@ public enum Doctor {
         context.checkActiveSlotRegression()
         context.checkImages()
         context.checkSigningKey()
-        let findings = context.findings.sorted { ($0.severity, $0.id) < ($1.severity, $1.id) }
-        return DoctorReport(build: build, findings: findings, uploadFile: context.uploadFile())
+        return DoctorReport(build: build, findings: ordered(context.findings), uploadFile: context.uploadFile())
+    }
+
+    /// The report's order: errors first, then warnings, then notes; by id within each.
+    static func ordered(_ findings: [Finding]) -> [Finding] {
+        findings.sorted { $0.severity != $1.severity ? $0.severity > $1.severity : $0.id < $1.id }
     }
 
     struct Context {
@@ -118,8 +77,8 @@ public enum Doctor {
             _ id: String, _ severity: DoctorSeverity, _ location: DoctorLocation, _ summary: String,
             why: String, fix: String, references: [String]
         ) {
-            findings.append(DoctorFinding(
-                id: id, severity: severity, location: location, summary: summary, why: why, fix: fix, references: references))
+            findings.append(Finding(
+                id: id, severity: severity, summary: summary, why: why, fix: fix, location: location, references: references))
         }
 
         /// The secondary slot, when it is in an external region.

@@ -41,32 +41,25 @@ public enum ImageFileKind: String, Sendable, Hashable, CaseIterable {
     }
 }
 
-/// One observation about an inspected file.
-public struct ImageFinding: Sendable, Hashable {
-    /// How much a finding matters.
-    public enum Level: String, Sendable, Hashable {
-        /// The file is not a usable image (bad input).
-        case invalid
-        /// The file is an image but a check failed (hash, signature, key, slot size).
-        case failed
-        /// Worth knowing; the image may still work.
-        case warning
-        /// Information.
-        case note
-    }
+/// What an inspection finding says about the file, beyond its ``Severity``: whether the file is no
+/// usable image at all, or an image whose check failed. The verdict and exit status follow from it.
+public enum ImageFindingKind: String, Sendable, Hashable {
+    /// The file is not a usable image (bad input): an error.
+    case invalid
+    /// The file is an image but a check failed (hash, signature, key, slot size): an error.
+    case failed
+    /// Worth knowing; the image may still work.
+    case warning
+    /// Information.
+    case note
 
-    public var level: Level
-    /// A stable identifier, such as `hash-mismatch` or `raw-binary`.
-    public var code: String
-    public var message: String
-    /// What to do about it.
-    public var advice: String?
-
-    public init(_ level: Level, _ code: String, _ message: String, advice: String? = nil) {
-        self.level = level
-        self.code = code
-        self.message = message
-        self.advice = advice
+    /// The severity of a finding of this kind.
+    public var severity: Severity {
+        switch self {
+        case .invalid, .failed: .error
+        case .warning: .warning
+        case .note: .info
+        }
     }
 }
 
@@ -147,7 +140,10 @@ public struct ImageInspection: Sendable {
     public var trailer: MCUbootTrailerEstimate
     /// The images of a DFU package.
     public var packageImages: [DFUPackageImage] = []
-    public var findings: [ImageFinding] = []
+    /// What was found; `summary` is the message, `fix` the advice.
+    public internal(set) var findings: [Finding] = []
+    /// The ids of the findings that say the file is not a usable image (``ImageFindingKind/invalid``).
+    public internal(set) var invalidFindingIDs: Set<String> = []
 
     /// Whether the hash TLV matches the contents (`nil` when there is no image or no hash TLV).
     public var hashMatches: Bool? {
@@ -157,13 +153,28 @@ public struct ImageInspection: Sendable {
 
     /// The overall result from the findings.
     public var verdict: Verdict {
-        if kind != .mcubootImage || findings.contains(where: { $0.level == .invalid }) { return .notAnImage }
-        if findings.contains(where: { $0.level == .failed }) { return .checkFailed }
+        if kind != .mcubootImage || !invalidFindingIDs.isEmpty { return .notAnImage }
+        if findings.contains(where: { $0.severity == .error }) { return .checkFailed }
         return .good
     }
 
     /// The findings that make the verdict bad.
-    public var problems: [ImageFinding] { findings.filter { $0.level == .invalid || $0.level == .failed } }
+    public var problems: [Finding] { findings.filter { $0.severity == .error } }
+
+    /// Whether `finding` says the file is no image at all, a failed check, a warning or a note.
+    public func kind(of finding: Finding) -> ImageFindingKind {
+        switch finding.severity {
+        case .error: invalidFindingIDs.contains(finding.id) ? .invalid : .failed
+        case .warning: .warning
+        case .info: .note
+        }
+    }
+
+    /// Records a finding of `kind`: `message` is its summary, `advice` what to do.
+    mutating func add(_ kind: ImageFindingKind, _ id: String, _ message: String, advice: String? = nil) {
+        findings.append(Finding(id: id, severity: kind.severity, summary: message, fix: advice))
+        if kind == .invalid { invalidFindingIDs.insert(id) }
+    }
 
     /// One paragraph for an upload refusal: what the file is, what is wrong, what to upload.
     public var refusal: String {
@@ -176,8 +187,8 @@ public struct ImageInspection: Sendable {
         default: text += " (it is a \(kind.title))"
         }
         if let what {
-            text += ": \(what.message)"
-            if let advice = what.advice { text += ". \(advice)" }
+            text += ": \(what.summary)"
+            if let advice = what.fix { text += ". \(advice)" }
         }
         return text
     }

@@ -20,49 +20,49 @@ extension ImageInspector {
             default: machine = ""
             }
         }
-        result.findings.append(ImageFinding(
+        result.add(
             .invalid, "elf",
             "this is an ELF file\(machine), such as zephyr.elf: the linker output with symbols, for debuggers and programmers, not an MCUboot image",
-            advice: signedImageAdvice))
+            advice: signedImageAdvice)
     }
 
     static func inspectHex(_ hex: IntelHex, into result: inout ImageInspection) {
         result.kind = .intelHex
         let data = hex.firstData
         if data.starts(with: [0x3D, 0xB8, 0xF3, 0x96]) {
-            result.findings.append(ImageFinding(
+            result.add(
                 .invalid, "intel-hex-signed",
                 "this is Intel HEX text holding a signed MCUboot image at address 0x\(String(hex.firstAddress, radix: 16)) (such as zephyr.signed.hex); SMP uploads need the binary form",
-                advice: "Upload zephyr.signed.bin from the same build folder, or convert this file: objcopy -I ihex -O binary \(result.name) zephyr.signed.bin"))
+                advice: "Upload zephyr.signed.bin from the same build folder, or convert this file: objcopy -I ihex -O binary \(result.name) zephyr.signed.bin")
         } else {
-            result.findings.append(ImageFinding(
+            result.add(
                 .invalid, "intel-hex",
                 "this is Intel HEX text (such as zephyr.hex or merged.hex) for a programmer (west flash, nrfjprog), not an MCUboot image",
-                advice: signedImageAdvice))
+                advice: signedImageAdvice)
         }
     }
 
     static func inspectOther(_ bytes: [UInt8], into result: inout ImageInspection) {
         let first = bytes.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")
         if bytes.count >= 4, le32(bytes, 0) == MCUbootImage.legacyMagic {
-            result.findings.append(ImageFinding(
+            result.add(
                 .invalid, "legacy-magic", "the file starts with the legacy MCUboot v1 magic 0x96f3b83c, which current MCUboot does not accept",
-                advice: "Sign it again with a current imgtool"))
+                advice: "Sign it again with a current imgtool")
         } else if looksLikeVectorTable(bytes, at: 0) {
             result.kind = .rawBinary
-            result.findings.append(ImageFinding(
+            result.add(
                 .invalid, "raw-binary",
                 "the file has no MCUboot header (magic 0x96f3b83d) and starts with an application's vector table: it is an unsigned application binary such as zephyr.bin, which MCUboot will not boot",
-                advice: signedImageAdvice))
+                advice: signedImageAdvice)
         } else if bytes.prefix(4).allSatisfy({ $0 == 0xFF }) {
-            result.findings.append(ImageFinding(
+            result.add(
                 .invalid, "erased", "the file starts with 0xff bytes (erased flash, such as a slot dump): no MCUboot header",
-                advice: signedImageAdvice))
+                advice: signedImageAdvice)
         } else {
-            result.findings.append(ImageFinding(
+            result.add(
                 .invalid, "no-header",
                 "the file has no MCUboot header (expected magic 3d b8 f3 96, found \(first)): it is not a signed image",
-                advice: signedImageAdvice))
+                advice: signedImageAdvice)
         }
     }
 
@@ -77,16 +77,16 @@ extension ImageInspector {
         do {
             archive = try ImageArchive(bytes: bytes)
         } catch {
-            result.findings.append(ImageFinding(.invalid, "zip", "this is a ZIP file that cannot be read: \(error.reason)"))
+            result.add(.invalid, "zip", "this is a ZIP file that cannot be read: \(error.reason)")
             return
         }
         guard let manifestEntry = archive.entry(named: "manifest.json") else {
             let binaries = archive.entries.map(\.name).filter { $0.hasSuffix(".bin") }
-            result.findings.append(ImageFinding(
+            result.add(
                 .invalid, "zip",
                 "this is a ZIP archive without manifest.json, not an MCUboot image"
                     + (binaries.isEmpty ? "" : "; it contains \(binaries.joined(separator: ", "))"),
-                advice: "Extract the signed image (.bin) and upload that"))
+                advice: "Extract the signed image (.bin) and upload that")
             return
         }
         result.kind = .dfuPackage
@@ -110,9 +110,9 @@ extension ImageInspector {
                 images.append(packageImage(file, archive: archive))
             }
         } catch {
-            result.findings.append(ImageFinding(
+            result.add(
                 .invalid, "dfu-package", "this is a DFU package whose manifest.json cannot be read: \(error)",
-                advice: "Extract the signed image for each core (app_update.bin) and upload it"))
+                advice: "Extract the signed image for each core (app_update.bin) and upload it")
             return
         }
         result.packageImages = images
@@ -127,10 +127,10 @@ extension ImageInspector {
             line += " → unzip \(result.name) \(entry.file) && smpctl dfu --image \(index) \(entry.file)"
             advice += line
         }
-        result.findings.append(ImageFinding(
+        result.add(
             .invalid, "dfu-package",
             "this is a DFU package (such as dfu_application.zip) with \(images.count) image\(images.count == 1 ? "" : "s"), not a single image; `image upload` takes one image file at a time",
-            advice: advice))
+            advice: advice)
     }
 
     static func packageImage(_ file: [String: Any], archive: ImageArchive) -> DFUPackageImage {

@@ -39,7 +39,7 @@ public enum ImageInspector {
         var result = ImageInspection(name: name, fileSize: bytes.count, kind: .unknown, trailer: options.trailer)
         if bytes.isEmpty {
             result.kind = .empty
-            result.findings.append(ImageFinding(.invalid, "empty", "the file is empty", advice: signedImageAdvice))
+            result.add(.invalid, "empty", "the file is empty", advice: signedImageAdvice)
             return result
         }
         if bytes.count >= 4, bytes[0] == 0x3D, bytes[1] == 0xB8, bytes[2] == 0xF3, bytes[3] == 0x96 {
