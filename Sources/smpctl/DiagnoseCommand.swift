@@ -82,7 +82,9 @@ enum DeviceFactsReader {
     static let limit: Duration = .seconds(5)
 
     /// The facts after `error`, or `nil` when it is not an image-group device error or nothing could be read in time.
-    static func read(after error: SMPClientError, client: SMPClient, connection: ConnectionSpec, image: Int = 0) async -> DeviceFacts? {
+    static func read(
+        after error: SMPClientError, client: SMPClient, connection: ConnectionSpec, image: Int = 0, hashSent: [UInt8]? = nil
+    ) async -> DeviceFacts? {
         guard case .device(let deviceError) = error, deviceError.requestGroup == .image else { return nil }
         let report: DeviceDiagnosis? = await withTaskGroup(of: DeviceDiagnosis?.self) { group in
             group.addTask { await client.diagnose(image: image) }
@@ -95,7 +97,7 @@ enum DeviceFactsReader {
             return first
         }
         guard let report, report.reachable else { return nil }
-        return DeviceFacts(report, link: DeviceFacts.Link(connection), image: image)
+        return DeviceFacts(report, link: DeviceFacts.Link(connection), image: image, hashSent: hashSent)
     }
 }
 

@@ -98,6 +98,7 @@ public enum Doctor {
         context.checkSectors()
         context.checkSwapMoveFit()
         context.checkActiveSlotRegression()
+        context.checkNetworkCore()
         context.checkImages()
         context.checkSigningKey()
         let findings = context.findings.sorted { ($0.severity, $0.id) < ($1.severity, $1.id) }
