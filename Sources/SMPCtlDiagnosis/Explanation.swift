@@ -247,13 +247,15 @@ extension Knowledge {
     public static let maximumRepeatLines = 20
 
     /// Explains another tool's message by id (a fixture or a finding), `match` giving the captured values.
-    func explain(toolMessage message: ToolMessage, captures: [String?]) -> Explanation? {
+    ///
+    /// `operation` is the step another message on the same line names (a DFU state): codes are ranked for it.
+    func explain(toolMessage message: ToolMessage, captures: [String?], operation: OperationKind? = nil) -> Explanation? {
         var explanation: Explanation
         switch message.target {
         case .failure(let failure):
             explanation = explain(failure: failure)
         case .code(let group, let rc):
-            explanation = explain(code: rc, group: group.map { SMPGroupID(rawValue: $0) }, smpVersion: message.smpVersion)
+            explanation = explain(code: rc, group: group.map { SMPGroupID(rawValue: $0) }, operation: operation, smpVersion: message.smpVersion)
         case .capturedCode(let fixedGroup, let rcCapture, let groupCapture):
             func number(_ index: Int) -> Int? {
                 guard index < captures.count, let text = captures[index], text.utf8.count <= 6 else { return nil }
@@ -265,16 +267,18 @@ extension Knowledge {
                 guard let value = number(groupCapture), let id = UInt16(exactly: value) else { return nil }
                 group = id
             }
-            explanation = explain(code: rc, group: group.map { SMPGroupID(rawValue: $0) }, smpVersion: message.smpVersion)
+            explanation = explain(code: rc, group: group.map { SMPGroupID(rawValue: $0) }, operation: operation, smpVersion: message.smpVersion)
         case .capturedName(let capture):
             guard capture < captures.count, let name = captures[capture], let code = code(named: name) else { return nil }
-            explanation = explain(code: code.rc, group: code.group.map { SMPGroupID(rawValue: $0) }, smpVersion: message.smpVersion)
+            explanation = explain(
+                code: code.rc, group: code.group.map { SMPGroupID(rawValue: $0) }, operation: operation, smpVersion: message.smpVersion)
         case .topic(let topic):
             explanation = assemble(
                 subject: .log(topic.id), name: topic.name, meaning: topic.meaning, notes: [], translated: [],
                 causes: topic.causes, extraSteps: topic.nextSteps, extraSources: topic.sources, operation: nil, smpVersion: nil)
         case .printed(let form):
-            guard let printed = explain(printed: form, captures: captures, smpVersion: message.smpVersion) else { return nil }
+            guard let printed = explain(printed: form, captures: captures, operation: operation, smpVersion: message.smpVersion)
+            else { return nil }
             explanation = printed
         }
         guard explanation.isKnown else { return explanation }
@@ -295,7 +299,7 @@ extension Knowledge {
     /// Reads a code printed by name and/or number (``ToolTarget/printed(_:)``): the name is looked up in the form's
     /// tables; when a number is there too, it must be the name's number, or the finding says that they disagree and is
     /// not taken for either code. `nil` when the captures hold neither.
-    func explain(printed form: PrintedForm, captures: [String?], smpVersion: Int?) -> Explanation? {
+    func explain(printed form: PrintedForm, captures: [String?], operation: OperationKind? = nil, smpVersion: Int?) -> Explanation? {
         func text(_ index: Int) -> String? {
             guard index < captures.count, let value = captures[index], !value.isEmpty, value.utf8.count <= 120 else { return nil }
             return value
@@ -323,7 +327,7 @@ extension Knowledge {
                 if let number, number != code.rc {
                     return mismatch(name: name, number: number, table: "Zephyr's names", group: code.group, expected: code.rc, label: codeLabel)
                 }
-                return explain(code: code.rc, group: code.group.map { SMPGroupID(rawValue: $0) }, smpVersion: smpVersion)
+                return explain(code: code.rc, group: code.group.map { SMPGroupID(rawValue: $0) }, operation: operation, smpVersion: smpVersion)
             }
         }
         // Success printed as an error (Android's "Mcu Mgr Error: OK (0)") hides the real error: a message of its own says so.
@@ -332,7 +336,8 @@ extension Knowledge {
         case (let found?, let number?) where found.rc != number:
             return mismatch(name: name ?? "", number: number, table: found.table.title, group: found.table.group, expected: found.rc, label: codeLabel)
         case (let found?, _):
-            var explanation = explain(code: found.rc, group: found.table.group.map { SMPGroupID(rawValue: $0) }, smpVersion: smpVersion)
+            var explanation = explain(
+                code: found.rc, group: found.table.group.map { SMPGroupID(rawValue: $0) }, operation: operation, smpVersion: smpVersion)
             if explanation.isKnown, let name {
                 explanation.notes.insert("\(found.table.title) \(name) is \(codeLabel(found.table.group, found.rc)).", at: 0)
             }
@@ -342,7 +347,8 @@ extension Knowledge {
             return explanation
         case (nil, let number?):
             // The name is not one of the tables' (or there is none): the number alone, in the first table's group.
-            var explanation = explain(code: number, group: tables.first?.group.map { SMPGroupID(rawValue: $0) }, smpVersion: smpVersion)
+            var explanation = explain(
+                code: number, group: tables.first?.group.map { SMPGroupID(rawValue: $0) }, operation: operation, smpVersion: smpVersion)
             if let name, explanation.isKnown {
                 explanation.notes.insert("\"\(name.prefix(48))\" is not a name smpctl knows for this code; the number is explained.", at: 0)
             }
@@ -437,13 +443,17 @@ extension Knowledge {
             }
             // What this line holds, by the column it starts at, so a line's findings keep their order.
             var hits: [(column: Int, key: String, make: () -> TextFinding?)] = []
+            // A DFU state on the line (a failure in TEST) ranks the codes of the line for that step.
+            let lineOperation = toolRegexes.first { message, regex, literal in
+                message.operation != nil && mayMatch(literal) && regex.firstMatch(in: line, range: range) != nil
+            }?.0.operation
             for (message, regex, literal) in toolRegexes {
                 guard mayMatch(literal) else { continue }
                 guard let match = regex.firstMatch(in: line, range: range), let matched = Range(match.range, in: line) else { continue }
                 let captures: [String?] = (0..<match.numberOfRanges).map { group in
                     Range(match.range(at: group), in: line).map { String(line[$0]) }
                 }
-                guard let explanation = explain(toolMessage: message, captures: captures) else { continue }
+                guard let explanation = explain(toolMessage: message, captures: captures, operation: lineOperation) else { continue }
                 let text = String(line[matched])
                 hits.append((match.range.location, Self.key(explanation), {
                     TextFinding(

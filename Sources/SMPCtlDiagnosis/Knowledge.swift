@@ -232,6 +232,8 @@ public struct Knowledge: Sendable {
         var firstCauses: [String]
         var smpVersion: Int?
         var sources: [String]
+        /// The step a message names (a DFU state): codes on its line are ranked for it.
+        var operation: OperationKind?
     }
 
     let codes: [CodeKey: CodeEntry]
@@ -429,6 +431,11 @@ public struct Knowledge: Sendable {
             guard !(raw.sources ?? []).isEmpty else { throw .invalid("\(context) cites no source") }
             try validator.check(sources: raw.sources ?? [], in: context)
             if let version = raw.smpVersion, version != 1 && version != 2 { throw .invalid("\(context) names SMP version \(version)") }
+            var operation: OperationKind?
+            if let name = raw.operation {
+                guard let known = OperationKind(rawValue: name) else { throw .invalid("\(context) names unknown operation \(name)") }
+                operation = known
+            }
             let target: ToolTarget
             switch (raw.explains, raw.name) {
             case (let explains?, nil):
@@ -468,7 +475,7 @@ public struct Knowledge: Sendable {
             }
             toolMessages.append(ToolMessage(
                 id: raw.id, tool: raw.tool, pattern: pattern, target: target, note: raw.note, firstCauses: raw.firstCauses ?? [],
-                smpVersion: raw.smpVersion, sources: raw.sources ?? []))
+                smpVersion: raw.smpVersion, sources: raw.sources ?? [], operation: operation))
         }
         var byName: [String: (group: UInt16?, rc: Int)] = [:]
         for entry in codes.values { byName[entry.name.uppercased()] = (entry.group, entry.rc) }
@@ -548,6 +555,7 @@ private struct RawToolMessage: Decodable {
     var firstCauses: [String]?
     var smpVersion: Int?
     var sources: [String]?
+    var operation: String?
 }
 
 private struct RawSource: Decodable {

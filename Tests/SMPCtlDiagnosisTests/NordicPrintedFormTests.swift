@@ -157,7 +157,11 @@ struct NordicPrintedFormTests {
         }
         // The failure in a state and the error it failed with are both explained.
         let both = knowledge.explain(text: "upgradeDidFail(inState: .test, with: Remote Error: Bad state (RC: 6))").findings
-        #expect(both.contains { $0.explanation.subject == .smp(6) })
+        let code = try #require(both.first { $0.explanation.subject == .smp(6) })
+        // ... and the code is ranked for the state's step: a refused test, not a full slot on upload.
+        #expect(code.explanation.operation == .test)
+        #expect(code.explanation.causes.first?.id == "already-pending-v1")
+        #expect(try #require(knowledge.explain(text: "Remote Error: Bad state (RC: 6)").findings.first).explanation.causes.first?.id == "slot-pending")
         // Words that are not alone on the line, or not about a failure, are not states.
         #expect(knowledge.explain(text: "we will test the upload tomorrow").findings.isEmpty)
         #expect(knowledge.explain(text: "TESTING the new board").findings.isEmpty)
