@@ -129,7 +129,10 @@ struct DoctorTests {
         #expect(count.severity == .error)
         #expect(count.location.file == "mcuboot/zephyr/.config" && count.location.key == "CONFIG_UPDATEABLE_IMAGE_NUMBER")
         #expect(count.location.line != nil)
-        #expect(count.fix.contains("SB_CONFIG_MCUBOOT_UPDATEABLE_IMAGES=2"))
+        // The fix is said for the layout found: child_image/mcuboot.conf here, sysbuild.conf in sysbuild builds.
+        #expect(count.fix.contains("child_image/mcuboot.conf") && !count.fix.contains("sysbuild.conf"))
+        let appCount = try #require(try Self.report("netcore-app-image-count").findings.first)
+        #expect(appCount.location.key == "CONFIG_MCUMGR_GRP_IMG_UPDATABLE_IMAGE_NUMBER")
 
         let tooLarge = try #require(try Self.report("netcore-image-too-large").findings.first)
         #expect(tooLarge.summary.contains("40000 bytes") && tooLarge.summary.contains("mcuboot_secondary_1"))

@@ -147,8 +147,9 @@ extension Doctor.Context {
                 "Network core updates are on, but MCUboot is built for \(count) image (CONFIG_UPDATEABLE_IMAGE_NUMBER=\(count)).",
                 why: "MCUboot looks only at image 0's slots: a network core image uploaded to image 1's secondary slot is never installed, "
                     + "and the device keeps its old network core firmware without an error.",
-                fix: "Set SB_CONFIG_MCUBOOT_UPDATEABLE_IMAGES=2 in sysbuild.conf (child images: CONFIG_UPDATEABLE_IMAGE_NUMBER=2 in "
-                    + "child_image/mcuboot.conf), and rebuild.",
+                fix: build.layout == .childImage
+                    ? "Set CONFIG_UPDATEABLE_IMAGE_NUMBER=2 in child_image/mcuboot.conf (and in the application), and rebuild."
+                    : "Set SB_CONFIG_MCUBOOT_UPDATEABLE_IMAGES=2 in sysbuild.conf, and rebuild.",
                 references: references)
         }
         if let config = app.kconfig {
@@ -199,8 +200,11 @@ extension Doctor.Context {
                 "A secondary slot is in external flash, but MCUboot is not built for the simultaneous update (CONFIG_NRF53_MULTI_IMAGE_UPDATE).",
                 why: "Without it MCUboot hands the network core image to the network core from internal flash only; staged in external "
                     + "flash it is never applied, or the application and network core end up on mismatched versions.",
-                fix: "Set SB_CONFIG_MCUBOOT_NRF53_MULTI_IMAGE_UPDATE=y in sysbuild.conf (child images: CONFIG_NRF53_MULTI_IMAGE_UPDATE=y "
-                    + "in child_image/mcuboot.conf, which needs CONFIG_BOOT_UPGRADE_ONLY=y and the RAM flash simulator).",
+                fix: build.layout == .childImage
+                    ? "Set CONFIG_NRF53_MULTI_IMAGE_UPDATE=y in child_image/mcuboot.conf; it needs CONFIG_UPDATEABLE_IMAGE_NUMBER=2, "
+                        + "CONFIG_BOOT_UPGRADE_ONLY=y and the RAM flash simulator (CONFIG_FLASH_SIMULATOR with a zephyr,sim-flash node)."
+                    : "Set SB_CONFIG_MCUBOOT_NRF53_MULTI_IMAGE_UPDATE=y in sysbuild.conf (MCUboot then also needs overwrite-only: "
+                        + "SB_CONFIG_MCUBOOT_MODE_OVERWRITE_ONLY=y).",
                 references: references)
         }
         if let mcuboot, mcuboot.isEnabled("CONFIG_NRF53_MULTI_IMAGE_UPDATE"), !mcuboot.isEnabled("CONFIG_BOOT_UPGRADE_ONLY") {
