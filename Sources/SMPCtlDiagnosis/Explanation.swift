@@ -296,6 +296,14 @@ extension Knowledge {
         return explanation
     }
 
+    // Where the printed forms come from (the tables and tool messages in knowledge.json cite each file):
+    // - Android (no.nordicsemi.android.mcumgr): McuMgrErrorException.java prints "Mcu Mgr Error: " + McuMgrErrorCode
+    //   ("NO_ENTRY (5)", McuMgrErrorCode.java toString), + the response's rc ("6"), or + a GroupReturnCode
+    //   ("9 (group: 1)", response/HasReturnCode.java); the group enums are managers/*Manager.java ReturnCode; the app
+    //   prints sample/src/main/res/values/strings_errors.xml ("No free slot (9)") through sample/.../StringUtils.java.
+    // - iOS (iOSMcuManagerLibrary): McuManager.swift's McuMgrReturnCode and its description ("Bad state (RC: 6)"),
+    //   McuManagerError ("Remote Error: ..."), McuMgrError.returnCode / .groupCode; the group errors are
+    //   Managers/*Manager.swift (ImageManagerError, FileSystemManagerError, ...) with their errorDescription.
     /// Reads a code printed by name and/or number (``ToolTarget/printed(_:)``): the name is looked up in the form's
     /// tables; when a number is there too, it must be the name's number, or the finding says that they disagree and is
     /// not taken for either code. `nil` when the captures hold neither.
