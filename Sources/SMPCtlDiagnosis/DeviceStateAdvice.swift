@@ -117,6 +117,10 @@ public enum DeviceStateRanking {
         case .flashOpenFailed: flashOpenFailed(facts, &verdict)
         case nil: break
         }
+        // A refused `image test`: what slot 1 holds against the image meant (TestVerdict.swift).
+        if explanation.operation == .test, let tested = afterTest(facts) {
+            verdict.notes.insert("After the test request: \(tested.summary)\(tested.advice.map { " " + $0 } ?? "")", at: 0)
+        }
         var out = explanation
         out.notes = verdict.notes + out.notes
         let kept = out.causes.filter { !verdict.ruledOut.contains($0.id) }
@@ -143,6 +147,8 @@ public enum DeviceStateRanking {
         case .group(let group, 10) where group == .image: return .flashOpenFailed
         // SMP v1: NO_FREE_SLOT arrives as EBADSTATE (6); an upload's or erase's EBADSTATE is it.
         case .smp(6) where operation == .upload || operation == .uploadFirstChunk || operation == .erase: return .noFreeSlot
+        // SMP v1: a test's HASH_NOT_FOUND arrives as EUNKNOWN (1) (img_mgmt's v1 translation).
+        case .smp(1) where operation == .test || operation == .confirm: return .hashNotFound
         default: return nil
         }
     }
@@ -221,6 +227,13 @@ public enum DeviceStateRanking {
                 settings: ["CONFIG_SPI_NOR", "CONFIG_NORDIC_QSPI_NOR"]))
             // With nothing in slot 1 there is no other image whose hash could have been sent.
             verdict.ruledOut.insert("wrong-hash")
+        } else if facts.hashSent != nil, let secondary = mine.first(where: { $0.slot == 1 }), secondary.pending {
+            verdict.stateCauses.append(stateCause(
+                "state-other-image-pending",
+                "Slot 1 holds another image (\(secondary.version.prefix(32))) than the one whose hash was sent, already marked \(secondary.permanent ? "permanent" : "for test"): the next reset boots that one, and it is not overwritten before.",
+                check: "Reset to boot the pending image (`smpctl reset`) if it is the one you want; otherwise reset (or erase it, with CONFIG_MCUMGR_GRP_IMG_ALLOW_ERASE_PENDING), upload your file again and test it.",
+                settings: ["CONFIG_MCUMGR_GRP_IMG_ALLOW_ERASE_PENDING"]))
+            verdict.ruledOut.insert("image-not-valid-in-slot")
         } else if facts.hashSent != nil, let secondary = mine.first(where: { $0.slot == 1 }) {
             verdict.stateCauses.append(stateCause(
                 "state-other-image",

@@ -247,13 +247,15 @@ extension Knowledge {
     public static let maximumRepeatLines = 20
 
     /// Explains another tool's message by id (a fixture or a finding), `match` giving the captured values.
-    func explain(toolMessage message: ToolMessage, captures: [String?]) -> Explanation? {
+    ///
+    /// `operation` is the step another message on the same line names (a DFU state): codes are ranked for it.
+    func explain(toolMessage message: ToolMessage, captures: [String?], operation: OperationKind? = nil) -> Explanation? {
         var explanation: Explanation
         switch message.target {
         case .failure(let failure):
             explanation = explain(failure: failure)
         case .code(let group, let rc):
-            explanation = explain(code: rc, group: group.map { SMPGroupID(rawValue: $0) }, smpVersion: message.smpVersion)
+            explanation = explain(code: rc, group: group.map { SMPGroupID(rawValue: $0) }, operation: operation, smpVersion: message.smpVersion)
         case .capturedCode(let fixedGroup, let rcCapture, let groupCapture):
             func number(_ index: Int) -> Int? {
                 guard index < captures.count, let text = captures[index], text.utf8.count <= 6 else { return nil }
@@ -265,14 +267,19 @@ extension Knowledge {
                 guard let value = number(groupCapture), let id = UInt16(exactly: value) else { return nil }
                 group = id
             }
-            explanation = explain(code: rc, group: group.map { SMPGroupID(rawValue: $0) }, smpVersion: message.smpVersion)
+            explanation = explain(code: rc, group: group.map { SMPGroupID(rawValue: $0) }, operation: operation, smpVersion: message.smpVersion)
         case .capturedName(let capture):
             guard capture < captures.count, let name = captures[capture], let code = code(named: name) else { return nil }
-            explanation = explain(code: code.rc, group: code.group.map { SMPGroupID(rawValue: $0) }, smpVersion: message.smpVersion)
+            explanation = explain(
+                code: code.rc, group: code.group.map { SMPGroupID(rawValue: $0) }, operation: operation, smpVersion: message.smpVersion)
         case .topic(let topic):
             explanation = assemble(
                 subject: .log(topic.id), name: topic.name, meaning: topic.meaning, notes: [], translated: [],
                 causes: topic.causes, extraSteps: topic.nextSteps, extraSources: topic.sources, operation: nil, smpVersion: nil)
+        case .printed(let form):
+            guard let printed = explain(printed: form, captures: captures, operation: operation, smpVersion: message.smpVersion)
+            else { return nil }
+            explanation = printed
         }
         guard explanation.isKnown else { return explanation }
         if let note = message.note { explanation.notes.insert(note, at: 0) }
@@ -287,6 +294,97 @@ extension Knowledge {
             if let source = sources[id] { explanation.sources.append(source) }
         }
         return explanation
+    }
+
+    // Where the printed forms come from (the tables and tool messages in knowledge.json cite each file):
+    // - Android (no.nordicsemi.android.mcumgr): McuMgrErrorException.java prints "Mcu Mgr Error: " + McuMgrErrorCode
+    //   ("NO_ENTRY (5)", McuMgrErrorCode.java toString), + the response's rc ("6"), or + a GroupReturnCode
+    //   ("9 (group: 1)", response/HasReturnCode.java); the group enums are managers/*Manager.java ReturnCode; the app
+    //   prints sample/src/main/res/values/strings_errors.xml ("No free slot (9)") through sample/.../StringUtils.java.
+    // - iOS (iOSMcuManagerLibrary): McuManager.swift's McuMgrReturnCode and its description ("Bad state (RC: 6)"),
+    //   McuManagerError ("Remote Error: ..."), McuMgrError.returnCode / .groupCode; the group errors are
+    //   Managers/*Manager.swift (ImageManagerError, FileSystemManagerError, ...) with their errorDescription.
+    /// Reads a code printed by name and/or number (``ToolTarget/printed(_:)``): the name is looked up in the form's
+    /// tables; when a number is there too, it must be the name's number, or the finding says that they disagree and is
+    /// not taken for either code. `nil` when the captures hold neither.
+    func explain(printed form: PrintedForm, captures: [String?], operation: OperationKind? = nil, smpVersion: Int?) -> Explanation? {
+        func text(_ index: Int) -> String? {
+            guard index < captures.count, let value = captures[index], !value.isEmpty, value.utf8.count <= 120 else { return nil }
+            return value
+        }
+        let numberText = form.numberCaptures.lazy.compactMap(text).first
+        let number = numberText.flatMap { $0.utf8.count <= 6 ? Int($0) : nil }
+        if numberText != nil, number == nil { return nil }
+        let name = form.nameCaptures.lazy.compactMap(text).first
+        var tableIDs = form.tables
+        if let capture = form.tableCapture, let key = text(capture), let id = form.tableKeys[key] { tableIDs = [id] }
+        let tables = tableIDs.compactMap { codeNameTables[$0] }
+        func codeLabel(_ group: UInt16?, _ rc: Int) -> String {
+            let entry = codes[CodeKey(group: group, rc: rc)]
+            let table = group.map { SMPGroupID(rawValue: $0).name ?? "group \($0)" }.map { "\($0) rc" } ?? "rc"
+            return "\(table) \(rc)\(entry.map { " \($0.name)" } ?? "")"
+        }
+        var resolved: (table: CodeNameTable, rc: Int)?
+        if let name {
+            let matches = tables.compactMap { table in table.names[name].map { (table, $0) } }
+            // With a number, the table in which the name has that number wins (FLASH_OPEN_FAILED is 10 in the image
+            // group and 2 in the basic group).
+            resolved = matches.first { number == nil || $0.1 == number } ?? matches.first
+            if resolved == nil, let code = code(named: name) {
+                // A name as smpctl (and Zephyr) spells it, such as MGMT_ERR_EBADSTATE.
+                if let number, number != code.rc {
+                    return mismatch(name: name, number: number, table: "Zephyr's names", group: code.group, expected: code.rc, label: codeLabel)
+                }
+                return explain(code: code.rc, group: code.group.map { SMPGroupID(rawValue: $0) }, operation: operation, smpVersion: smpVersion)
+            }
+        }
+        // Success printed as an error (Android's "Mcu Mgr Error: OK (0)") hides the real error: a message of its own says so.
+        if resolved?.rc == 0 || (resolved == nil && number == 0) { return nil }
+        switch (resolved, number) {
+        case (let found?, let number?) where found.rc != number:
+            return mismatch(name: name ?? "", number: number, table: found.table.title, group: found.table.group, expected: found.rc, label: codeLabel)
+        case (let found?, _):
+            var explanation = explain(
+                code: found.rc, group: found.table.group.map { SMPGroupID(rawValue: $0) }, operation: operation, smpVersion: smpVersion)
+            if explanation.isKnown, let name {
+                explanation.notes.insert("\(found.table.title) \(name) is \(codeLabel(found.table.group, found.rc)).", at: 0)
+            }
+            for id in found.table.sources where !explanation.sources.contains(where: { $0.id == id }) {
+                if let source = sources[id] { explanation.sources.append(source) }
+            }
+            return explanation
+        case (nil, let number?):
+            // The name is not one of the tables' (or there is none): the number alone, in the first table's group.
+            var explanation = explain(
+                code: number, group: tables.first?.group.map { SMPGroupID(rawValue: $0) }, operation: operation, smpVersion: smpVersion)
+            if let name, explanation.isKnown {
+                explanation.notes.insert("\"\(name.prefix(48))\" is not a name smpctl knows for this code; the number is explained.", at: 0)
+            }
+            return explanation
+        case (nil, nil):
+            guard let name else { return nil }
+            return Explanation(
+                subject: .log("name:\(name)"), name: "unknown code \(name.prefix(48))",
+                meaning: "not a code name of \(tables.map(\.title).prefix(3).joined(separator: ", ")) that smpctl knows",
+                isKnown: false, operation: nil, smpVersion: smpVersion, notes: [], possibleGroupCodes: [], causes: [], nextSteps: [],
+                settings: [], sources: [])
+        }
+    }
+
+    /// A printed name and number that are not the same code: neither is taken; both are said.
+    private func mismatch(
+        name: String, number: Int, table: String, group: UInt16?, expected: Int, label: (UInt16?, Int) -> String
+    ) -> Explanation {
+        let named = label(group, expected)
+        let given = label(group, number)
+        return Explanation(
+            subject: .log("printed-mismatch:\(name):\(number)"), name: "\(name.prefix(48)) (\(number)): the name and the number disagree",
+            meaning: "In \(table), \(name.prefix(48)) is \(expected) (\(named)), but the text gives \(number) (\(given)); smpctl does not guess which one the device sent.",
+            isKnown: false, operation: nil, smpVersion: nil,
+            notes: ["If the name is right: smpctl explain \(expected)\(group.map { " --group \($0)" } ?? ""). If the number is right: smpctl explain \(number)\(group.map { " --group \($0)" } ?? "")."],
+            possibleGroupCodes: [], causes: [],
+            nextSteps: ["Copy the line again from the tool's log, or repeat the command with smpctl, which prints the device's code and name together."],
+            settings: [], sources: [])
     }
 
     /// Finds, in any pasted text (a line, several lines, a whole log), the MCUboot and mcumgr log lines, the
@@ -353,13 +451,17 @@ extension Knowledge {
             }
             // What this line holds, by the column it starts at, so a line's findings keep their order.
             var hits: [(column: Int, key: String, make: () -> TextFinding?)] = []
+            // A DFU state on the line (a failure in TEST) ranks the codes of the line for that step.
+            let lineOperation = toolRegexes.first { message, regex, literal in
+                message.operation != nil && mayMatch(literal) && regex.firstMatch(in: line, range: range) != nil
+            }?.0.operation
             for (message, regex, literal) in toolRegexes {
                 guard mayMatch(literal) else { continue }
                 guard let match = regex.firstMatch(in: line, range: range), let matched = Range(match.range, in: line) else { continue }
                 let captures: [String?] = (0..<match.numberOfRanges).map { group in
                     Range(match.range(at: group), in: line).map { String(line[$0]) }
                 }
-                guard let explanation = explain(toolMessage: message, captures: captures) else { continue }
+                guard let explanation = explain(toolMessage: message, captures: captures, operation: lineOperation) else { continue }
                 let text = String(line[matched])
                 hits.append((match.range.location, Self.key(explanation), {
                     TextFinding(

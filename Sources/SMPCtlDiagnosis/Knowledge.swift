@@ -192,6 +192,34 @@ public struct Knowledge: Sendable {
         case capturedName(capture: Int)
         /// A situation of its own.
         case topic(Topic)
+        /// A code printed by name and/or number, as a library's enum or description table spells it: the name is looked
+        /// up in the tables and must agree with the number when both are there.
+        case printed(PrintedForm)
+    }
+
+    /// How a printed code is read from a tool message's captures.
+    struct PrintedForm: Sendable {
+        /// The tables the name is looked up in, in order (ids into ``Knowledge/codeNameTables``).
+        var tables: [String]
+        /// Capture groups that may hold the number; the first that matched is used.
+        var numberCaptures: [Int]
+        /// Capture groups that may hold the name; the first that matched is used.
+        var nameCaptures: [Int]
+        /// A capture that picks the table (`ImageManager` in `ImageManager.ReturnCode.NO_FREE_SLOT`), through ``tableKeys``.
+        var tableCapture: Int?
+        var tableKeys: [String: String]
+    }
+
+    /// One library's names for codes: an enum (`McuMgrErrorCode.BAD_STATE`) or the descriptions it prints.
+    struct CodeNameTable: Sendable {
+        var id: String
+        var tool: String
+        /// What the table is, for messages (`Android McuMgrErrorCode`).
+        var title: String
+        /// The group of its codes; `nil` for SMP-level codes.
+        var group: UInt16?
+        var names: [String: Int]
+        var sources: [String]
     }
 
     /// A message another client prints (Go mcumgr, smpclient, smpmgr, nRF Connect Device Manager, BlueZ).
@@ -204,6 +232,8 @@ public struct Knowledge: Sendable {
         var firstCauses: [String]
         var smpVersion: Int?
         var sources: [String]
+        /// The step a message names (a DFU state): codes on its line are ranked for it.
+        var operation: OperationKind?
     }
 
     let codes: [CodeKey: CodeEntry]
@@ -211,6 +241,7 @@ public struct Knowledge: Sendable {
     let failures: [String: Topic]
     let logPatterns: [LogPattern]
     let toolMessages: [ToolMessage]
+    let codeNameTables: [String: CodeNameTable]
     let settings: [String: FirmwareSetting]
     let sources: [String: KnowledgeSource]
 
@@ -226,6 +257,12 @@ public struct Knowledge: Sendable {
     /// How many messages of other tools the base recognizes, per tool.
     public var toolMessageCounts: [String: Int] {
         toolMessages.reduce(into: [:]) { $0[$1.tool, default: 0] += 1 }
+    }
+    /// How many code names (enum cases and printed descriptions) of other tools' libraries the base reads, per table id.
+    public var codeNameTableSizes: [String: Int] { codeNameTables.mapValues(\.names.count) }
+    /// The group (`nil`: SMP-level) and names of one of those tables, by id.
+    public func codeNameTable(_ id: String) -> (group: UInt16?, names: [String: Int])? {
+        codeNameTables[id].map { ($0.group, $0.names) }
     }
     /// The ids of the other tools' messages, with their tool, in file order.
     public var toolMessageIDs: [(id: String, tool: String)] { toolMessages.map { ($0.id, $0.tool) } }
@@ -346,24 +383,71 @@ public struct Knowledge: Sendable {
                 in: "log pattern \(raw.id)")
             patterns.append(LogPattern(topic: topic, pattern: raw.pattern))
         }
+        var tables: [String: CodeNameTable] = [:]
+        var patternNames: [String: [String]] = [:]
+        for raw in file.codeNameTables ?? [] {
+            let context = "code name table \(raw.id)"
+            guard tables[raw.id] == nil else { throw .invalid("\(context) appears twice") }
+            guard !raw.names.isEmpty, !raw.tool.isEmpty, !(raw.sources ?? []).isEmpty else {
+                throw .invalid("\(context) needs names, a tool and sources")
+            }
+            try validator.check(sources: raw.sources ?? [], in: context)
+            for (name, rc) in raw.names {
+                guard !name.isEmpty, name.utf8.count <= 120, rc >= 0, rc <= 65535 else { throw .invalid("\(context) has a bad entry \(name)") }
+            }
+            tables[raw.id] = CodeNameTable(
+                id: raw.id, tool: raw.tool, title: raw.title, group: raw.group, names: raw.names, sources: raw.sources ?? [])
+            let least = raw.minRcInPattern ?? 1
+            patternNames[raw.id] = raw.names.filter { $0.value >= least }.map(\.key)
+        }
         var toolMessages: [ToolMessage] = []
         for raw in file.toolMessages ?? [] {
             let context = "tool message \(raw.id)"
             guard seen.insert(raw.id).inserted else { throw .invalid("\(context) has the id of another pattern") }
             guard !raw.tool.isEmpty else { throw .invalid("\(context) names no tool") }
+            var pattern = raw.pattern
+            if let printed = raw.explains?.printed {
+                for id in printed.tables + Array((printed.tableKeys ?? [:]).values) where tables[id] == nil {
+                    throw .invalid("\(context) names unknown code name table \(id)")
+                }
+                if pattern.contains("{names}") {
+                    // The names of the tables, longest first so that a longer name wins over its prefix.
+                    var names = Set(printed.tables.flatMap { patternNames[$0] ?? [] })
+                    if printed.compoundNamesOnly ?? false {
+                        names = names.filter { name in name.contains("_") || name.dropFirst().contains(where: \.isUppercase) }
+                    }
+                    guard !names.isEmpty else { throw .invalid("\(context) has no names to match") }
+                    let alternation = names.sorted { ($0.count, $0) > ($1.count, $1) }
+                        .map { NSRegularExpression.escapedPattern(for: $0) }.joined(separator: "|")
+                    pattern = pattern.replacingOccurrences(of: "{names}", with: alternation)
+                }
+            }
             let captures: Int
             do {
-                captures = try NSRegularExpression(pattern: raw.pattern).numberOfCaptureGroups
+                captures = try NSRegularExpression(pattern: pattern).numberOfCaptureGroups
             } catch {
                 throw .invalid("\(context) is not a valid regular expression")
             }
             guard !(raw.sources ?? []).isEmpty else { throw .invalid("\(context) cites no source") }
             try validator.check(sources: raw.sources ?? [], in: context)
             if let version = raw.smpVersion, version != 1 && version != 2 { throw .invalid("\(context) names SMP version \(version)") }
+            var operation: OperationKind?
+            if let name = raw.operation {
+                guard let known = OperationKind(rawValue: name) else { throw .invalid("\(context) names unknown operation \(name)") }
+                operation = known
+            }
             let target: ToolTarget
             switch (raw.explains, raw.name) {
             case (let explains?, nil):
-                if let name = explains.failure {
+                if let printed = explains.printed {
+                    let all = (printed.numberCaptures ?? []) + (printed.nameCaptures ?? []) + [printed.tableCapture].compactMap { $0 }
+                    guard explains.rc == nil, explains.rcCapture == nil, !printed.tables.isEmpty, !all.isEmpty,
+                        all.allSatisfy({ $0 >= 1 && $0 <= captures })
+                    else { throw .invalid("\(context) has bad capture groups") }
+                    target = .printed(PrintedForm(
+                        tables: printed.tables, numberCaptures: printed.numberCaptures ?? [], nameCaptures: printed.nameCaptures ?? [],
+                        tableCapture: printed.tableCapture, tableKeys: printed.tableKeys ?? [:]))
+                } else if let name = explains.failure {
                     guard let failure = FailureKind(rawValue: name) else { throw .invalid("\(context) explains unknown failure \(name)") }
                     target = .failure(failure)
                 } else if let capture = explains.rcCapture {
@@ -390,8 +474,8 @@ public struct Knowledge: Sendable {
                 throw .invalid("\(context) needs either explains or a name, a meaning and causes")
             }
             toolMessages.append(ToolMessage(
-                id: raw.id, tool: raw.tool, pattern: raw.pattern, target: target, note: raw.note, firstCauses: raw.firstCauses ?? [],
-                smpVersion: raw.smpVersion, sources: raw.sources ?? []))
+                id: raw.id, tool: raw.tool, pattern: pattern, target: target, note: raw.note, firstCauses: raw.firstCauses ?? [],
+                smpVersion: raw.smpVersion, sources: raw.sources ?? [], operation: operation))
         }
         var byName: [String: (group: UInt16?, rc: Int)] = [:]
         for entry in codes.values { byName[entry.name.uppercased()] = (entry.group, entry.rc) }
@@ -400,6 +484,7 @@ public struct Knowledge: Sendable {
         self.failures = failures
         self.logPatterns = patterns
         self.toolMessages = toolMessages
+        self.codeNameTables = tables
         self.settings = settings
         self.sources = sources
     }
@@ -425,6 +510,26 @@ private struct KnowledgeFile: Decodable {
     var failures: [RawTopic]
     var logPatterns: [RawLogPattern]
     var toolMessages: [RawToolMessage]?
+    var codeNameTables: [RawCodeNameTable]?
+}
+
+private struct RawCodeNameTable: Decodable {
+    var id: String
+    var tool: String
+    var title: String
+    var group: UInt16?
+    var names: [String: Int]
+    var sources: [String]?
+    var minRcInPattern: Int?
+}
+
+private struct RawPrintedForm: Decodable {
+    var tables: [String]
+    var numberCaptures: [Int]?
+    var nameCaptures: [Int]?
+    var tableCapture: Int?
+    var tableKeys: [String: String]?
+    var compoundNamesOnly: Bool?
 }
 
 private struct RawToolTarget: Decodable {
@@ -434,6 +539,7 @@ private struct RawToolTarget: Decodable {
     var rcCapture: Int?
     var groupCapture: Int?
     var nameCapture: Int?
+    var printed: RawPrintedForm?
 }
 
 private struct RawToolMessage: Decodable {
@@ -449,6 +555,7 @@ private struct RawToolMessage: Decodable {
     var firstCauses: [String]?
     var smpVersion: Int?
     var sources: [String]?
+    var operation: String?
 }
 
 private struct RawSource: Decodable {

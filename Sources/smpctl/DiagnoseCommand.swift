@@ -86,7 +86,9 @@ enum DeviceFactsReader {
     static let limit: Duration = .seconds(5)
 
     /// The facts after `error`, or `nil` when it is not an image-group device error or nothing could be read in time.
-    static func read(after error: SMPClientError, client: SMPClient, connection: ConnectionSpec, image: Int = 0) async -> DeviceFacts? {
+    static func read(
+        after error: SMPClientError, client: SMPClient, connection: ConnectionSpec, image: Int = 0, hashSent: [UInt8]? = nil
+    ) async -> DeviceFacts? {
         guard case .device(let deviceError) = error, deviceError.requestGroup == .image else { return nil }
         let read: DeviceFacts? = await withTaskGroup(of: DeviceFacts?.self) { group in
             group.addTask { await client.readDeviceFacts(image: image) }
@@ -100,6 +102,7 @@ enum DeviceFactsReader {
         }
         guard var facts = read, facts.reachable else { return nil }
         facts.link = DeviceFacts.Link(connection)
+        facts.hashSent = hashSent
         return facts
     }
 }

@@ -53,6 +53,7 @@ struct DoctorCommand: ParsableCommand {
         var parts = [build.layout.rawValue]
         if !build.application.directory.isEmpty { parts.append("application \(build.application.directory)/") }
         parts.append(build.mcuboot == nil ? "no MCUboot" : "MCUboot")
+        if let netcore = build.networkCore?.imageDirectory { parts.append("network core \(netcore)/") }
         if let file = build.partitionsFile { parts.append(build.partitionSource == .devicetree ? "partitions from \(file)" : file) }
         if let file = build.pmStaticFile { parts.append(file) }
         return parts.joined(separator: ", ")

@@ -86,7 +86,9 @@ struct ExplainCommand: ParsableCommand {
                 code: named.rc, group: named.group.map { SMPGroupID(rawValue: $0) }, operation: op, smpVersion: version.smpVersion)
         } else if let failure = FailureKind(rawValue: code.lowercased()) {
             explanation = knowledge.explain(failure: failure, operation: op)
-        } else if Self.looksLikeCodeName(code) {
+        } else if Self.looksLikeCodeName(code), !knowledge.explain(text: code).findings.contains(where: \.explanation.isKnown) {
+            // Neither smpctl's name nor one of another tool's library (NO_FREE_SLOT, McuMgrErrorCode.BAD_STATE), which
+            // the text path below explains.
             output.fail(
                 status: .failure,
                 message: "unknown code \(code.prefix(80)): not a code name smpctl knows (smpctl info --groups lists the groups; failure names are \(FailureKind.allCases.map(\.rawValue).joined(separator: ", ")))",

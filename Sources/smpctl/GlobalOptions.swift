@@ -40,8 +40,10 @@ struct GlobalOptions: ParsableArguments {
 
     /// Resolves the connection, opens it, runs `body`, and reports failures with the right exit status.
     /// `operation` ranks the causes in the failure's explanation; by default it is inferred from the error.
+    /// `meant` gives, after a failure, the image the command was about (its number and hash) for the device's state.
     func withClient<T>(
         operation: OperationKind? = nil,
+        meant: (@Sendable () -> (image: Int, hash: [UInt8])?)? = nil,
         _ body: (SMPClient, Output) async throws(SMPClientError) -> T
     ) async throws -> T {
         let output = Output(json: json)
@@ -63,7 +65,9 @@ struct GlobalOptions: ParsableArguments {
             return result
         } catch {
             // A device error is judged with the device's state, read before the connection closes.
-            let facts = await DeviceFactsReader.read(after: error, client: client, connection: spec)
+            let target = meant?()
+            let facts = await DeviceFactsReader.read(
+                after: error, client: client, connection: spec, image: target?.image ?? 0, hashSent: target?.hash)
             await Interruption.uncancelled { await client.close() }
             output.report(error, operation: operation, facts: facts)
             throw CommandFailure(status: ExitStatus(error))

@@ -3,6 +3,7 @@ import Foundation
 import SMPCtlClient
 import SMPCtlDiagnosis
 import SMPCtlProtocol
+import SMPCtlLocking
 
 struct ImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -182,7 +183,11 @@ struct ImageTestCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await global.runDeviceCommand(operation: .test) { client throws(SMPClientError) in
+        // The image meant, once known: after a refusal the device's state is judged against it.
+        let meant = MeantImage()
+        let imageNumber = selection.imageNumber
+        let (state, hash) = try await global.withClient(operation: .test, meant: { meant.value.withLock { $0 } }) {
+            client, _ throws(SMPClientError) in
             let request = try selection.request()
             let images: [ImageManagement.SlotState]
             switch request {
@@ -190,12 +195,34 @@ struct ImageTestCommand: AsyncParsableCommand {
             case .none, .hash: images = []
             }
             let hash = try ImageSelection.resolve(request, images: images)
-            return try await client.send(ImageManagement.StateWriteRequest(hash: hash, confirm: false))
-        } text: { state in
-            SlotTable.lines(state.images)
-        } json: { state in
-            ["ok": true, "images": SlotTable.json(state.images)]
+            if let hash { meant.value.withLock { $0 = (imageNumber, hash) } }
+            return (try await client.send(ImageManagement.StateWriteRequest(hash: hash, confirm: false)), hash)
         }
+        let output = Output(json: global.json)
+        SlotTable.lines(state.images).forEach(output.line)
+        // What slot 1 holds now against the image meant (the answer lists every slot).
+        let verdict = DeviceStateRanking.afterTest(DeviceFacts(image: imageNumber, images: state.images, hashSent: hash))
+        if let verdict {
+            output.line((verdict.isProblem ? "note: " : "") + verdict.summary)
+            if let advice = verdict.advice { output.line("  " + advice) }
+        }
+        output.document(["ok": true, "images": SlotTable.json(state.images), "test_verdict": TestVerdictFormat.json(verdict)])
+    }
+}
+
+/// The image a command is about, set once it is resolved and read after a failure.
+final class MeantImage: Sendable {
+    let value = LockedValue<(image: Int, hash: [UInt8])?>(nil)
+}
+
+/// The `test_verdict` of `image test --json`.
+enum TestVerdictFormat {
+    static func json(_ verdict: TestedImageVerdict?) -> JSONValue {
+        guard let verdict else { return .null }
+        return [
+            "kind": .string(verdict.kind.rawValue), "summary": .string(verdict.summary),
+            "advice": verdict.advice.map(JSONValue.string) ?? .null, "problem": .bool(verdict.isProblem),
+        ]
     }
 }
 

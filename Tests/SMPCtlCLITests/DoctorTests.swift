@@ -6,6 +6,16 @@ import Testing
 struct DoctorCLITests {
     static func build(_ name: String) -> String { CLI.path("Tests/Fixtures/builds/\(name)/build") }
 
+    @Test("an nRF5340 build that updates both cores exits 0 and names its network core image")
+    func networkCore() async throws {
+        let result = try await CLI.run(["doctor", Self.build("netcore-healthy")])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("(sysbuild, application smp_svr/, MCUboot, network core ipc_radio/, partitions.yml)"))
+        // Network core updates off: information, not an error.
+        let off = try await CLI.run(["doctor", Self.build("netcore-not-updatable")])
+        #expect(off.status == 0 && off.stdout.contains("[netcore-not-updatable]"), "\(off.stdout)")
+    }
+
     @Test("a healthy build exits 0")
     func healthy() async throws {
         let result = try await CLI.run(["doctor", Self.build("healthy")])
@@ -28,6 +38,9 @@ struct DoctorCLITests {
         ("max-img-sectors-too-small", "Failed reading sectors; BOOT_MAX_IMG_SECTORS=128 - too small?", "max-img-sectors-too-small"),
         ("spi-nor-bus-disabled", "undefined reference to '__device_dts_ord_N'", "spi-nor-bus-unavailable"),
         ("sector-size-mismatch", "slots have non-compatible sectors", "sector-size-mismatch"),
+        ("netcore-image-count", "CONFIG_UPDATEABLE_IMAGE_NUMBER=1", "netcore-image-count"),
+        ("netcore-secondary-missing", "Failed to open flash area", "netcore-secondary-missing"),
+        ("netcore-image-too-large", "40000 bytes", "netcore-image-too-large"),
     ])
     func failure(_ name: String, _ cause: String, _ id: String) async throws {
         let result = try await CLI.run(["doctor", Self.build(name)])

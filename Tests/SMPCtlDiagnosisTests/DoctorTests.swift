@@ -36,6 +36,15 @@ struct DoctorTests {
         "devicetree-sector-size-mismatch": ["sector-size-mismatch"],
         "devicetree-slot-size-mismatch": ["slot-size-mismatch"],
         "devicetree-swap-move-too-large": ["swap-move-image-too-large"],
+        "netcore-healthy": [],
+        "netcore-image-count": ["netcore-image-count", "netcore-external-needs-multi-image"],
+        "netcore-app-image-count": ["netcore-app-image-count"],
+        "netcore-secondary-missing": ["netcore-secondary-missing"],
+        "netcore-secondaries-overlap": ["netcore-secondaries-overlap"],
+        "netcore-multi-image-revert": ["netcore-multi-image-revert"],
+        "netcore-image-too-large": ["netcore-image-too-large"],
+        "netcore-zip-missing-image": ["netcore-zip-missing-image"],
+        "netcore-not-updatable": ["netcore-not-updatable"],
     ]
 
     static func report(_ name: String) throws -> DoctorReport {
@@ -98,6 +107,42 @@ struct DoctorTests {
         #expect(report.build.application.directory == "smp_svr")
         #expect(report.build.mcuboot != nil)
         #expect(report.uploadFile == "smp_svr/zephyr/zephyr.signed.bin")
+    }
+
+    @Test("multi-core builds: the network core's image, update file and package are read, in sysbuild and child-image layouts")
+    func networkCore() throws {
+        let healthy = try Self.report("netcore-healthy")
+        #expect(healthy.build.layout == .sysbuild)
+        let netcore = try #require(healthy.build.networkCore)
+        #expect(netcore.imageDirectory == "ipc_radio")
+        #expect(netcore.updateFile == "signed_by_mcuboot_and_b0_ipc_radio.bin")
+        #expect(netcore.updateFileSize == 4096)
+        #expect(netcore.packageFile == "dfu_application.zip")
+        #expect(netcore.packageImageIndices == [0, 1])
+        #expect(healthy.build.partitions["mcuboot_primary_1"]?.region == "ram_flash")
+
+        let child = try Self.report("netcore-image-count")
+        #expect(child.build.layout == .childImage)
+        #expect(child.build.networkCore?.imageDirectory == "hci_rpmsg")
+        #expect(child.build.networkCore?.updateFile == "zephyr/net_core_app_update.bin")
+        let count = try #require(child.findings.first { $0.id == "netcore-image-count" })
+        #expect(count.severity == .error)
+        #expect(count.location.file == "mcuboot/zephyr/.config" && count.location.key == "CONFIG_UPDATEABLE_IMAGE_NUMBER")
+        #expect(count.location.line != nil)
+        // The fix is said for the layout found: child_image/mcuboot.conf here, sysbuild.conf in sysbuild builds.
+        #expect(count.fix.contains("child_image/mcuboot.conf") && !count.fix.contains("sysbuild.conf"))
+        let appCount = try #require(try Self.report("netcore-app-image-count").findings.first)
+        #expect(appCount.location.key == "CONFIG_MCUMGR_GRP_IMG_UPDATABLE_IMAGE_NUMBER")
+
+        let tooLarge = try #require(try Self.report("netcore-image-too-large").findings.first)
+        #expect(tooLarge.summary.contains("40000 bytes") && tooLarge.summary.contains("mcuboot_secondary_1"))
+        let zip = try #require(try Self.report("netcore-zip-missing-image").findings.first)
+        #expect(zip.severity == .warning && zip.fix.contains("SB_CONFIG_DFU_ZIP_NET=y"))
+        let info = try #require(try Self.report("netcore-not-updatable").findings.first)
+        #expect(info.severity == .info)
+        #expect(try Self.report("netcore-not-updatable").errorCount == 0)
+        // A single-core build has no network core image, and none of these findings.
+        #expect(try Self.report("healthy").build.networkCore?.imageDirectory == nil)
     }
 
     @Test("child-image layouts are detected")

@@ -53,6 +53,7 @@ public enum Doctor {
         context.checkSectors()
         context.checkSwapMoveFit()
         context.checkActiveSlotRegression()
+        context.checkNetworkCore()
         context.checkImages()
         context.checkSigningKey()
         return DoctorReport(build: build, findings: ordered(context.findings), uploadFile: context.uploadFile())

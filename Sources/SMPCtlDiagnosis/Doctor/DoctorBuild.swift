@@ -116,6 +116,8 @@ public struct DoctorBuild: Sendable {
     public var fileSizes: [String: UInt64] = [:]
     /// Files that are there but were not read, and why.
     public var unreadableFiles: [DoctorUnreadableFile] = []
+    /// The network core's image, update file and DFU package (nRF5340 multi-core builds).
+    public var networkCore: DoctorNetworkCore?
 
     /// Largest file the doctor reads; build files are far smaller.
     static let maxFileSize = 8 * 1024 * 1024
@@ -226,6 +228,7 @@ public struct DoctorBuild: Sendable {
             let attributes = try? FileManager.default.attributesOfItem(atPath: root.appendingPathComponent(relative).path)
             if let size = attributes?[.size] as? NSNumber { build.fileSizes[relative] = size.uint64Value }
         }
+        build.networkCore = DoctorNetworkCore.load(root: root, layout: layout, sysbuild: sysbuild, problems: &problems)
         // The same file can be a candidate twice (partitions.yml at the top and in the application).
         for problem in problems where !build.unreadableFiles.contains(problem) { build.unreadableFiles.append(problem) }
         return build

@@ -12,6 +12,10 @@ public struct DoctorReference: Sendable, Equatable {
 public enum DoctorReferences {
     public static let all: [DoctorReference] = [
         DoctorReference(
+            key: "ncs-netcore-update",
+            title: "sdk-nrf sysbuild/Kconfig.mcuboot and Kconfig.netcore: network core updates (SB_CONFIG_NETCORE_APP_UPDATE, MCUBOOT_UPDATEABLE_IMAGES, MCUBOOT_NRF53_MULTI_IMAGE_UPDATE, required when a secondary slot is off-chip; unsafe on revert without overwrite-only); modules/mcuboot/hooks/nrf53_hooks.c: image 1's primary slot is RAM",
+            url: "https://github.com/nrfconnect/sdk-nrf/blob/main/sysbuild/Kconfig.mcuboot"),
+        DoctorReference(
             key: "zephyr-99762",
             title: "Zephyr #99762: mcumgr image management incorrectly identifies the active slot when the slots are on different flash devices (regression in v4.3.0)",
             url: "https://github.com/zephyrproject-rtos/zephyr/issues/99762"),
