@@ -34,7 +34,7 @@ public enum FleetDiagnosis {
             case .noAnswerAfterReset: return knowledge.explain(failure: .noReconnectAfterReset, operation: operation)
             case .notRunningAfterReset: return knowledge.explain(failure: .reverted, operation: operation)
             case .uploadNotListed: return knowledge.explain(failure: .uploadNotListed, operation: operation)
-            case .notConfirmed, .offsetBeyondSent, .dataMismatch, .contradictoryImageList: return nil
+            case .notConfirmed, .offsetBeyondSent, .dataMismatch, .contradictoryImageList, .imageTooLarge: return nil
             }
         case .invalidInput(let text):
             if text.contains("not a signed MCUboot image") || text.contains("has no hash TLV") {
