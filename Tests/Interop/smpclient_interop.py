@@ -449,8 +449,17 @@ async def phase_groups_smpclient_to_smpctl(binary: str, sim: "Simulator") -> Non
         await smpclient_request(client, DeleteSetting(name="app/interop"), "settings delete")
     finally:
         await asyncio.wait_for(client.disconnect(), REQUEST_TIMEOUT_S)
+    # settings_delete removes the key from storage only (settings_mgmt.c): the running value stays
+    # until the next boot loads the storage without it.
+    doc = await smpctl_json(binary, sim, "settings get after smpclient's delete", "settings", "get", "app/interop")
+    if doc is not None:
+        check("smpctl settings get after smpclient's delete: the running value is still there",
+              doc.get("hex") == value.hex(), repr(doc))
+    status, out, err = await run_smpctl(binary, "-c", sim.connection, "reset")
+    check("smpctl reset: exit status 0", status == 0, f"status {status}, {err.strip()!r}")
     status, out, err = await run_smpctl(binary, "-c", sim.connection, "--json", "settings", "get", "app/interop")
-    check("smpctl settings get after smpclient's delete: a device error (exit 4)", status == 4, f"status {status}, {out.strip()!r}")
+    check("smpctl settings get after the delete and a reset: a device error (exit 4)", status == 4,
+          f"status {status}, {out.strip()!r}")
 
 
 async def phase_groups_smpctl_to_smpclient(binary: str, sim: "Simulator") -> None:
