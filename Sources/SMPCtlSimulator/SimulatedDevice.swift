@@ -261,6 +261,7 @@ public actor SimulatedDevice {
     public func handle(_ request: [UInt8]) async -> SimulatorOutput {
         if draw(.requestLoss, rate: configuration.requestLossRate) {
             lostRequestCount += 1
+            note("link: a request of \(request.count) bytes was lost before the device saw it (request loss)")
             return SimulatorOutput()
         }
         packetCount += 1

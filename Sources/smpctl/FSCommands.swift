@@ -77,7 +77,10 @@ struct FSUploadCommand: AsyncParsableCommand {
         commandName: "upload",
         abstract: "Upload a local file to a path on the device.",
         discussion: """
-            Each request is sized to fill the device's SMP buffer on this link exactly. An existing \
+            Each request is sized to fill the device's SMP buffer on this link exactly, and up to \
+            --window requests are in flight (default: the device's buffer count less one). Zephyr \
+            refuses a chunk at another offset than the file's length with the length it has, so \
+            after a lost or reordered chunk the upload continues there. An existing \
             file at REMOTE is replaced, unless it holds the start of LOCAL (checked by the device's \
             hash), in which case the upload continues from its end.
             """)
