@@ -180,6 +180,12 @@ extension SMPClient {
             }
         }
         let check = try await compareHash(name: name, length: file.length, local: LocalDigests.of(file, length: file.length))
+        if check == .unsupported, let held = try await remoteLength(name), held != file.length {
+            // Without a hash command the length is all that can be compared: a first chunk sent
+            // again and delivered late truncates the file (fs_mgmt.c truncates at `off` 0).
+            throw .verificationFailed(
+                .dataMismatch, "the device's \(name) holds \(held) bytes, not the \(file.length) bytes uploaded (it has no hash command to compare more)")
+        }
         return FileTransferResult(
             length: file.length, resumedFrom: resumedFrom, chunks: outcome.result.chunks,
             chunkSize: outcome.result.chunkSize, seconds: elapsed(), check: check, window: outcome.result.window,

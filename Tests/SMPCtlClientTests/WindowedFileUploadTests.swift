@@ -133,6 +133,26 @@ struct WindowedFileUploadTests {
         #expect(successes >= 5, "only \(successes) of 8 schedules finished")
     }
 
+    @Test("without a hash command the file's length is still compared: a file cut short fails instead of passing")
+    func truncatedWithoutHashes() async throws {
+        let (device, server) = simulator { $0.bufferSize = 512; $0.fileHashTypes = [] }
+        let truncating = TruncatingFileServer(inner: server, device: device, path: "/lfs/t.bin", afterChunks: 5)
+        let client = try await openClient(InProcessTransport(server: truncating))
+        let bytes = FileTransferTests.contents(12_000, seed: 10)
+        let error = await capture {
+            _ = try await client.uploadFile(try FileTransferTests.localFile(bytes), to: "/lfs/t.bin")
+        }
+        // Whole and untouched, the same upload passes with the check reported as not compared.
+        let whole = try await client.uploadFile(try FileTransferTests.localFile(bytes), to: "/lfs/whole.bin")
+        await client.close()
+        #expect(whole.check == .unsupported)
+        guard case .verificationFailed(.dataMismatch, let message)? = error as? SMPClientError else {
+            Issue.record("expected a data mismatch, got \(String(describing: error))")
+            return
+        }
+        #expect(message.contains("bytes, not the 12000 bytes"), "\(message)")
+    }
+
     @Test("a device whose file changes behind the upload fails the final hash check instead of passing")
     func changedBehindTheUpload() async throws {
         let (device, server) = simulator { $0.bufferSize = 512 }
@@ -147,6 +167,33 @@ struct WindowedFileUploadTests {
             Issue.record("expected a data mismatch, got \(String(describing: error))")
             return
         }
+    }
+}
+
+/// Cuts a file of the simulated device back to its first bytes after some upload chunks, as a
+/// first chunk delivered late would (fs_mgmt.c truncates at `off` 0); later chunks go on.
+final class TruncatingFileServer: SMPPacketServer {
+    let inner: SimulatorServer
+    let device: SimulatedDevice
+    let path: String
+    let afterChunks: Int
+    private let count = ManagedCounter()
+
+    init(inner: SimulatorServer, device: SimulatedDevice, path: String, afterChunks: Int) {
+        self.inner = inner
+        self.device = device
+        self.path = path
+        self.afterChunks = afterChunks
+    }
+
+    func handle(_ packet: [UInt8]) async -> SMPServerReply {
+        let reply = await inner.handle(packet)
+        if let header = try? SMPHeader(decoding: packet), header.group == .fs, header.command == 0, header.operation == .write,
+            count.increment() == afterChunks, let contents = await device.file(path), contents.count > 100
+        {
+            await device.setFile(path, Array(contents.prefix(100)))
+        }
+        return reply
     }
 }
 
