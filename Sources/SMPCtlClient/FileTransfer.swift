@@ -18,6 +18,10 @@ public struct FileTransferResult: Sendable {
     public var seconds: Double
     /// How the file on the device was compared with the local one.
     public var check: FileHashCheck
+    /// Chunks allowed in flight (uploads).
+    public var window: Int = 1
+    /// Chunks the device refused at an offset it did not expect, naming the one it had (uploads).
+    public var rewinds: Int = 0
 }
 
 /// The comparison of a device file's hash or checksum with the local file's.
@@ -42,8 +46,11 @@ public struct FileTransferOptions: Sendable {
     public var resume = true
     /// The whole transfer must finish within this time.
     public var deadline: Duration?
-    /// Answers in a row that do not advance the transfer before it fails as stalled.
+    /// Answers in a row that do not advance the transfer before it fails as stalled (downloads;
+    /// uploads are bounded by the window's budget of bytes sent without progress).
     public var stallLimit = 8
+    /// Upload chunks in flight; `nil` takes the device's buffer count less one, as image uploads do.
+    public var window: Int?
     public init() {}
 }
 
@@ -78,17 +85,63 @@ struct LocalDigests {
     }
 }
 
+/// File uploads (group 8, command 0) as the chunked upload engine sends them.
+///
+/// Zephyr's subsys/mgmt/mcumgr/grp/fs_mgmt/src/fs_mgmt.c (fs_mgmt_file_upload) takes a chunk only
+/// at the file's current length; a chunk at any other offset is answered with
+/// FS_MGMT_ERR_FILE_OFFSET_NOT_VALID and `len`, the offset it expects, and the file is closed
+/// (fs_mgmt_cleanup). The next chunk at that offset reopens the file, takes its length as the
+/// expected offset and is written. So a window works: a chunk behind a lost one is refused with
+/// the offset the device has, and the engine continues there, as it does with an image upload's
+/// offset.
+struct FileUploadChunks: ChunkedUploadKind {
+    var name: String
+    var length: Int
+
+    func largestDataLength(bodyBudget: Int, offset: Int) -> Int {
+        FileManagement.UploadRequest.largestDataLength(
+            bodyBudget: bodyBudget, name: name, offset: offset, length: offset == 0 ? length : nil)
+    }
+
+    func minimumDataLength(offset: Int, remaining: Int) -> Int { 1 }
+
+    func request(offset: Int, data: [UInt8]) -> FileManagement.UploadRequest {
+        FileManagement.UploadRequest(name: name, offset: offset, data: data, length: offset == 0 ? length : nil)
+    }
+
+    func answer(_ packet: SMPPacket, length: Int) -> ChunkAnswer {
+        let offset: Int
+        let rewound: Bool
+        switch SMPClient.fileUploadAnswer(packet) {
+        case .offset(let value): (offset, rewound) = (value, false)
+        case .mismatch(let deviceLength): (offset, rewound) = (deviceLength, true)
+        case .device(let error): return .device(error)
+        case .malformed(let error): return .lost(error)
+        }
+        guard offset <= length else {
+            return .lost(SMPDecodingError(
+                .unexpectedType, "the device reports offset \(offset) in \(name), beyond the file's \(length) bytes"))
+        }
+        return .offset(offset, match: nil, rewound: rewound)
+    }
+
+    func chunkTooSmall(offset: Int, packetLimit: Int, bufferSize: Int?) -> String {
+        "the device's buffer (\(bufferSize ?? 0) bytes, \(packetLimit) per request on this link) cannot carry a file chunk with the \(name.utf8.count)-byte name \"\(name)\""
+    }
+}
+
 extension SMPClient {
     /// Uploads a local file to `name` on the device's file system (group 8).
     ///
     /// Each chunk is sized so that its encoded request exactly fits the device's buffer and the
-    /// path (the same computation as image uploads); the first carries `len`. One chunk is in
-    /// flight at a time: Zephyr's fs_mgmt.c refuses any chunk that is not at the file's current
-    /// length (FILE_OFFSET_NOT_VALID, with the length it has), and then closes the file, so a
-    /// chunk sent behind a lost one would be refused too. That answer is followed: the upload
-    /// continues at the device's length when it is within what was sent. With
+    /// path (the same computation as image uploads); the first carries `len`. Up to
+    /// ``FileTransferOptions/window`` chunks are in flight (the image upload's engine and
+    /// window): Zephyr refuses a chunk at another offset than the file's length with
+    /// FILE_OFFSET_NOT_VALID and the length it has, and the upload continues there, so a lost or
+    /// reordered chunk costs the chunks sent behind it, never the file's contents. With
     /// ``FileTransferOptions/resume``, a file the device already holds in part continues from
-    /// its length when the device's hash of that part equals the local file's.
+    /// its length when the device's hash of that part equals the local file's. The upload ends
+    /// with the device's hash of the whole file compared with the local one.
     public func uploadFile(
         _ file: FirmwareFile, to name: String, options: FileTransferOptions = FileTransferOptions(),
         progress: (@Sendable (UploadProgress) -> Void)? = nil
@@ -97,7 +150,6 @@ extension SMPClient {
         try await learnLargestPacket()
         let clock = ContinuousClock()
         let start = clock.now
-        let deadline = options.deadline.map { start + $0 }
         func elapsed() -> Double { (clock.now - start).seconds }
 
         var offset = 0
@@ -109,66 +161,18 @@ extension SMPClient {
             }
         }
         let resumedFrom = offset
-        let packetLimit = await maximumRequestSize()
-        let bodyBudget = packetLimit - SMPHeader.size
-        let reader = try FirmwareReader(file: file)
-        var chunks = 0
-        var largest = 0
-        var withoutProgress = 0
-        var sentHighWater = offset
-        progress?(UploadProgress(offset: offset, total: file.length, startOffset: resumedFrom, elapsed: elapsed()))
-        while offset < file.length {
-            if Task.isCancelled { throw .cancelled }
-            if let deadline, clock.now >= deadline { throw .deadlineExceeded(options.deadline ?? .zero) }
-            let length: Int? = offset == 0 ? file.length : nil
-            let fits = FileManagement.UploadRequest.largestDataLength(
-                bodyBudget: bodyBudget, name: name, offset: offset, length: length)
-            let count = min(fits, file.length - offset)
-            guard count > 0 else {
-                throw .deviceLimit(
-                    "the device's buffer (\(parameters?.bufferSize ?? 0) bytes, \(packetLimit) per request on this link) cannot carry a file chunk with the \(name.utf8.count)-byte name \"\(name)\"")
-            }
-            let request = FileManagement.UploadRequest(
-                name: name, offset: offset, data: try reader.read(offset: offset, count: count), length: length)
-            chunks += 1
-            largest = max(largest, count)
-            sentHighWater = max(sentHighWater, offset + count)
-            let packet = try await exchange(request, policy: SMPRequestPolicy())
-            let next: Int
-            switch Self.fileUploadAnswer(packet) {
-            case .offset(let reported): next = reported
-            case .mismatch(let deviceLength):
-                // Zephyr: "Offset mismatch, send file length, client needs to handle this". A
-                // length within what was sent is ours: continue there. Anything else is not.
-                guard deviceLength <= sentHighWater, deviceLength <= file.length else {
-                    throw .stalled("the device reports \(deviceLength) bytes in \(name), beyond the \(sentHighWater) bytes sent")
-                }
-                log("the device's \(name) holds \(deviceLength) bytes, not \(offset); continuing there")
-                next = deviceLength
-            case .device(let error): throw .device(error)
-            case .malformed(let error):
-                discardedAnswers += 1
-                withoutProgress += 1
-                guard withoutProgress <= options.stallLimit else { throw .malformedResponse(error) }
-                continue
-            }
-            guard next <= file.length, next <= sentHighWater else {
-                throw .stalled("the device reports offset \(next) in \(name), beyond the \(sentHighWater) bytes sent")
-            }
-            if next > offset {
-                withoutProgress = 0
-            } else {
-                withoutProgress += 1
-                guard withoutProgress <= options.stallLimit else {
-                    throw .stalled("the offset in \(name) stayed at or went back to \(next) for \(withoutProgress) answers in a row")
-                }
-            }
-            offset = next
-            progress?(UploadProgress(offset: offset, total: file.length, startOffset: resumedFrom, elapsed: elapsed()))
-        }
-        if resumedFrom > 0 {
-            // A continued upload carries no `len`, so Zephyr cannot tell that the file is whole
-            // and keeps it open until its idle timer: close it now.
+        var settings = ChunkedUploadSettings(window: max(1, options.window ?? defaultUploadWindow))
+        settings.deadline = options.deadline
+        settings.startOffset = offset
+        // A link lost and reopened: a chunk at the offset the device confirmed is taken, or
+        // answered with the length it has; starting again at 0 would truncate the file.
+        settings.continuesAfterLinkLoss = true
+        let outcome = try await runChunkedUpload(
+            FileUploadChunks(name: name, length: file.length), file: file, settings: settings, progress: progress)
+        if resumedFrom > 0 || outcome.rewinds > 0 {
+            // A continued upload carries no `len`, and fs_mgmt.c forgets the `len` of the first
+            // chunk when it refuses one at another offset, so it cannot tell that the file is
+            // whole and keeps it open until its idle timer: close it now, before hashing it.
             do throws(SMPClientError) {
                 _ = try await send(FileManagement.CloseRequest())
             } catch .device(let error) {
@@ -176,9 +180,16 @@ extension SMPClient {
             }
         }
         let check = try await compareHash(name: name, length: file.length, local: LocalDigests.of(file, length: file.length))
+        if check == .unsupported, let held = try await remoteLength(name), held != file.length {
+            // Without a hash command the length is all that can be compared: a first chunk sent
+            // again and delivered late truncates the file (fs_mgmt.c truncates at `off` 0).
+            throw .verificationFailed(
+                .dataMismatch, "the device's \(name) holds \(held) bytes, not the \(file.length) bytes uploaded (it has no hash command to compare more)")
+        }
         return FileTransferResult(
-            length: file.length, resumedFrom: resumedFrom, chunks: chunks, chunkSize: largest, seconds: elapsed(),
-            check: check)
+            length: file.length, resumedFrom: resumedFrom, chunks: outcome.result.chunks,
+            chunkSize: outcome.result.chunkSize, seconds: elapsed(), check: check, window: outcome.result.window,
+            rewinds: outcome.rewinds)
     }
 
     /// Downloads `name` from the device's file system into `localPath`.

@@ -8,12 +8,45 @@ public struct PackageImage: Sendable {
     /// The image's hash TLV.
     public var hash: [UInt8]
     public var version: String
+    /// The core it runs on, as the package names it (`manifest.json`'s `board`, such as
+    /// "nrf5340dk/nrf5340/cpunet"), for messages; `nil` names it by its image number.
+    public var core: String?
 
-    public init(image: Int, file: FirmwareFile, hash: [UInt8], version: String) {
+    public init(image: Int, file: FirmwareFile, hash: [UInt8], version: String, core: String? = nil) {
         self.image = image
         self.file = file
         self.hash = hash
         self.version = version
+        self.core = core
+    }
+
+    /// How messages name it: "image 1 (CORE)" or "image 1 (the network core)" on a two-image device.
+    var described: String {
+        if let core, !core.isEmpty { return "image \(image) (\(core))" }
+        switch image {
+        case 0: return "image 0 (the application core)"
+        case 1: return "image 1 (the network core on nRF5340)"
+        default: return "image \(image)"
+        }
+    }
+}
+
+/// The largest upload an image number takes, from the device's slot info: `max_image_size` when
+/// reported (MCUboot's own limit, trailer and swap room included), else the size of the slot the
+/// upload goes to (`upload_image_id`, or slot 1).
+public struct ImageSlotLimit: Sendable, Hashable {
+    public var image: Int
+    public var limit: Int
+    /// "max_image_size" or "slot N size".
+    public var source: String
+
+    /// The limit for `image` in `info`, or `nil` when the device reports nothing for it.
+    public static func of(image: Int, in info: ImageManagement.SlotInfoResponse) -> ImageSlotLimit? {
+        guard let entry = info.images.first(where: { $0.image == image }) else { return nil }
+        if let maxSize = entry.maxImageSize { return ImageSlotLimit(image: image, limit: maxSize, source: "max_image_size") }
+        let target = entry.slots.first { $0.uploadImageID == image } ?? entry.slots.first { $0.slot == 1 }
+        guard let target, let size = target.size else { return nil }
+        return ImageSlotLimit(image: image, limit: size, source: "slot \(target.slot) size")
     }
 }
 
@@ -48,6 +81,9 @@ extension SMPClient {
         let parameters = try await readParameters()
         events?(.readParameters(parameters, supported: parametersSupported))
         var state = try await readImageState()
+        try await checkSlotSizes(images.filter { item in
+            !state.images.contains { $0.image == item.image && $0.hash == item.hash }
+        })
         var pendingWork: [PackageImage] = []
         for item in images {
             if state.images.contains(where: { $0.image == item.image && $0.slot == 0 && $0.active && $0.hash == item.hash }) {
@@ -115,5 +151,45 @@ extension SMPClient {
             final.images.contains { $0.image == item.image && $0.slot == 0 && $0.hash == item.hash && $0.confirmed }
         }
         return report
+    }
+
+    /// Refuses, before anything is uploaded, a package image that does not fit its own image's
+    /// slot on the device (image slot info, per image number: the network core of an nRF5340 has
+    /// much smaller slots than the application core). A device without slot info (rc 8, no answer
+    /// within 3 s, or an answer that does not decode) is not checked; images it reports nothing
+    /// for are not either.
+    func checkSlotSizes(_ images: [PackageImage]) async throws(SMPClientError) {
+        guard !images.isEmpty else { return }
+        let info: ImageManagement.SlotInfoResponse
+        do {
+            info = try await send(ImageManagement.SlotInfoRequest(), timeout: min(options.timeout, .seconds(3)))
+        } catch {
+            switch error {
+            case .device, .timedOut, .malformedResponse:
+                log("no slot info from the device (\(error)); the images' sizes are not checked against their slots")
+                return
+            default:
+                throw error
+            }
+        }
+        var refusals: [String] = []
+        for item in images.sorted(by: { $0.image < $1.image }) {
+            guard let slot = ImageSlotLimit.of(image: item.image, in: info) else {
+                log("the device's slot info says nothing about image \(item.image); its size is not checked")
+                continue
+            }
+            if item.file.length > slot.limit {
+                refusals.append(
+                    "\(item.described) is \(item.file.length) bytes but the device takes at most \(slot.limit) bytes for image \(item.image) (\(slot.source))")
+            } else {
+                log("\(item.described): \(item.file.length) bytes fit the device's \(slot.limit) bytes (\(slot.source))")
+            }
+        }
+        guard refusals.isEmpty else {
+            throw .verificationFailed(
+                .imageTooLarge,
+                refusals.joined(separator: "; ")
+                    + "; nothing was uploaded: make the image smaller or enlarge that core's slots (partition layout), then rebuild MCUboot and the application")
+        }
     }
 }

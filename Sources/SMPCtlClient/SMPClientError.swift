@@ -66,6 +66,8 @@ public enum VerificationFailure: String, Sendable, Hashable {
     case offsetBeyondSent = "offset-beyond-sent"
     /// The device reports that the uploaded data does not match the file's SHA-256.
     case dataMismatch = "data-mismatch"
+    /// An image is larger than its slot on the device (checked before anything is uploaded).
+    case imageTooLarge = "image-too-large"
     /// The device's image list contradicts itself (the same slot twice, a malformed hash, impossible flags).
     case contradictoryImageList = "contradictory-image-list"
 }

@@ -47,8 +47,9 @@ extension SMPClient {
         // A Zephyr application always lists the image it runs as active (even with
         // CONFIG_MCUMGR_GRP_IMG_FRUGAL_LIST, which leaves out splitStatus and false flags), so both
         // signs together mean that no application answers. A recovery built with
-        // MCUBOOT_SERIAL_IMG_GRP_IMAGE_STATE lists the primary as active and is not told apart
-        // from an application here.
+        // MCUBOOT_SERIAL_IMG_GRP_IMAGE_STATE adds `bootable`, `confirmed`, `pending` and
+        // `permanent` to its list but never `active` (bs_list in boot/boot_serial/src/boot_serial.c),
+        // so it is still told apart.
         guard noSplitStatus && noActive else { return RecoveryDetection(inRecovery: false, evidence: [], state: state) }
         // bs_mcumgr_params reports one buffer (where built with it); its buf_size sizes the requests.
         // One attempt with its own bound (not the adaptive timeout, which a loaded serial line can

@@ -60,7 +60,12 @@ public struct UploadWindow: Sendable, Hashable {
     /// Whether the device's offset went back since ``highWater`` last grew.
     private var wentBack = false
 
-    public init(length: Int, window: Int, chunkSize: Int, restartLimit: Int = 4, beyondSentLimit: Int = 3) {
+    /// A window over `length` bytes. With a `startOffset` above 0 the device is known to hold
+    /// that many bytes already (a file upload continued after its hash was compared): the window
+    /// starts there, as if a first chunk had been answered with it.
+    public init(
+        length: Int, window: Int, chunkSize: Int, restartLimit: Int = 4, beyondSentLimit: Int = 3, startOffset: Int = 0
+    ) {
         self.length = max(0, length)
         self.window = max(1, window)
         let chunk = max(1, chunkSize)
@@ -68,6 +73,15 @@ public struct UploadWindow: Sendable, Hashable {
         self.stallBudget = overflow ? Int.max : max(product, 128 * 1024)
         self.restartLimit = restartLimit
         self.beyondSentLimit = beyondSentLimit
+        let start = min(max(0, startOffset), self.length)
+        if start > 0 {
+            acknowledged = start
+            nextOffset = start
+            highestSent = start
+            highWater = start
+            resumedFrom = start
+            started = true
+        }
     }
 
     /// Whether the device holds the whole file.

@@ -98,6 +98,8 @@ public actor SimulatedDevice {
     var faultGenerators: [LinkFault: SimulatorRandom]
     /// A request held back by the reorder fault: its arrival number and bytes.
     var heldRequest: (number: Int, bytes: [UInt8])?
+    /// Request packets lost before the device saw them (``SimulatorConfiguration/requestLossRate``).
+    public internal(set) var lostRequestCount = 0
     /// The offset a `.stuck` hostile device keeps answering.
     var hostileStuckOffset: Int?
     /// Whether MCUboot's serial recovery answers instead of the application (see
@@ -145,6 +147,17 @@ public actor SimulatedDevice {
             let count = min(factory.count, flash[2 * image].count)
             flash[2 * image].replaceSubrange(0..<count, with: factory[0..<count])
         }
+        switch configuration.recovery?.primaryImage ?? .valid {
+        case .valid:
+            break
+        case .empty:
+            flash[0] = [UInt8](repeating: 0xFF, count: flash[0].count)
+        case .corrupt:
+            // One payload byte after the header (ih_hdr_size, bytes 8-9): the SHA-256 TLV no
+            // longer matches (bootutil_img_validate in boot/bootutil/src/image_validate.c fails).
+            let headerSize = flash[0].count > 9 ? Int(flash[0][8]) | Int(flash[0][9]) << 8 : 0
+            if headerSize > 0, headerSize + 16 < flash[0].count { flash[0][headerSize + 16] ^= 0x5A }
+        }
         self.flash = flash
         boot = Array(repeating: BootState(), count: slots / 2)
         inRecovery = configuration.recovery != nil
@@ -164,10 +177,11 @@ public actor SimulatedDevice {
 
     /// The random link faults, each with its own generator.
     enum LinkFault: CaseIterable, Hashable, Sendable {
-        case reorder, duplicate, corrupt, truncate
+        case reorder, duplicate, corrupt, truncate, requestLoss
 
         var seedSalt: UInt64 {
             switch self {
+            case .requestLoss: 0x1057_2E9E
             case .reorder: 0x52E0_4DE4
             case .duplicate: 0xD0B1_1CA7
             case .corrupt: 0xC044_0B7E
@@ -245,6 +259,11 @@ public actor SimulatedDevice {
     /// With ``SimulatorConfiguration/reorderRate`` a packet may be held back: nothing is answered
     /// now, and it is handled right after the next packet, whose answers come first.
     public func handle(_ request: [UInt8]) async -> SimulatorOutput {
+        if draw(.requestLoss, rate: configuration.requestLossRate) {
+            lostRequestCount += 1
+            note("link: a request of \(request.count) bytes was lost before the device saw it (request loss)")
+            return SimulatorOutput()
+        }
         packetCount += 1
         let number = packetCount
         if let held = heldRequest {

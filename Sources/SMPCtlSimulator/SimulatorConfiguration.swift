@@ -83,11 +83,30 @@ public struct SimulatedRecovery: Sendable, Hashable {
     /// query, the mode. boot_serial.c as read (main branch, after v2.4.0) has no such handler and
     /// answers `rc 8`, which is the default; this models a port built with one.
     public var bootloaderInfo: Bool = false
+    /// What image 0's primary slot holds when the device starts: the factory image, nothing, or
+    /// a factory image whose payload no longer matches its SHA-256 TLV. With an empty or corrupt
+    /// primary the device is stuck in recovery until a valid image is uploaded: MCUboot's
+    /// boot/zephyr/main.c enters boot_serial_start when no image validates
+    /// (CONFIG_BOOT_SERIAL_NO_APPLICATION), and boot_serial.c's bs_list leaves out a slot whose
+    /// header has no IMAGE_MAGIC or that bootutil_img_validate refuses, so both list no image.
+    public var primaryImage: SimulatedPrimaryImage = .valid
 
     public init() {}
 
     /// The largest SMP packet (header included) boot_serial_in_dec takes.
     public var packetLimit: Int { max(0, (version == .v1_8 ? 512 : min(max(receiveSize, 0), 65535)) - 3) }
+}
+
+/// The state of image 0's primary slot at the start of a simulated recovery
+/// (``SimulatedRecovery/primaryImage``).
+public enum SimulatedPrimaryImage: String, Sendable, Hashable, CaseIterable {
+    /// The factory image: valid, so a reset without an upload boots it.
+    case valid
+    /// Erased (every byte 0xFF): no IMAGE_MAGIC.
+    case empty
+    /// The factory image with one payload byte changed: its header is intact and its hash TLV
+    /// no longer matches, so bootutil_img_validate refuses it.
+    case corrupt
 }
 
 /// What a hostile device answers to every upload chunk instead of the offset it reached.
@@ -187,6 +206,9 @@ public struct SimulatorConfiguration: Sendable {
     /// Probability that a request packet is held back and handled after the next one (or
     /// dropped with the link if none follows), as a link with several paths reorders them.
     public var reorderRate: Double = 0
+    /// Probability that a request packet is lost on its way to the device: never handled, never
+    /// answered (a lost datagram or a frame the line garbled), so the device's state does not move.
+    public var requestLossRate: Double = 0
     /// Probability that a response packet is sent twice.
     public var duplicateRate: Double = 0
     /// Probability that a response's CBOR body is corrupted so that it does not decode (its first
@@ -196,6 +218,10 @@ public struct SimulatorConfiguration: Sendable {
     public var truncateRate: Double = 0
     /// Size of every secondary slot, when it differs from ``slotSize`` (for "image too large").
     public var secondarySlotSizeOverride: Int? = nil
+    /// Slot size per image number, where it differs from ``slotSize`` (an nRF5340's network core
+    /// has smaller slots than its application core). ``secondarySlotSizeOverride`` still wins
+    /// for secondary slots.
+    public var slotSizeByImage: [Int: Int] = [:]
     /// The device resets itself while writing an upload chunk that reaches this file offset:
     /// bytes before the offset are in flash, no response is sent, and the output says `resetting`.
     /// Fires once.
@@ -212,7 +238,7 @@ public struct SimulatorConfiguration: Sendable {
     /// The size of an absolute slot.
     public func size(ofSlot slot: Int) -> Int {
         if slot % 2 == 1, let override = secondarySlotSizeOverride { return max(0, override) }
-        return max(0, slotSize)
+        return max(0, slotSizeByImage[slot / 2] ?? slotSize)
     }
 
     /// The number of absolute slots.

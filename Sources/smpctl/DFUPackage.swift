@@ -70,7 +70,8 @@ struct DFUPackageContents {
                 }
                 let file = try FirmwareFile(path: target.path)
                 let identity = try FirmwareImageIdentity(file: file)
-                contents.images.append(PackageImage(image: index, file: file, hash: identity.hash, version: identity.version))
+                contents.images.append(PackageImage(
+                    image: index, file: file, hash: identity.hash, version: identity.version, core: listed.core))
                 contents.cores[index] = listed.core
             }
         } catch {

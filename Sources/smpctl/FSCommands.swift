@@ -27,7 +27,8 @@ struct FSCommand: AsyncParsableCommand {
             "ok": true, "remote": .string(remote), "local": .string(local), "length": .int(result.length),
             "resumed_from": .int(result.resumedFrom), "chunks": .int(result.chunks), "chunk_size": .int(result.chunkSize),
             "seconds": .double(result.seconds), "hash_check": check,
-            "hash_checked": .bool(result.check.type != nil),
+            "hash_checked": .bool(result.check.type != nil), "window": .int(result.window),
+            "rewinds": .int(result.rewinds),
         ]
     }
 
@@ -76,7 +77,10 @@ struct FSUploadCommand: AsyncParsableCommand {
         commandName: "upload",
         abstract: "Upload a local file to a path on the device.",
         discussion: """
-            Each request is sized to fill the device's SMP buffer on this link exactly. An existing \
+            Each request is sized to fill the device's SMP buffer on this link exactly, and up to \
+            --window requests are in flight (default: the device's buffer count less one). Zephyr \
+            refuses a chunk at another offset than the file's length with the length it has, so \
+            after a lost or reordered chunk the upload continues there. An existing \
             file at REMOTE is replaced, unless it holds the start of LOCAL (checked by the device's \
             hash), in which case the upload continues from its end.
             """)
@@ -85,9 +89,17 @@ struct FSUploadCommand: AsyncParsableCommand {
     @Argument(help: "The local file.") var local: String
     @Argument(help: "The path on the device, such as /lfs/config.bin.") var remote: String
     @OptionGroup var transfer: FSTransferArguments
+    @Option(help: ArgumentHelp("Upload chunks kept in flight (default: the device's buffer count less one).", valueName: "n"))
+    var window: Int?
+
+    func validate() throws {
+        if let window, !(1...32).contains(window) { throw ValidationError("--window must be between 1 and 32") }
+    }
 
     func run() async throws {
         let output = Output(json: global.json)
+        var options = transfer.options
+        options.window = window
         // What FirmwareFile refuses, said for files rather than firmware images.
         if let size = (try? FileManager.default.attributesOfItem(atPath: local))?[.size] as? Int {
             if size == 0 {
@@ -118,7 +130,7 @@ struct FSUploadCommand: AsyncParsableCommand {
         do {
             result = try await global.withClient { client, _ throws(SMPClientError) in
                 do throws(SMPClientError) {
-                    return try await client.uploadFile(file, to: remote, options: transfer.options) { bar.update($0) }
+                    return try await client.uploadFile(file, to: remote, options: options) { bar.update($0) }
                 } catch {
                     failure = error
                     throw error
@@ -134,7 +146,7 @@ struct FSUploadCommand: AsyncParsableCommand {
             return
         }
         if result.resumedFrom > 0 { output.line("resumed at offset \(result.resumedFrom)") }
-        output.line("uploaded \(formatBytes(result.length)) to \(remote) in \(String(format: "%.2f", result.seconds)) s (\(result.chunks) chunks of up to \(result.chunkSize) bytes); \(FSCommand.checkText(result.check))")
+        output.line("uploaded \(formatBytes(result.length)) to \(remote) in \(String(format: "%.2f", result.seconds)) s (\(result.chunks) chunks of up to \(result.chunkSize) bytes, \(result.window) in flight\(result.rewinds > 0 ? ", \(result.rewinds) refused at an unexpected offset" : "")); \(FSCommand.checkText(result.check))")
         output.document(FSCommand.json(result, remote: remote, local: local))
     }
 }
@@ -174,7 +186,7 @@ struct FSDownloadCommand: AsyncParsableCommand {
             throw error
         }
         if result.resumedFrom > 0 { output.line("resumed at offset \(result.resumedFrom)") }
-        output.line("downloaded \(formatBytes(result.length)) from \(remote) to \(local) in \(String(format: "%.2f", result.seconds)) s (\(result.chunks) chunks of up to \(result.chunkSize) bytes); \(FSCommand.checkText(result.check))")
+        output.line("downloaded \(formatBytes(result.length)) from \(remote) to \(local) in \(String(format: "%.2f", result.seconds)) s (\(result.chunks) chunks of up to \(result.chunkSize) bytes, \(result.window) in flight\(result.rewinds > 0 ? ", \(result.rewinds) refused at an unexpected offset" : "")); \(FSCommand.checkText(result.check))")
         output.document(FSCommand.json(result, remote: remote, local: local))
     }
 }

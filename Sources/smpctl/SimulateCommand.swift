@@ -21,6 +21,9 @@ struct SimulatorOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Number of updatable images (1 or 2).", valueName: "n"))
     var images: Int = 1
 
+    @Option(name: .customLong("image-slot-size"), help: ArgumentHelp("Give image N's slots another size than --slot-size, as IMAGE:BYTES (1:262144 for an nRF5340 network core); may be repeated.", valueName: "image:bytes"))
+    var imageSlotSizes: [String] = []
+
     @Option(name: .customLong("buf-size"), help: ArgumentHelp("SMP buffer size reported by mcumgr params.", valueName: "bytes"))
     var bufferSize: Int = 2048
 
@@ -86,11 +89,14 @@ struct SimulatorOptions: ParsableArguments {
     @Option(name: .customLong("hostile-offset"), help: ArgumentHelp("Answer upload chunks with an offset that does not follow the data: stuck, backwards, zero or one.", valueName: "mode"))
     var hostileOffset: String?
 
-    @Option(name: .customLong("fault-seed"), help: ArgumentHelp("Seed of the random faults (--drop-rate, --reorder-rate, --duplicate-rate, --corrupt-rate, --truncate-rate, --ble-reorder-rate).", valueName: "n"))
+    @Option(name: .customLong("fault-seed"), help: ArgumentHelp("Seed of the random faults (--drop-rate, --reorder-rate, --request-loss-rate, --duplicate-rate, --corrupt-rate, --truncate-rate, --ble-reorder-rate).", valueName: "n"))
     var faultSeed: UInt64 = 1
 
     @Option(name: .customLong("reorder-rate"), help: ArgumentHelp("Hold each request back with this probability and handle it after the next one.", valueName: "p"))
     var reorderRate: Double = 0
+
+    @Option(name: .customLong("request-loss-rate"), help: ArgumentHelp("Lose each request before the device sees it with this probability (no answer, nothing done).", valueName: "p"))
+    var requestLossRate: Double = 0
 
     @Option(name: .customLong("duplicate-rate"), help: ArgumentHelp("Send each response twice with this probability.", valueName: "p"))
     var duplicateRate: Double = 0
@@ -134,6 +140,9 @@ struct SimulatorOptions: ParsableArguments {
     @Flag(name: .customLong("recovery-no-hash"), help: "With --recovery, list images without their hash (MCUboot built without CONFIG_BOOT_SERIAL_IMG_GRP_HASH).")
     var recoveryNoHash = false
 
+    @Option(name: .customLong("recovery-primary"), help: ArgumentHelp("With --recovery, what image 0's primary slot holds at start: valid (the factory image), empty or corrupt (its hash no longer matches); with empty or corrupt the device stays in recovery until a valid image is uploaded.", valueName: "state"))
+    var recoveryPrimary: String = "valid"
+
     @Flag(name: .customLong("recovery-bootloader-info"), help: "With --recovery, answer bootloader info with MCUboot and its mode (a port built with it; boot_serial.c answers rc 8).")
     var recoveryBootloaderInfo = false
 
@@ -170,16 +179,30 @@ struct SimulatorOptions: ParsableArguments {
         for (name, rate) in [
             ("--reorder-rate", reorderRate), ("--duplicate-rate", duplicateRate), ("--corrupt-rate", corruptRate),
             ("--truncate-rate", truncateRate), ("--ble-reorder-rate", bleReorderRate),
+            ("--request-loss-rate", requestLossRate),
         ] where !(0...1).contains(rate) {
             throw ValidationError("\(name) must be between 0 and 1")
         }
         guard udpMTU >= SMPHeader.size, udpMTU <= 65507 else { throw ValidationError("--udp-mtu must be 8 to 65507") }
         _ = try busyCount()
+        _ = try slotSizesByImage()
         _ = try zephyr()
         _ = try recoverySettings()
         _ = try hostile()
         for rule in fail { _ = try Self.parseRule(rule) }
         _ = try dropSet()
+    }
+
+    private func slotSizesByImage() throws -> [Int: Int] {
+        var sizes: [Int: Int] = [:]
+        for text in imageSlotSizes {
+            let parts = text.split(separator: ":")
+            guard parts.count == 2, let image = Int(parts[0]), (0...1).contains(image), let size = Int(parts[1]),
+                size > 0, size <= 64 << 20
+            else { throw ValidationError("--image-slot-size takes IMAGE:BYTES, with image 0 or 1 and 1 byte to 64 MiB") }
+            sizes[image] = size
+        }
+        return sizes
     }
 
     private func busyCount() throws -> Int {
@@ -211,6 +234,9 @@ struct SimulatorOptions: ParsableArguments {
         guard recoveryBufferSize >= 128, recoveryBufferSize <= 65535 else {
             throw ValidationError("--recovery-buf-size must be 128 to 65535 (boot/zephyr/Kconfig.serial_recovery)")
         }
+        guard let primary = SimulatedPrimaryImage(rawValue: recoveryPrimary) else {
+            throw ValidationError("--recovery-primary takes valid, empty or corrupt")
+        }
         guard recovery else { return nil }
         var settings = SimulatedRecovery()
         settings.version = version
@@ -218,6 +244,7 @@ struct SimulatorOptions: ParsableArguments {
         settings.reportsParameters = !recoveryNoParams
         settings.listsHashes = !recoveryNoHash
         settings.bootloaderInfo = recoveryBootloaderInfo
+        settings.primaryImage = primary
         return settings
     }
 
@@ -251,6 +278,7 @@ struct SimulatorOptions: ParsableArguments {
         configuration.sectorSize = sectorSize
         configuration.secondarySlotSizeOverride = secondarySlotSize
         configuration.imageCount = images
+        configuration.slotSizeByImage = try slotSizesByImage()
         configuration.bufferSize = bufferSize
         configuration.bufferCount = bufferCount
         configuration.reportedBufferSize = reportedBufferSize
@@ -277,6 +305,7 @@ struct SimulatorOptions: ParsableArguments {
         configuration.faultSeed = faultSeed
         configuration.reorderRate = reorderRate
         configuration.duplicateRate = duplicateRate
+        configuration.requestLossRate = requestLossRate
         configuration.corruptRate = corruptRate
         configuration.truncateRate = truncateRate
         configuration.resetDuringUploadAtOffset = resetAt

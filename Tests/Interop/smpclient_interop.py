@@ -13,6 +13,21 @@ Phase 3 (file system group 8, both ways), on a fresh simulator:
   - smpclient's `upload_file`, then `smpctl --json fs download` (same bytes, sha256 compared);
   - `smpctl --json fs upload`, then smpclient's `download_file` (same bytes).
 
+Phase 4 (statistics 2, settings 3, shell 9, enumeration 10, both ways), on a fresh simulator:
+  - smpclient writes and runs, smpctl reads back: smpclient's WriteSetting, SaveSettings,
+    CommitSettings, LoadSettings, DeleteSetting and Execute, then `smpctl --json settings get` and
+    `shell exec` must see the same values and output; smpclient's ListOfGroups/GroupData and the
+    four enumeration requests must agree with `smpctl --json stat list|show` and
+    `enum count|list|single|details` on the same simulator;
+  - smpctl writes, smpclient reads back: `smpctl settings set --hex`, then smpclient's ReadSetting;
+  - the encoders cross-checked: the request frames `smpctl -v` logs for `settings set|get`,
+    `shell exec`, `stat show`, `enum single|details` decode with smp's request classes to the
+    same fields; request bodies smp encodes, sent with `smpctl raw --cbor-hex`, are answered,
+    and smp's response classes decode smpctl's `response_hex`.
+  smpclient 7.3 (smp 4.2) has a request for every command of these groups (stat list/show;
+  settings read/write/delete/commit/load/save; shell execute; enum count/list/single/details),
+  so none is left out; it has no helper beyond `request` for them (nothing like `upload_file`).
+
 Prints PASS/FAIL lines, then `N passed, M failed`; exits 1 if any check failed.
 """
 
@@ -29,6 +44,18 @@ from smpclient.generics import error, success
 from smpclient.requests.image_management import ImageStatesRead
 from smpclient.requests.os_management import EchoWrite
 from smpclient.transport.udp import SMPUDPTransport
+from smpclient.requests.enumeration_management import (
+    CountSupportedGroups, GroupDetails, GroupId, ListSupportedGroups)
+from smpclient.requests.settings_management import (
+    CommitSettings, DeleteSetting, LoadSettings, ReadSetting, SaveSettings, WriteSetting)
+from smpclient.requests.shell_management import Execute
+from smpclient.requests.statistics_management import GroupData, ListOfGroups
+import cbor2
+import re
+import smp.enumeration_management as smpenum
+import smp.settings_management as smpset
+import smp.shell_management as smpshell
+import smp.statistics_management as smpstat
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_PATH = REPO_ROOT / "Tests" / "Fixtures" / "test-image.bin"
@@ -304,11 +331,219 @@ async def phase_file_system(binary: str) -> None:
             await asyncio.wait_for(client.disconnect(), REQUEST_TIMEOUT_S)
 
 
+async def smpclient_request(client: SMPClient, request: Any, label: str) -> Any:
+    """One smpclient request; the response when it succeeded, else None (and a FAIL line)."""
+    response = await client.request(request, timeout_s=REQUEST_TIMEOUT_S)
+    if not check(f"smpclient {label}: success response", success(response), repr(response)):
+        return None
+    return response
+
+
+async def smpctl_json(binary: str, sim: "Simulator", label: str, *args: str) -> dict[str, Any] | None:
+    status, out, err = await run_smpctl(binary, "-c", sim.connection, "--json", *args)
+    return parse_json_document(f"smpctl {label}", status, out, err)
+
+
+def group_number(value: Any) -> int:
+    return int(value.value if hasattr(value, "value") else value)
+
+
+def logged_requests(stderr: str, group: int, command: int) -> list[bytes]:
+    """The request frames `smpctl -v` logged (`tx seq N: HEX`) for one group and command."""
+    frames = []
+    for match in re.finditer(r"tx seq \d+: ([0-9a-fA-F ]+)", stderr):
+        frame = bytes.fromhex(match.group(1).replace(" ", ""))
+        if len(frame) >= 8 and int.from_bytes(frame[4:6], "big") == group and frame[7] == command:
+            frames.append(frame)
+    return frames
+
+
+async def phase_groups_smpclient_to_smpctl(binary: str, sim: "Simulator") -> None:
+    """smpclient writes or reads first; smpctl reads the same simulator and must agree."""
+    client = SMPClient(PortUDPTransport(sim.port), "127.0.0.1", timeout_s=REQUEST_TIMEOUT_S)
+    await asyncio.wait_for(client.connect(), 3 * REQUEST_TIMEOUT_S)
+    try:
+        value = b"\x00\x01from-smpclient"
+        await smpclient_request(client, WriteSetting(name="app/interop", val=value), "settings write")
+        await smpclient_request(client, SaveSettings(), "settings save")
+        await smpclient_request(client, CommitSettings(), "settings commit")
+        await smpclient_request(client, LoadSettings(), "settings load")
+        read = await smpclient_request(client, ReadSetting(name="app/interop"), "settings read")
+        if read is not None:
+            check("smpclient settings read: the value it wrote", read.val == value, repr(read.val))
+        shell = await smpclient_request(client, Execute(argv=["echo", "hello", "interop"]), "shell execute")
+        failing = await smpclient_request(client, Execute(argv=["false"]), "shell execute false")
+        stat_list = await smpclient_request(client, ListOfGroups(), "stat list")
+        stat_data = {}
+        for name in (stat_list.stat_list if stat_list is not None else ()):
+            data = await smpclient_request(client, GroupData(name=name), f"stat show {name}")
+            if data is not None:
+                stat_data[name] = dict(data.fields)
+        count = await smpclient_request(client, CountSupportedGroups(), "enum count")
+        listed = await smpclient_request(client, ListSupportedGroups(), "enum list")
+        singles = []
+        for index in range(count.count if count is not None else 0):
+            single = await smpclient_request(client, GroupId(index=index), f"enum single {index}")
+            singles.append(single)
+        details = await smpclient_request(client, GroupDetails(), "enum details")
+    finally:
+        await asyncio.wait_for(client.disconnect(), REQUEST_TIMEOUT_S)
+
+    doc = await smpctl_json(binary, sim, "settings get (written by smpclient)", "settings", "get", "app/interop")
+    if doc is not None:
+        check("smpctl settings get: the value smpclient wrote", doc.get("hex") == value.hex(), repr(doc.get("hex")))
+    if shell is not None:
+        doc = await smpctl_json(binary, sim, "shell exec", "shell", "exec", "--", "echo", "hello", "interop")
+        if doc is not None:
+            check("smpctl shell exec: same output as smpclient's Execute",
+                  doc.get("output") == shell.o and doc.get("return_code") == shell.ret,
+                  f"smpctl {doc.get('output')!r}/{doc.get('return_code')}, smpclient {shell.o!r}/{shell.ret}")
+    if failing is not None:
+        status, out, err = await run_smpctl(binary, "-c", sim.connection, "--json", "shell", "exec", "--", "false")
+        doc = json.loads(out) if out.strip().startswith("{") else {}
+        check("smpctl shell exec false: exit 4 and the return code smpclient read",
+              status == 4 and doc.get("return_code") == failing.ret == 1, f"status {status}, {out.strip()!r}")
+    if stat_list is not None:
+        doc = await smpctl_json(binary, sim, "stat list", "stat", "list")
+        if doc is not None:
+            check("smpctl stat list: the groups smpclient listed", doc.get("groups") == list(stat_list.stat_list),
+                  f"{doc.get('groups')} vs {stat_list.stat_list}")
+        for name, fields in stat_data.items():
+            doc = await smpctl_json(binary, sim, f"stat show {name}", "stat", "show", name)
+            if doc is None:
+                continue
+            mine = doc.get("fields") or {}
+            check(f"smpctl stat show {name}: the fields smpclient read", set(mine) == set(fields), f"{mine} vs {fields}")
+            # Packet counters grow between the two reads; the boot count does not.
+            check(f"smpctl stat show {name}: counters not below smpclient's",
+                  all(mine.get(k, -1) >= v for k, v in fields.items()) and mine.get("boots") == fields.get("boots"),
+                  f"{mine} vs {fields}")
+    if count is not None:
+        doc = await smpctl_json(binary, sim, "enum count", "enum", "count")
+        if doc is not None:
+            check("smpctl enum count: smpclient's count", doc.get("count") == count.count, f"{doc.get('count')} vs {count.count}")
+    if listed is not None:
+        doc = await smpctl_json(binary, sim, "enum list", "enum", "list")
+        if doc is not None:
+            mine = [g.get("id") for g in doc.get("groups", [])]
+            theirs = [group_number(g) for g in listed.groups]
+            check("smpctl enum list: smpclient's groups in its order", mine == theirs, f"{mine} vs {theirs}")
+    for index, single in enumerate(singles):
+        if single is None:
+            continue
+        doc = await smpctl_json(binary, sim, f"enum single {index}", "enum", "single", str(index))
+        if doc is not None:
+            check(f"smpctl enum single {index}: smpclient's group and end",
+                  (doc.get("group") or {}).get("id") == group_number(single.group)
+                  and doc.get("end") == bool(single.end), f"{doc} vs {single}")
+    if details is not None:
+        doc = await smpctl_json(binary, sim, "enum details", "enum", "details")
+        if doc is not None:
+            mine = [(g.get("id"), g.get("device_name"), g.get("handlers")) for g in doc.get("groups", [])]
+            theirs = [(group_number(g.group), g.name, g.handlers) for g in details.groups]
+            check("smpctl enum details: smpclient's ids, names and handler counts", mine == theirs, f"{mine} vs {theirs}")
+
+    client = SMPClient(PortUDPTransport(sim.port), "127.0.0.1", timeout_s=REQUEST_TIMEOUT_S)
+    await asyncio.wait_for(client.connect(), 3 * REQUEST_TIMEOUT_S)
+    try:
+        await smpclient_request(client, DeleteSetting(name="app/interop"), "settings delete")
+    finally:
+        await asyncio.wait_for(client.disconnect(), REQUEST_TIMEOUT_S)
+    # settings_delete removes the key from storage only (settings_mgmt.c): the running value stays
+    # until the next boot loads the storage without it.
+    doc = await smpctl_json(binary, sim, "settings get after smpclient's delete", "settings", "get", "app/interop")
+    if doc is not None:
+        check("smpctl settings get after smpclient's delete: the running value is still there",
+              doc.get("hex") == value.hex(), repr(doc))
+    status, out, err = await run_smpctl(binary, "-c", sim.connection, "reset")
+    check("smpctl reset: exit status 0", status == 0, f"status {status}, {err.strip()!r}")
+    status, out, err = await run_smpctl(binary, "-c", sim.connection, "--json", "settings", "get", "app/interop")
+    check("smpctl settings get after the delete and a reset: a device error (exit 4)", status == 4,
+          f"status {status}, {out.strip()!r}")
+
+
+async def phase_groups_smpctl_to_smpclient(binary: str, sim: "Simulator") -> None:
+    """smpctl writes; smpclient reads back. smpctl's request frames decode with smp's classes."""
+    value = bytes([0x0A, 0x0B, 0x0C, 0xFF])
+    status, out, err = await run_smpctl(binary, "-v", "-c", sim.connection, "--json", "settings", "set",
+                                        "app/from-smpctl", value.hex(), "--hex")
+    parse_json_document("smpctl settings set --hex", status, out, err)
+    frames = logged_requests(err, 3, 0)
+    if check("smpctl -v settings set: the request frame is logged", bool(frames), err[-400:]):
+        request = smpset.WriteSettingRequest.loads(frames[-1])
+        check("smp decodes smpctl's settings write: same name and value",
+              request.name == "app/from-smpctl" and request.val == value, repr(request))
+    checks = [
+        (("settings", "get", "app/from-smpctl", "--max-size", "16"), 3, 0, smpset.ReadSettingRequest,
+         lambda r: r.name == "app/from-smpctl" and r.max_size == 16),
+        (("shell", "exec", "--", "echo", "from", "smpctl"), 9, 0, smpshell.ExecuteRequest,
+         lambda r: list(r.argv) == ["echo", "from", "smpctl"]),
+        (("stat", "show", "smp_transport"), 2, 0, smpstat.GroupDataRequest, lambda r: r.name == "smp_transport"),
+        (("enum", "single", "2"), 10, 2, smpenum.GroupIdRequest, lambda r: r.index == 2),
+        (("enum", "details", "--group", "1", "--group", "8"), 10, 3, smpenum.GroupDetailsRequest,
+         lambda r: [group_number(g) for g in (r.groups or ())] == [1, 8]),
+    ]
+    for args, group, command, cls, expected in checks:
+        label = " ".join(args[:2])
+        status, out, err = await run_smpctl(binary, "-v", "-c", sim.connection, "--json", *args)
+        parse_json_document(f"smpctl -v {label}", status, out, err)
+        frames = logged_requests(err, group, command)
+        if check(f"smpctl -v {label}: the request frame is logged", bool(frames), err[-400:]):
+            try:
+                request = cls.loads(frames[-1])
+                ok, detail = expected(request), repr(request)
+            except Exception as e:  # noqa: BLE001
+                ok, detail = False, f"{type(e).__name__}: {e}"
+            check(f"smp decodes smpctl's {label} request with {cls.__name__}", ok, detail)
+
+    client = SMPClient(PortUDPTransport(sim.port), "127.0.0.1", timeout_s=REQUEST_TIMEOUT_S)
+    await asyncio.wait_for(client.connect(), 3 * REQUEST_TIMEOUT_S)
+    try:
+        read = await smpclient_request(client, ReadSetting(name="app/from-smpctl"), "settings read (set by smpctl)")
+        if read is not None:
+            check("smpclient settings read: the value smpctl set", read.val == value, read.val.hex())
+        shell = await smpclient_request(client, Execute(argv=["echo", "from", "smpctl"]), "shell execute")
+        if shell is not None:
+            check("smpclient shell execute: echo's output", shell.o == "from smpctl\n" and shell.ret == 0, repr(shell))
+    finally:
+        await asyncio.wait_for(client.disconnect(), REQUEST_TIMEOUT_S)
+
+    # Bodies that smp encodes, sent by smpctl's raw command; smp decodes smpctl's answers.
+    raw_cases = [
+        (WriteSetting(name="app/raw", val=b"\x01\x02raw"), "write", smpset.WriteSettingResponse, lambda r: True),
+        (ReadSetting(name="app/raw"), "read", smpset.ReadSettingResponse, lambda r: r.val == b"\x01\x02raw"),
+        (Execute(argv=["echo", "raw"]), "write", smpshell.ExecuteResponse, lambda r: r.o == "raw\n" and r.ret == 0),
+        (ListOfGroups(), "read", smpstat.ListOfGroupsResponse, lambda r: "smp_transport" in r.stat_list),
+        (ListSupportedGroups(), "read", smpenum.ListOfGroupsResponse, lambda r: 8 in [group_number(g) for g in r.groups]),
+    ]
+    for request, operation, response_cls, expected in raw_cases:
+        frame = request.BYTES
+        group, command = int.from_bytes(frame[4:6], "big"), frame[7]
+        label = f"raw group {group} command {command} ({type(request).__name__} from smp)"
+        doc = await smpctl_json(binary, sim, label, "raw", "--group", str(group), "--command", str(command),
+                                f"--{operation}", "--cbor-hex", frame[8:].hex())
+        if doc is None:
+            continue
+        try:
+            response = response_cls(**cbor2.loads(bytes.fromhex(doc.get("response_hex", ""))))
+            ok, detail = expected(response), repr(response)
+        except Exception as e:  # noqa: BLE001
+            ok, detail = False, f"{type(e).__name__}: {e}"
+        check(f"smp's {response_cls.__name__} decodes smpctl's answer to {label}", ok, detail)
+
+
+async def phase_groups(binary: str) -> None:
+    async with Simulator(binary, "D") as sim:
+        await phase_groups_smpclient_to_smpctl(binary, sim)
+        await phase_groups_smpctl_to_smpclient(binary, sim)
+
+
 async def main(binary: str) -> int:
     image = IMAGE_PATH.read_bytes()
     for name, phase in (("smpclient -> smpctl", lambda: phase_smpclient_to_smpctl(binary, image)),
                         ("smpctl -> smpclient", lambda: phase_smpctl_to_smpclient(binary)),
-                        ("file system, both ways", lambda: phase_file_system(binary))):
+                        ("file system, both ways", lambda: phase_file_system(binary)),
+                        ("statistics, settings, shell, enumeration, both ways", lambda: phase_groups(binary))):
         print(f"# phase: {name}", flush=True)
         try:
             await phase()

@@ -51,6 +51,29 @@ struct FSCommandTests {
         #expect(again.stdout.contains("already holds"), "\(again.stdout)")
     }
 
+    @Test("fs upload --window 3 over UDP to a simulator that loses and reorders requests: verified, with refusals rewound")
+    func windowedOverLossyUDP() async throws {
+        let (server, connection) = try CLI.startSimulator([
+            "--udp", "127.0.0.1:0", "--buf-size", "512", "--request-loss-rate", "0.1", "--reorder-rate", "0.1",
+            "--fault-seed", "7",
+        ])
+        defer { server.terminate() }
+        let (local, data) = try Self.randomFile(30_000)
+        let upload = try await CLI.run([
+            "-c", connection, "--timeout", "1", "--json", "fs", "upload", "--window", "3", local, "/lfs/lossy.bin",
+        ])
+        #expect(upload.status == 0, "stderr: \(upload.stderr)")
+        let json = try upload.json()
+        #expect(json["window"] as? Int == 3)
+        #expect((json["rewinds"] as? Int ?? 0) > 0, "\(json)")
+        #expect((json["hash_check"] as? [String: Any])?["type"] as? String == "sha256")
+        // Read back over the same lossy link: the device holds exactly the file.
+        let target = Self.temporary("lossy.bin")
+        let download = try await CLI.run(["-c", connection, "--timeout", "1", "fs", "download", "/lfs/lossy.bin", target])
+        #expect(download.status == 0, "stderr: \(download.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: target)) == data)
+    }
+
     @Test("an interrupted upload and download continue where they stopped")
     func resume() async throws {
         let (server, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0"])

@@ -41,6 +41,29 @@ struct PackageDFUTests {
         #expect(app["hash"] as? String == "bbbb0742c8f06e0d32ad81f346c9aaf5ac370c48da21ecbdf7b29b38f276a620")
     }
 
+    @Test("a network core image larger than its slot is refused before any upload, naming the core and the sizes")
+    func networkCoreTooLarge() async throws {
+        // The application image (6.6 KB) fits both cores' slots; the network core's (49.8 KB) does
+        // not fit image 1's 32 KiB slot, whose max_image_size is 28 KiB (one sector for swap).
+        let url = try Self.package(
+            [("app.bin", 0, "nrf5340dk/nrf5340/cpuapp"), ("net.bin", 1, "nrf5340dk/nrf5340/cpunet")],
+            members: [("app.bin", Self.network), ("net.bin", Self.application)])
+        defer { try? FileManager.default.removeItem(at: url) }
+        let result = try await CLI.run(["-c", "sim?images=2&image-slot-size=1:32768", "--json", "dfu", url.path])
+        #expect(result.status == 5, "stdout: \(result.stdout) stderr: \(result.stderr)")
+        let json = try result.json()
+        #expect(json["ok"] as? Bool == false)
+        let message = try #require(json["message"] as? String)
+        #expect(message.contains("network core"), "\(message)")
+        #expect(message.contains("49815 bytes"), "\(message)")
+        #expect(message.contains("28672 bytes for image 1"), "\(message)")
+        #expect(message.contains("nothing was uploaded"))
+        #expect(!result.stderr.contains("upload_started"), "an upload started: \(result.stderr)")
+        // The same package with room for it goes through.
+        let fits = try await CLI.run(["-c", "sim?images=2&image-slot-size=1:131072", "dfu", url.path])
+        #expect(fits.status == 0, "stderr: \(fits.stderr)")
+    }
+
     @Test("a manifest that lists one image number twice is refused with exit 2")
     func duplicateIndex() async throws {
         let url = try Self.package(

@@ -38,6 +38,32 @@ struct RecoveryCLITests {
         #expect(listed.contains { $0["hash"] as? String == imageHash && $0["active"] as? Bool == true })
     }
 
+    @Test("dfu over a PTY to a device stuck in recovery because its primary image is bad: upload, reset, the application runs it",
+        arguments: ["corrupt", "empty"])
+    func dfuStuckInRecovery(primary: String) async throws {
+        let (server, connection) = try CLI.startSimulator(["--pty", "--recovery", "--recovery-primary", primary])
+        defer { server.terminate() }
+        // Stuck: bs_list lists nothing, and a reset without a new image comes back to recovery.
+        let before = try await CLI.run(["-c", connection, "--json", "image", "list"])
+        #expect(before.status == 0, "stderr: \(before.stderr)")
+        #expect((try before.json()["images"] as? [[String: Any]])?.isEmpty == true)
+        let result = try await CLI.run(["-c", connection, "--json", "dfu", image])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let json = try result.json()
+        #expect(json["recovery"] as? Bool == true)
+        #expect(json["running"] as? Bool == true)
+        #expect(json["upload_skipped"] as? Bool == false)
+        let images = try #require(json["images"] as? [[String: Any]])
+        let slot0 = try #require(images.first { $0["slot"] as? Int == 0 })
+        #expect(slot0["hash"] as? String == imageHash)
+        #expect(slot0["active"] as? Bool == true)
+        let events = result.stderr.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let recovery = try #require(events.first { $0["event"] as? String == "recovery" })
+        #expect((recovery["evidence"] as? [String])?.contains { $0.contains("image list is empty") } == true)
+    }
+
     @Test("dfu in process against sim?recovery with MCUboot 1.8 (no params, no echo)")
     func dfuLegacyInProcess() async throws {
         let result = try await CLI.run(["-c", "sim?recovery&mcuboot-version=1.8", "--timeout", "1", "dfu", image])

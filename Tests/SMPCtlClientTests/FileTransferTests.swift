@@ -99,7 +99,11 @@ struct FileTransferTests {
         options.forcedVersion = version
         let client = try await openClient(InProcessTransport(server: server), options: options)
         let bytes = Self.contents(6_000)
-        let upload = try await client.uploadFile(try Self.localFile(bytes), to: "/lfs/lossy.bin")
+        // One chunk in flight, so each lost answer costs exactly one copy sent again
+        // (WindowedFileUploadTests covers several in flight).
+        var transfer = FileTransferOptions()
+        transfer.window = 1
+        let upload = try await client.uploadFile(try Self.localFile(bytes), to: "/lfs/lossy.bin", options: transfer)
         #expect(upload.check.type == "sha256")
         #expect(await device.file("/lfs/lossy.bin") == bytes)
         // Copies were sent again: more upload requests than the file needs.

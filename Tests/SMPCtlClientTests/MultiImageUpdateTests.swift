@@ -66,4 +66,63 @@ struct MultiImageUpdateTests {
         let uploads = firstChunks.reduce(into: [Int]()) { if $0.last != $1 { $0.append($1) } }
         #expect(uploads == [0, 1], "\(firstChunks)")
     }
+
+    @Test("an image larger than its own core's slot is refused before anything is uploaded, naming the core and the sizes")
+    func networkCoreImageTooLarge() async throws {
+        // nRF5340-like: the network core's slots (image 1) are far smaller than the application's.
+        let app = try TestImage.built(payloadSize: 40 * 1024, seed: 50)
+        let net = try TestImage.built(payloadSize: 30 * 1024, seed: 51)
+        let (device, server) = simulator {
+            $0.imageCount = 2
+            $0.slotSize = 64 * 1024
+            $0.slotSizeByImage = [1: 32 * 1024]
+        }
+        let client = try await openClient(InProcessTransport(server: server))
+        let images = [
+            PackageImage(image: 0, file: app.file, hash: app.hash, version: app.version, core: "application core"),
+            PackageImage(image: 1, file: net.file, hash: net.hash, version: net.version, core: "network core"),
+        ]
+        let error = await capture { _ = try await client.updateImages(images, options: testUpdateOptions()) }
+        await client.close()
+        guard case .verificationFailed(.imageTooLarge, let message)? = error as? SMPClientError else {
+            Issue.record("expected image-too-large, got \(String(describing: error))")
+            return
+        }
+        // max_image_size of image 1: its 32 KiB slot less one 4 KiB sector (swap using move).
+        #expect(message.contains("image 1 (network core)"))
+        #expect(message.contains("\(net.file.length) bytes"))
+        #expect(message.contains("\(28 * 1024) bytes for image 1 (max_image_size)"))
+        #expect(!message.contains("image 0"), "the application image fits its 64 KiB slot: \(message)")
+        #expect(await uploadRequests(device).isEmpty, "something was uploaded")
+    }
+
+    @Test("the check is per core: an application image larger than the network core's slot still goes to image 0")
+    func perCoreLimits() async throws {
+        let app = try TestImage.built(payloadSize: 40 * 1024, seed: 52)
+        let net = try TestImage.built(payloadSize: 10 * 1024, seed: 53)
+        let (device, server) = simulator {
+            $0.imageCount = 2
+            $0.slotSize = 64 * 1024
+            $0.slotSizeByImage = [1: 32 * 1024]
+        }
+        let client = try await openClient(InProcessTransport(server: server))
+        let report = try await client.updateImages(
+            [
+                PackageImage(image: 0, file: app.file, hash: app.hash, version: app.version),
+                PackageImage(image: 1, file: net.file, hash: net.hash, version: net.version),
+            ], options: testUpdateOptions())
+        await client.close()
+        #expect(report.running && report.confirmed)
+        #expect(await device.flashContents(slot: 2).count == 32 * 1024)
+    }
+
+    @Test("without slot info (rc 8) the sizes are not checked and the update goes on")
+    func noSlotInfo() async throws {
+        let (application, network) = try Self.images()
+        let (_, server) = simulator { $0.imageCount = 2; $0.supportsSlotInfo = false }
+        let client = try await openClient(InProcessTransport(server: server))
+        let report = try await client.updateImages([application, network], options: testUpdateOptions())
+        await client.close()
+        #expect(report.running)
+    }
 }

@@ -179,6 +179,39 @@ struct SerialRecoveryTests {
         #expect(await device.inRecovery)
     }
 
+    @Test("an empty or corrupt primary at start: bs_list lists no image, a reset stays in recovery, an upload gets it out",
+        arguments: [SimulatedPrimaryImage.empty, .corrupt])
+    func stuckWithBadPrimary(primary: SimulatedPrimaryImage) async throws {
+        let device = Self.recoveryDevice { $0.primaryImage = primary }
+        #expect(await device.inRecovery)
+        let slot0 = await device.flashContents(slot: 0)
+        switch primary {
+        case .empty: #expect(slot0.allSatisfy { $0 == 0xFF })
+        default:
+            // The header is intact (IMAGE_MAGIC 0x96f3b83d little-endian); only the payload changed.
+            #expect(Array(slot0.prefix(4)) == [0x3D, 0xB8, 0xF3, 0x96])
+        }
+        let list = try #require(try await Self.answer(device, ImageManagement.StateReadRequest()))
+        #expect(list["images"]?.arrayValue?.isEmpty == true)
+        // CONFIG_BOOT_SERIAL_NO_APPLICATION: nothing validates, so the boot enters recovery again.
+        _ = try await Self.answer(device, OSManagement.ResetRequest())
+        #expect(await device.inRecovery)
+        let image = try SimFixture.testImage()
+        try await SMPCtlSimulatorTests.upload(device, image, chunk: 400)
+        _ = try await Self.answer(device, OSManagement.ResetRequest())
+        #expect(await device.inRecovery == false)
+        #expect(await device.slotStates.first { $0.slot == 0 }?.hash == SimFixture.imageHash)
+    }
+
+    @Test("a valid primary at start (the default) is listed and boots on reset")
+    func validPrimary() async throws {
+        let device = Self.recoveryDevice { $0.primaryImage = .valid }
+        let list = try #require(try await Self.answer(device, ImageManagement.StateReadRequest()))
+        #expect(list["images"]?.arrayValue?.count == 1)
+        _ = try await Self.answer(device, OSManagement.ResetRequest())
+        #expect(await device.inRecovery == false)
+    }
+
     @Test("bootloader info where the port is built with it: MCUboot and its mode")
     func bootloaderInfo() async throws {
         let built = Self.recoveryDevice { $0.bootloaderInfo = true }

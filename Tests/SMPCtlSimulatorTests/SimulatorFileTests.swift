@@ -39,6 +39,41 @@ struct SimulatorFileTests {
             == .smp(SMPReturnCode(rawValue: 1)))
     }
 
+    @Test("a window with a lost chunk: each chunk behind it is refused with the same len, then the lost one is taken")
+    func windowBehindALostChunk() async throws {
+        let device = SimulatedDevice()
+        let name = "/lfs/w.bin"
+        _ = try success(try await call(device, FileManagement.UploadRequest(name: name, offset: 0, data: [1, 2], length: 8)))
+        // The chunk at 2 is lost; those at 4 and 6 arrive. fs_mgmt.c refuses both with len 2: the
+        // first closes the file (fs_mgmt_cleanup), the second reopens it and takes its length.
+        for (sequence, offset) in [(UInt8(2), 4), (3, 6)] {
+            let packet = try await exchange(
+                device, FileManagement.UploadRequest(name: name, offset: offset, data: [9, 9]).packet(sequence: sequence))
+            let map = try SMPResponseDecoder.map(from: packet.body)
+            #expect(try SMPResponseDecoder.deviceError(in: map, header: packet.header)?.kind == .group(.fs, 11))
+            #expect(try map.optionalUInt("len") == 2)
+        }
+        #expect(await device.file(name) == [1, 2])
+        for (offset, data) in [(2, [UInt8]([3, 4])), (4, [5, 6]), (6, [7, 8])] {
+            #expect(try success(try await call(device, FileManagement.UploadRequest(name: name, offset: offset, data: data))).offset
+                == offset + 2)
+        }
+        #expect(await device.file(name) == [1, 2, 3, 4, 5, 6, 7, 8])
+    }
+
+    @Test("a lost request is never handled: no answer, no state change, counted")
+    func lostRequest() async throws {
+        var configuration = SimulatorConfiguration()
+        configuration.requestLossRate = 1
+        let device = SimulatedDevice(configuration: configuration)
+        let output = await device.handle(
+            FileManagement.UploadRequest(name: "/lfs/x", offset: 0, data: [1], length: 1).packet(sequence: 1).bytes)
+        #expect(output.responses.isEmpty)
+        #expect(await device.file("/lfs/x") == nil)
+        #expect(await device.lostRequestCount == 1)
+        #expect(await device.requestLog.isEmpty)
+    }
+
     @Test("upload and download refuse what Zephyr refuses, with its codes in v2 and v1")
     func refusals() async throws {
         let device = SimulatedDevice()
