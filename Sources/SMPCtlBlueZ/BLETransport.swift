@@ -26,6 +26,9 @@ public actor BLETransport: SMPTransport {
         /// controller may report a device's advertising once per scan, and a busy host can lose
         /// that report (the kernel restarts an LE scan by itself only about every 10 s).
         public var rescanInterval: Duration = .seconds(4)
+        /// While waiting for `ServicesResolved`, how often the device's properties are read again
+        /// in case bluetoothd changed them without a `PropertiesChanged` signal.
+        public var propertyResyncInterval: Duration = .seconds(1)
         /// How long `Connect` may take, and then again how long resolving services may take.
         public var connectTimeout: Duration = .seconds(30)
         /// How long each GATT setup call may take: `StopNotify`/`AcquireNotify` or `StartNotify`
@@ -361,11 +364,29 @@ public actor BLETransport: SMPTransport {
                 throw Self.dropped(.connect, address: address)
             }
         }
+        let resync = configuration.propertyResyncInterval
         switch await Phase.run(within: bound, watch: watch, { () async throws(DBusError) -> Bool in
-            await model.wait(timeout: Phase.callTimeout(bound)) { model -> Bool? in
-                guard let info = model.device(at: devicePath), info.connected, info.servicesResolved else { return nil }
-                return true
-            } ?? false
+            // bluetoothd does not always say so: in the VM, when the ATT channel came up before the
+            // kernel's Device Connected event, it logged `device_add_connection() ... is already
+            // connected` and emitted neither `Connected` nor `ServicesResolved` as true, although
+            // `Properties.Get` returned both true (scripts/ble-vm/README.md). Waiting for the signal
+            // alone then stalls until the deadline; so the device's properties are read again every
+            // `propertyResyncInterval` until the phase's own deadline ends the wait.
+            let clock = ContinuousClock()
+            let deadline = clock.now + Phase.callTimeout(bound)
+            while clock.now < deadline {
+                let slice = min(resync, deadline - clock.now)
+                let resolved = await model.wait(timeout: slice) { model -> Bool? in
+                    guard let info = model.device(at: devicePath), info.connected, info.servicesResolved else { return nil }
+                    return true
+                }
+                if resolved == true { return true }
+                if Task.isCancelled { return false }
+                if let current = try? await proxy.properties(timeout: max(.milliseconds(100), min(resync, deadline - clock.now))) {
+                    await model.refresh(path: devicePath, interface: BlueZ.deviceInterface, properties: current)
+                }
+            }
+            return false
         }) {
         case .answered(.success(true)):
             break

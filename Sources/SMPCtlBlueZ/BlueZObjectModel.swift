@@ -108,6 +108,12 @@ public actor BlueZObjectModel {
         tasks = []
     }
 
+    /// Replaces the cached properties of `interface` at `path` with ones read from bluetoothd, for a
+    /// change whose `PropertiesChanged` never came (see ``BLETransport``'s wait for `ServicesResolved`).
+    public func refresh(path: String, interface: String, properties: [String: DBusValue]) {
+        addInterfaces(path: path, interfaces: [interface: properties])
+    }
+
     private func merge(_ snapshot: [String: [String: [String: DBusValue]]]) {
         for (path, interfaces) in snapshot { addInterfaces(path: path, interfaces: interfaces) }
     }

@@ -132,6 +132,18 @@ public struct BlueZDeviceProxy: Sendable {
             timeout: timeout)
     }
 
+    /// Every `Device1` property as bluetoothd has it now (`Properties.GetAll`), for re-reading a
+    /// state whose `PropertiesChanged` never came.
+    public func properties(timeout: Duration = .seconds(5)) async throws(DBusError) -> [String: DBusValue] {
+        let reply = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: DBusInterface.properties, member: "GetAll",
+            arguments: [.string(BlueZ.deviceInterface)], timeout: timeout)
+        guard let dictionary = reply.first?.stringKeyedDictionary else {
+            throw DBusError(.invalidReply, "Properties.GetAll of \(path) returned no dictionary")
+        }
+        return dictionary.mapValues(\.unwrapped)
+    }
+
     public func disconnect() async throws(DBusError) {
         _ = try await bus.call(
             destination: BlueZ.serviceName, path: path, interface: BlueZ.deviceInterface, member: "Disconnect",

@@ -24,7 +24,7 @@ extension SMPClientError {
             case .noAnswerAfterReset: return .verification(.noAnswerAfterReset)
             case .notRunningAfterReset: return .verification(.notRunningAfterReset)
             case .uploadNotListed: return .verification(.uploadNotListed)
-            case .notConfirmed, .offsetBeyondSent, .dataMismatch, .contradictoryImageList: return .verification(.other)
+            case .notConfirmed, .offsetBeyondSent, .dataMismatch, .contradictoryImageList, .imageTooLarge: return .verification(.other)
             }
         case .invalidInput(let text):
             return .invalidInput(text)

@@ -84,6 +84,27 @@ struct BLEConnectPhaseTests {
         }
     }
 
+    @Test("a link that bluetoothd brings up without PropertiesChanged is found by reading its properties again")
+    func silentLinkSignals() async throws {
+        var options = FakeBlueZOptions()
+        options.silentLinkSignals = true
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            var configuration = BLETransport.Configuration(target: "smp-sim", busAddress: setup.bus.address)
+            configuration.connectTimeout = .seconds(20)
+            configuration.propertyResyncInterval = .milliseconds(300)
+            let transport = BLETransport(configuration: configuration)
+            let client = SMPClient(transport: transport, options: testClientOptions())
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await client.open()
+            let elapsed = clock.now - start
+            #expect(try await client.send(OSManagement.EchoRequest("silent")).text == "silent")
+            await client.close()
+            // Without the re-read, the open waits out the 20 s bound and fails (as it did in the VM).
+            #expect(elapsed < .seconds(8), "the open took \(elapsed)")
+        }
+    }
+
     @Test("after a stalled phase the next open works when bluetoothd answers again")
     func recoversAfterStall() async throws {
         try await FakeBluetoothSetup.run { setup in
