@@ -2,7 +2,8 @@
 // (SMPCtlDiagnosis DoctorYAML.parse; only the public entry point and node API are used, so the
 // target survives a change of parser).
 //
-// Invariants: parsing never traps; every mapping entry's line lies within the document.
+// Invariants: parsing never traps (it may refuse the text with a typed error); every mapping
+// entry's line lies within the document.
 
 import FuzzSupport
 @_spi(Fuzzing) import SMPCtlDiagnosis
@@ -11,7 +12,12 @@ import FuzzSupport
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: fuzzBytes(data, size), as: UTF8.self)
     let lineCount = text.split(separator: "\n", omittingEmptySubsequences: false).count
-    let node = DoctorYAML.parse(text)
+    let node: DoctorYAMLNode
+    do {
+        node = try DoctorYAML.parse(text)
+    } catch {
+        return 0  // Refused: too large, too deep, an alias bomb, or not YAML.
+    }
     walk(node, lineCount: lineCount, depth: 0)
     // What the doctor reads from a Partition Manager file.
     for entry in (node["partitions"]?.entries ?? node.entries) {
