@@ -106,7 +106,7 @@ extension SMPClient {
                     + "but the first upload request needs at least \(needed) bytes: raise CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE (and the transport's MTU) on the device")
         }
         let reader = try FirmwareReader(file: file)
-        let windowSize = max(1, options.window ?? defaultUploadWindow)
+        let windowSize = max(1, options.window ?? self.options.uploadWindow ?? defaultUploadWindow)
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = options.deadline.map { start + $0 }

@@ -194,18 +194,27 @@ public struct ConnectionError: Error, Sendable, Equatable, CustomStringConvertib
 public func resolveConnection(
     _ option: String?, environment: [String: String]
 ) throws(ConnectionError) -> ConnectionSpec {
+    try resolveConnectionAndProfile(option, environment: environment).spec
+}
+
+/// Resolves the connection as ``resolveConnection(_:environment:)`` does, and returns the
+/// profile's options with it when the connection names a profile.
+public func resolveConnectionAndProfile(
+    _ option: String?, environment: [String: String]
+) throws(ConnectionError) -> ResolvedConnection {
     guard let text = option ?? environment["SMPCTL_CONNECTION"], !text.isEmpty else {
         throw ConnectionError("no connection given.\n" + ConnectionSpec.forms)
     }
-    if let spec = try ConnectionSpec.parse(text) { return spec }
-    let profiles: [String: String]
+    if let spec = try ConnectionSpec.parse(text) { return ResolvedConnection(spec: spec) }
+    let store = ProfileStore(environment: environment)
+    let profiles: [String: Profile]
     do {
-        profiles = try ProfileStore(environment: environment).load()
+        profiles = try store.load()
     } catch {
         throw ConnectionError("cannot read profiles: \(error)")
     }
-    guard let uri = profiles[text] else {
-        throw ConnectionError("\"\(text)\" is neither a connection nor a saved profile.\n" + ConnectionSpec.forms)
+    guard let profile = profiles[text] else {
+        throw ConnectionError("\"\(text)\" is neither a connection nor a profile saved in \(store.url.path).\n" + ConnectionSpec.forms)
     }
-    return try ProfileStore.connection(named: text, uri: uri)
+    return try ProfileStore.resolve(named: text, profile)
 }
