@@ -114,7 +114,8 @@ struct Output: Sendable {
         let status = ExitStatus(error)
         var fields: [String: JSONValue] = ["error": .string(Self.kind(error))]
         if let hint { fields["hint"] = .string(hint) }
-        defer { if let hint, !json { Self.diagnostic("  note: \(hint)") } }
+        var noteHint = hint
+        defer { if let noteHint, !json { Self.diagnostic("  note: \(noteHint)") } }
         if case .device(let deviceError) = error {
             fields["device_error"] = Self.json(deviceError)
         }
@@ -135,6 +136,8 @@ struct Output: Sendable {
             return
         }
         var lines = ExplanationFormat.lines(explanation, causeLimit: 3, indent: "  ")
+        // Said once: the explanation may already name what the hint says (`sim?state=`).
+        if lines.contains(where: { $0.contains("sim?state=") }) { noteHint = nil }
         if case .device = error, let first = lines.first {
             // The explanation's first line names the code with its context: it is the headline,
             // said once.
