@@ -23,7 +23,7 @@ struct ProfileCommand: ParsableCommand {
         @OptionGroup var resend: RetriesOption
         @Option(help: ArgumentHelp("Upload chunks kept in flight by image upload and dfu (1 to 32).", valueName: "n"))
         var window: Int?
-        @Option(help: ArgumentHelp("The BlueZ adapter of a ble: connection, such as hci1.", valueName: "hciN"))
+        @Option(help: ArgumentHelp("The BlueZ adapter of a ble: connection, such as hci1.", valueName: "hciN"), completion: Completion.adapter)
         var adapter: String?
         @OptionGroup var output: OutputOptions
 

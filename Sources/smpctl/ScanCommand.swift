@@ -22,7 +22,7 @@ struct ScanCommand: AsyncParsableCommand {
     /// --timeout 2` scanned for 10 s and printed lines).
     @OptionGroup var wait: TimeoutOption
 
-    @Option(help: ArgumentHelp("The adapter to scan with, such as hci1.", valueName: "hciN"))
+    @Option(help: ArgumentHelp("The adapter to scan with, such as hci1.", valueName: "hciN"), completion: Completion.adapter)
     var adapter: String?
 
     @OptionGroup var output: OutputOptions
