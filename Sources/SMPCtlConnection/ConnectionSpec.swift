@@ -24,7 +24,7 @@ public enum ConnectionSpec: Equatable, Sendable {
 
     public static let forms = """
         Accepted connection forms:
-          sim                              the embedded device simulator (no hardware)
+          sim[?state=FILE]                 the embedded device simulator (no hardware); new for each command unless state=FILE keeps it
           udp:HOST[:PORT][?mtu=N]          SMP over UDP (default port 1337; the largest datagram is learned, or N; IPv6 as udp:[::1]:1337)
           serial:PATH[?baud=N]             SMP console framing on a serial port (default 115200 baud)
           ble:NAME-OR-ADDRESS[?adapter=hciN][&write=dbus][&pair=yes]  Bluetooth LE through BlueZ (bluetoothd over D-Bus; pair=yes pairs when the device requires it)

@@ -121,7 +121,7 @@ struct LinkOptions: ParsableArguments {
         name: [.customShort("c"), .long],
         help: ArgumentHelp(
             "The device connection: sim, udp:HOST[:PORT], serial:PATH[?baud=N], ble:NAME-OR-ADDRESS, or a profile name.",
-            discussion: "Defaults to the SMPCTL_CONNECTION environment variable.",
+            discussion: "Defaults to the SMPCTL_CONNECTION environment variable. A profile's timeout, retries, window and adapter apply unless given here. sim?state=FILE keeps the simulator between commands.",
             valueName: "uri"),
         completion: Completion.connection)
     var connection: String?
