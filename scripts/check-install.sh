@@ -6,7 +6,9 @@
 #    not found through the build tree, where SwiftPM's Bundle.module would look);
 #  - the man pages and the bash, zsh and fish completion scripts are in place.
 # It builds the release binary (scripts/release.sh) unless SMPCTL_SKIP_BUILD=1 and one exists.
-# Not part of scripts/test.sh: the static release build takes minutes.
+# SMPCTL_RELEASE_BUILD names the scratch folder of that build (default .build-release);
+# scripts/test.sh sets it to .build after the BLE VM phase, whose scripts/ble-vm/ci.sh builds the
+# same static binary there, so CI builds it once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"

@@ -2,7 +2,11 @@
 # Builds the release smpctl with the Swift runtime and Foundation linked in (--static-swift-stdlib),
 # so it runs where no Swift toolchain is installed, and prints its path, size and SHA-256.
 # The build goes to $SMPCTL_RELEASE_BUILD (default .build-release): --static-swift-stdlib compiles
-# every module again anyway, and apart from .build it never holds the debug build's lock.
+# every module again anyway, and apart from .build it never holds the debug build's lock, nor
+# fights over .build/release with the non-static release build of Benchmarks/run.py (other flags:
+# each would rebuild everything). CI shares one build instead: scripts/ble-vm/ci.sh runs the same
+# command in .build (swift build -c release --static-swift-stdlib --product smpctl), and
+# scripts/test.sh then runs this with SMPCTL_RELEASE_BUILD=.build, which finds nothing to rebuild.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch="${SMPCTL_RELEASE_BUILD:-.build-release}"

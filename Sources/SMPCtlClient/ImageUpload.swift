@@ -140,7 +140,7 @@ extension SMPClient {
                 "the device's SMP buffer (buf_size \(reported) in mcumgr params) allows requests of \(packetLimit) bytes on this link, "
                     + "but the first upload request needs at least \(needed) bytes: raise CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE (and the transport's MTU) on the device")
         }
-        var settings = ChunkedUploadSettings(window: max(1, options.window ?? defaultUploadWindow))
+        var settings = ChunkedUploadSettings(window: max(1, options.window ?? self.options.uploadWindow ?? defaultUploadWindow))
         settings.alignment = options.alignment
         settings.firstChunkTimeout = options.firstChunkTimeout
         settings.reconnectAttempts = options.reconnectAttempts

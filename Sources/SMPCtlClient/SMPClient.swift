@@ -27,6 +27,9 @@ public struct SMPClientOptions: Sendable {
     public var logsFrames = true
     /// Receives notable events (retries, busy back-off, reconnects) for progress displays.
     public var notice: (@Sendable (SMPClientNotice) -> Void)?
+    /// Upload chunks kept in flight when an upload's ``UploadOptions/window`` is not set (a saved
+    /// profile's window); `nil` uses ``SMPClient/defaultUploadWindow``.
+    public var uploadWindow: Int?
 
     public init() {}
 }

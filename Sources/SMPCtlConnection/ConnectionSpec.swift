@@ -24,7 +24,7 @@ public enum ConnectionSpec: Equatable, Sendable {
 
     public static let forms = """
         Accepted connection forms:
-          sim                              the embedded device simulator (no hardware)
+          sim[?state=FILE]                 the embedded device simulator (no hardware); new for each command unless state=FILE keeps it
           udp:HOST[:PORT][?mtu=N]          SMP over UDP (default port 1337; the largest datagram is learned, or N; IPv6 as udp:[::1]:1337)
           serial:PATH[?baud=N]             SMP console framing on a serial port (default 115200 baud)
           ble:NAME-OR-ADDRESS[?adapter=hciN][&write=dbus][&pair=yes]  Bluetooth LE through BlueZ (bluetoothd over D-Bus; pair=yes pairs when the device requires it)
@@ -194,18 +194,27 @@ public struct ConnectionError: Error, Sendable, Equatable, CustomStringConvertib
 public func resolveConnection(
     _ option: String?, environment: [String: String]
 ) throws(ConnectionError) -> ConnectionSpec {
+    try resolveConnectionAndProfile(option, environment: environment).spec
+}
+
+/// Resolves the connection as ``resolveConnection(_:environment:)`` does, and returns the
+/// profile's options with it when the connection names a profile.
+public func resolveConnectionAndProfile(
+    _ option: String?, environment: [String: String]
+) throws(ConnectionError) -> ResolvedConnection {
     guard let text = option ?? environment["SMPCTL_CONNECTION"], !text.isEmpty else {
         throw ConnectionError("no connection given.\n" + ConnectionSpec.forms)
     }
-    if let spec = try ConnectionSpec.parse(text) { return spec }
-    let profiles: [String: String]
+    if let spec = try ConnectionSpec.parse(text) { return ResolvedConnection(spec: spec) }
+    let store = ProfileStore(environment: environment)
+    let profiles: [String: Profile]
     do {
-        profiles = try ProfileStore(environment: environment).load()
+        profiles = try store.load()
     } catch {
         throw ConnectionError("cannot read profiles: \(error)")
     }
-    guard let uri = profiles[text] else {
-        throw ConnectionError("\"\(text)\" is neither a connection nor a saved profile.\n" + ConnectionSpec.forms)
+    guard let profile = profiles[text] else {
+        throw ConnectionError("\"\(text)\" is neither a connection nor a profile saved in \(store.url.path).\n" + ConnectionSpec.forms)
     }
-    return try ProfileStore.connection(named: text, uri: uri)
+    return try ProfileStore.resolve(named: text, profile)
 }

@@ -13,6 +13,9 @@ public struct DeviceFacts: Sendable, Hashable {
     public enum Link: String, Sendable, Hashable {
         /// `-c sim`: a simulator inside this smpctl process, created empty for each command.
         case inProcessSimulator = "in-process-simulator"
+        /// `-c 'sim?state=FILE'`: the in-process simulator, loaded from FILE and saved to it, so it
+        /// keeps what earlier commands did.
+        case savedSimulator = "saved-simulator"
         case udp, serial, ble
     }
 
@@ -168,6 +171,7 @@ public enum DeviceStateRanking {
             parts.append(mine.isEmpty ? "no image listed for image \(facts.image)" : mine.prefix(4).map(describe).joined(separator: ", "))
         }
         if facts.link == .inProcessSimulator { parts.append("in-process simulator (-c sim)") }
+        if facts.link == .savedSimulator { parts.append("in-process simulator kept in a state file (-c 'sim?state=FILE')") }
         return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 
@@ -210,7 +214,7 @@ public enum DeviceStateRanking {
             verdict.stateCauses.append(stateCause(
                 "state-sim-starts-empty",
                 "`-c sim` runs a simulator inside this smpctl process, and it starts empty for each command: an image uploaded by an earlier command is gone\(secondaryEmpty ? " (slot 1 is empty)" : "").",
-                check: "Do the whole update in one command (`smpctl -c sim dfu FILE`), or start `smpctl simulate --udp 127.0.0.1:0` and use the connection it prints for every command: it keeps its state."))
+                check: "Do the whole update in one command (`smpctl -c sim dfu FILE`), give every command `-c 'sim?state=FILE'` (the simulator is loaded from FILE and saved to it), or start `smpctl simulate --udp 127.0.0.1:0` and use the connection it prints for every command: it keeps its state."))
             // A simulator has no flash drivers or partition layouts to blame.
             verdict.ruledOut.formUnion(["image-not-valid-in-slot"])
             return

@@ -295,7 +295,7 @@ struct FleetDeviceUpdate: Sendable {
             change(journal: false) { record in
                 record.phase = nil
                 record.finished = Date().timeIntervalSince1970
-                record.seconds = seconds
+                record.updateSeconds = seconds
                 switch outcome {
                 case .success(.upToDate(let reason, let slots, let plans)):
                     record.state = .upToDate

@@ -90,8 +90,8 @@ public struct FleetDeviceReport: Sendable, Codable, Equatable {
     public var attempts: Int = 0
     public var started: Double?
     public var finished: Double?
-    /// Seconds the last try took.
-    public var seconds: Double?
+    /// Seconds the last try took (`update_seconds`; older journals and reports say `seconds`, which is still read).
+    public var updateSeconds: Double?
     public var uploadedBytes: Int = 0
     /// Where the device resumed an earlier upload, when it did.
     public var resumedFrom: Int?
@@ -114,6 +114,45 @@ public struct FleetDeviceReport: Sendable, Codable, Equatable {
         self.targets = targets
         self.state = state
         self.updated = updated
+    }
+
+    /// The names as the synthesized encoding writes them (the coders convert to and from snake_case).
+    enum CodingKeys: String, CodingKey {
+        case name, connection, labels, targets, state, phase, reason, images, attempts, started, finished
+        case updateSeconds, uploadedBytes, resumedFrom, retries, reconnects, failure, finalSlots, log, source, updated
+    }
+
+    /// The key of the last try's duration in journals and reports written before `update_seconds`.
+    private enum LegacyKeys: String, CodingKey {
+        case seconds
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        connection = try container.decode(String.self, forKey: .connection)
+        labels = try container.decode([String: String].self, forKey: .labels)
+        targets = try container.decode([FleetTargetReport].self, forKey: .targets)
+        state = try container.decode(FleetDeviceState.self, forKey: .state)
+        phase = try container.decodeIfPresent(String.self, forKey: .phase)
+        reason = try container.decodeIfPresent(String.self, forKey: .reason)
+        images = try container.decodeIfPresent([FleetImagePlan].self, forKey: .images)
+        attempts = try container.decodeIfPresent(Int.self, forKey: .attempts) ?? 0
+        started = try container.decodeIfPresent(Double.self, forKey: .started)
+        finished = try container.decodeIfPresent(Double.self, forKey: .finished)
+        updateSeconds = try container.decodeIfPresent(Double.self, forKey: .updateSeconds)
+        if updateSeconds == nil {
+            updateSeconds = try decoder.container(keyedBy: LegacyKeys.self).decodeIfPresent(Double.self, forKey: .seconds)
+        }
+        uploadedBytes = try container.decodeIfPresent(Int.self, forKey: .uploadedBytes) ?? 0
+        resumedFrom = try container.decodeIfPresent(Int.self, forKey: .resumedFrom)
+        retries = try container.decodeIfPresent(Int.self, forKey: .retries) ?? 0
+        reconnects = try container.decodeIfPresent(Int.self, forKey: .reconnects) ?? 0
+        failure = try container.decodeIfPresent(FleetFailureReport.self, forKey: .failure)
+        finalSlots = try container.decodeIfPresent([FleetSlotReport].self, forKey: .finalSlots)
+        log = try container.decodeIfPresent(String.self, forKey: .log)
+        source = try container.decodeIfPresent(String.self, forKey: .source)
+        updated = try container.decode(Double.self, forKey: .updated)
     }
 }
 
@@ -297,7 +336,7 @@ public enum FleetJUnit {
         for device in report.devices {
             let group = [device.labels["site"], device.labels["gateway"]].compactMap { $0 }.joined(separator: ".")
             let classname = group.isEmpty ? "fleet" : "fleet.\(group)"
-            out += "    <testcase classname=\"\(escape(classname))\" name=\"\(escape(device.name))\" time=\"\(format(device.seconds ?? 0))\">\n"
+            out += "    <testcase classname=\"\(escape(classname))\" name=\"\(escape(device.name))\" time=\"\(format(device.updateSeconds ?? 0))\">\n"
             switch device.state {
             case .done, .upToDate:
                 break

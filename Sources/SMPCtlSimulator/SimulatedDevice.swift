@@ -131,6 +131,11 @@ public actor SimulatedDevice {
     public internal(set) var lastCompletedUpload: SimulatorCompletedUpload?
 
     public init(configuration: SimulatorConfiguration = SimulatorConfiguration()) {
+        self.init(configuration: configuration, checkedState: nil)
+    }
+
+    /// The factory state, or `state` (already checked against the configuration) over it.
+    init(configuration: SimulatorConfiguration, checkedState state: SimulatedDeviceState?) {
         self.configuration = configuration
         let slots = configuration.slotCount
         var flash: [[UInt8]] = []
@@ -173,6 +178,25 @@ public actor SimulatedDevice {
             generators[fault] = SimulatorRandom(seed: configuration.faultSeed ^ fault.seedSalt)
         }
         faultGenerators = generators
+        if let state {
+            for (slot, data) in state.slots.enumerated() where slot < flash.count {
+                var contents = [UInt8](repeating: 0xFF, count: flash[slot].count)
+                let count = min(data.count, contents.count)
+                contents.replaceSubrange(0..<count, with: data[0..<count])
+                flash[slot] = contents
+            }
+            self.flash = flash
+            boot = state.boot.map { saved in
+                BootState(pending: saved.pending.map { $0 == .test ? .test : .permanent }, revertArmed: saved.revertArmed)
+            }
+            upload = state.upload.map { UploadSession(image: $0.image, slot: $0.slot, offset: $0.offset, length: $0.length, sha: $0.sha) }
+            markOrder = state.markOrder
+            inRecovery = state.inRecovery && configuration.recovery != nil
+            dateTime = state.dateTime
+            settingsRuntime = state.settingsRuntime
+            settingsStored = state.settingsStored
+            files = state.files
+        }
     }
 
     /// The random link faults, each with its own generator.

@@ -35,6 +35,17 @@ enum Completion {
             bluetooth: { bluetoothDevices(within: bluetoothBudget) })
     }
 
+    /// `--adapter`: the Bluetooth controllers the kernel lists (`/sys/class/bluetooth/hciN`).
+    static let adapter = CompletionKind.custom { _, _, prefix in
+        adapters(in: "/sys/class/bluetooth").filter { $0.hasPrefix(prefix) }
+    }
+
+    /// The adapter names in `folder` (`hci0`, not the `hci0:1` entries of its connections), at most 64.
+    static func adapters(in folder: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return Array(names.filter { $0.hasPrefix("hci") && $0.dropFirst(3).allSatisfy(\.isNumber) && $0.count > 3 }.sorted().prefix(64))
+    }
+
     /// `profile remove NAME`: the saved profiles.
     static let profileName = CompletionKind.custom { _, _, prefix in
         profiles(environment: ProcessInfo.processInfo.environment).filter { $0.hasPrefix(prefix) }

@@ -110,7 +110,7 @@ enum DeviceFactsReader {
 extension DeviceFacts.Link {
     init(_ connection: ConnectionSpec) {
         switch connection {
-        case .simulator: self = .inProcessSimulator
+        case .simulator(let options): self = options["state"] == nil ? .inProcessSimulator : .savedSimulator
         case .udp: self = .udp
         case .serial: self = .serial
         case .ble: self = .ble

@@ -17,7 +17,7 @@ enum FleetEvents {
             ]
             if device.state != .active {
                 object["reason"] = device.reason.json
-                object["update_seconds"] = device.seconds.map(JSONValue.double) ?? .null
+                object["update_seconds"] = device.updateSeconds.map(JSONValue.double) ?? .null
                 if let failure = device.failure {
                     object["error"] = .string(failure.kind)
                     object["error_name"] = failure.errorName.json
@@ -49,7 +49,7 @@ enum FleetEvents {
             return canary ? "canary: \(devices.joined(separator: ", "))" : "wave \(number): \(devices.count) device\(devices.count == 1 ? "" : "s")"
         case .device(let device):
             guard device.state != .active else { return nil }
-            let time = device.seconds.map { String(format: " (%.1f s)", $0) } ?? ""
+            let time = device.updateSeconds.map { String(format: " (%.1f s)", $0) } ?? ""
             return "\(device.name): \(device.state.rawValue)\(device.reason.map { ": \($0)" } ?? "")\(time)"
         case .halted(let reason):
             return "halted: \(reason)"
@@ -146,7 +146,7 @@ final class FleetLiveView: Sendable {
                     state.order.removeAll { $0 == device.name }
                     state.totals.add(device.state)
                     state.finished += 1
-                    state.finishedSeconds += device.seconds ?? 0
+                    state.finishedSeconds += device.updateSeconds ?? 0
                     if device.state.isProblem {
                         state.messages.append("\(device.name): \(device.state.rawValue): \(device.reason ?? "")")
                     }

@@ -18,8 +18,13 @@ struct GlobalOptions: ParsableArguments {
     @OptionGroup var verbosity: VerboseOption
 
     var connection: String? { link.connection }
-    var timeout: Double { link.timeout }
-    var retries: Int { link.retries }
+    /// `--timeout`, else the profile's, else 20 s.
+    var timeout: Double { link.wait.timeout ?? profileOptions.timeout ?? TimeoutOption.defaultSeconds }
+    /// `--retries`, else the profile's, else 3.
+    var retries: Int { link.resend.retries ?? profileOptions.retries ?? RetriesOption.defaultCount }
+    /// The options of the profile `-c` names (empty for a connection string, or when it does not resolve:
+    /// `withClient` reports that).
+    var profileOptions: ProfileOptions { (try? resolveConnectionAndProfile(connection))?.options ?? ProfileOptions() }
     var verbose: Bool { verbosity.verbose }
     var smpVersion: Int? { version.smpVersion }
     var json: Bool { output.json }
@@ -29,6 +34,8 @@ struct GlobalOptions: ParsableArguments {
         var options = SMPClientOptions()
         options.timeout = .milliseconds(Int(timeout * 1000))
         options.retries = retries
+        // The profile's window; an upload's own --window wins over it.
+        options.uploadWindow = profileOptions.window
         if let smpVersion { options.forcedVersion = smpVersion == 1 ? .v1 : .v2 }
         if verbose {
             options.log = { line in Output.diagnostic(line) }
@@ -57,21 +64,28 @@ struct GlobalOptions: ParsableArguments {
             throw CommandFailure(status: .usage)
         }
         let client = SMPClient(transport: transport, options: clientOptions)
+        let result: T
         do {
             try await client.open()
-            let result = try await body(client, output)
+            result = try await body(client, output)
             if let ble = transport as? BLETransport { await Self.describeLink(ble, output: output) }
             await Interruption.uncancelled { await client.close() }
-            return result
         } catch {
             // A device error is judged with the device's state, read before the connection closes.
             let target = meant?()
             let facts = await DeviceFactsReader.read(
                 after: error, client: client, connection: spec, image: target?.image ?? 0, hashSent: target?.hash)
             await Interruption.uncancelled { await client.close() }
-            output.report(error, operation: operation, facts: facts)
+            output.report(error, operation: operation, facts: facts, hint: SimulatorStateFile.hint(for: error, connection: spec))
+            if let failure = (transport as? SimulatorStateTransport)?.saveFailure { Output.diagnostic("smpctl: error: \(failure.message)") }
             throw CommandFailure(status: ExitStatus(error))
         }
+        // `sim?state=FILE`: the command did not do its whole work if the state it left is not saved.
+        if let failure = (transport as? SimulatorStateTransport)?.saveFailure {
+            output.fail(status: .failure, message: failure.message, fields: ["error": "simulator-state"])
+            throw CommandFailure(status: .failure)
+        }
+        return result
     }
 }
 
@@ -116,22 +130,40 @@ struct LinkOptions: ParsableArguments {
         name: [.customShort("c"), .long],
         help: ArgumentHelp(
             "The device connection: sim, udp:HOST[:PORT], serial:PATH[?baud=N], ble:NAME-OR-ADDRESS, or a profile name.",
-            discussion: "Defaults to the SMPCTL_CONNECTION environment variable.",
+            discussion: "Defaults to the SMPCTL_CONNECTION environment variable. A profile's timeout, retries, window and adapter apply unless given here. sim?state=FILE keeps the simulator between commands.",
             valueName: "uri"),
         completion: Completion.connection)
     var connection: String?
 
-    @Option(help: ArgumentHelp(
-        "The longest wait in seconds for a response, per request in flight; below it the wait adapts to the measured round trip and the link.",
-        valueName: "seconds"))
-    var timeout: Double = 20
+    @OptionGroup var wait: TimeoutOption
+    @OptionGroup var resend: RetriesOption
+}
 
-    @Option(help: ArgumentHelp("Times a request is sent again after a timeout.", valueName: "count"))
-    var retries: Int = 3
+/// `--timeout`, a group of its own so that `scan` and `profile add` get the value the root
+/// command decoded (ArgumentParser hands a subcommand the group of the same type that the root
+/// decoded; an option of their own with the same name would never see it).
+struct TimeoutOption: ParsableArguments {
+    static let defaultSeconds = 20.0
+
+    @Option(help: ArgumentHelp(
+        "The longest wait in seconds for a response, per request in flight (default 20, or the profile's); below it the wait adapts to the measured round trip and the link. For scan: how long to scan (default 10).",
+        valueName: "seconds"))
+    var timeout: Double?
 
     func validate() throws {
-        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
-        guard (0...100).contains(retries) else { throw ValidationError("--retries must be between 0 and 100") }
+        if let timeout, !(timeout > 0 && timeout <= 3600) { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
+    }
+}
+
+/// `--retries`, a group of its own for `profile add` (see ``TimeoutOption``).
+struct RetriesOption: ParsableArguments {
+    static let defaultCount = 3
+
+    @Option(help: ArgumentHelp("Times a request is sent again after a timeout (default 3, or the profile's).", valueName: "count"))
+    var retries: Int?
+
+    func validate() throws {
+        if let retries, !(0...100).contains(retries) { throw ValidationError("--retries must be between 0 and 100") }
     }
 }
 

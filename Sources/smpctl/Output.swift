@@ -109,9 +109,13 @@ struct Output: Sendable {
     /// Reports a client failure with the device's own code and name, and the knowledge base's
     /// explanation: what the code means in this operation, the likely causes and the next step.
     /// `facts`, read from the device after the failure, rank a device error's causes by its state.
-    func report(_ error: SMPClientError, operation: OperationKind? = nil, facts: DeviceFacts? = nil) {
+    /// `hint` is one more sentence about what to do (`hint` in JSON, a `note:` line in text).
+    func report(_ error: SMPClientError, operation: OperationKind? = nil, facts: DeviceFacts? = nil, hint: String? = nil) {
         let status = ExitStatus(error)
         var fields: [String: JSONValue] = ["error": .string(Self.kind(error))]
+        if let hint { fields["hint"] = .string(hint) }
+        var noteHint = hint
+        defer { if let noteHint, !json { Self.diagnostic("  note: \(noteHint)") } }
         if case .device(let deviceError) = error {
             fields["device_error"] = Self.json(deviceError)
         }
@@ -136,6 +140,8 @@ struct Output: Sendable {
             return
         }
         var lines = ExplanationFormat.lines(explanation, causeLimit: 3, indent: "  ")
+        // Said once: the explanation may already name what the hint says (`sim?state=`).
+        if lines.contains(where: { $0.contains("sim?state=") }) { noteHint = nil }
         if case .device = error, let first = lines.first {
             // The explanation's first line names the code with its context: it is the headline,
             // said once.

@@ -9,24 +9,28 @@ struct ScanCommand: AsyncParsableCommand {
         abstract: "List Bluetooth LE devices that advertise the SMP service (through BlueZ).",
         discussion: """
             Lines appear live while scanning: name, address, address type and RSSI. Connect to a listed device \
-            with -c ble:NAME or -c ble:ADDRESS. Devices that do not advertise the SMP service UUID need --all.
+            with -c ble:NAME or -c ble:ADDRESS. Devices that do not advertise the SMP service UUID need --all. \
+            --timeout is how long to scan (10 s by default); --json prints one document at the end instead \
+            of live lines.
             """)
 
     @Flag(help: "List every device, not only those advertising the SMP service.")
     var all = false
 
-    @Option(help: "How long to scan, in seconds.")
-    var timeout: Double = 10
+    /// `--timeout` and `--json` are the groups the root command decodes: an option of scan's own
+    /// with either name never saw its value, because the root took it first (`scan --json
+    /// --timeout 2` scanned for 10 s and printed lines).
+    @OptionGroup var wait: TimeoutOption
 
-    @Option(help: "The adapter to scan with, such as hci1.")
+    @Option(help: ArgumentHelp("The adapter to scan with, such as hci1.", valueName: "hciN"), completion: Completion.adapter)
     var adapter: String?
 
-    @Flag(help: "Print a JSON list at the end instead of live lines.")
-    var json = false
+    @OptionGroup var output: OutputOptions
 
-    func validate() throws {
-        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
-    }
+    static let defaultSeconds = 10.0
+
+    var timeout: Double { wait.timeout ?? Self.defaultSeconds }
+    var json: Bool { output.json }
 
     func run() async throws {
         let scanner = BlueZScanner(adapter: adapter, includeAll: all)
@@ -39,8 +43,8 @@ struct ScanCommand: AsyncParsableCommand {
                 fflush(nil)
             }
         } catch {
-            FileHandle.standardError.write(Data("smpctl: \(error.description)\n".utf8))
-            throw ExitCode(1)
+            Output(json: json).fail(status: .failure, message: error.description, fields: ["error": "bluetooth"])
+            throw CommandFailure(status: .failure)
         }
         if json {
             let list = devices.map { device -> JSONValue in
@@ -50,7 +54,7 @@ struct ScanCommand: AsyncParsableCommand {
                     "smp": .bool(device.hasSMPService), "connected": .bool(device.connected),
                 ])
             }
-            print(JSONValue.array(list).text)
+            print(JSONValue.object(["ok": true, "scan_seconds": .double(timeout), "devices": .array(list)]).text)
         } else if devices.isEmpty {
             FileHandle.standardError.write(Data("no devices found\(all ? "" : " advertising the SMP service (try --all)")\n".utf8))
         }

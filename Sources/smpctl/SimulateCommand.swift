@@ -157,12 +157,21 @@ struct SimulatorOptions: ParsableArguments {
     }
 
     /// The simulator behind a server adapter with the emulated link.
-    func server(log: (@Sendable (String) -> Void)? = nil) throws -> SimulatorServer {
+    /// `statePath` (`sim?state=FILE`) is a saved state to start from, when the file exists.
+    func server(log: (@Sendable (String) -> Void)? = nil, statePath: String? = nil) throws -> SimulatorServer {
         let link = try linkModel()
         var configuration = try configuration()
         // A BLE device without reassembly takes one write per request: its buffer is MTU − 3.
         if let limit = link.maximumRequestSize { configuration.bufferSize = min(configuration.bufferSize, limit) }
-        return SimulatorServer(device: SimulatedDevice(configuration: configuration), link: link, log: log)
+        var device = SimulatedDevice(configuration: configuration)
+        if let statePath, let state = try SimulatorStateFile.load(statePath, configuration: configuration) {
+            do {
+                device = try SimulatedDevice(configuration: configuration, restoring: state)
+            } catch {
+                throw ConnectionError("sim?state: \(statePath) cannot be used: \(error.message)")
+            }
+        }
+        return SimulatorServer(device: device, link: link, log: log)
     }
 
     func validate() throws {
@@ -315,8 +324,9 @@ struct SimulatorOptions: ParsableArguments {
         return configuration
     }
 
-    /// Builds the simulator from a `sim?key=value&...` query, using the same names as the flags.
-    static func server(from query: [String: String]) throws -> SimulatorServer {
+    /// Builds the simulator from a `sim?key=value&...` query, using the same names as the flags,
+    /// starting from the state saved in `statePath` when there is one.
+    static func server(from query: [String: String], statePath: String? = nil) throws -> SimulatorServer {
         var arguments: [String] = []
         for key in query.keys.sorted() {
             let value = query[key] ?? ""
@@ -329,8 +339,16 @@ struct SimulatorOptions: ParsableArguments {
                 }
             }
         }
+        let options: SimulatorOptions
         do {
-            return try SimulatorOptions.parse(arguments).server()
+            options = try SimulatorOptions.parse(arguments)
+        } catch {
+            throw ConnectionError("invalid simulator option in the sim connection: \(SimulatorOptions.message(for: error))")
+        }
+        do {
+            return try options.server(statePath: statePath)
+        } catch let error as ConnectionError {
+            throw error
         } catch {
             throw ConnectionError("invalid simulator option in the sim connection: \(SimulatorOptions.message(for: error))")
         }

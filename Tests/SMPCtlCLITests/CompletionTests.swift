@@ -30,6 +30,11 @@ struct CompletionTests {
         #expect(Self.section(of: script, bashFunction: "_smpctl_fleet_run").contains("yaml|yml|json"))
         #expect(script.contains("---completion dfu -- --connection"))
         #expect(script.contains("---completion profile remove -- positional@0"))
+        // profile add keeps options: they complete, --adapter with the kernel's controllers.
+        let add = Self.section(of: script, bashFunction: "_smpctl_profile_add")
+        for option in ["--timeout", "--retries", "--window", "--adapter"] { #expect(add.contains(option), "profile add lacks \(option)") }
+        #expect(script.contains("---completion profile add -- --adapter"))
+        #expect(script.contains("---completion scan -- --adapter"))
         // Offline commands take no connection, so nothing completes one there.
         for offline in ["explain", "doctor", "image inspect"] {
             #expect(!script.contains("---completion \(offline) -- --connection"), "\(offline) completes --connection")

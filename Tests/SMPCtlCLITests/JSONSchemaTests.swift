@@ -124,6 +124,44 @@ struct JSONSchemaTests {
         #expect(document["profiles"]?["bench"] == .string("sim"))
     }
 
+    @Test("fleet run, status and report: the report follows fleet-report (update_seconds, never a bare seconds), and so do the events")
+    func fleetReport() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("smpctl-schema-fleet-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let journal = folder.appendingPathComponent("fleet.journal").path
+        // Examples/fleet.yaml: four devices on the embedded simulator, the last one rejects the image.
+        let run = try await CLI.run(["fleet", "run", CLI.path("Examples/fleet.yaml"), "--json", "--journal", journal], timeout: 300)
+        #expect(run.status == 6, "\(run.stderr)")
+        for result in [
+            run,
+            try await CLI.run(["fleet", "status", journal, "--json"]),
+            try await CLI.run(["fleet", "report", journal, "--json"]),
+        ] {
+            let report = try JSONNode.parse(result.stdout)
+            let errors = try schema.errors(report, against: "fleet-report")
+            #expect(errors.isEmpty, "\(errors.joined(separator: "\n"))\n\(result.stdout)")
+            #expect(result.stdout.contains("\"update_seconds\""))
+            #expect(!result.stdout.contains("\"seconds\""))
+        }
+        for line in run.stderr.split(separator: "\n") where line.hasPrefix("{") {
+            let errors = try schema.errors(JSONNode.parse(String(line)), against: "event")
+            #expect(errors.isEmpty, "event: \(errors.joined(separator: "\n"))\n\(line)")
+        }
+        #expect(run.stderr.contains("\"update_seconds\""))
+        // The validator refuses a device record with the old name.
+        let old = try JSONNode.parse(
+            #"{"schema":"smpctl-fleet-report/1","manifests":[],"sources":[],"halted":false,"interrupted":false,"totals":{},"exit_status":0,"devices":[{"name":"a","connection":"sim","labels":{},"targets":[],"state":"done","attempts":1,"uploaded_bytes":0,"retries":0,"reconnects":0,"updated":1,"seconds":0.5}]}"#)
+        #expect(!(try schema.errors(old, against: "fleet-report")).isEmpty)
+    }
+
+    @Test("a -c sim error that needs earlier state carries a hint naming sim?state=FILE")
+    func simulatorHint() async throws {
+        let document = try await check(
+            CLI.run(["-c", "sim", "--json", "image", "test", String(repeating: "cd", count: 32)]), "error", status: 4)
+        #expect(document["hint"].map { "\($0)".contains("sim?state=FILE") } == true)
+    }
+
     @Test("errors: every one has an error kind, an exit status and how far an upload got")
     func errors() async throws {
         // The device answers with an error code.

@@ -139,9 +139,71 @@ struct ProfileStoreTests {
     func fileShape() throws {
         #expect(try Self.makeStore().0.load().isEmpty)
         #expect(throws: ConnectionError.self) { try Self.makeStore("[1, 2]").0.load() }
-        #expect(throws: ConnectionError.self) { try Self.makeStore(#"{"profiles": {"a": 1}}"#).0.load() }
+        #expect(throws: ConnectionError.self) { try Self.makeStore(#"{"profiles": ["a"]}"#).0.load() }
+        // An entry that is neither a string nor an object is a profile that cannot be used, not a
+        // file that cannot be read: the other profiles stay usable.
+        let odd = try Self.makeStore(#"{"profiles": {"a": 1, "b": "sim"}}"#).0.load()
+        #expect(odd["a"]?.problem != nil && odd["b"] == Profile(connection: "sim"))
         let (saved, _) = try Self.makeStore()
-        try saved.save(["bench": "sim"])
-        #expect(try saved.load() == ["bench": "sim"])
+        try saved.save(Profile(connection: "sim"), named: "bench")
+        #expect(try saved.load() == ["bench": Profile(connection: "sim")])
+    }
+}
+
+@Suite("profiles with options")
+struct ProfileOptionsStoreTests {
+    func store(_ json: String?) throws -> (ProfileStore, [String: String], URL) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("smpctl-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("smpctl"), withIntermediateDirectories: true)
+        let environment = ["XDG_CONFIG_HOME": folder.path]
+        let store = ProfileStore(environment: environment)
+        if let json { try Data(json.utf8).write(to: store.url) }
+        return (store, environment, folder)
+    }
+
+    @Test("a profile's adapter applies to a ble: connection that names none; its options come with the spec")
+    func resolve() throws {
+        let (_, environment, folder) = try store(
+            #"{"profiles": {"lab": {"connection": "ble:smp_svr?write=dbus", "adapter": "hci1", "timeout_seconds": 2.5, "retries": 1, "window": 4}, "old": "udp:192.0.2.1"}}"#)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let lab = try resolveConnectionAndProfile("lab", environment: environment)
+        #expect(lab.spec == .ble(target: "smp_svr", adapter: "hci1", options: BLEConnectionOptions(dbusWrites: true)))
+        #expect(lab.profile == "lab")
+        #expect(lab.options == ProfileOptions(timeout: 2.5, retries: 1, window: 4, adapter: "hci1"))
+        let old = try resolveConnectionAndProfile("old", environment: environment)
+        #expect(old.spec == .udp(host: "192.0.2.1", port: 1337, datagramLimit: nil) && old.options.isEmpty)
+        // A connection string has no profile options, and SMPCTL_CONNECTION may name a profile.
+        #expect(try resolveConnectionAndProfile("sim", environment: environment).options.isEmpty)
+        var named = environment
+        named["SMPCTL_CONNECTION"] = "lab"
+        #expect(try resolveConnectionAndProfile(nil, environment: named).options.window == 4)
+    }
+
+    @Test("save writes options as an object and plain profiles as strings, and keeps other entries as they were")
+    func save() throws {
+        let (store, _, folder) = try store(#"{"profiles": {"odd": {"connection": "sim", "future_option": true}}, "other": 1}"#)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try store.save(Profile(connection: "sim", options: ProfileOptions(window: 2)), named: "w")
+        try store.save(Profile(connection: "udp:192.0.2.1"), named: "plain")
+        let root = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: store.url)) as? [String: Any])
+        let profiles = try #require(root["profiles"] as? [String: Any])
+        #expect((profiles["w"] as? [String: Any])?["window"] as? Int == 2)
+        #expect(profiles["plain"] as? String == "udp:192.0.2.1")
+        #expect((profiles["odd"] as? [String: Any])?["future_option"] as? Bool == true)
+        #expect(root["other"] as? Int == 1)
+        let loaded = try store.load()
+        #expect(loaded["odd"]?.problem?.contains("future_option") == true)
+        #expect(loaded["w"] == Profile(connection: "sim", options: ProfileOptions(window: 2)))
+        try store.save(nil, named: "w")
+        #expect(try store.load()["w"] == nil)
+    }
+
+    @Test("option bounds", arguments: [
+        ProfileOptions(timeout: 0), ProfileOptions(timeout: 3601), ProfileOptions(timeout: -1), ProfileOptions(retries: -1),
+        ProfileOptions(retries: 101), ProfileOptions(window: 0), ProfileOptions(window: 33), ProfileOptions(adapter: ""),
+        ProfileOptions(adapter: "hci0/../x"), ProfileOptions(adapter: String(repeating: "h", count: 17)),
+    ])
+    func bounds(_ options: ProfileOptions) {
+        #expect(throws: ConnectionError.self) { try options.validate(for: .ble(target: "x", adapter: nil)) }
     }
 }

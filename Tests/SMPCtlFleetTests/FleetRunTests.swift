@@ -203,7 +203,7 @@ struct FleetRunTests {
         #expect(clock.now - start < .seconds(30))
         #expect(report.devices.map(\.state) == [.done, .failed, .done])
         #expect(report.devices[1].failure?.kind == "deadline", "\(report.devices[1].failure?.kind ?? "none")")
-        #expect((report.devices[1].seconds ?? 99) < 5)
+        #expect((report.devices[1].updateSeconds ?? 99) < 5)
     }
 
     @Test("consecutive ports from a base port")
