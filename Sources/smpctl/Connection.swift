@@ -5,7 +5,7 @@ import SMPCtlConnection
 import SMPCtlPOSIX
 import SMPCtlSimulator
 import SMPCtlTransport
-import Synchronization
+import SMPCtlLocking
 
 /// Resolves the connection from the option, the environment and the profiles.
 func resolveConnection(_ option: String?) throws(ConnectionError) -> ConnectionSpec {
@@ -19,7 +19,7 @@ func resolveConnectionAndProfile(_ option: String?) throws(ConnectionError) -> R
 }
 
 private enum ConnectionResolution {
-    private static let resolved = Mutex<[String: Result<ResolvedConnection, ConnectionError>]>([:])
+    private static let resolved = LockedValue<[String: Result<ResolvedConnection, ConnectionError>]>([:])
 
     static func resolve(_ option: String?) throws(ConnectionError) -> ResolvedConnection {
         let key = option.map { "option:" + $0 } ?? "environment"

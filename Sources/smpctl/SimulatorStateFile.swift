@@ -5,7 +5,7 @@ import SMPCtlFiles
 import SMPCtlProtocol
 import SMPCtlSimulator
 import SMPCtlTransport
-import Synchronization
+import SMPCtlLocking
 
 /// `-c 'sim?state=FILE'`: the in-process simulator loads its flash and slot state from FILE when
 /// the command starts and saves it when the command ends, so that separate commands
@@ -163,7 +163,7 @@ final class SimulatorStateTransport: SMPTransport {
     private let inner: InProcessTransport
     private let device: SimulatedDevice
     let path: String
-    private let failure = Mutex<ConnectionError?>(nil)
+    private let failure = LockedValue<ConnectionError?>(nil)
 
     init(inner: InProcessTransport, device: SimulatedDevice, path: String) {
         self.inner = inner

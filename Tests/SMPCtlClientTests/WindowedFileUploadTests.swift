@@ -1,6 +1,6 @@
 import SMPCtlTestSupport
 import Foundation
-import Synchronization
+import SMPCtlLocking
 import Testing
 @testable import SMPCtlClient
 import SMPCtlImage
@@ -227,6 +227,6 @@ final class TamperingFileServer: SMPPacketServer {
 
 /// A thread-safe counter for test servers.
 final class ManagedCounter: Sendable {
-    private let value = Mutex(0)
+    private let value = LockedValue(0)
     func increment() -> Int { value.withLock { $0 += 1; return $0 } }
 }
