@@ -166,17 +166,9 @@ public actor BLETransport: SMPTransport {
         } catch {
             throw BlueZError.from(error, while: "reading BlueZ's objects")
         }
-        // One set-up at a time per adapter (AdapterConnectGate.swift); the link, once up, is not gated.
-        let turn = configuration.adapter ?? ""
-        guard await AdapterConnectGate.shared.acquire(turn) else {
-            await model.stop()
-            throw BlueZError(.failed, "cancelled while another connection on \(configuration.adapter ?? "the adapter") was being set up")
-        }
         do {
             try await establish(bus: bus, model: model, events: events)
-            await AdapterConnectGate.shared.release(turn)
         } catch {
-            await AdapterConnectGate.shared.release(turn)
             await model.stop()
             throw error
         }
