@@ -11,7 +11,13 @@ import FuzzSupport
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: fuzzBytes(data, size), as: UTF8.self)
-    let lineCount = text.split(separator: "\n", omittingEmptySubsequences: false).count
+    // Lines as YAML counts them (YAML 1.2, 5.4): LF, CR and CR LF each end a line. Counting LF
+    // alone made a lone CR look like a line past the end (found by this target, 3 December).
+    let lineCount = text.unicodeScalars.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r" }.count
+        - text.unicodeScalars.indices.filter { index in
+            text.unicodeScalars[index] == "\r" && text.unicodeScalars.index(after: index) < text.unicodeScalars.endIndex
+                && text.unicodeScalars[text.unicodeScalars.index(after: index)] == "\n"
+        }.count
     let node: DoctorYAMLNode
     do {
         node = try DoctorYAML.parse(text)
