@@ -66,27 +66,9 @@ def main() -> int:
             single_walls.append(m.wall)
         baseline = sum(single_walls)
 
-        manifest = tmp / "fleet.yaml"
-        sim_log = open(tmp / "fleet-sim.log", "wb")
-        sim = subprocess.Popen(
-            [smpctl, "simulate", "--udp", "127.0.0.1:0", "--devices", str(args.devices), "--fleet-image", image,
-             "--manifest", str(manifest), "--exit-after", "900"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=sim_log, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not (
-                    manifest.exists() and "# end of manifest" in manifest.read_text(errors="replace")):
-                time.sleep(0.1)
-            if not manifest.exists():
-                print("the simulator wrote no manifest")
-                return 1
-            fleet = run.run_measured(
-                [smpctl, "--json", "fleet", "run", str(manifest), "--parallel", str(args.parallel),
-                 "--journal", str(tmp / "fleet.journal")], 900)
-        finally:
-            os.killpg(sim.pid, signal.SIGKILL)
-            sim.wait(timeout=10)
-            sim_log.close()
+        fleet = run_fleet(smpctl, tmp, image, args.devices, args.parallel, [])
+        if fleet is None:
+            return 1
         try:
             report = json.loads(fleet.stdout)
         except json.JSONDecodeError:
@@ -106,6 +88,32 @@ def main() -> int:
     return 0
 
 
+def run_fleet(smpctl: str, tmp: Path, image: str, devices: int, parallel: int, simulate_extra: list[str]) -> "run.Measured | None":
+    """Serves `devices` simulated UDP devices (`simulate --devices`, plus `simulate_extra`), runs
+    `fleet run --parallel` over the manifest the simulator prints, and stops the simulator.
+    Returns None when the simulator wrote no manifest."""
+    manifest = tmp / "fleet.yaml"
+    with open(tmp / "fleet-sim.log", "wb") as sim_log:
+        sim = subprocess.Popen(
+            [smpctl, "simulate", "--udp", "127.0.0.1:0", "--devices", str(devices), "--fleet-image", image,
+             *simulate_extra, "--manifest", str(manifest), "--exit-after", "900"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=sim_log, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (
+                    manifest.exists() and "# end of manifest" in manifest.read_text(errors="replace")):
+                time.sleep(0.1)
+            if not manifest.exists():
+                print("the simulator wrote no manifest")
+                return None
+            return run.run_measured(
+                [smpctl, "--json", "fleet", "run", str(manifest), "--parallel", str(parallel),
+                 "--journal", str(tmp / "fleet.journal")], 900)
+        finally:
+            os.killpg(sim.pid, signal.SIGKILL)
+            sim.wait(timeout=10)
+
+
 def emulated_ble(args: argparse.Namespace) -> int:
     """--link: adapters x connections devices behind emulated BLE links, all at once."""
     import re
@@ -120,27 +128,9 @@ def emulated_ble(args: argparse.Namespace) -> int:
     size = Path(image).stat().st_size
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        manifest = tmp / "fleet.yaml"
-        sim_log = open(tmp / "fleet-sim.log", "wb")
-        sim = subprocess.Popen(
-            [smpctl, "simulate", "--udp", "127.0.0.1:0", "--devices", str(count), "--fleet-image", image,
-             "--slow-every", "1", "--slow-link", args.link, "--manifest", str(manifest), "--exit-after", "900"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=sim_log, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not (
-                    manifest.exists() and "# end of manifest" in manifest.read_text(errors="replace")):
-                time.sleep(0.1)
-            if not manifest.exists():
-                print("the simulator wrote no manifest")
-                return 1
-            journal = tmp / "fleet.journal"
-            fleet = run.run_measured(
-                [smpctl, "--json", "fleet", "run", str(manifest), "--parallel", str(count), "--journal", str(journal)], 900)
-        finally:
-            os.killpg(sim.pid, signal.SIGKILL)
-            sim.wait(timeout=10)
-            sim_log.close()
+        fleet = run_fleet(smpctl, tmp, image, count, count, ["--slow-every", "1", "--slow-link", args.link])
+        if fleet is None:
+            return 1
         uploads, requests, retries = [], [], 0
         for log in sorted(tmp.glob("*.logs/*.log")):
             text = log.read_text(errors="replace")

@@ -8,6 +8,10 @@ public struct BlueZScanner: Sendable {
     public var busAddress: String?
     /// List every device, not only those advertising the SMP service.
     public var includeAll: Bool
+    /// How long one scan runs before discovery restarts, within the scan's duration: BlueZ 5.66's
+    /// emulated controller reports a device's advertising once per scan, and a busy host can lose
+    /// that report (bluez-vm-notes.md); the VM test saw three 10-second scans in a row miss it.
+    public var rescanInterval: Duration = .seconds(4)
 
     public init(adapter: String? = nil, busAddress: String? = nil, includeAll: Bool = false) {
         self.adapter = adapter
@@ -52,7 +56,14 @@ public struct BlueZScanner: Sendable {
         }
         var seen: [String: BlueZDeviceInfo] = [:]
         let deadline = ContinuousClock.now + duration
+        var nextRescan = ContinuousClock.now + max(rescanInterval, .milliseconds(200))
         while !Task.isCancelled {
+            if ContinuousClock.now >= nextRescan, ContinuousClock.now < deadline {
+                // A fresh scan: the controller reports what advertises again.
+                try? await proxy.stopDiscovery()
+                try? await proxy.startDiscovery()
+                nextRescan = ContinuousClock.now + max(rescanInterval, .milliseconds(200))
+            }
             for device in await model.devices
             where device.adapterPath == chosen.path && (includeAll || device.hasSMPService) {
                 if seen[device.path] != device {

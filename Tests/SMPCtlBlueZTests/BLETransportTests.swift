@@ -308,6 +308,27 @@ struct BLETransportTests {
             #expect(devices.first?.rssi == -52)
         }
     }
+
+    @Test("a scan whose advertising report is lost scans again within its duration and lists the device")
+    func scanAgain() async throws {
+        var options = FakeBlueZOptions()
+        options.lostScans = 2
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            var scanner = BlueZScanner(busAddress: setup.bus.address)
+            scanner.rescanInterval = .milliseconds(300)
+            let devices = try await scanner.scan(for: .seconds(3))
+            #expect(devices.map(\.name) == ["smp-sim"], "two lost scans, then the third finds it")
+        }
+        // Without scanning again, the lost report is lost for the whole scan.
+        var lost = FakeBlueZOptions()
+        lost.lostScans = 1
+        try await FakeBluetoothSetup.run(options: lost) { setup in
+            var scanner = BlueZScanner(busAddress: setup.bus.address)
+            scanner.rescanInterval = .seconds(60)
+            let devices = try await scanner.scan(for: .seconds(1))
+            #expect(devices.isEmpty)
+        }
+    }
 }
 
 /// Runs `body` with XDG_RUNTIME_DIR set to a fresh folder, so disconnect markers of other runs do not count.
