@@ -154,13 +154,14 @@ def emulated_ble(args: argparse.Namespace) -> int:
     per_adapter_model = capacity * args.connections / max(1.0, airtime)
     measured = count * size / max(uploads)
     print(f"| link | adapters x connections | file bytes | request bytes | model capacity per link B/s "
-          f"| model fleet B/s | radio time per interval, one adapter | measured fleet upload B/s (all bytes / longest upload) "
-          f"| measured ÷ model | uploads s (min–max) | retries | fleet wall s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          f"| model, links apart B/s | measured ÷ that | radio time per interval, one adapter | model, adapters' radio shared B/s "
+          f"| measured fleet upload B/s (all bytes / longest upload) | uploads s (min–max) | retries | fleet wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     model = per_adapter_model * args.adapters
-    print(f"| `{args.link}` | {args.adapters} x {args.connections} | {size} | {request} | {capacity:,.0f} | {model:,.0f} "
-          f"| {airtime * 100:.0f} % | {measured:,.0f} | {measured / model:.2f} | {min(uploads):.2f}–{max(uploads):.2f} "
-          f"| {retries} | {fleet.wall:.1f} |")
+    apart = capacity * count
+    print(f"| `{args.link}` | {args.adapters} x {args.connections} | {size} | {request} | {capacity:,.0f} | {apart:,.0f} "
+          f"| {measured / apart:.2f} | {airtime * 100:.0f} % | {model:,.0f} | {measured:,.0f} "
+          f"| {min(uploads):.2f}–{max(uploads):.2f} | {retries} | {fleet.wall:.1f} |")
     return 0
 
 
