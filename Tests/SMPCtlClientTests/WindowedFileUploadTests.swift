@@ -136,7 +136,7 @@ struct WindowedFileUploadTests {
     @Test("without a hash command the file's length is still compared: a file cut short fails instead of passing")
     func truncatedWithoutHashes() async throws {
         let (device, server) = simulator { $0.bufferSize = 512; $0.fileHashTypes = [] }
-        let truncating = TruncatingFileServer(inner: server, device: device, path: "/lfs/t.bin", afterChunks: 5)
+        let truncating = FileChangingServer.truncating(inner: server, device: device, path: "/lfs/t.bin", afterChunks: 5)
         let client = try await openClient(InProcessTransport(server: truncating))
         let bytes = FileTransferTests.contents(12_000, seed: 10)
         let error = await capture {
@@ -156,7 +156,7 @@ struct WindowedFileUploadTests {
     @Test("a device whose file changes behind the upload fails the final hash check instead of passing")
     func changedBehindTheUpload() async throws {
         let (device, server) = simulator { $0.bufferSize = 512 }
-        let tampering = TamperingFileServer(inner: server, device: device, path: "/lfs/t.bin", afterChunks: 6)
+        let tampering = FileChangingServer.tampering(inner: server, device: device, path: "/lfs/t.bin", afterChunks: 6)
         let client = try await openClient(InProcessTransport(server: tampering))
         let bytes = FileTransferTests.contents(12_000, seed: 9)
         let error = await capture {
@@ -170,56 +170,51 @@ struct WindowedFileUploadTests {
     }
 }
 
-/// Cuts a file of the simulated device back to its first bytes after some upload chunks, as a
-/// first chunk delivered late would (fs_mgmt.c truncates at `off` 0); later chunks go on.
-final class TruncatingFileServer: SMPPacketServer {
+/// Changes a file of the simulated device behind the upload's back once some upload chunks have
+/// arrived (the upload itself goes on undisturbed): `change` returns the new contents, or `nil`
+/// to leave them.
+final class FileChangingServer: SMPPacketServer {
     let inner: SimulatorServer
     let device: SimulatedDevice
     let path: String
     let afterChunks: Int
+    let change: @Sendable ([UInt8]) -> [UInt8]?
     private let count = ManagedCounter()
 
-    init(inner: SimulatorServer, device: SimulatedDevice, path: String, afterChunks: Int) {
+    init(inner: SimulatorServer, device: SimulatedDevice, path: String, afterChunks: Int,
+        change: @escaping @Sendable ([UInt8]) -> [UInt8]?)
+    {
         self.inner = inner
         self.device = device
         self.path = path
         self.afterChunks = afterChunks
+        self.change = change
     }
 
-    func handle(_ packet: [UInt8]) async -> SMPServerReply {
-        let reply = await inner.handle(packet)
-        if let header = try? SMPHeader(decoding: packet), header.group == .fs, header.command == 0, header.operation == .write,
-            count.increment() == afterChunks, let contents = await device.file(path), contents.count > 100
-        {
-            await device.setFile(path, Array(contents.prefix(100)))
+    /// Cuts the file back to its first 100 bytes, as a first chunk delivered late would
+    /// (fs_mgmt.c truncates at `off` 0).
+    static func truncating(inner: SimulatorServer, device: SimulatedDevice, path: String, afterChunks: Int) -> FileChangingServer {
+        FileChangingServer(inner: inner, device: device, path: path, afterChunks: afterChunks) { contents in
+            contents.count > 100 ? Array(contents.prefix(100)) : nil
         }
-        return reply
     }
-}
 
-/// Flips one byte already written to a file of the simulated device after some upload chunks,
-/// as another writer (or a flash fault) would: the upload itself goes on undisturbed.
-final class TamperingFileServer: SMPPacketServer {
-    let inner: SimulatorServer
-    let device: SimulatedDevice
-    let path: String
-    let afterChunks: Int
-    private let count = ManagedCounter()
-
-    init(inner: SimulatorServer, device: SimulatedDevice, path: String, afterChunks: Int) {
-        self.inner = inner
-        self.device = device
-        self.path = path
-        self.afterChunks = afterChunks
+    /// Flips one byte already written, as another writer (or a flash fault) would.
+    static func tampering(inner: SimulatorServer, device: SimulatedDevice, path: String, afterChunks: Int) -> FileChangingServer {
+        FileChangingServer(inner: inner, device: device, path: path, afterChunks: afterChunks) { contents in
+            guard contents.count > 10 else { return nil }
+            var changed = contents
+            changed[10] ^= 0xFF
+            return changed
+        }
     }
 
     func handle(_ packet: [UInt8]) async -> SMPServerReply {
         let reply = await inner.handle(packet)
         if let header = try? SMPHeader(decoding: packet), header.group == .fs, header.command == 0, header.operation == .write,
-            count.increment() == afterChunks, var contents = await device.file(path), contents.count > 10
+            count.increment() == afterChunks, let contents = await device.file(path), let changed = change(contents)
         {
-            contents[10] ^= 0xFF
-            await device.setFile(path, contents)
+            await device.setFile(path, changed)
         }
         return reply
     }
