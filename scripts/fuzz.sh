@@ -16,6 +16,7 @@
 #                        crashes or FUZZ_KEEP=1, removed otherwise
 #   FUZZ_SKIP_BUILD=1    use the binaries already in Fuzz/.build-fuzz
 #   FUZZ_SUMMARY=FILE    also write the summary table to FILE
+#   FUZZ_BUILD_ONLY=1    build the targets and stop (what scripts/test.sh does when fuzzing is off)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 banner() { printf '\n=== %s (%s) ===\n' "$1" "$(date +%H:%M:%S)"; }
@@ -48,6 +49,10 @@ if [ "${FUZZ_SKIP_BUILD:-0}" != 1 ]; then
     [ "$status" -eq 0 ] || { echo "fuzz build failed" >&2; exit 1; }
 fi
 bin=$(swift build "${build_flags[@]}" --show-bin-path)
+if [ "${FUZZ_BUILD_ONLY:-0}" = 1 ]; then
+    echo "fuzz targets built in $bin (FUZZ_BUILD_ONLY=1: none run)"
+    exit 0
+fi
 
 work=${FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/smpctl-fuzz.XXXXXX")}
 mkdir -p "$work"

@@ -6,7 +6,8 @@
 # built (scripts/check-install.sh; without the VM phase only with SMPCTL_CHECK_INSTALL=1).
 # With SMPCTL_HARDENING=1, two hardening phases follow the Swift tests: the suites again under
 # AddressSanitizer and ThreadSanitizer (scripts/sanitize.sh all --ci, the subset that fits CI's
-# time) and a brief libFuzzer run of every fuzz target (scripts/fuzz.sh 20). See FUZZING.md.
+# time) and a brief libFuzzer run of every fuzz target (scripts/fuzz.sh 20). Without it the fuzz
+# targets are still built (not run), so that none can stop compiling unnoticed. See FUZZING.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 banner() { printf '\n=== %s (%s) ===\n' "$1" "$(date +%H:%M:%S)"; }
@@ -32,7 +33,9 @@ if [ "${SMPCTL_HARDENING:-0}" = 1 ] && [ "${SMPCTL_SKIP_FUZZ:-0}" != 1 ]; then
     banner "fuzz every parser for 20 s (scripts/fuzz.sh 20)"
     scripts/fuzz.sh 20
 else
-    echo "fuzzing not run (set SMPCTL_HARDENING=1; scripts/fuzz.sh 20)"
+    # Built even when not run, so that a target cannot stop compiling unnoticed (fuzz-yaml did).
+    banner "build the fuzz targets, none run (FUZZ_BUILD_ONLY=1 scripts/fuzz.sh; SMPCTL_HARDENING=1 runs them)"
+    FUZZ_BUILD_ONLY=1 scripts/fuzz.sh
 fi
 banner "interoperability with PyPI smpclient"
 python3 Tests/Interop/smpclient_interop.py .build/debug/smpctl
