@@ -3,6 +3,9 @@
 
 Usage: extract-messages.py ROOT PATH... : prints "format<TAB>relative/file" lines, sorted and unique.
 Only the format strings are printed (facts); no code is copied. Not run by CI.
+Python: raise/sys.exit/log calls, and print() calls that say WARNING, ERROR or failed; a module's string constant or
+a small helper returning a string, named in the call, stands for its text; f-string fields are kept as written.
+CMake: message(FATAL_ERROR|SEND_ERROR|WARNING|DEPRECATION|AUTHOR_WARNING); line continuations and "\n" read as spaces.
 """
 import os
 import re
@@ -11,6 +14,14 @@ import sys
 C_CALL = re.compile(r'\b(BOOT_LOG_ERR|BOOT_LOG_WRN|LOG_ERR|LOG_WRN|MCUBOOT_LOG_ERR|MCUBOOT_LOG_WRN|LOG_INST_ERR|LOG_INST_WRN)\s*\(')
 CMAKE_CALL = re.compile(r'message\s*\(\s*(FATAL_ERROR|SEND_ERROR|WARNING|DEPRECATION|AUTHOR_WARNING)\s+', re.I)
 PY_CALL = re.compile(r'\b(raise\s+\w*(?:Error|Exception)|sys\.exit|log\.(?:die|err|wrn)|logging\.(?:error|warning)|print_err|fatal)\s*\(')
+# print() calls count when their text says it is a warning or a failure (Partition Manager prints those).
+PY_PRINT = re.compile(r'\bprint\s*\(')
+PY_PRINT_WORDS = re.compile(r'\b(WARNING|ERROR|[Ff]ailed)\b')
+# A Python string literal (any prefix, triple-quoted first) or a name; names are looked up among the module's string
+# constants (ALIGNMENT_ERROR = """...""") and its small helpers that return a string (def empty_one_of(...): return "...").
+PY_TOKEN = re.compile(r'''(?:\b[fFrRbBuU]{1,2})?("""(?:[^\\]|\\.)*?"""|\'\'\'(?:[^\\]|\\.)*?\'\'\'|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')|\b([A-Za-z_]\w*)\b(\s*\()?''', re.S)
+PY_CONST = re.compile(r'''^([A-Z_][A-Z0-9_]*)\s*=\s*((?:[fr]?(?:"""(?:[^\\]|\\.)*?"""|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')\s*(?:\\\n\s*)?)+)''', re.M | re.S)
+PY_HELPER = re.compile(r'''\bdef\s+(\w+)\s*\([^)]*\)\s*:\s*\n\s*return\s+((?:[^\n]*\\\n)*[^\n]*)''')
 PRI = re.compile(r'PRI([diouxX])(8|16|32|64|PTR|MAX)')
 LITERAL = re.compile(r'"((?:[^"\\\n]|\\.)*)"|\b(PRI[diouxX](?:8|16|32|64|PTR|MAX))\b')
 
@@ -86,18 +97,52 @@ def scan_cmake(path, rel, out):
     for m in CMAKE_CALL.finditer(text):
         args = c_args(text, m.end())
         lits = re.findall(r'"((?:[^"\\]|\\.)*)"', args, flags=re.S)
+        # A backslash before a newline continues the line; "\n" is a newline: both read as a space.
+        lits = [re.sub(r'\\\n', ' ', l).replace('\\n', ' ') for l in lits]
         fmt = ' '.join(' '.join(l.split()) for l in lits).strip()
         if fmt:
             out.add((fmt, rel))
 
 
+def py_text(literal):
+    """The text of one Python string literal, its escapes read and its whitespace collapsed."""
+    body = literal[3:-3] if literal[:3] in ('"""', "'''") else literal[1:-1]
+    body = body.replace('\\n', ' ').replace('\\t', ' ').replace("\\'", "'").replace('\\"', '"')
+    return body
+
+
+def py_literals(args, names):
+    """Joins the string literals of call arguments in order, a known constant's or helper's text in place of its name."""
+    parts, pos = [], 0
+    while True:
+        m = PY_TOKEN.search(args, pos)
+        if not m:
+            break
+        pos = m.end()
+        literal, name, call = m.group(1), m.group(2), m.group(3)
+        if literal:
+            parts.append(py_text(literal))
+        elif name in names and (call is None) == (names[name][0] == 'const'):
+            parts.append(names[name][1])
+            if call:
+                pos += len(c_args(args, pos)) + 1  # a helper's own arguments are not part of the message
+    return ' '.join(''.join(parts).split())
+
+
 def scan_py(path, rel, out):
     text = open(path, encoding='utf-8', errors='replace').read()
+    names = {}
+    for m in PY_CONST.finditer(text):
+        names[m.group(1)] = ('const', py_literals(m.group(2), {}))
+    for m in PY_HELPER.finditer(text):
+        names[m.group(1)] = ('helper', py_literals(m.group(2), {}))
     for m in PY_CALL.finditer(text):
-        args = c_args(text, m.end())
-        lits = re.findall(r'''[fr]?(?:"((?:[^"\\\n]|\\.)*)"|'((?:[^'\\\n]|\\.)*)')''', args)
-        fmt = ''.join(a or b for a, b in lits).strip()
+        fmt = py_literals(c_args(text, m.end()), names).strip()
         if len(fmt) > 8:
+            out.add((fmt, rel))
+    for m in PY_PRINT.finditer(text):
+        fmt = py_literals(c_args(text, m.end()), names).strip()
+        if len(fmt) > 8 and PY_PRINT_WORDS.search(fmt):
             out.add((fmt, rel))
 
 

@@ -28,5 +28,8 @@ report() { # name fixture root paths...
 }
 [ -n "$mcuboot" ] && report MCUboot "$fixtures/mcuboot.txt" "$mcuboot" boot/bootutil boot/zephyr boot/boot_serial
 [ -n "$zephyr" ] && report "Zephyr mcumgr" "$fixtures/zephyr-mcumgr.txt" "$zephyr" subsys/mgmt/mcumgr
-[ -n "$nrf" ] && report "NCS Partition Manager / DFU" "$fixtures/ncs-build.txt" "$nrf" scripts/partition_manager.py cmake/partition_manager.cmake cmake/sysbuild subsys/dfu subsys/partition_manager
+[ -n "$nrf" ] && report "NCS Partition Manager / DFU" "$fixtures/sdk-nrf-pm.txt" "$nrf" \
+  scripts/partition_manager.py scripts/partition_manager_output.py scripts/partition_manager_report.py \
+  scripts/bootloader/generate_zip.py cmake/partition_manager.cmake cmake/sysbuild/partition_manager.cmake \
+  cmake/dfu_multi_image.cmake cmake/fw_zip.cmake cmake/sysbuild/zip.cmake
 exit $status
