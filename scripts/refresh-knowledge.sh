@@ -31,5 +31,5 @@ report() { # name fixture root paths...
 [ -n "$nrf" ] && report "NCS Partition Manager / DFU" "$fixtures/sdk-nrf-pm.txt" "$nrf" \
   scripts/partition_manager.py scripts/partition_manager_output.py scripts/partition_manager_report.py \
   scripts/bootloader/generate_zip.py cmake/partition_manager.cmake cmake/sysbuild/partition_manager.cmake \
-  cmake/dfu_multi_image.cmake cmake/fw_zip.cmake cmake/sysbuild/zip.cmake
+  cmake/dfu_multi_image.cmake cmake/fw_zip.cmake cmake/sysbuild/zip.cmake subsys/partition_manager/CMakeLists.txt
 exit $status

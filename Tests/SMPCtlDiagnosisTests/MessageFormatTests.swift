@@ -4,8 +4,8 @@ import Testing
 
 /// Every warning and error format listed in Tests/Fixtures/message-formats must be recognized by a log pattern of the
 /// knowledge base of its own, with a meaning, a cause, a next step and a source: MCUboot 112 formats (mcuboot.txt),
-/// Zephyr mcumgr 49 (zephyr-mcumgr.txt), and 46 of the nRF Connect SDK's Partition Manager and DFU packaging
-/// (sdk-nrf-pm.txt: partition_manager*.py, generate_zip.py, the Partition Manager, fw_zip and dfu_multi_image CMake).
+/// Zephyr mcumgr 49 (zephyr-mcumgr.txt), and 48 of the nRF Connect SDK's Partition Manager and DFU packaging
+/// (sdk-nrf-pm.txt: partition_manager*.py, generate_zip.py, the Partition Manager, fw_zip and dfu_multi_image CMake, subsys/partition_manager).
 /// C formats are printf strings; the sdk-nrf ones hold Python `{field}`s and CMake `${VAR}`s, given sample values.
 @Suite("message formats")
 struct MessageFormatTests {
