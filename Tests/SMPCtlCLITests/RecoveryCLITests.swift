@@ -7,11 +7,9 @@ struct RecoveryCLITests {
     let image = CLI.path("Examples/images/blinky-1.1.0.signed.bin")
     let imageHash = "bbbb0742c8f06e0d32ad81f346c9aaf5ac370c48da21ecbdf7b29b38f276a620"
 
-    @Test("dfu over a PTY to simulate --recovery: upload to the primary slot, reset, the application runs it")
-    func dfuOverPTY() async throws {
-        let (server, connection) = try CLI.startSimulator(["--pty", "--recovery"])
-        defer { server.terminate() }
-        #expect(connection.hasPrefix("serial:/dev/pts/"))
+    /// Runs `dfu` of the example image to a device in serial recovery and checks the document every
+    /// such run gives: recovery used, the image uploaded into slot 0 and running. Returns the JSON events.
+    private func recoveryDFU(_ connection: String) async throws -> [[String: Any]] {
         let result = try await CLI.run(["-c", connection, "--json", "dfu", image])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         let json = try result.json()
@@ -24,9 +22,17 @@ struct RecoveryCLITests {
         #expect(slot0["hash"] as? String == imageHash)
         #expect(slot0["active"] as? Bool == true)
         #expect(slot0["version"] as? String == "1.1.0")
-        let events = result.stderr.split(separator: "\n").compactMap {
+        return result.stderr.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
+    }
+
+    @Test("dfu over a PTY to simulate --recovery: upload to the primary slot, reset, the application runs it")
+    func dfuOverPTY() async throws {
+        let (server, connection) = try CLI.startSimulator(["--pty", "--recovery"])
+        defer { server.terminate() }
+        #expect(connection.hasPrefix("serial:/dev/pts/"))
+        let events = try await recoveryDFU(connection)
         #expect(events.contains { $0["event"] as? String == "recovery" })
         #expect(!events.contains { $0["event"] as? String == "marked" })
         #expect(!events.contains { $0["event"] as? String == "confirmed" })
@@ -47,19 +53,7 @@ struct RecoveryCLITests {
         let before = try await CLI.run(["-c", connection, "--json", "image", "list"])
         #expect(before.status == 0, "stderr: \(before.stderr)")
         #expect((try before.json()["images"] as? [[String: Any]])?.isEmpty == true)
-        let result = try await CLI.run(["-c", connection, "--json", "dfu", image])
-        #expect(result.status == 0, "stderr: \(result.stderr)")
-        let json = try result.json()
-        #expect(json["recovery"] as? Bool == true)
-        #expect(json["running"] as? Bool == true)
-        #expect(json["upload_skipped"] as? Bool == false)
-        let images = try #require(json["images"] as? [[String: Any]])
-        let slot0 = try #require(images.first { $0["slot"] as? Int == 0 })
-        #expect(slot0["hash"] as? String == imageHash)
-        #expect(slot0["active"] as? Bool == true)
-        let events = result.stderr.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
+        let events = try await recoveryDFU(connection)
         let recovery = try #require(events.first { $0["event"] as? String == "recovery" })
         #expect((recovery["evidence"] as? [String])?.contains { $0.contains("image list is empty") } == true)
     }
