@@ -3,7 +3,6 @@ internal import Glibc
 #elseif canImport(Musl)
 internal import Musl
 #endif
-import Synchronization
 public import SMPCtlTransport
 
 /// A resolved IPv4 or IPv6 socket address.
