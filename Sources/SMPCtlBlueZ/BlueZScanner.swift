@@ -60,8 +60,10 @@ public struct BlueZScanner: Sendable {
         while !Task.isCancelled {
             if ContinuousClock.now >= nextRescan, ContinuousClock.now < deadline {
                 // A fresh scan: the controller reports what advertises again.
-                try? await proxy.stopDiscovery()
-                try? await proxy.startDiscovery()
+                // Bounded by what is left of the scan, so a bluetoothd that stops answering cannot stretch it.
+                let left = max(.milliseconds(100), deadline - ContinuousClock.now)
+                try? await proxy.stopDiscovery(timeout: left)
+                try? await proxy.startDiscovery(timeout: max(.milliseconds(100), deadline - ContinuousClock.now))
                 nextRescan = ContinuousClock.now + max(rescanInterval, .milliseconds(200))
             }
             for device in await model.devices

@@ -109,14 +109,9 @@ extension SMPClient {
             }
         } else {
             try await learnLargestPacket()
-            events?(.uploadStarted(length: file.length, chunkBudget: await maximumRequestSize()))
             var uploadOptions = options.upload
             uploadOptions.expectedImageHash = imageHash
-            let result = try await upload(file, options: uploadOptions) { progress in
-                events?(.uploadProgress(progress))
-            }
-            report.upload = result
-            events?(.uploadFinished(result))
+            report.upload = try await uploadReporting(file, options: uploadOptions, events: events)
         }
 
         // The device must list the image's hash before anything is marked or confirmed.
@@ -274,5 +269,20 @@ public enum ImageStateCheck {
                     "the device lists image \(entry.image) slot \(entry.slot) as permanent without pending")
             }
         }
+    }
+}
+
+extension SMPClient {
+    /// Uploads `file` as a workflow step: `uploadStarted`, every `uploadProgress` and `uploadFinished`
+    /// go to `events`; the result is returned.
+    func uploadReporting(
+        _ file: FirmwareFile, options: UploadOptions, events: (@Sendable (FirmwareUpdateEvent) -> Void)?
+    ) async throws(SMPClientError) -> UploadResult {
+        events?(.uploadStarted(length: file.length, chunkBudget: await maximumRequestSize()))
+        let result = try await upload(file, options: options) { progress in
+            events?(.uploadProgress(progress))
+        }
+        events?(.uploadFinished(result))
+        return result
     }
 }

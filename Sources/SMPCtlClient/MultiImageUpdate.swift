@@ -95,15 +95,11 @@ extension SMPClient {
                 events?(.alreadyOnDevice(slot: 1, active: false, confirmed: false))
                 continue
             }
-            events?(.uploadStarted(length: item.file.length, chunkBudget: await maximumRequestSize()))
             var uploadOptions = options.upload
             uploadOptions.image = item.image
             uploadOptions.expectedImageHash = item.hash
-            let result = try await upload(item.file, options: uploadOptions) { progress in
-                events?(.uploadProgress(progress))
-            }
+            _ = try await uploadReporting(item.file, options: uploadOptions, events: events)
             report.uploaded.append(item.image)
-            events?(.uploadFinished(result))
         }
         state = try await readImageState()
         for item in pendingWork {

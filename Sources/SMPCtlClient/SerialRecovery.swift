@@ -101,16 +101,11 @@ extension SMPClient {
             events?(.alreadyOnDevice(slot: 0, active: false, confirmed: false))
             report.uploadSkipped = true
         } else {
-            events?(.uploadStarted(length: file.length, chunkBudget: await maximumRequestSize()))
             var uploadOptions = options.upload
             // bs_upload handles one request at a time into one buffer (buf_count 1).
             uploadOptions.window = 1
             uploadOptions.expectedImageHash = nil
-            let result = try await upload(file, options: uploadOptions) { progress in
-                events?(.uploadProgress(progress))
-            }
-            report.upload = result
-            events?(.uploadFinished(result))
+            report.upload = try await uploadReporting(file, options: uploadOptions, events: events)
         }
 
         // bs_list lists only images that bootutil_img_validate accepts (hash and signature).
