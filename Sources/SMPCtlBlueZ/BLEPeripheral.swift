@@ -16,6 +16,31 @@ public final class BLEPeripheral: Sendable {
     /// not bounded by it: a central splits them across writes and the peripheral reassembles.
     public static let maximumValueLength = 510
 
+    /// The link security the SMP characteristic demands, as Zephyr's
+    /// `CONFIG_MCUMGR_TRANSPORT_BT_PERM_RW*` choices do (subsys/mgmt/mcumgr/transport/src/smp_bt.c,
+    /// `SMP_GATT_PERM`: the characteristic's write and its CCC descriptor need an encrypted, or an
+    /// encrypted and authenticated (MITM-protected), link). BlueZ refuses the notification
+    /// subscription on a weaker link and drops the writes.
+    public enum Security: String, Sendable, Hashable, CaseIterable {
+        /// `CONFIG_MCUMGR_TRANSPORT_BT_PERM_RW`: any link.
+        case open
+        /// `CONFIG_MCUMGR_TRANSPORT_BT_PERM_RW_ENCRYPT`: an encrypted link (Just Works pairing will do).
+        case encrypt
+        /// `CONFIG_MCUMGR_TRANSPORT_BT_PERM_RW_AUTHEN`: an authenticated link (passkey or numeric comparison).
+        case authenticate
+
+        /// The characteristic's BlueZ flags (src/gatt-database.c, `parse_chrc_flags`). The
+        /// `encrypt-*-write` flags also announce write-with-response, which Zephyr's does not.
+        var characteristicFlags: [String] {
+            switch self {
+            case .open: ["write-without-response", "notify"]
+            case .encrypt: ["write-without-response", "encrypt-write", "encrypt-notify"]
+            case .authenticate:
+                ["write-without-response", "encrypt-authenticated-write", "encrypt-authenticated-notify"]
+            }
+        }
+    }
+
     /// EATT-style reordering of incoming writes: bluetoothd spreads the writes of one client over
     /// several ATT bearers, so a later write can reach the application first. A write drawn with
     /// probability `rate` is held back and handed on right after the next write, or after
@@ -75,9 +100,10 @@ public final class BLEPeripheral: Sendable {
     ///   - name: the advertised local name.
     ///   - busAddress: a D-Bus address; `nil` uses the system bus.
     ///   - writeReordering: reorder incoming writes as EATT can; `nil` keeps their order.
+    ///   - security: the link security the characteristic demands.
     public static func start(
         server: any SMPPacketServer, adapter: String?, name: String, busAddress: String? = nil,
-        writeReordering: WriteReordering? = nil
+        writeReordering: WriteReordering? = nil, security: Security = .open
     ) async throws(BlueZError) -> BLEPeripheral {
         let bus: BusConnection
         do {
@@ -107,9 +133,10 @@ public final class BLEPeripheral: Sendable {
                     throw BlueZError.from(error, while: "setting the name of \(chosen.name)")
                 }
             }
-            let characteristic = PeripheralCharacteristic(bus: bus, server: server, reordering: writeReordering)
+            let characteristic = PeripheralCharacteristic(
+                bus: bus, server: server, reordering: writeReordering, security: security)
             do {
-                try await bus.export(ApplicationObject(), at: applicationPath)
+                try await bus.export(ApplicationObject(security: security), at: applicationPath)
                 try await bus.export(ServiceObject(), at: servicePath)
                 try await bus.export(characteristic, at: characteristicPath)
                 try await bus.export(AdvertisementObject(name: name), at: advertisementPath)
@@ -181,11 +208,11 @@ public final class BLEPeripheral: Sendable {
         ]
     }
 
-    static func characteristicProperties(value: [UInt8], notifying: Bool) -> [String: DBusValue] {
+    static func characteristicProperties(value: [UInt8], notifying: Bool, security: Security) -> [String: DBusValue] {
         [
             "UUID": .string(BlueZ.smpCharacteristicUUID),
             "Service": .objectPath(servicePath),
-            "Flags": .strings(["write-without-response", "notify"]),
+            "Flags": .strings(security.characteristicFlags),
             "Value": .bytes(value),
             "Notifying": .bool(notifying),
         ]
@@ -194,6 +221,8 @@ public final class BLEPeripheral: Sendable {
 
 /// The application root: answers `ObjectManager.GetManagedObjects` with the service and characteristic.
 private struct ApplicationObject: DBusObjectHandler {
+    let security: BLEPeripheral.Security
+
     func handleMethodCall(_ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {
         guard call.member == "GetManagedObjects", call.interface == nil || call.interface == DBusInterface.objectManager
         else {
@@ -212,7 +241,7 @@ private struct ApplicationObject: DBusObjectHandler {
                 entry(BLEPeripheral.servicePath, BlueZ.gattServiceInterface, BLEPeripheral.serviceProperties),
                 entry(
                     BLEPeripheral.characteristicPath, BlueZ.gattCharacteristicInterface,
-                    BLEPeripheral.characteristicProperties(value: [], notifying: false)),
+                    BLEPeripheral.characteristicProperties(value: [], notifying: false, security: security)),
             ])
         return [objects]
     }
@@ -254,15 +283,20 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
     private let writes: AsyncStream<[UInt8]>.Continuation
     private var worker: Task<Void, Never>?
     private let reordering: BLEPeripheral.WriteReordering?
+    private let security: BLEPeripheral.Security
     private var reorderRandom: UInt64
     /// A write held back by the reordering, with a number that tells its flush timer apart.
     private var heldWrite: (bytes: [UInt8], number: Int)?
     private var heldCount = 0
 
-    init(bus: BusConnection, server: any SMPPacketServer, reordering: BLEPeripheral.WriteReordering?) {
+    init(
+        bus: BusConnection, server: any SMPPacketServer, reordering: BLEPeripheral.WriteReordering?,
+        security: BLEPeripheral.Security
+    ) {
         self.bus = bus
         self.server = server
         self.reordering = reordering
+        self.security = security
         self.reorderRandom = reordering?.seed ?? 0
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .unbounded)
         self.writes = continuation
@@ -372,7 +406,7 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
 
     func properties(of interface: String) async -> [String: DBusValue]? {
         guard interface == BlueZ.gattCharacteristicInterface else { return nil }
-        return BLEPeripheral.characteristicProperties(value: value, notifying: notifying)
+        return BLEPeripheral.characteristicProperties(value: value, notifying: notifying, security: security)
     }
 
     func handleMethodCall(_ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {

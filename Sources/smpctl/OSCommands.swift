@@ -11,12 +11,16 @@ struct EchoCommand: AsyncParsableCommand {
     @Argument(help: "The text to echo.") var text: String
 
     func run() async throws {
+        // The round trip of the echo request alone (not the connect), as a ping would report it.
         try await global.runDeviceCommand { client throws(SMPClientError) in
-            try await client.send(OSManagement.EchoRequest(text))
-        } text: { reply in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let reply = try await client.send(OSManagement.EchoRequest(text))
+            return (reply, (clock.now - start).seconds)
+        } text: { reply, _ in
             [reply.text]
-        } json: { reply in
-            ["ok": true, "echo": .string(reply.text)]
+        } json: { reply, roundTrip in
+            ["ok": true, "echo": .string(reply.text), "round_trip_seconds": .double(roundTrip)]
         }
     }
 }

@@ -424,6 +424,11 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The advertised name for --ble.", valueName: "name"))
     var name: String = "smpctl-sim"
 
+    @Option(name: .customLong("ble-security"), help: ArgumentHelp(
+        "The link --ble demands for SMP, as Zephyr's CONFIG_MCUMGR_TRANSPORT_BT_PERM_RW*: open, encrypt (pair first; Just Works will do) or authenticate (a passkey pairing).",
+        valueName: "level"))
+    var bleSecurity: BLESecurityArgument = .open
+
     @Option(name: .customLong("exit-after"), help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
     var exitAfter: Double?
 
@@ -436,6 +441,7 @@ struct SimulateCommand: AsyncParsableCommand {
     func validate() throws {
         guard udp != nil || pty || ble else { throw ValidationError("choose --udp HOST:PORT, --pty or --ble") }
         if fleet.devices != nil, pty || ble { throw ValidationError("--devices serves UDP only; leave out --pty and --ble") }
+        if bleSecurity != .open, !ble { throw ValidationError("--ble-security applies to --ble only") }
         if fleet.devices == nil, fleet.usesFleetOptions { throw ValidationError("the fleet fault options need --devices N") }
         if !ble, adapter != nil { throw ValidationError("--adapter needs --ble") }
         guard !name.isEmpty, name.utf8.count <= 29 else { throw ValidationError("--name must be 1 to 29 bytes") }
@@ -487,7 +493,8 @@ struct SimulateCommand: AsyncParsableCommand {
         if ble {
             do {
                 peripheral = try await BLEPeripheral.start(
-                    server: server, adapter: adapter, name: name, writeReordering: simulator.writeReordering)
+                    server: server, adapter: adapter, name: name, writeReordering: simulator.writeReordering,
+                    security: bleSecurity.security)
             } catch {
                 udpEndpoint?.stop()
                 await ptyEndpoint?.stop()
@@ -514,6 +521,19 @@ struct SimulateCommand: AsyncParsableCommand {
                         + "\(stats.mostWritesPerRequest) writes per request, \(stats.refusedWrites) writes refused\n").utf8))
                 await peripheral.stop()
             }
+        }
+    }
+}
+
+/// `--ble-security`: the CLI's names for ``BLEPeripheral/Security``.
+enum BLESecurityArgument: String, ExpressibleByArgument, CaseIterable {
+    case open, encrypt, authenticate
+
+    var security: BLEPeripheral.Security {
+        switch self {
+        case .open: .open
+        case .encrypt: .encrypt
+        case .authenticate: .authenticate
         }
     }
 }

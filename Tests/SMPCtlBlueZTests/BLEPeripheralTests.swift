@@ -151,6 +151,38 @@ struct BLEPeripheralTests {
         }
     }
 
+    @Test(
+        "--ble-security registers the characteristic with Zephyr's permission levels as BlueZ flags",
+        arguments: [
+            (BLEPeripheral.Security.open, ["write-without-response", "notify"]),
+            (.encrypt, ["write-without-response", "encrypt-write", "encrypt-notify"]),
+            (.authenticate, ["write-without-response", "encrypt-authenticated-write", "encrypt-authenticated-notify"]),
+        ])
+    func securityFlags(security: BLEPeripheral.Security, flags: [String]) async throws {
+        try await withPrivateBus { bus in
+            let bluez = try await BusConnection.connect(address: bus.address)
+            try await bluez.requestName(BlueZ.serviceName)
+            let adapter = FakeAdapter(bus: bluez)
+            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/")
+            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/org/bluez/hci0")
+            let peripheral = try await BLEPeripheral.start(
+                server: RecordingServer(response: [1]), adapter: "hci0", name: "sim-test", busAddress: bus.address,
+                security: security)
+            let application = try #require(await adapter.application)
+            let registered = application[BLEPeripheral.characteristicPath]?.stringKeyedDictionary?[
+                BlueZ.gattCharacteristicInterface]?.stringKeyedDictionary
+            #expect(registered?["Flags"]?.stringArray == flags)
+            // What bluetoothd reads back with Properties.GetAll says the same.
+            let peer = try await peripheralName(bluez: bluez, bus: bus)
+            let reply = try await bluez.call(
+                destination: peer, path: BLEPeripheral.characteristicPath, interface: DBusInterface.properties,
+                member: "GetAll", arguments: [.string(BlueZ.gattCharacteristicInterface)])
+            #expect(reply.first?.stringKeyedDictionary?["Flags"]?.stringArray == flags)
+            await peripheral.stop()
+            await bluez.close()
+        }
+    }
+
     /// Starts a peripheral for `server` on a fake BlueZ and hands `write` a function that sends one
     /// write command to it as bluetoothd would.
     private func withPeripheral(

@@ -261,6 +261,20 @@ struct EverydayOutputTests {
         #expect(result.stdout.isEmpty)
     }
 
+    @Test("echo --json reports the request's round trip: the device's delay, not the connect")
+    func echoRoundTrip() async throws {
+        let (simulator, connection) = try CLI.startSimulator(["--udp", "127.0.0.1:0", "--delay", "150"])
+        defer { simulator.terminate() }
+        let result = try await CLI.run(["-c", connection, "--json", "echo", "ping"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let document = try result.json()
+        let roundTrip = try #require(document["round_trip_seconds"] as? Double)
+        // The simulator holds each answer 150 ms, so the echo cannot have taken less.
+        #expect(roundTrip >= 0.15, "\(roundTrip)")
+        #expect(roundTrip < result.seconds, "\(roundTrip) vs the whole process \(result.seconds)")
+        #expect(document["echo"] as? String == "ping")
+    }
+
     @Test("device text with escape sequences and carriage returns is shown escaped, not obeyed")
     func escapedDeviceText() async throws {
         let hostile = "hi\u{1B}[2J\u{1B}]0;owned\u{07}\rgone"

@@ -12,9 +12,10 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 mkdir -p "$VM_DIR"
-if [ ! -x "$ROOT/usr/sbin/bluetoothd" ]; then
+# python3 runs the benchmark's baseline client (smpclient with bleak, scripts/ble-vm/bench.sh).
+if [ ! -x "$ROOT/usr/sbin/bluetoothd" ] || [ ! -x "$ROOT/usr/bin/python3" ]; then
     rm -rf "$ROOT"
-    debootstrap --variant=minbase --include=dbus,bluez,bluez-test-tools,kmod,linux-image-amd64,procps \
+    debootstrap --variant=minbase --include=dbus,bluez,bluez-test-tools,kmod,linux-image-amd64,procps,python3 \
         bookworm "$ROOT" "$MIRROR" >"$VM_DIR/debootstrap.log" 2>&1 \
         || { tail -20 "$VM_DIR/debootstrap.log"; exit 1; }
 fi
