@@ -64,6 +64,8 @@ struct ChunkedUploadOutcome: Sendable {
     var result: UploadResult
     /// Answers that refused a chunk and named the device's offset.
     var rewinds: Int
+    /// Answers older than one already counted: chunks that overtook the one sent before them.
+    var reorderedAnswers = 0
 }
 
 /// A chunk sent and not yet answered.
@@ -85,7 +87,13 @@ extension SMPClient {
         progress: (@Sendable (UploadProgress) -> Void)?
     ) async throws(SMPClientError) -> ChunkedUploadOutcome {
         let packetLimit = await maximumRequestSize()
-        let bodyBudget = packetLimit - SMPHeader.size
+        var bodyBudget = packetLimit - SMPHeader.size
+        // A request split across writes can be garbled when its writes take different ATT bearers
+        // (EATT): once answers show writes overtaking each other, every request fits one write.
+        let framing = await transport.framing
+        var oneWritePerRequest = false
+        var redoneWithOneWrite = false
+        let overtakingAtStart = overtakingAnswers
         let reader = try FirmwareReader(file: file)
         let windowSize = max(1, settings.window)
         let clock = ContinuousClock()
@@ -101,6 +109,7 @@ extension SMPClient {
         var stalls = 0
         var malformed = 0
         var rewinds = 0
+        var reorderedAnswers = 0
         // Answers discarded since the upload last advanced, for the timeout's message.
         var discardedAtProgress = discardedAnswers
         var versionSwitches = 0
@@ -249,12 +258,26 @@ extension SMPClient {
             busyDeadline = nil
             busyWait = self.options.busyDelay
             let before = state.highWater
+            let staleBefore = state.staleAnswers
             let outcome: UploadWindow.Outcome
             do throws(SMPClientError) {
                 outcome = try state.answered(offset: reported, match: match)
             } catch {
                 dropInFlight()
                 throw error
+            }
+            // Evidence that the link does not keep order: an answer older than one already counted
+            // (without a timeout since the last progress no copy went twice, so this chunk reached
+            // the device ahead of the one sent before it), or an answer that overtook an earlier one.
+            let stale = state.staleAnswers > staleBefore && stalls == 0
+            if stale { reorderedAnswers += 1 }
+            if stale || overtakingAnswers > overtakingAtStart {
+                if !oneWritePerRequest, framing.splitsAcrossWrites, packetLimit > framing.maximumWrite {
+                    oneWritePerRequest = true
+                    bodyBudget = framing.maximumWrite - SMPHeader.size
+                    log("the device received chunks out of order (several ATT bearers: EATT); one write per request from offset \(state.acknowledged)")
+                    notify(.reordering(writeLimit: framing.maximumWrite))
+                }
             }
             if state.highWater > before {
                 // Timeouts and malformed answers count in a row: progress starts the count again.
@@ -268,6 +291,23 @@ extension SMPClient {
                     log("device resumes a previous upload at offset \(state.resumedFrom)")
                     notify(.resumed(offset: state.resumedFrom))
                 }
+            }
+            if outcome == .complete, state.match == false, !redoneWithOneWrite, framing.splitsAcrossWrites,
+                packetLimit > framing.maximumWrite
+            {
+                // The device writes the bytes it gets: on a BLE link a hash that does not match means
+                // the writes of a request split across several were put together out of order (EATT),
+                // which no answer shows. Send everything again, each request in one write.
+                redoneWithOneWrite = true
+                if !oneWritePerRequest {
+                    oneWritePerRequest = true
+                    bodyBudget = framing.maximumWrite - SMPHeader.size
+                    notify(.reordering(writeLimit: framing.maximumWrite))
+                }
+                log("the device's hash of the upload does not match the file after requests split across writes; uploading again, one write per request")
+                dropInFlight()
+                state.startOver()
+                continue
             }
             switch outcome {
             case .advanced, .complete:
@@ -305,7 +345,7 @@ extension SMPClient {
         let result = UploadResult(
             length: file.length, resumedFrom: state.resumedFrom, chunks: chunks, chunkSize: largestChunk,
             seconds: elapsed(), match: state.match, window: windowSize)
-        return ChunkedUploadOutcome(result: result, rewinds: rewinds)
+        return ChunkedUploadOutcome(result: result, rewinds: rewinds, reorderedAnswers: reorderedAnswers)
     }
 
     /// Reopens a lost link, within the allowed number of reconnects.

@@ -46,6 +46,9 @@ public enum SMPClientNotice: Sendable, Hashable {
     case resumed(offset: Int)
     /// The path's largest packet was learned (UDP without `?mtu=`).
     case pathLimit(bytes: Int)
+    /// Chunks reached the device out of order (a link with several bearers, such as BLE with
+    /// EATT): from now on every request fits one write of `writeLimit` bytes.
+    case reordering(writeLimit: Int)
 }
 
 /// How one request is sent: its timeout, retries and busy budget. `nil` fields take the client's options.
@@ -128,6 +131,11 @@ public actor SMPClient {
     /// CBOR, and responses whose sequence number is in flight but whose group or command is not.
     /// A timeout reports how many came in while it waited.
     public internal(set) var discardedAnswers = 0
+    /// Answers that came while a request sent before theirs was still unanswered. A device answers
+    /// in the order it received requests, so on a link that keeps order this stays 0 unless a
+    /// request is lost; several ATT bearers (BLE with EATT) deliver writes and notifications out
+    /// of order.
+    public private(set) var overtakingAnswers = 0
 
     private var outstanding: [Int: Outstanding] = [:]
     private var requestBySequence: [UInt8: Int] = [:]
@@ -607,6 +615,9 @@ public actor SMPClient {
             // what the next chunks take (an erase makes it longer, which errs on the safe side).
             if entry.sends == 1 {
                 roundTrip.add(sample: ContinuousClock.now - entry.firstSent, queueAhead: entry.queueAhead)
+            }
+            if outstanding.contains(where: { $0.key < id && $0.value.ready == nil && $0.value.deadline != nil }) {
+                overtakingAnswers += 1
             }
             if entry.waiter != nil {
                 deliver(id: id, .success(packet), final: true)

@@ -59,6 +59,10 @@ public struct UploadWindow: Sendable, Hashable {
     public private(set) var match: Bool?
     /// Whether the device's offset went back since ``highWater`` last grew.
     private var wentBack = false
+    /// Answers older than one already counted (a lower offset than ``acknowledged``), so far.
+    public private(set) var staleAnswers = 0
+    /// The lower offset of the last stale answer, until an answer moves on.
+    private var heldStale: Int?
 
     /// A window over `length` bytes. With a `startOffset` above 0 the device is known to hold
     /// that many bytes already (a file upload continued after its hash was compared): the window
@@ -108,6 +112,17 @@ public struct UploadWindow: Sendable, Hashable {
         nextOffset = started ? acknowledged : 0
     }
 
+    /// Starts the whole upload again from nothing, the progress measures included: the caller
+    /// sends everything once more on purpose (the device holds damaged data), which is not a stall.
+    public mutating func startOver() {
+        restart()
+        highWater = 0
+        bytesWithoutProgress = 0
+        match = nil
+        wentBack = false
+        heldStale = nil
+    }
+
     /// Starts again with a first chunk (a lost link, or the device lost its upload state).
     public mutating func restart() {
         inFlight.removeAll()
@@ -146,6 +161,18 @@ public struct UploadWindow: Sendable, Hashable {
             restart()
             return everything ? .verifyThenRestart : .restart
         }
+        if reported > 0, reported < acknowledged, started, heldStale != reported {
+            // An answer the device gave before one already counted: this chunk reached it ahead of
+            // the one sent before it (several ATT bearers under EATT deliver writes out of order),
+            // so it was refused, while the earlier chunk was taken. The device is where the later
+            // answer left it: continue from there. The same lower offset twice in a row is the
+            // device's real offset (below).
+            heldStale = reported
+            staleAnswers += 1
+            resync()
+            return .resync
+        }
+        heldStale = nil
         started = true
         if isFirst, reported > chunk.upperBound, resumedFrom == 0 { resumedFrom = reported }
         if reported < acknowledged { wentBack = true }

@@ -227,6 +227,8 @@ struct FleetDeviceUpdate: Sendable {
                 text = "resumed at offset \(offset)"
             case .pathLimit(let bytes):
                 text = "the path carries \(bytes)-byte datagrams"
+            case .reordering(let limit):
+                text = "chunks arrived out of order; one write of up to \(limit) bytes per request"
             }
             log.write(text)
             run.events?(.notice(name: name, text: text))

@@ -231,7 +231,7 @@ final class ProgressBar: Sendable {
     /// Whether a notice gets a line of its own where no bar shows it: what costs time, not what is informative.
     static func worthALine(_ notice: SMPClientNotice) -> Bool {
         switch notice {
-        case .retry, .busy, .reconnecting: true
+        case .retry, .busy, .reconnecting, .reordering: true
         case .resumed, .pathLimit: false
         }
     }
@@ -243,6 +243,8 @@ final class ProgressBar: Sendable {
         case .reconnecting(let attempt): "link lost; reconnecting (attempt \(attempt))"
         case .resumed(let offset): "resumed at \(formatBytes(offset))"
         case .pathLimit(let bytes): "the path carries \(bytes)-byte datagrams"
+        case .reordering(let limit):
+            "chunks reached the device out of order (EATT?); one write of up to \(limit) bytes per request from now on"
         }
     }
 
@@ -255,7 +257,7 @@ final class ProgressBar: Sendable {
             case .busy: state.busy += 1
             case .reconnecting: state.reconnects += 1
             case .resumed(let offset): state.resumedAt = offset
-            case .pathLimit: break
+            case .pathLimit, .reordering: break
             }
             state.notice = Self.describe(notice)
             state.noticeTime = now
@@ -268,6 +270,7 @@ final class ProgressBar: Sendable {
         case .reconnecting(let attempt): event.merge(["kind": "reconnecting", "attempt": .int(attempt)]) { $1 }
         case .resumed(let offset): event.merge(["kind": "resumed", "offset": .int(offset)]) { $1 }
         case .pathLimit(let bytes): event.merge(["kind": "path_limit", "bytes": .int(bytes)]) { $1 }
+        case .reordering(let limit): event.merge(["kind": "reordering", "write_limit": .int(limit)]) { $1 }
         }
         output?.event(.object(event))
         if enabled {

@@ -1,5 +1,6 @@
 import SMPCtlTestSupport
 import Foundation
+import SMPCtlLocking
 import Testing
 @testable import SMPCtlBlueZ
 import SMPCtlClient
@@ -187,6 +188,55 @@ struct BLETransportTests {
             #expect(report.confirmed)
             // First connect, the reconnect after the drop, and the one after the reset.
             #expect(await setup.fake.connectCount >= 3)
+        }
+    }
+
+    @Test(
+        "writes that overtake each other (EATT): from the first sign every request fits one write, and the upload verifies",
+        arguments: WriteRoute.allCases)
+    func reorderedWrites(route: WriteRoute) async throws {
+        var options = FakeBlueZOptions()
+        options.mtu = 247
+        options.reorderEvery = 7
+        let notices = LockedValue<[SMPClientNotice]>([])
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            var clientOptions = testClientOptions()
+            clientOptions.notice = { notice in notices.withLock { $0.append(notice) } }
+            let client = SMPClient(transport: setup.transport(acquire: route == .socket), options: clientOptions)
+            try await client.open()
+            let file = try FirmwareFile(path: testImagePath)
+            var uploadOptions = UploadOptions()
+            uploadOptions.firstChunkTimeout = .seconds(1)
+            let result = try await client.upload(file, options: uploadOptions)
+            await client.close()
+            #expect(result.match == true, "the device's hash of the slot must match the file")
+            #expect(await setup.fake.reorderedWrites > 0)
+            #expect(notices.withLock { $0 }.contains(.reordering(writeLimit: 244)), "\(notices.withLock { $0 })")
+            // After the switch every request is one write of at most MTU − 3 bytes.
+            #expect(await setup.fake.trailingOneWritePackets >= 20)
+            #expect(await setup.fake.largestWrite <= 244)
+        }
+    }
+
+    @Test("writes kept in order: requests stay larger than one write and nothing reports reordering")
+    func inOrderWritesKeepLargeRequests() async throws {
+        var options = FakeBlueZOptions()
+        options.mtu = 247
+        let notices = LockedValue<[SMPClientNotice]>([])
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            var clientOptions = testClientOptions()
+            clientOptions.notice = { notice in notices.withLock { $0.append(notice) } }
+            let client = SMPClient(transport: setup.transport(acquire: true), options: clientOptions)
+            try await client.open()
+            let file = try FirmwareFile(path: testImagePath)
+            var uploadOptions = UploadOptions()
+            uploadOptions.firstChunkTimeout = .seconds(1)
+            let result = try await client.upload(file, options: uploadOptions)
+            await client.close()
+            #expect(result.match == true)
+            #expect(result.chunkSize > 244, "requests span several writes when the device reassembles")
+            #expect(!notices.withLock { $0 }.contains { if case .reordering = $0 { true } else { false } })
+            #expect(await client.overtakingAnswers == 0)
         }
     }
 

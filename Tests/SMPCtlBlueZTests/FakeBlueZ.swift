@@ -43,6 +43,14 @@ struct FakeBlueZOptions: Sendable {
     var pairingFailure: DBusErrorName?
     /// The characteristic's flags say it needs encryption (`encrypt-write`, `encrypt-notify`).
     var encryptFlags = false
+    /// Every n-th write reaches the device after the one that follows it (0: in order), as when
+    /// bluetoothd spreads writes over several ATT bearers (EATT; bluez-vm-notes.md). A held write
+    /// with no write after it goes alone after 30 ms.
+    var reorderEvery = 0
+    /// With `reorderEvery`, the device gathers writes as Zephyr's reassembly does, in a net_buf of
+    /// this size (``SMPServerReassembly``): a write that arrives first but is not a packet's start
+    /// is refused, and the packet it broke is lost.
+    var netbufSize = 2048
 }
 
 /// How the fake device pairs.
@@ -75,6 +83,7 @@ actor FakeBlueZ {
     private var notifySocket: (mine: Int32, given: Int32)?
     private var writeReader: DescriptorReader?
     private var reassembler = SMPReassembler(maxPacketLength: 8 + 65535)
+    private lazy var zephyrReassembly = SMPServerReassembly(netbufSize: options.netbufSize, reassembles: true)
     /// Counts dropped links: a write still queued from a dropped link is lost, as on the air.
     private var linkGeneration = 0
 
@@ -432,15 +441,64 @@ actor FakeBlueZ {
         await receive(bytes)
     }
 
-    /// One write of at most MTU−3 bytes: reassemble, let the server answer, notify in MTU−3 pieces.
+    /// A write held back by ``FakeBlueZOptions/reorderEvery``, with its number.
+    private var heldWrite: (bytes: [UInt8], number: Int)?
+    private var writesArrived = 0
+    /// Writes delivered after the one that followed them.
+    private(set) var reorderedWrites = 0
+    /// With `reorderEvery`: packets the device took, in a row up to now, that came in one write each.
+    private(set) var trailingOneWritePackets = 0
+    private var piecesOfCurrentPacket = 0
+
+    /// One write as it reaches the device: in order, or held behind the next (``FakeBlueZOptions/reorderEvery``).
     private func receive(_ bytes: [UInt8]) async {
+        guard options.reorderEvery > 0 else { return await deliver(bytes) }
+        writesArrived += 1
+        if let held = heldWrite {
+            heldWrite = nil
+            reorderedWrites += 1
+            await deliver(bytes)
+            await deliver(held.bytes)
+            return
+        }
+        guard writesArrived % options.reorderEvery == 0 else { return await deliver(bytes) }
+        let number = writesArrived
+        heldWrite = (bytes, number)
+        Task { [weak self] in
+            try? await Task.sleep(for: .milliseconds(30))
+            await self?.flushHeldWrite(number)
+        }
+    }
+
+    private func flushHeldWrite(_ number: Int) async {
+        guard let held = heldWrite, held.number == number else { return }
+        heldWrite = nil
+        await deliver(held.bytes)
+    }
+
+    /// One write of at most MTU−3 bytes: reassemble, let the server answer, notify in MTU−3 pieces.
+    private func deliver(_ bytes: [UInt8]) async {
         writes += 1
         largestWrite = max(largestWrite, bytes.count)
-        let packets: [[UInt8]]
-        do {
-            packets = try reassembler.append(bytes)
-        } catch {
-            return
+        var packets: [[UInt8]] = []
+        if options.reorderEvery > 0 {
+            piecesOfCurrentPacket += 1
+            switch zephyrReassembly.collect(bytes) {
+            case .packet(let packet):
+                packets = [packet]
+                trailingOneWritePackets = piecesOfCurrentPacket == 1 ? trailingOneWritePackets + 1 : 0
+                piecesOfCurrentPacket = 0
+            case .refused:
+                piecesOfCurrentPacket = 0
+            case .incomplete:
+                break
+            }
+        } else {
+            do {
+                packets = try reassembler.append(bytes)
+            } catch {
+                return
+            }
         }
         for packet in packets {
             let reply = await server.handle(packet)
@@ -486,6 +544,7 @@ actor FakeBlueZ {
         writeReader = nil
         await reader?.stop()
         reassembler.reset()
+        zephyrReassembly.reset()
         connected = false
         servicesResolved = false
         notifying = false

@@ -186,6 +186,46 @@ struct UploadWindowTests {
         #expect(threw)
     }
 
+    @Test("an answer older than one already counted does not move the offset back; the same lower offset twice does")
+    func staleAnswer() throws {
+        var window = UploadWindow(length: 10_000, window: 3, chunkSize: 1_000)
+        window.sent(0..<1_000)
+        _ = try window.answered(offset: 1_000, match: nil)
+        window.sent(1_000..<2_000)
+        window.sent(2_000..<3_000)
+        window.sent(3_000..<4_000)
+        // The chunk at 2000 overtook the one at 1000 (EATT): refused, it was answered "1000" first,
+        // and the chunk at 1000 was taken after it. The engine reads the answers in sending order.
+        #expect(try window.answered(offset: 2_000, match: nil) == .advanced)
+        #expect(try window.answered(offset: 1_000, match: nil) == .resync)
+        #expect(window.acknowledged == 2_000)
+        #expect(window.nextOffset == 2_000)
+        #expect(window.staleAnswers == 1)
+        // A device that really went back to 1000 says so again, and the window follows it.
+        window.sent(2_000..<3_000)
+        #expect(try window.answered(offset: 1_000, match: nil) == .resync)
+        #expect(window.acknowledged == 1_000)
+        #expect(window.nextOffset == 1_000)
+        #expect(window.staleAnswers == 1)
+    }
+
+    @Test("starting over after a damaged upload resets progress, so sending everything again is not a stall")
+    func startOver() throws {
+        var window = UploadWindow(length: 2_000, window: 2, chunkSize: 1_000)
+        window.sent(0..<1_000)
+        _ = try window.answered(offset: 1_000, match: nil)
+        window.sent(1_000..<2_000)
+        #expect(try window.answered(offset: 2_000, match: false) == .complete)
+        #expect(window.isComplete)
+        window.startOver()
+        #expect(!window.isComplete)
+        #expect(window.nextOffset == 0)
+        #expect(window.highWater == 0)
+        #expect(window.bytesWithoutProgress == 0)
+        #expect(window.match == nil)
+        #expect(window.canSend)
+    }
+
     @Test("offset 0 after the whole file was sent asks for a check before restarting")
     func lostFinalAnswer() throws {
         var window = UploadWindow(length: 2_000, window: 2, chunkSize: 1_000)

@@ -68,7 +68,7 @@ while [ "$run" -le "$RUNS" ]; do
     [ "$status" -eq 0 ] || { echo "bench: smpclient upload run $run exited $status"; tail -5 /tmp/peer.err; }
     t0=$(now)
     status=0
-    timeout 60 python3 Benchmarks/ble_smpclient.py smpctl-sim echo >/tmp/peer.json 2>/tmp/peer.err || status=$?
+    timeout "$PEER_TIMEOUT" python3 Benchmarks/ble_smpclient.py smpctl-sim echo >/tmp/peer.json 2>/tmp/peer.err || status=$?
     cp /tmp/peer.err "$LOGS/smpclient-echo-$run.err"
     t1=$(now)
     inner=$(tail -1 /tmp/peer.json)
