@@ -61,7 +61,7 @@ def run_vm(label: str, channels: int, args, image: Path) -> list[dict]:
     config = WORK / "config"
     config.write_text(
         f"LABEL={label}\nRUNS={args.runs}\nIMAGE=/mnt/host/{image.relative_to(REPO)}\n"
-        f"BUF_SIZE={args.buf_size}\nPEER_TIMEOUT={args.peer_timeout}\n")
+        f"BUF_SIZE={args.buf_size}\nPEER_TIMEOUT={args.peer_timeout}\nCLIENTS={args.clients}\n")
     env = dict(os.environ)
     env["VM_APPEND"] = f"smpctl_eatt={channels} smpctl_mtu={args.mtu}"
     env["VM_LOG"] = str(WORK / f"console-{label}.log")
@@ -132,6 +132,9 @@ def main() -> int:
     parser.add_argument("--buf-size", type=int, default=2048, help="the peripheral's SMP buffer (--buf-size)")
     parser.add_argument("--peer-timeout", type=int, default=300, help="seconds one smpclient upload may take")
     parser.add_argument("--modes", default="off,on", help="EATT modes: off (Channels = 1), on (Channels = 3)")
+    parser.add_argument("--clients", choices=["both", "smpctl"], default="both",
+                        help="smpctl: leave the baseline out (quick runs of smpctl alone)")
+    parser.add_argument("--label", default="", help="a suffix for the result files of this run")
     parser.add_argument("--no-build", action="store_true")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -146,7 +149,7 @@ def main() -> int:
     summaries = {}
     for mode in args.modes.split(","):
         channels = {"off": 1, "on": 3}[mode]
-        rows = run_vm(f"eatt-{mode}", channels, args, image)
+        rows = run_vm(f"eatt-{mode}{args.label}", channels, args, image)
         summaries[mode] = summarize(rows)
     (WORK / "summary.json").write_text(json.dumps(summaries, indent=2))
     print()

@@ -273,6 +273,14 @@ private struct AdvertisementObject: DBusObjectHandler {
     }
 }
 
+/// What reaches the peripheral's SMP worker, in order.
+private enum PeripheralInput: Sendable {
+    /// One write of the central.
+    case write([UInt8])
+    /// Notifications were turned off: drop a partly gathered packet.
+    case dropPartial
+}
+
 /// The SMP characteristic: takes writes, answers with notifications.
 private actor PeripheralCharacteristic: DBusObjectHandler {
     private let bus: BusConnection
@@ -280,7 +288,7 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
     private(set) var notifying = false
     private var value: [UInt8] = []
     private var mtu = BlueZ.defaultMTU
-    private let writes: AsyncStream<[UInt8]>.Continuation
+    private let writes: AsyncStream<PeripheralInput>.Continuation
     private var worker: Task<Void, Never>?
     private let reordering: BLEPeripheral.WriteReordering?
     private let security: BLEPeripheral.Security
@@ -298,19 +306,26 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
         self.reordering = reordering
         self.security = security
         self.reorderRandom = reordering?.seed ?? 0
-        let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .unbounded)
+        let (stream, continuation) = AsyncStream<PeripheralInput>.makeStream(bufferingPolicy: .unbounded)
         self.writes = continuation
         Task { await self.run(stream) }
     }
 
-    private func run(_ stream: AsyncStream<[UInt8]>) {
+    private func run(_ stream: AsyncStream<PeripheralInput>) {
         let limits = server.frameLimits
         worker = Task { [weak self] in
             // smp_bt_chr_write + smp_reassembly_collect (subsys/mgmt/mcumgr/transport/src/smp_bt.c,
             // smp_reassembly.c): refused writes are lost without a word to the central.
             var reassembly = SMPServerReassembly(netbufSize: limits.netbufSize, reassembles: limits.bleReassembly)
             var writes = 0
-            for await fragment in stream {
+            for await input in stream {
+                guard case .write(let fragment) = input else {
+                    // smp_bt_ccc_changed: notifications turned off (the central unsubscribed or the
+                    // link dropped) drop the packet gathered so far.
+                    reassembly.reset()
+                    writes = 0
+                    continue
+                }
                 writes += 1
                 let outcome = reassembly.collect(fragment)
                 guard case .packet(let packet) = outcome else {
@@ -345,7 +360,7 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
     func finish() {
         if let held = heldWrite {
             heldWrite = nil
-            writes.yield(held.bytes)
+            writes.yield(.write(held.bytes))
         }
         writes.finish()
         worker?.cancel()
@@ -354,13 +369,13 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
     /// Hands a write to the worker, possibly out of order (``BLEPeripheral/WriteReordering``).
     private func receive(_ bytes: [UInt8]) {
         guard let reordering, reordering.rate > 0 else {
-            writes.yield(bytes)
+            writes.yield(.write(bytes))
             return
         }
         if let held = heldWrite {
             heldWrite = nil
-            writes.yield(bytes)
-            writes.yield(held.bytes)
+            writes.yield(.write(bytes))
+            writes.yield(.write(held.bytes))
             return
         }
         // SplitMix64, as the simulator's faults use.
@@ -370,7 +385,7 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         z ^= z >> 31
         guard Double(z >> 11) / Double(UInt64(1) << 53) < reordering.rate else {
-            writes.yield(bytes)
+            writes.yield(.write(bytes))
             return
         }
         heldCount &+= 1
@@ -386,7 +401,7 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
     private func flushHeld(_ number: Int) {
         guard let held = heldWrite, held.number == number else { return }
         heldWrite = nil
-        writes.yield(held.bytes)
+        writes.yield(.write(held.bytes))
     }
 
     /// Sends one response as notifications of at most MTU−3 (and at most 510) bytes.
@@ -429,6 +444,7 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
             return []
         case "StopNotify":
             notifying = false
+            writes.yield(.dropPartial)
             return []
         default:
             throw DBusError("org.bluez.Error.NotSupported", "\(call.member) is not supported")
