@@ -44,6 +44,9 @@ public actor BLETransport: SMPTransport {
         public var preferAcquiredSockets = true
         /// Disconnect the device on `close()`.
         public var disconnectOnClose = true
+        /// bluetoothd's configuration, read for its `[GATT] Channels` (EATT bearers); `nil` skips
+        /// the EATT check (every request may then span several writes).
+        public var bluetoothConfigurationPath: String? = "/etc/bluetooth/main.conf"
 
         public init(target: String, adapter: String? = nil, busAddress: String? = nil) {
             self.target = target
@@ -68,6 +71,10 @@ public actor BLETransport: SMPTransport {
     public private(set) var writePath: DataPath?
     /// The notification path of the current link.
     public private(set) var notifyPath: DataPath?
+    /// Whether the current link likely runs several ATT bearers (EATT): the device's GATT server
+    /// offers EATT and the local bluetoothd opens more than one channel. Writes and notifications
+    /// may then arrive out of order, so every request is kept to one write.
+    public private(set) var multipleBearers = false
     /// Writes made on the current and earlier links, for reports and tests.
     public private(set) var writeCount = 0
     /// The largest single write made.
@@ -112,9 +119,60 @@ public actor BLETransport: SMPTransport {
     /// The largest piece one write carries on the current link.
     public var writeSize: Int { min(mtu - 3, Self.largestWrite) }
 
-    /// One write per piece; a packet may span several writes when the device reassembles.
+    /// One write per piece; a packet may span several writes when the device reassembles, unless
+    /// the link runs several bearers (``multipleBearers``): their writes can be put together out of order.
     public var framing: SMPFraming {
-        SMPFraming(maximumWrite: writeSize, splitsAcrossWrites: true, maximumPacket: Int(UInt16.max) + 8)
+        SMPFraming(maximumWrite: writeSize, splitsAcrossWrites: !multipleBearers, maximumPacket: Int(UInt16.max) + 8)
+    }
+
+    /// The GATT service's Server Supported Features characteristic (Core spec Vol 3, Part G,
+    /// 7.4): bit 0 says the server takes EATT bearers.
+    static let serverSupportedFeaturesUUID = "00002b3a-0000-1000-8000-00805f9b34fb"
+    static let gattServiceUUID = "00001801-0000-1000-8000-00805f9b34fb"
+    /// The largest bluetoothd configuration read.
+    static let largestConfiguration = 64 * 1024
+
+    /// `[GATT] Channels` of a bluetoothd `main.conf`: 3 when the file does not set it (BlueZ 5.66's
+    /// default, src/main.conf), clamped to 1–5 as bluetoothd does.
+    static func gattChannels(configuration text: Substring) -> Int {
+        var inGATT = false
+        var channels = 3
+        for rawLine in text.split(whereSeparator: \.isNewline) {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("#") || line.isEmpty { continue }
+            if line.hasPrefix("[") {
+                inGATT = line == "[GATT]"
+                continue
+            }
+            guard inGATT, let equals = line.firstIndex(of: "=") else { continue }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            if key == "Channels", let number = Int(value.prefix(4)) { channels = min(max(number, 1), 5) }
+        }
+        return channels
+    }
+
+    /// Whether the local bluetoothd opens EATT bearers, from its configuration file (bounded read;
+    /// an unreadable file counts as the default).
+    static func localChannels(path: String) -> Int {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return 3 }
+        defer { try? handle.close() }
+        let data = (try? handle.read(upToCount: largestConfiguration)) ?? Data()
+        return gattChannels(configuration: Substring(String(decoding: data, as: UTF8.self)))
+    }
+
+    /// Whether the device's GATT server offers EATT: its Server Supported Features (read within 3 s).
+    private static func peerOffersEATT(bus: BusConnection, model: BlueZObjectModel, devicePath: String) async -> Bool {
+        guard
+            let features = await model.characteristics(
+                of: devicePath, uuid: serverSupportedFeaturesUUID, serviceUUID: gattServiceUUID
+            ).first
+        else { return false }
+        let reply = try? await bus.call(
+            destination: BlueZ.serviceName, path: features.path, interface: BlueZ.gattCharacteristicInterface,
+            member: "ReadValue", arguments: [.propertyDictionary([:])], timeout: .seconds(3))
+        guard let first = reply?.first?.byteArray?.first else { return false }
+        return first & 0x01 != 0
     }
 
     /// The link as far as BlueZ shows it: the negotiated MTU. The connection interval, PHY and data
@@ -208,6 +266,11 @@ public actor BLETransport: SMPTransport {
                 try await subscribe(&session, bus: bus, characteristic: characteristic, devicePath: device.path,
                     watch: mark)
                 self.session = session
+                if let path = configuration.bluetoothConfigurationPath, Self.localChannels(path: path) > 1 {
+                    multipleBearers = await Self.peerOffersEATT(bus: bus, model: model, devicePath: device.path)
+                } else {
+                    multipleBearers = false
+                }
                 return
             } catch {
                 let retry = error.code == .authenticationRequired && mayPair && !paired

@@ -97,11 +97,12 @@ extension GlobalOptions {
         let notify = await ble.notifyPath?.rawValue ?? "none"
         let writes = await ble.writeCount
         let largest = await ble.largestWrite
+        let eatt = await ble.multipleBearers
         if output.json {
             Output.diagnostic(
-                "{\"event\":\"ble_link\",\"mtu\":\(mtu),\"write_path\":\"\(write)\",\"notify_path\":\"\(notify)\",\"writes\":\(writes),\"largest_write\":\(largest)}")
+                "{\"event\":\"ble_link\",\"mtu\":\(mtu),\"write_path\":\"\(write)\",\"notify_path\":\"\(notify)\",\"writes\":\(writes),\"largest_write\":\(largest),\"eatt\":\(eatt)}")
         } else {
-            Output.diagnostic("ble link: MTU \(mtu), writes via \(write), notifications via \(notify), \(writes) writes, largest \(largest) bytes")
+            Output.diagnostic("ble link: MTU \(mtu), writes via \(write), notifications via \(notify), \(writes) writes, largest \(largest) bytes\(eatt ? ", EATT (one write per request)" : "")")
         }
     }
 }

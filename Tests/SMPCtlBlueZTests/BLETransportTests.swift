@@ -218,6 +218,50 @@ struct BLETransportTests {
         }
     }
 
+    @Test("bluetoothd's [GATT] Channels: 3 unless set, clamped to 1–5, other sections and comments ignored")
+    func gattChannelsParsing() {
+        #expect(BLETransport.gattChannels(configuration: "") == 3)
+        #expect(BLETransport.gattChannels(configuration: "[General]\nChannels = 1\n") == 3)
+        #expect(BLETransport.gattChannels(configuration: "[GATT]\n#Channels = 1\n") == 3)
+        #expect(BLETransport.gattChannels(configuration: "[GATT]\nExchangeMTU = 517\nChannels = 1\n") == 1)
+        #expect(BLETransport.gattChannels(configuration: "[GATT]\r\n  Channels=2  \r\n[Policy]\n") == 2)
+        #expect(BLETransport.gattChannels(configuration: "[GATT]\nChannels = 99\n") == 5)
+        #expect(BLETransport.gattChannels(configuration: "[GATT]\nChannels = 0\n") == 1)
+        #expect(BLETransport.gattChannels(configuration: "[GATT]\nChannels = many\n") == 3)
+    }
+
+    @Test(
+        "a device that offers EATT, with bluetoothd opening several channels: every request is one write from the start",
+        arguments: [(3, true), (1, false)])
+    func eattKeepsOneWritePerRequest(channels: Int, expectEATT: Bool) async throws {
+        var options = FakeBlueZOptions()
+        options.mtu = 247
+        options.offersEATT = true
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("smpctl-eatt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let conf = folder.appendingPathComponent("main.conf")
+        try "[GATT]\nChannels = \(channels)\n".write(to: conf, atomically: true, encoding: .utf8)
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            var configuration = BLETransport.Configuration(target: "smp-sim", busAddress: setup.bus.address)
+            configuration.bluetoothConfigurationPath = conf.path
+            let transport = BLETransport(configuration: configuration)
+            let client = SMPClient(transport: transport, options: testClientOptions())
+            try await client.open()
+            #expect(await transport.multipleBearers == expectEATT)
+            var uploadOptions = UploadOptions()
+            uploadOptions.firstChunkTimeout = .seconds(1)
+            let result = try await client.upload(try FirmwareFile(path: testImagePath), options: uploadOptions)
+            await client.close()
+            #expect(result.match == true)
+            if expectEATT {
+                #expect(result.chunkSize <= 244 - 8, "one write per request: \(result.chunkSize)")
+            } else {
+                #expect(result.chunkSize > 244, "requests span several writes: \(result.chunkSize)")
+            }
+        }
+    }
+
     @Test("writes kept in order: requests stay larger than one write and nothing reports reordering")
     func inOrderWritesKeepLargeRequests() async throws {
         var options = FakeBlueZOptions()

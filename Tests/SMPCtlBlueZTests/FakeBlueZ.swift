@@ -51,6 +51,9 @@ struct FakeBlueZOptions: Sendable {
     /// this size (``SMPServerReassembly``): a write that arrives first but is not a packet's start
     /// is refused, and the packet it broke is lost.
     var netbufSize = 2048
+    /// The device's GATT service lists Server Supported Features (0x2B3A) with the EATT bit, as a
+    /// BlueZ or Zephyr (`CONFIG_BT_EATT`) GATT server with EATT does.
+    var offersEATT = false
 }
 
 /// How the fake device pairs.
@@ -125,7 +128,7 @@ actor FakeBlueZ {
         let bus = try await BusConnection.connect(address: address)
         let fake = FakeBlueZ(bus: bus, server: server, options: options)
         try await bus.requestName(BlueZ.serviceName)
-        for role in [FakeObject.Role.root, .agentManager, .adapter, .device, .service, .characteristic] {
+        for role in [FakeObject.Role.root, .agentManager, .adapter, .device, .service, .characteristic, .gattService, .serverFeatures] {
             try await bus.export(FakeObject(fake: fake, role: role), at: await fake.path(of: role))
         }
         return fake
@@ -146,6 +149,8 @@ actor FakeBlueZ {
         case .device: devicePath
         case .service: servicePath
         case .characteristic: characteristicPath
+        case .gattService: devicePath + "/service0001"
+        case .serverFeatures: devicePath + "/service0001/char0002"
         }
     }
 
@@ -172,6 +177,12 @@ actor FakeBlueZ {
                 "Value": .bytes([])]
             if options.mtuProperty { properties["MTU"] = .uint16(UInt16(options.mtu)) }
             return properties
+        case (.gattService, BlueZ.gattServiceInterface) where servicesKnown && options.offersEATT:
+            return ["UUID": .string("00001801-0000-1000-8000-00805f9b34fb"), "Primary": .bool(true),
+                "Device": .objectPath(devicePath)]
+        case (.serverFeatures, BlueZ.gattCharacteristicInterface) where servicesKnown && options.offersEATT:
+            return ["UUID": .string("00002b3a-0000-1000-8000-00805f9b34fb"),
+                "Service": .objectPath(path(of: .gattService)), "Flags": .strings(["read"]), "Value": .bytes([])]
         case (.agentManager, BlueZ.agentManagerInterface):
             return [:]
         default:
@@ -185,7 +196,8 @@ actor FakeBlueZ {
         case .adapter: name = BlueZ.adapterInterface
         case .device: name = BlueZ.deviceInterface
         case .service: name = BlueZ.gattServiceInterface
-        case .characteristic: name = BlueZ.gattCharacteristicInterface
+        case .characteristic, .serverFeatures: name = BlueZ.gattCharacteristicInterface
+        case .gattService: name = BlueZ.gattServiceInterface
         case .root, .agentManager: return .dictionary(keySignature: "s", valueSignature: "a{sv}", [])
         }
         let properties = self.properties(of: role, interface: name) ?? [:]
@@ -198,6 +210,7 @@ actor FakeBlueZ {
         var roles: [FakeObject.Role] = [.adapter]
         if deviceKnown { roles.append(.device) }
         if servicesKnown { roles += [.service, .characteristic] }
+        if servicesKnown, options.offersEATT { roles += [.gattService, .serverFeatures] }
         return .dictionary(keySignature: "o", valueSignature: "a{sa{sv}}", roles.map {
             DBusDictionaryEntry(key: .objectPath(path(of: $0)), value: interfaces(of: $0))
         })
@@ -297,6 +310,8 @@ actor FakeBlueZ {
             if options.disconnectDelay > .zero { try? await Task.sleep(for: options.disconnectDelay) }
             await dropLink()
             return []
+        case (.serverFeatures, "ReadValue"):
+            return [.bytes([0x01])]
         case (.characteristic, let member):
             return try await handleCharacteristic(member, call.arguments)
         default:
@@ -324,6 +339,10 @@ actor FakeBlueZ {
             servicesKnown = true
             try await announce(.service)
             try await announce(.characteristic)
+            if options.offersEATT {
+                try await announce(.gattService)
+                try await announce(.serverFeatures)
+            }
         }
         servicesResolved = true
         if !options.silentLinkSignals { await changed(.device, BlueZ.deviceInterface, ["ServicesResolved": .bool(true)]) }
@@ -554,7 +573,7 @@ actor FakeBlueZ {
 
 /// One exported object of the fake; calls go to the actor.
 struct FakeObject: DBusObjectHandler {
-    enum Role: Sendable { case root, agentManager, adapter, device, service, characteristic }
+    enum Role: Sendable { case root, agentManager, adapter, device, service, characteristic, gattService, serverFeatures }
     let fake: FakeBlueZ
     let role: Role
 
