@@ -62,6 +62,7 @@ public final class BLEPeripheral: Sendable {
     static let servicePath = applicationPath + "/service0"
     static let characteristicPath = servicePath + "/char0"
     static let advertisementPath = applicationPath + "/advertisement0"
+    static let agentPath = applicationPath + "/agent"
 
     static let gattManagerInterface = "org.bluez.GattManager1"
     static let advertisingManagerInterface = "org.bluez.LEAdvertisingManager1"
@@ -75,15 +76,18 @@ public final class BLEPeripheral: Sendable {
     private let characteristic: PeripheralCharacteristic
     /// The adapter's alias before it was set to `name`, restored by ``stop()``.
     private let previousAlias: String?
+    /// Whether a pairing agent was registered (``Security`` other than open), unregistered by ``stop()``.
+    private let hasAgent: Bool
 
     private init(bus: BusConnection, adapterPath: String, name: String, characteristic: PeripheralCharacteristic,
-        previousAlias: String?)
+        previousAlias: String?, hasAgent: Bool)
     {
         self.bus = bus
         self.adapterPath = adapterPath
         self.name = name
         self.characteristic = characteristic
         self.previousAlias = previousAlias
+        self.hasAgent = hasAgent
     }
 
     private static func setAlias(_ alias: String, bus: BusConnection, adapterPath: String) async throws(DBusError) {
@@ -158,9 +162,13 @@ public final class BLEPeripheral: Sendable {
             } catch {
                 throw BlueZError.from(error, while: "registering the advertisement on \(chosen.name)")
             }
+            if security != .open {
+                // A central pairs before it may subscribe: accept Just Works, as the device would.
+                try await BlueZPeripheralAgent.register(bus: bus, path: agentPath)
+            }
             return BLEPeripheral(
                 bus: bus, adapterPath: chosen.path, name: name, characteristic: characteristic,
-                previousAlias: previousAlias == name ? nil : previousAlias)
+                previousAlias: previousAlias == name ? nil : previousAlias, hasAgent: security != .open)
         } catch {
             await bus.close()
             throw error
@@ -176,6 +184,7 @@ public final class BLEPeripheral: Sendable {
             destination: BlueZ.serviceName, path: adapterPath, interface: Self.gattManagerInterface,
             member: "UnregisterApplication", arguments: [.objectPath(Self.applicationPath)], timeout: .seconds(2))
         if let previousAlias { try? await Self.setAlias(previousAlias, bus: bus, adapterPath: adapterPath) }
+        if hasAgent { await BlueZPeripheralAgent.unregister(bus: bus, path: Self.agentPath) }
         await characteristic.finish()
         await bus.close()
     }

@@ -89,10 +89,12 @@ extension DBusErrorName {
 }
 
 /// smpctl's `org.bluez.Agent1` object. It answers only bluetoothd (the owner of `org.bluez`) and
-/// only about the device being paired; anything else is rejected.
+/// only about the device being paired (`devicePath`); anything else is rejected. A simulated
+/// peripheral's agent (`devicePath` `nil`) answers for any central, as a device that accepts
+/// Just Works pairing does.
 struct BlueZAgentObject: DBusObjectHandler {
     let responder: any BlueZAgentResponder
-    let devicePath: String
+    let devicePath: String?
     let address: String
     /// bluetoothd's unique name, when it could be read.
     let bluetoothd: String?
@@ -109,7 +111,7 @@ struct BlueZAgentObject: DBusObjectHandler {
         if ["RequestPinCode", "DisplayPinCode", "RequestPasskey", "DisplayPasskey", "RequestConfirmation",
             "RequestAuthorization", "AuthorizeService"].contains(call.member)
         {
-            guard arguments.first?.stringValue == devicePath else {
+            guard devicePath == nil || arguments.first?.stringValue == devicePath else {
                 throw DBusError(.bluezRejected, "smpctl's agent answers only for \(address)")
             }
         }
@@ -217,10 +219,9 @@ enum BlueZPairing {
             await bus.unexport(path: agentPath)
             throw BLETransport.stalled(.pairing, call: "RegisterAgent", within: .seconds(10), address: address)
         }
-        // So that a pairing the device starts itself (a security request) reaches this agent too.
-        _ = await Phase.run(within: .seconds(5), watch: nil) { () async throws(DBusError) in
-            try await manager.requestDefaultAgent(path: agentPath, timeout: .seconds(6))
-        }
+        // Not the default agent: for `Device1.Pair` bluetoothd asks the caller's agent (src/device.c,
+        // new_auth takes the bonding request's agent), so the desktop's default agent stays, and
+        // so does a simulated peripheral's on the same bluetoothd (the BLE VM test).
         let result = await pairAndTrust(
             bus: bus, devicePath: devicePath, address: address, capability: responder.capability, timeout: timeout)
         _ = await Phase.run(within: .seconds(5), watch: nil) { () async throws(DBusError) in
@@ -319,5 +320,34 @@ struct BlueZAgentManagerProxy: Sendable {
         _ = try await bus.call(
             destination: BlueZ.serviceName, path: BlueZ.agentManagerPath, interface: BlueZ.agentManagerInterface,
             member: "UnregisterAgent", arguments: [.objectPath(path)], timeout: timeout)
+    }
+}
+
+/// The agent of a simulated peripheral (`smpctl simulate --ble --ble-security ...`): registered as
+/// bluetoothd's default agent, it accepts Just Works pairing from any central, as a Zephyr device
+/// without pairing callbacks does; passkeys are refused.
+enum BlueZPeripheralAgent {
+    static func register(bus: BusConnection, path: String) async throws(BlueZError) {
+        // Only bluetoothd may ask it.
+        let owner = try? await bus.call(
+            destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+            member: "GetNameOwner", arguments: [.string(BlueZ.serviceName)], timeout: .seconds(5))
+        let agent = BlueZAgentObject(
+            responder: JustWorksResponder(), devicePath: nil, address: "any central",
+            bluetoothd: owner?.first?.stringValue, requests: RequestLog())
+        do {
+            try await bus.export(agent, at: path)
+            let manager = BlueZAgentManagerProxy(bus: bus)
+            try await manager.registerAgent(path: path, capability: .noInputNoOutput, timeout: .seconds(5))
+            try await manager.requestDefaultAgent(path: path, timeout: .seconds(5))
+        } catch {
+            await bus.unexport(path: path)
+            throw BlueZError.from(error, while: "registering the peripheral's pairing agent")
+        }
+    }
+
+    static func unregister(bus: BusConnection, path: String) async {
+        _ = try? await BlueZAgentManagerProxy(bus: bus).unregisterAgent(path: path, timeout: .seconds(2))
+        await bus.unexport(path: path)
     }
 }

@@ -45,6 +45,10 @@ private actor FakeAdapter {
     var alias = "BlueZ 5.66"
     var application: [String: DBusValue]?
     var advertisement: [String: DBusValue]?
+    /// The agent registered through AgentManager1: its sender, path and capability, and whether it is the default.
+    var agent: (sender: String, path: String, capability: String)?
+    var defaultAgent = false
+    var agentUnregistered = false
     init(bus: BusConnection) { self.bus = bus }
 
     func handle(_ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {
@@ -69,6 +73,17 @@ private actor FakeAdapter {
             advertisement = reply.first?.stringKeyedDictionary
             return []
         case (_, "UnregisterApplication"), (_, "UnregisterAdvertisement"):
+            return []
+        case (BlueZ.agentManagerPath, "RegisterAgent"):
+            guard let path = call.arguments.first?.stringValue, let capability = call.arguments.dropFirst().first?.stringValue
+            else { throw DBusError(.invalidArgs, "RegisterAgent takes (o, s)") }
+            agent = (call.sender ?? "", path, capability)
+            return []
+        case (BlueZ.agentManagerPath, "RequestDefaultAgent"):
+            defaultAgent = agent?.path == call.arguments.first?.stringValue
+            return []
+        case (BlueZ.agentManagerPath, "UnregisterAgent"):
+            agentUnregistered = agent?.path == call.arguments.first?.stringValue
             return []
         default:
             throw DBusError(.unknownMethod, call.member)
@@ -197,9 +212,28 @@ struct BLEPeripheralTests {
             let adapter = FakeAdapter(bus: bluez)
             try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/")
             try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/org/bluez/hci0")
+            try await bluez.export(FakeAdapterObject(adapter: adapter), at: BlueZ.agentManagerPath)
             let peripheral = try await BLEPeripheral.start(
                 server: RecordingServer(response: [1]), adapter: "hci0", name: "sim-test", busAddress: bus.address,
                 security: security)
+            // A device that needs an encrypted link accepts Just Works from any central: its agent
+            // is bluetoothd's default (the one asked for pairings nobody's Pair call started).
+            if security == .open {
+                #expect(await adapter.agent == nil)
+            } else {
+                let agent = try #require(await adapter.agent)
+                #expect(agent.capability == "NoInputNoOutput")
+                #expect(await adapter.defaultAgent)
+                let central = "/org/bluez/hci0/dev_00_AA_01_01_00_01"
+                _ = try await bluez.call(
+                    destination: agent.sender, path: agent.path, interface: BlueZ.agentInterface,
+                    member: "RequestAuthorization", arguments: [.objectPath(central)])
+                await #expect(throws: DBusError.self) {
+                    _ = try await bluez.call(
+                        destination: agent.sender, path: agent.path, interface: BlueZ.agentInterface,
+                        member: "RequestPasskey", arguments: [.objectPath(central)])
+                }
+            }
             let application = try #require(await adapter.application)
             let registered = application[BLEPeripheral.characteristicPath]?.stringKeyedDictionary?[
                 BlueZ.gattCharacteristicInterface]?.stringKeyedDictionary
@@ -211,6 +245,7 @@ struct BLEPeripheralTests {
                 member: "GetAll", arguments: [.string(BlueZ.gattCharacteristicInterface)])
             #expect(reply.first?.stringKeyedDictionary?["Flags"]?.stringArray == flags)
             await peripheral.stop()
+            #expect(await adapter.agentUnregistered == (security != .open))
             await bluez.close()
         }
     }
