@@ -113,14 +113,24 @@ private struct FakeAdapterObject: DBusObjectHandler {
 
 @Suite("BLE peripheral")
 struct BLEPeripheralTests {
-    @Test("registers the GATT application and advertisement, reassembles writes, notifies in MTU−3 pieces")
-    func servesSMP() async throws {
+    /// A private bus with a fake bluetoothd (`org.bluez`): the root, hci0 and AgentManager1.
+    private func withFakeAdapter(
+        _ body: (_ bus: PrivateBus, _ bluez: BusConnection, _ adapter: FakeAdapter) async throws -> Void
+    ) async throws {
         try await withPrivateBus { bus in
             let bluez = try await BusConnection.connect(address: bus.address)
             try await bluez.requestName(BlueZ.serviceName)
             let adapter = FakeAdapter(bus: bluez)
-            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/")
-            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/org/bluez/hci0")
+            for path in ["/", "/org/bluez/hci0", BlueZ.agentManagerPath] {
+                try await bluez.export(FakeAdapterObject(adapter: adapter), at: path)
+            }
+            try await body(bus, bluez, adapter)
+        }
+    }
+
+    @Test("registers the GATT application and advertisement, reassembles writes, notifies in MTU−3 pieces")
+    func servesSMP() async throws {
+        try await withFakeAdapter { bus, bluez, adapter in
 
             let response = (0..<100).map { UInt8($0) }
             let server = RecordingServer(response: response)
@@ -168,12 +178,7 @@ struct BLEPeripheralTests {
 
     @Test("notifications turned off drop a partly gathered request, as Zephyr's smp_bt_ccc_changed does")
     func stopNotifyDropsPartialPacket() async throws {
-        try await withPrivateBus { bus in
-            let bluez = try await BusConnection.connect(address: bus.address)
-            try await bluez.requestName(BlueZ.serviceName)
-            let adapter = FakeAdapter(bus: bluez)
-            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/")
-            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/org/bluez/hci0")
+        try await withFakeAdapter { bus, bluez, adapter in
             let server = LimitedServer(netbufSize: 2048, reassembly: true)
             let peripheral = try await BLEPeripheral.start(
                 server: server, adapter: "hci0", name: "sim-test", busAddress: bus.address)
@@ -206,13 +211,7 @@ struct BLEPeripheralTests {
             (.authenticate, ["write-without-response", "encrypt-authenticated-write", "encrypt-authenticated-notify"]),
         ])
     func securityFlags(security: BLEPeripheral.Security, flags: [String]) async throws {
-        try await withPrivateBus { bus in
-            let bluez = try await BusConnection.connect(address: bus.address)
-            try await bluez.requestName(BlueZ.serviceName)
-            let adapter = FakeAdapter(bus: bluez)
-            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/")
-            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/org/bluez/hci0")
-            try await bluez.export(FakeAdapterObject(adapter: adapter), at: BlueZ.agentManagerPath)
+        try await withFakeAdapter { bus, bluez, adapter in
             let peripheral = try await BLEPeripheral.start(
                 server: RecordingServer(response: [1]), adapter: "hci0", name: "sim-test", busAddress: bus.address,
                 security: security)
@@ -256,12 +255,7 @@ struct BLEPeripheralTests {
         _ server: any SMPPacketServer, reordering: BLEPeripheral.WriteReordering? = nil,
         _ body: (_ write: ([UInt8]) async throws -> Void) async throws -> Void
     ) async throws {
-        try await withPrivateBus { bus in
-            let bluez = try await BusConnection.connect(address: bus.address)
-            try await bluez.requestName(BlueZ.serviceName)
-            let adapter = FakeAdapter(bus: bluez)
-            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/")
-            try await bluez.export(FakeAdapterObject(adapter: adapter), at: "/org/bluez/hci0")
+        try await withFakeAdapter { bus, bluez, adapter in
             let peripheral = try await BLEPeripheral.start(
                 server: server, adapter: "hci0", name: "sim-test", busAddress: bus.address,
                 writeReordering: reordering)

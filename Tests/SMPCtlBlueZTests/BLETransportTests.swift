@@ -198,20 +198,11 @@ struct BLETransportTests {
         var options = FakeBlueZOptions()
         options.mtu = 247
         options.reorderEvery = 7
-        let notices = LockedValue<[SMPClientNotice]>([])
         try await FakeBluetoothSetup.run(options: options) { setup in
-            var clientOptions = testClientOptions()
-            clientOptions.notice = { notice in notices.withLock { $0.append(notice) } }
-            let client = SMPClient(transport: setup.transport(acquire: route == .socket), options: clientOptions)
-            try await client.open()
-            let file = try FirmwareFile(path: testImagePath)
-            var uploadOptions = UploadOptions()
-            uploadOptions.firstChunkTimeout = .seconds(1)
-            let result = try await client.upload(file, options: uploadOptions)
-            await client.close()
+            let (result, notices, _) = try await uploadTestImage(setup.transport(acquire: route == .socket))
             #expect(result.match == true, "the device's hash of the slot must match the file")
             #expect(await setup.fake.reorderedWrites > 0)
-            #expect(notices.withLock { $0 }.contains(.reordering(writeLimit: 244)), "\(notices.withLock { $0 })")
+            #expect(notices.contains(.reordering(writeLimit: 244)), "\(notices)")
             // After the switch every request is one write of at most MTU − 3 bytes.
             #expect(await setup.fake.trailingOneWritePackets >= 20)
             #expect(await setup.fake.largestWrite <= 244)
@@ -246,13 +237,8 @@ struct BLETransportTests {
             var configuration = BLETransport.Configuration(target: "smp-sim", busAddress: setup.bus.address)
             configuration.bluetoothConfigurationPath = conf.path
             let transport = BLETransport(configuration: configuration)
-            let client = SMPClient(transport: transport, options: testClientOptions())
-            try await client.open()
+            let (result, _, _) = try await uploadTestImage(transport)
             #expect(await transport.multipleBearers == expectEATT)
-            var uploadOptions = UploadOptions()
-            uploadOptions.firstChunkTimeout = .seconds(1)
-            let result = try await client.upload(try FirmwareFile(path: testImagePath), options: uploadOptions)
-            await client.close()
             #expect(result.match == true)
             if expectEATT {
                 #expect(result.chunkSize <= 244 - 8, "one write per request: \(result.chunkSize)")
@@ -266,21 +252,12 @@ struct BLETransportTests {
     func inOrderWritesKeepLargeRequests() async throws {
         var options = FakeBlueZOptions()
         options.mtu = 247
-        let notices = LockedValue<[SMPClientNotice]>([])
         try await FakeBluetoothSetup.run(options: options) { setup in
-            var clientOptions = testClientOptions()
-            clientOptions.notice = { notice in notices.withLock { $0.append(notice) } }
-            let client = SMPClient(transport: setup.transport(acquire: true), options: clientOptions)
-            try await client.open()
-            let file = try FirmwareFile(path: testImagePath)
-            var uploadOptions = UploadOptions()
-            uploadOptions.firstChunkTimeout = .seconds(1)
-            let result = try await client.upload(file, options: uploadOptions)
-            await client.close()
+            let (result, notices, overtaking) = try await uploadTestImage(setup.transport(acquire: true))
             #expect(result.match == true)
             #expect(result.chunkSize > 244, "requests span several writes when the device reassembles")
-            #expect(!notices.withLock { $0 }.contains { if case .reordering = $0 { true } else { false } })
-            #expect(await client.overtakingAnswers == 0)
+            #expect(!notices.contains { if case .reordering = $0 { true } else { false } })
+            #expect(overtaking == 0)
         }
     }
 
@@ -436,4 +413,20 @@ func withTemporaryRuntimeFolder(_ body: () async throws -> Void) async throws {
         try? FileManager.default.removeItem(at: folder)
     }
     try await body()
+}
+
+/// Uploads the test image through `transport` and returns the result, the client's notices and
+/// how many answers overtook earlier ones.
+func uploadTestImage(_ transport: BLETransport) async throws -> (UploadResult, [SMPClientNotice], Int) {
+    let notices = LockedValue<[SMPClientNotice]>([])
+    var clientOptions = testClientOptions()
+    clientOptions.notice = { notice in notices.withLock { $0.append(notice) } }
+    let client = SMPClient(transport: transport, options: clientOptions)
+    try await client.open()
+    var uploadOptions = UploadOptions()
+    uploadOptions.firstChunkTimeout = .seconds(1)
+    let result = try await client.upload(try FirmwareFile(path: testImagePath), options: uploadOptions)
+    let overtaking = await client.overtakingAnswers
+    await client.close()
+    return (result, notices.withLock { $0 }, overtaking)
 }
