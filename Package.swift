@@ -148,7 +148,7 @@ let package = Package(
             name: "SMPCtlCLITests",
             dependencies: ["SMPCtlProtocol", "SMPCtlZipFixtures", "SMPCtlLocking"],
             swiftSettings: strictSwift),
-        .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlTestSupport", "SMPCtlDBus"], swiftSettings: strictSwift),
+        .testTarget(name: "SMPCtlDBusTests", dependencies: ["SMPCtlTestSupport", "SMPCtlDBus", "SMPCtlLocking"], swiftSettings: strictSwift),
         .testTarget(
             name: "SMPCtlBlueZTests",
             dependencies: ["SMPCtlTestSupport", "SMPCtlBlueZ", "SMPCtlDBus", "SMPCtlClient", "SMPCtlSimulator", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlLocking"],

@@ -4,10 +4,12 @@
 # against a real bluetoothd in a small VM (needs root for debootstrap and qemu; set
 # SMPCTL_SKIP_BLE_VM=1 to leave it out), then the install check on the static binary the VM phase
 # built (scripts/check-install.sh; without the VM phase only with SMPCTL_CHECK_INSTALL=1).
-# With SMPCTL_HARDENING=1, two hardening phases follow the Swift tests: the suites again under
-# AddressSanitizer and ThreadSanitizer (scripts/sanitize.sh all --ci, the subset that fits CI's
-# time) and a brief libFuzzer run of every fuzz target (scripts/fuzz.sh 20). Without it the fuzz
-# targets are still built (not run), so that none can stop compiling unnoticed. See FUZZING.md.
+# After the Swift tests come the hardening phases: the CI subset of the suites under
+# AddressSanitizer and then under ThreadSanitizer (scripts/sanitize.sh address --ci, thread --ci;
+# SMPCTL_SKIP_SANITIZERS=1 leaves them out), and a fuzz smoke run, every libFuzzer target for a
+# few seconds (scripts/fuzz.sh 3; SMPCTL_SKIP_FUZZ=1 only builds the targets, so that none can
+# stop compiling unnoticed; SMPCTL_HARDENING=1 runs each for 20 s instead). The long fuzz runs
+# stay by hand (scripts/fuzz.sh 840). Timings and the choice of subsets: FUZZING.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 banner() { printf '\n=== %s (%s) ===\n' "$1" "$(date +%H:%M:%S)"; }
@@ -21,21 +23,26 @@ banner "timing: 24 seeded upload fault schedules with time bounds, slow-link tim
 SMPCTL_PROPERTY_STRICT_TIME=1 swift test --skip-build --filter "UploadPropertyTests|TimingSensitiveTests"
 banner "library example: a whole update through the libraries (Examples/LibraryUpdate)"
 .build/debug/smpctl-library-example Examples/images/blinky-1.1.0.signed.bin
-# The hardening phases (sanitizers, fuzzing) are opt-in until they have run green on the
-# merged tree in CI: SMPCTL_HARDENING=1 turns them on.
-if [ "${SMPCTL_HARDENING:-0}" = 1 ] && [ "${SMPCTL_SKIP_SANITIZERS:-0}" != 1 ]; then
-    banner "Swift tests under AddressSanitizer and ThreadSanitizer (scripts/sanitize.sh all --ci)"
-    scripts/sanitize.sh all --ci
+# The hardening phases. Each sanitizer has its own scratch path (.build-asan, .build-tsan), so the
+# first run builds everything twice more (about 4 minutes each on an idle 2-core machine).
+if [ "${SMPCTL_SKIP_SANITIZERS:-0}" != 1 ]; then
+    banner "phase: Swift tests under AddressSanitizer, CI subset (scripts/sanitize.sh address --ci)"
+    scripts/sanitize.sh address --ci
+    banner "phase: Swift tests under ThreadSanitizer, CI subset (scripts/sanitize.sh thread --ci)"
+    scripts/sanitize.sh thread --ci
 else
-    echo "sanitizer runs not run (set SMPCTL_HARDENING=1; scripts/sanitize.sh all --ci)"
+    echo "sanitizer phases skipped (SMPCTL_SKIP_SANITIZERS=1; scripts/sanitize.sh all --ci runs them)"
 fi
-if [ "${SMPCTL_HARDENING:-0}" = 1 ] && [ "${SMPCTL_SKIP_FUZZ:-0}" != 1 ]; then
-    banner "fuzz every parser for 20 s (scripts/fuzz.sh 20)"
+if [ "${SMPCTL_SKIP_FUZZ:-0}" = 1 ]; then
+    # Built even when not run, so that a target cannot stop compiling unnoticed (fuzz-yaml did).
+    banner "phase: build the fuzz targets, none run (SMPCTL_SKIP_FUZZ=1; FUZZ_BUILD_ONLY=1 scripts/fuzz.sh)"
+    FUZZ_BUILD_ONLY=1 scripts/fuzz.sh
+elif [ "${SMPCTL_HARDENING:-0}" = 1 ]; then
+    banner "phase: fuzz every parser for 20 s (SMPCTL_HARDENING=1; scripts/fuzz.sh 20)"
     scripts/fuzz.sh 20
 else
-    # Built even when not run, so that a target cannot stop compiling unnoticed (fuzz-yaml did).
-    banner "build the fuzz targets, none run (FUZZ_BUILD_ONLY=1 scripts/fuzz.sh; SMPCTL_HARDENING=1 runs them)"
-    FUZZ_BUILD_ONLY=1 scripts/fuzz.sh
+    banner "phase: fuzz smoke, every parser for 3 s (scripts/fuzz.sh 3; SMPCTL_HARDENING=1 runs 20 s)"
+    scripts/fuzz.sh 3
 fi
 banner "interoperability with PyPI smpclient"
 python3 Tests/Interop/smpclient_interop.py .build/debug/smpctl

@@ -68,10 +68,10 @@ public final class BusConnection: Sendable {
     /// Connects to the bus at a D-Bus address such as `unix:path=/tmp/bus`, and registers with it.
     public static func connect(address: String) async throws(DBusError) -> BusConnection {
         let box = LockedValue<BusThread?>(nil)
-        let result: Result<String, DBusError> = await withCheckedContinuation { continuation in
-            let thread = BusThread.start(address: address) { result in
-                continuation.resume(returning: result)
-            }
+        let result: Result<String, DBusError> = await awaitHandOver(
+            missing: .failure(DBusError(.failed, "the bus thread did not start"))
+        ) { deliver in
+            let thread = BusThread.start(address: address, onStart: deliver)
             box.withLock { $0 = thread }
         }
         let name = try result.get()
@@ -89,9 +89,9 @@ public final class BusConnection: Sendable {
     private func onBusThread<T: Sendable>(_ body: @escaping @Sendable (BusState) -> Result<T, DBusError>)
         async throws(DBusError) -> T
     {
-        let result: Result<T, DBusError> = await withCheckedContinuation { continuation in
-            let accepted = thread.enqueue { state in continuation.resume(returning: body(state)) }
-            if !accepted { continuation.resume(returning: .failure(Self.closedError)) }
+        let result: Result<T, DBusError> = await awaitHandOver(missing: .failure(Self.closedError)) { deliver in
+            let accepted = thread.enqueue { state in deliver(body(state)) }
+            if !accepted { deliver(.failure(Self.closedError)) }
         }
         return try result.get()
     }
@@ -113,16 +113,15 @@ public final class BusConnection: Sendable {
             + timeout.components.attoseconds / 1_000_000_000_000_000))
         if Task.isCancelled { throw DBusError(.cancelled, "the call was cancelled") }
         let result: Result<[DBusValue], DBusError> = await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
+            // The reply is decoded on the bus thread; awaitHandOver passes it over under a lock
+            // that ThreadSanitizer sees (a bare continuation resume is not always visible to it).
+            await awaitHandOver(missing: .failure(Self.closedError)) { deliver in
                 let accepted = thread.enqueue { state in
                     state.startCall(
                         id: id, destination: destination, path: path, interface: interface, member: member,
-                        arguments: arguments, timeoutMilliseconds: milliseconds
-                    ) { result in
-                        continuation.resume(returning: result)
-                    }
+                        arguments: arguments, timeoutMilliseconds: milliseconds, completion: deliver)
                 }
-                if !accepted { continuation.resume(returning: .failure(Self.closedError)) }
+                if !accepted { deliver(.failure(Self.closedError)) }
             }
         } onCancel: {
             thread.enqueue { state in state.cancelCall(id: id) }

@@ -62,4 +62,87 @@ struct DiagnosisFuzzRegressionTests {
         #expect(try lines(DoctorYAML.parse(text)).allSatisfy { (1...4).contains($0) })
         #expect(try DoctorYAML.parse(text)["app"]?["span"]?.entries.map(\.line) == [2, 2])
     }
+
+    /// A one-entry ZIP written byte by byte: a local header, `member` as the entry's deflate
+    /// data, the central directory header and the end record. `declared` is the uncompressed size.
+    static func zip(name: String, member: [UInt8], declared: UInt32, crc: UInt32 = 0) -> [UInt8] {
+        func le16(_ value: Int) -> [UInt8] { [UInt8(value & 0xFF), UInt8(value >> 8 & 0xFF)] }
+        func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(value >> (8 * $0) & 0xFF) } }
+        let nameBytes = Array(name.utf8)
+        let sizes = le32(crc) + le32(UInt32(member.count)) + le32(declared)
+        var bytes: [UInt8] = [0x50, 0x4B, 3, 4] + le16(20) + le16(0) + le16(8) + le16(0) + le16(0) + sizes
+        bytes += le16(nameBytes.count) + le16(0) + nameBytes + member
+        let directory = bytes.count
+        bytes += [0x50, 0x4B, 1, 2] + le16(20) + le16(20) + le16(0) + le16(8) + le16(0) + le16(0) + sizes
+        bytes += le16(nameBytes.count) + le16(0) + le16(0) + le16(0) + le16(0) + le32(0) + le32(0) + nameBytes
+        let directorySize = bytes.count - directory
+        bytes += [0x50, 0x4B, 5, 6] + le16(0) + le16(0) + le16(1) + le16(1)
+        bytes += le32(UInt32(directorySize)) + le32(UInt32(directory)) + le16(0)
+        return bytes
+    }
+
+    /// fuzz-archive (timeout): ZIPFoundation 0.9.20 inflates on Linux by reading the archive file
+    /// past the member, and loops for ever once the file ends before the deflate stream does. This
+    /// member is a stored deflate block that promises 65,535 bytes and holds 11: nothing after it
+    /// in the file ends the stream, so `Archive.extract` never returned. It must be an error after
+    /// the member's own 16 bytes, and a second extraction must not inflate it again.
+    @Test("a deflate stream that goes on past its member's bytes is an error, in bounded work")
+    func deflateStreamPastItsMember() throws {
+        let member: [UInt8] = [0x00, 0xFF, 0xFF, 0x00, 0x00] + Array("hello world".utf8)
+        let bytes = Self.zip(name: "app_update.bin", member: member, declared: 100_000)
+        let archive = try ImageArchive(bytes: bytes)
+        let entry = try #require(archive.entries.first)
+        #expect(entry.compressedSize == member.count)
+        for _ in 0..<3 {
+            #expect {
+                try archive.extract(entry)
+            } throws: { error in
+                "\(error)".contains("does not end within its 16 compressed bytes")
+            }
+        }
+        // The 16 bytes went in once, and the 11 the stored block holds came out once.
+        #expect(archive.consumedBytes == member.count)
+        #expect(archive.extractedBytes == 11)
+
+        // The same bytes with an end to the stream (final stored block of 11) extract.
+        var good = member
+        good[0] = 0x01
+        good.replaceSubrange(1..<5, with: [11, 0, 0xF4, 0xFF])
+        let crc: UInt32 = 0x0D4A_1185  // CRC-32 of "hello world"
+        let whole = try ImageArchive(bytes: Self.zip(name: "app_update.bin", member: good, declared: 11, crc: crc))
+        #expect(try whole.extract(whole.entries[0]) == Array("hello world".utf8))
+        #expect(whole.consumedBytes == 16)
+        #expect(whole.extractedBytes == 11)
+    }
+
+    /// fuzz-archive (timeout): the input itself, `Fuzz/Findings/archive-timeout-13k.zip`. Its
+    /// net_core_app_update.bin is a deflate stream that has not ended when the file does (13,047
+    /// bytes, the entry claims 203,272); the target extracts every entry and then inspects the
+    /// package, as `image inspect` does.
+    @Test("the archive timeout input is read in bounded work")
+    func archiveTimeoutInput() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Fuzz/Findings/archive-timeout-13k.zip").standardizedFileURL.path
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let archive = try ImageArchive(bytes: bytes)
+        #expect(archive.entries.map(\.name) == ["app_update.bin", "net_core_app_update.bin", "manifest.json"])
+        var failures: [String] = []
+        for _ in 0..<2 {
+            for entry in archive.entries {
+                do { _ = try archive.extract(entry) } catch { failures.append(entry.name + ": " + error.reason) }
+            }
+        }
+        #expect(failures.count == 4)
+        #expect(failures.contains { $0.hasPrefix("net_core_app_update.bin") && $0.contains("does not end within its 6203 compressed bytes") })
+        #expect(failures.contains { $0.hasPrefix("app_update.bin") && $0.contains("cannot be extracted") })
+        // Every entry read once: no more than their compressed bytes in, their declared sizes out.
+        #expect(archive.consumedBytes <= archive.entries.reduce(0) { $0 + $1.compressedSize })
+        #expect(archive.consumedBytes == 6209 + 6203 + 285)
+        #expect(archive.extractedBytes <= archive.entries.reduce(0) { $0 + $1.uncompressedSize })
+
+        let inspection = ImageInspector.inspect(bytes: bytes, name: "dfu_application.zip")
+        #expect(inspection.kind == .dfuPackage)
+        #expect(inspection.packageImages.count == 2)
+        #expect(inspection.packageImages.allSatisfy { $0.problem?.hasPrefix("cannot extract") == true })
+    }
 }
