@@ -1,8 +1,10 @@
 // The journal beside a run: an append-only JSON Lines file, synced to disk after every state
-// transition, so that a run killed with SIGKILL can be run again and skip what is done. One run
+// transition (before the device goes on: group commit, one fsync for the transitions of many
+// devices), so that a run killed with SIGKILL can be run again and skip what is done. One run
 // at a time holds it (flock); readers (`fleet status`, `fleet report`) never block it.
 
 public import Foundation
+import Dispatch
 import SMPCtlFiles
 import SMPCtlLocking
 
@@ -88,42 +90,145 @@ public final class FleetJournal: Sendable {
 
     deinit { close(fd) }
 
-    /// Appends one record as one line; `sync` waits until it is on disk (fsync).
+    /// Records written (to the file) and synced, and what waits for them.
+    ///
+    /// Group commit: records are queued (``enqueue(_:after:)``) and written by whoever drains the
+    /// queue, in order, with one `write` and one `fsync` for everything queued by then. While one
+    /// batch syncs, the next one gathers, so 50 devices changing phase at once cost a few fsyncs,
+    /// not 50, and no device's task blocks a thread of the concurrency pool on the disk: the
+    /// journal's own queue (``flusher``) drains. A device that needs its transition on disk before
+    /// it goes on awaits ``durable(_:)`` with the number ``enqueue(_:after:)`` gave.
+    private struct Queue {
+        var bytes: [UInt8] = []
+        /// Work to run once the records queued with it are on disk, in order (events).
+        var after: [@Sendable () -> Void] = []
+        /// The number of the last record queued, and of the last one on disk.
+        var queued: UInt64 = 0
+        var synced: UInt64 = 0
+        var waiters: [(record: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+        /// Whether a drain on ``flusher`` is scheduled or running.
+        var draining = false
+        var failure: String?
+    }
+
+    private let queue = LockedValue(Queue())
+    private let flusher = DispatchQueue(label: "smpctl.fleet.journal")
+
+    /// Appends one record as one line; with `sync`, returns once it is on disk (fsync). Blocks the
+    /// calling thread for that: for the few records of a run's start and end. Devices queue
+    /// theirs with ``enqueue(_:after:)`` and await ``durable(_:)``.
     public func append(_ record: FleetJournalRecord, sync: Bool) throws(FleetError) {
-        var data: Data
-        do {
-            data = try FleetCoding.encoder(pretty: false).encode(record)
-        } catch {
-            throw .file("cannot encode a journal record: \(error)")
-        }
-        data.append(0x0A)
-        guard data.count <= Self.maximumLine else { throw .file("a journal record is larger than \(Self.maximumLine) bytes") }
-        let failure: String? = lock.withLock { _ in
-            let written = data.withUnsafeBytes { buffer -> Bool in
-                guard var pointer = buffer.baseAddress else { return true }
-                var left = buffer.count
-                while left > 0 {
-                    let count = write(fd, pointer, left)
-                    if count < 0 {
-                        if errno == EINTR { continue }
-                        return false
-                    }
-                    left -= count
-                    pointer += count
-                }
-                return true
-            }
-            guard written else { return "cannot write the journal \(path): \(String(cString: strerror(errno)))" }
-            if sync, fsync(fd) != 0 { return "cannot sync the journal \(path): \(String(cString: strerror(errno)))" }
-            return nil
-        }
-        if let failure { throw .file(failure) }
+        let number = try enqueue(record)
+        guard sync else { return }
+        drain(through: number)
+        if let failure = queue.withLock({ $0.failure }) { throw .file(failure) }
     }
 
     /// Waits until everything appended is on disk.
     public func sync() throws(FleetError) {
-        let failed = lock.withLock { _ in fsync(fd) != 0 }
-        if failed { throw .file("cannot sync the journal \(path): \(String(cString: strerror(errno)))") }
+        drain(through: queue.withLock { $0.queued })
+        if let failure = queue.withLock({ $0.failure }) { throw .file(failure) }
+    }
+
+    /// Queues one record (written and synced soon, by the journal's queue) and returns its
+    /// number for ``durable(_:)``; `after` runs once it is on disk.
+    @discardableResult
+    func enqueue(_ record: FleetJournalRecord, after: (@Sendable () -> Void)? = nil) throws(FleetError) -> UInt64 {
+        let line = try FleetJournalLine.encode(record)
+        guard line.count <= Self.maximumLine else { throw .file("a journal record is larger than \(Self.maximumLine) bytes") }
+        let (number, schedule) = queue.withLock { queue -> (UInt64, Bool) in
+            queue.bytes += line
+            if let after { queue.after.append(after) }
+            queue.queued += 1
+            let schedule = !queue.draining
+            queue.draining = true
+            return (queue.queued, schedule)
+        }
+        if schedule { flusher.async { self.drainQueued() } }
+        return number
+    }
+
+    /// Returns once record `number` and all before it are on disk, or writing them failed.
+    func durable(_ number: UInt64) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = queue.withLock { queue -> Bool in
+                if queue.synced >= number || queue.failure != nil { return true }
+                queue.waiters.append((number, continuation))
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    /// The first failure to write or sync, if any.
+    var failure: String? { queue.withLock { $0.failure } }
+
+    /// On ``flusher``: drains until the queue is empty, then lets the next record schedule again.
+    private func drainQueued() {
+        while true {
+            let target = queue.withLock { queue -> UInt64? in
+                guard queue.synced < queue.queued else {
+                    queue.draining = false
+                    return nil
+                }
+                return queue.queued
+            }
+            guard let target else { return }
+            drain(through: target)
+        }
+    }
+
+    /// Writes and syncs batches until record `number` is on disk. One drain at a time (`lock`):
+    /// a second one waits, and finds its records written by the first or takes the next batch.
+    private func drain(through number: UInt64) {
+        lock.withLock { _ in
+            while true {
+                let batch = queue.withLock { queue -> (bytes: [UInt8], after: [@Sendable () -> Void], last: UInt64, write: Bool)? in
+                    guard queue.synced < number else { return nil }
+                    defer {
+                        queue.bytes = []
+                        queue.after = []
+                    }
+                    // After a failure nothing more is written, but the events still go out.
+                    return (queue.bytes, queue.after, queue.queued, queue.failure == nil)
+                }
+                guard let batch else { return }
+                let failure = batch.write ? writeAndSync(batch.bytes) : nil
+                let waiters = queue.withLock { queue -> [CheckedContinuation<Void, Never>] in
+                    queue.synced = batch.last
+                    if let failure { queue.failure = queue.failure ?? failure }
+                    let failed = queue.failure != nil
+                    let ready = queue.waiters.filter { $0.record <= batch.last || failed }
+                    queue.waiters.removeAll { $0.record <= batch.last || failed }
+                    return ready.map(\.continuation)
+                }
+                // What the records announce (events) goes out once they are on disk, before the
+                // devices waiting for them go on.
+                for work in batch.after { work() }
+                for waiter in waiters { waiter.resume() }
+            }
+        }
+    }
+
+    /// One write of `bytes` and an fsync; the failure's message, if one failed.
+    private func writeAndSync(_ bytes: [UInt8]) -> String? {
+        let written = bytes.withUnsafeBytes { buffer -> Bool in
+            guard var pointer = buffer.baseAddress else { return true }
+            var left = buffer.count
+            while left > 0 {
+                let count = write(fd, pointer, left)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                left -= count
+                pointer += count
+            }
+            return true
+        }
+        guard written else { return "cannot write the journal \(path): \(String(cString: strerror(errno)))" }
+        if fsync(fd) != 0 { return "cannot sync the journal \(path): \(String(cString: strerror(errno)))" }
+        return nil
     }
 
     /// Whether a run holds the journal's lock now.

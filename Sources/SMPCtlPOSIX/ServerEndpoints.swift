@@ -44,20 +44,23 @@ public final class UDPServerEndpoint: Sendable {
                 continuation.finish()
                 return false
             }
-            var source = sockaddr_storage()
-            var sourceLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let received = buffer.withLock { buffer -> [UInt8]? in
-                let count = withUnsafeMutablePointer(to: &source) { sourcePointer in
-                    sourcePointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                        buffer.withUnsafeMutableBytes { raw in
-                            valueOrErrno { recvfrom(fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT), address, &sourceLength) }
+            // Every datagram waiting (up to 64), not one per poll round: a fleet's simulator
+            // polls hundreds of sockets, and each round costs a pass over all of them.
+            for _ in 0..<64 {
+                var source = sockaddr_storage()
+                var sourceLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let received = buffer.withLock { buffer -> [UInt8]? in
+                    let count = withUnsafeMutablePointer(to: &source) { sourcePointer in
+                        sourcePointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                            buffer.withUnsafeMutableBytes { raw in
+                                valueOrErrno { recvfrom(fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT), address, &sourceLength) }
+                            }
                         }
                     }
+                    guard case .success(let length) = count else { return nil }
+                    return Array(buffer[0..<length])
                 }
-                guard case .success(let length) = count else { return nil }
-                return Array(buffer[0..<length])
-            }
-            if let received {
+                guard let received else { break }
                 continuation.yield(Datagram(bytes: received, source: source, sourceLength: sourceLength))
             }
             return true
