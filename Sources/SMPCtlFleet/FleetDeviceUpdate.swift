@@ -9,6 +9,12 @@ import SMPCtlProtocol
 import SMPCtlTransport
 import SMPCtlLocking
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 struct FleetDeviceUpdate: Sendable {
     let device: FleetDevice
     let images: [FleetImage]
@@ -382,47 +388,70 @@ enum FleetSlots {
     }
 }
 
-/// A device's log file: one line per event, with the time; at most 4 MiB.
+/// A device's log file: one line per event, with the time; at most 4 MiB. One `open` (appending:
+/// a device tried again keeps its earlier lines) and one `write` per line; FileManager's
+/// exists-create-open took five system calls and a rename per device.
 final class FleetDeviceLog: Sendable {
     static let maximumSize = 4 << 20
     let path: String?
-    private let handle: LockedValue<(file: FileHandle?, written: Int)>
+    private let handle: LockedValue<(fd: Int32, written: Int)>
 
     init(directory: String?, name: String) {
         guard let directory else {
             path = nil
-            handle = LockedValue((nil, 0))
+            handle = LockedValue((-1, 0))
             return
         }
         let path = URL(fileURLWithPath: directory).appendingPathComponent("\(name).log").path
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: path) {
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        let flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW
+        var fd = open(path, flags, 0o644)
+        if fd < 0, errno == ENOENT {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            fd = open(path, flags, 0o644)
         }
-        let file = FileHandle(forWritingAtPath: path)
-        _ = try? file?.seekToEnd()
-        self.path = file == nil ? nil : path
-        handle = LockedValue((file, 0))
+        self.path = fd < 0 ? nil : path
+        handle = LockedValue((fd, 0))
     }
 
+    deinit { close() }
+
     func write(_ line: String) {
-        let stamp = UTCTimestamp.string(Date(), zone: false)
-        let data = Data("\(stamp) \(line)\n".utf8)
+        guard path != nil else { return }
+        var bytes = Array(UTCTimestamp.string(Date(), zone: false).utf8)
+        bytes.append(UInt8(ascii: " "))
+        bytes += line.utf8
+        bytes.append(0x0A)
         handle.withLock { state in
-            guard let file = state.file, state.written < Self.maximumSize else { return }
-            state.written += data.count
-            if state.written >= Self.maximumSize {
-                try? file.write(contentsOf: Data("(log truncated at \(Self.maximumSize) bytes)\n".utf8))
-            } else {
-                try? file.write(contentsOf: data)
-            }
+            guard state.fd >= 0, state.written < Self.maximumSize else { return }
+            state.written += bytes.count
+            if state.written >= Self.maximumSize { bytes = Array("(log truncated at \(Self.maximumSize) bytes)\n".utf8) }
+            logAppend(state.fd, bytes)
         }
     }
 
     func close() {
         handle.withLock { state in
-            try? state.file?.close()
-            state.file = nil
+            if state.fd >= 0 { logClose(state.fd) }
+            state.fd = -1
         }
     }
+}
+
+/// The whole of `bytes` to `fd` (file scope: the log's own `write` and `close` would shadow libc's).
+private func logAppend(_ fd: Int32, _ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { buffer in
+        guard var pointer = buffer.baseAddress else { return }
+        var left = buffer.count
+        while left > 0 {
+            let count = write(fd, pointer, left)
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return }
+            left -= count
+            pointer += count
+        }
+    }
+}
+
+private func logClose(_ fd: Int32) {
+    _ = close(fd)
 }
