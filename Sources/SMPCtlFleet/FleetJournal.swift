@@ -88,27 +88,39 @@ public final class FleetJournal: Sendable {
         self.fd = fd
     }
 
-    deinit { close(fd) }
+    deinit {
+        // Whatever is still queued (a progress record) goes out before the lock is let go.
+        drain(through: queue.withLock { $0.queued }, sync: true)
+        close(fd)
+    }
 
-    /// Records written (to the file) and synced, and what waits for them.
+    /// Records queued, written and synced, and what waits for them.
     ///
-    /// Group commit: records are queued (``enqueue(_:after:)``) and written by whoever drains the
-    /// queue, in order, with one `write` and one `fsync` for everything queued by then. While one
-    /// batch syncs, the next one gathers, so 50 devices changing phase at once cost a few fsyncs,
-    /// not 50, and no device's task blocks a thread of the concurrency pool on the disk: the
-    /// journal's own queue (``flusher``) drains. A device that needs its transition on disk before
-    /// it goes on awaits ``durable(_:)`` with the number ``enqueue(_:after:)`` gave.
+    /// Group commit: records are queued (``enqueue(_:after:sync:)``) and written by whoever drains
+    /// the queue, in order, with one `write`, and one `fsync` when any of them asks for it, for
+    /// everything queued by then. While one batch syncs, the next one gathers, so 50 devices
+    /// changing phase at once cost a few fsyncs, not 50, and no device's task blocks a thread of
+    /// the concurrency pool on the disk: the journal's own queue (``flusher``) drains. A device
+    /// that needs its transition on disk before it goes on awaits ``durable(_:)`` with the number
+    /// ``enqueue(_:after:sync:)`` gave.
     private struct Queue {
         var bytes: [UInt8] = []
-        /// Work to run once the records queued with it are on disk, in order (events).
+        /// Work to run once the records queued with it are written (and synced, if asked), in order.
         var after: [@Sendable () -> Void] = []
-        /// The number of the last record queued, and of the last one on disk.
+        /// Numbers of records: the last one queued, written, on disk, and that asked to be synced.
         var queued: UInt64 = 0
+        var written: UInt64 = 0
         var synced: UInt64 = 0
+        var syncWanted: UInt64 = 0
         var waiters: [(record: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
         /// Whether a drain on ``flusher`` is scheduled or running.
         var draining = false
         var failure: String?
+
+        /// Whether records up to `number` still need a write, or a sync.
+        func pending(through number: UInt64) -> Bool {
+            written < min(number, queued) || synced < min(number, syncWanted)
+        }
     }
 
     private let queue = LockedValue(Queue())
@@ -116,39 +128,43 @@ public final class FleetJournal: Sendable {
 
     /// Appends one record as one line; with `sync`, returns once it is on disk (fsync). Blocks the
     /// calling thread for that: for the few records of a run's start and end. Devices queue
-    /// theirs with ``enqueue(_:after:)`` and await ``durable(_:)``.
+    /// theirs with ``enqueue(_:after:sync:)`` and await ``durable(_:)``. Without `sync` the
+    /// record is written soon, by the journal's queue, and synced with the next record that asks.
     public func append(_ record: FleetJournalRecord, sync: Bool) throws(FleetError) {
-        let number = try enqueue(record)
+        let number = try enqueue(record, sync: sync)
         guard sync else { return }
-        drain(through: number)
+        drain(through: number, sync: true)
         if let failure = queue.withLock({ $0.failure }) { throw .file(failure) }
     }
 
     /// Waits until everything appended is on disk.
     public func sync() throws(FleetError) {
-        drain(through: queue.withLock { $0.queued })
+        drain(through: queue.withLock { $0.queued }, sync: true)
         if let failure = queue.withLock({ $0.failure }) { throw .file(failure) }
     }
 
-    /// Queues one record (written and synced soon, by the journal's queue) and returns its
-    /// number for ``durable(_:)``; `after` runs once it is on disk.
+    /// Queues one record, written soon by the journal's queue (and synced, with `sync`), and
+    /// returns its number for ``durable(_:)``; `after` runs once it is written (and synced).
     @discardableResult
-    func enqueue(_ record: FleetJournalRecord, after: (@Sendable () -> Void)? = nil) throws(FleetError) -> UInt64 {
+    func enqueue(_ record: FleetJournalRecord, after: (@Sendable () -> Void)? = nil, sync: Bool = true) throws(FleetError) -> UInt64 {
         let line = try FleetJournalLine.encode(record)
         guard line.count <= Self.maximumLine else { throw .file("a journal record is larger than \(Self.maximumLine) bytes") }
         let (number, schedule) = queue.withLock { queue -> (UInt64, Bool) in
             queue.bytes += line
             if let after { queue.after.append(after) }
             queue.queued += 1
-            let schedule = !queue.draining
+            if sync { queue.syncWanted = queue.queued }
+            guard !queue.draining else { return (queue.queued, false) }
             queue.draining = true
-            return (queue.queued, schedule)
+            return (queue.queued, true)
         }
-        if schedule { flusher.async { self.drainQueued() } }
+        // Weak: a journal let go of drains what is left in its deinit, and its lock is free after.
+        if schedule { flusher.async { [weak self] in self?.drainQueued() } }
         return number
     }
 
-    /// Returns once record `number` and all before it are on disk, or writing them failed.
+    /// Returns once record `number` and all before it are on disk, or writing them failed. For a
+    /// record queued with `sync`.
     func durable(_ number: UInt64) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = queue.withLock { queue -> Bool in
@@ -167,39 +183,44 @@ public final class FleetJournal: Sendable {
     private func drainQueued() {
         while true {
             let target = queue.withLock { queue -> UInt64? in
-                guard queue.synced < queue.queued else {
+                guard queue.pending(through: queue.queued) else {
                     queue.draining = false
                     return nil
                 }
                 return queue.queued
             }
             guard let target else { return }
-            drain(through: target)
+            drain(through: target, sync: false)
         }
     }
 
-    /// Writes and syncs batches until record `number` is on disk. One drain at a time (`lock`):
-    /// a second one waits, and finds its records written by the first or takes the next batch.
-    private func drain(through number: UInt64) {
+    /// Writes batches until record `number` is written, syncing each batch that holds a record
+    /// that asked for it (with `sync`, everything up to `number` is synced). One drain at a time
+    /// (`lock`): a second one waits, and finds its records written by the first or takes the next
+    /// batch.
+    private func drain(through number: UInt64, sync: Bool) {
         lock.withLock { _ in
+            if sync { queue.withLock { $0.syncWanted = max($0.syncWanted, min(number, $0.queued)) } }
             while true {
-                let batch = queue.withLock { queue -> (bytes: [UInt8], after: [@Sendable () -> Void], last: UInt64, write: Bool)? in
-                    guard queue.synced < number else { return nil }
+                let batch = queue.withLock { queue -> (bytes: [UInt8], after: [@Sendable () -> Void], last: UInt64, sync: Bool, write: Bool)? in
+                    guard queue.pending(through: number) else { return nil }
                     defer {
                         queue.bytes = []
                         queue.after = []
                     }
                     // After a failure nothing more is written, but the events still go out.
-                    return (queue.bytes, queue.after, queue.queued, queue.failure == nil)
+                    return (queue.bytes, queue.after, queue.queued, queue.syncWanted > queue.synced, queue.failure == nil)
                 }
                 guard let batch else { return }
-                let failure = batch.write ? writeAndSync(batch.bytes) : nil
+                let failure = batch.write ? writeAndSync(batch.bytes, sync: batch.sync) : nil
                 let waiters = queue.withLock { queue -> [CheckedContinuation<Void, Never>] in
-                    queue.synced = batch.last
+                    queue.written = batch.last
+                    if batch.sync { queue.synced = batch.last }
                     if let failure { queue.failure = queue.failure ?? failure }
                     let failed = queue.failure != nil
-                    let ready = queue.waiters.filter { $0.record <= batch.last || failed }
-                    queue.waiters.removeAll { $0.record <= batch.last || failed }
+                    let synced = queue.synced
+                    let ready = queue.waiters.filter { $0.record <= synced || failed }
+                    queue.waiters.removeAll { $0.record <= synced || failed }
                     return ready.map(\.continuation)
                 }
                 // What the records announce (events) goes out once they are on disk, before the
@@ -210,8 +231,8 @@ public final class FleetJournal: Sendable {
         }
     }
 
-    /// One write of `bytes` and an fsync; the failure's message, if one failed.
-    private func writeAndSync(_ bytes: [UInt8]) -> String? {
+    /// One write of `bytes`, and an fsync with `sync`; the failure's message, if one failed.
+    private func writeAndSync(_ bytes: [UInt8], sync: Bool) -> String? {
         let written = bytes.withUnsafeBytes { buffer -> Bool in
             guard var pointer = buffer.baseAddress else { return true }
             var left = buffer.count
@@ -227,7 +248,7 @@ public final class FleetJournal: Sendable {
             return true
         }
         guard written else { return "cannot write the journal \(path): \(String(cString: strerror(errno)))" }
-        if fsync(fd) != 0 { return "cannot sync the journal \(path): \(String(cString: strerror(errno)))" }
+        if sync, fsync(fd) != 0 { return "cannot sync the journal \(path): \(String(cString: strerror(errno)))" }
         return nil
     }
 
