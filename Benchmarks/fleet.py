@@ -8,7 +8,10 @@ A benchmark, not a test. Measures, with one smpctl binary:
     other, each against a fresh simulator, as the issue's target compares with;
   - peak RSS while 50 uploads are in flight (the fleet run's own figure: GNU time's maximum RSS).
 
-    python3 Benchmarks/fleet.py --smpctl .build/release/smpctl [--devices 200 --parallel 50]
+    python3 Benchmarks/fleet.py --smpctl .build/release/smpctl [--devices 200 --parallel 50] [--runs 3] [--no-singles]
+
+Each fleet run also reports the CPU seconds the simulator process spent while the fleet ran (from
+/proc/PID/stat), since the two share the machine's cores; and the load average before and after.
 
 With --link (an emulated BLE link, as `simulate --link`), it measures instead a fleet of
 --adapters x --connections devices, every one behind that link and all updated at once, and
@@ -47,6 +50,8 @@ def main() -> int:
     parser.add_argument("--link", help="an emulated BLE link for every device (the link-model benchmark)")
     parser.add_argument("--adapters", type=int, default=2)
     parser.add_argument("--connections", type=int, default=4, help="connections per adapter, with --link")
+    parser.add_argument("--runs", type=int, default=1, help="fleet runs (each with its own simulator) after the singles")
+    parser.add_argument("--no-singles", action="store_true", help="only the fleet runs (no baseline, no ratio)")
     args = parser.parse_args()
     if args.link:
         return emulated_ble(args)
@@ -57,7 +62,7 @@ def main() -> int:
         tmp = Path(tmp_name)
         # The baseline: single dfu runs, one after the other, each on a fresh simulator.
         single_walls = []
-        for index in range(singles):
+        for index in range(0 if args.no_singles else singles):
             with run.Simulator(smpctl, "udp", None, tmp, f"single-{index}") as sim:
                 m = run.run_measured([smpctl, "-c", sim.connection, "--json", "dfu", image], 300)
             if m.status != 0:
@@ -66,32 +71,50 @@ def main() -> int:
             single_walls.append(m.wall)
         baseline = sum(single_walls)
 
-        fleet = run_fleet(smpctl, tmp, image, args.devices, args.parallel, [])
-        if fleet is None:
-            return 1
-        try:
-            report = json.loads(fleet.stdout)
-        except json.JSONDecodeError:
-            print(f"fleet run printed no report ({fleet.status}): {fleet.stderr[-400:]}")
-            return 1
-        states: dict[str, int] = {}
-        for device in report.get("devices", []):
-            states[device.get("state", "?")] = states.get(device.get("state", "?"), 0) + 1
-        ratio = fleet.wall / baseline if baseline else float("nan")
-        print(f"| devices | parallel | fleet wall s | fleet CPU s | fleet peak RSS MiB | {singles} single dfu runs, wall s "
-              "| fleet ÷ singles | states |")
-        print("|---|---|---|---|---|---|---|---|")
-        print(f"| {args.devices} | {args.parallel} | {fleet.wall:.1f} | {fleet.cpu:.1f} | {fleet.maxrss_kib / 1024:.1f} "
-              f"| {baseline:.1f} ({', '.join(f'{w:.2f}' for w in single_walls)}) | {ratio:.2f} "
-              f"| {', '.join(f'{k} {v}' for k, v in sorted(states.items()))} |")
-        print(f"fleet exit status {fleet.status}")
+        print(f"load average before the fleet runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"| devices | parallel | fleet wall s | fleet CPU s (user+sys) | simulator CPU s during the run | both CPU s "
+              f"| fleet peak RSS MiB | {singles} single dfu runs, wall s | fleet ÷ singles | states |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for number in range(max(1, args.runs)):
+            run_dir = tmp / f"run-{number}"
+            run_dir.mkdir()
+            fleet, sim_cpu = run_fleet(smpctl, run_dir, image, args.devices, args.parallel, [])
+            if fleet is None:
+                return 1
+            try:
+                report = json.loads(fleet.stdout)
+            except json.JSONDecodeError:
+                print(f"fleet run printed no report ({fleet.status}): {fleet.stderr[-400:]}")
+                return 1
+            states: dict[str, int] = {}
+            for device in report.get("devices", []):
+                states[device.get("state", "?")] = states.get(device.get("state", "?"), 0) + 1
+            ratio = f"{fleet.wall / baseline:.2f}" if baseline else "—"
+            singles_text = f"{baseline:.2f} ({', '.join(f'{w:.2f}' for w in single_walls)})" if single_walls else "—"
+            print(f"| {args.devices} | {args.parallel} | {fleet.wall:.2f} | {fleet.cpu:.2f} | {sim_cpu:.2f} | {fleet.cpu + sim_cpu:.2f} "
+                  f"| {fleet.maxrss_kib / 1024:.1f} | {singles_text} | {ratio} "
+                  f"| {', '.join(f'{k} {v}' for k, v in sorted(states.items()))} |")
+            if fleet.status != 0:
+                print(f"fleet exit status {fleet.status}")
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 
-def run_fleet(smpctl: str, tmp: Path, image: str, devices: int, parallel: int, simulate_extra: list[str]) -> "run.Measured | None":
+def process_cpu(pid: int) -> float:
+    """User + system seconds a live process has used (/proc/PID/stat), 0 when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run_fleet(smpctl: str, tmp: Path, image: str, devices: int, parallel: int,
+              simulate_extra: list[str]) -> "tuple[run.Measured | None, float]":
     """Serves `devices` simulated UDP devices (`simulate --devices`, plus `simulate_extra`), runs
     `fleet run --parallel` over the manifest the simulator prints, and stops the simulator.
-    Returns None when the simulator wrote no manifest."""
+    Returns the fleet run's figures (None when the simulator wrote no manifest) and the CPU
+    seconds the simulator spent while the fleet ran."""
     manifest = tmp / "fleet.yaml"
     with open(tmp / "fleet-sim.log", "wb") as sim_log:
         sim = subprocess.Popen(
@@ -105,10 +128,12 @@ def run_fleet(smpctl: str, tmp: Path, image: str, devices: int, parallel: int, s
                 time.sleep(0.1)
             if not manifest.exists():
                 print("the simulator wrote no manifest")
-                return None
-            return run.run_measured(
+                return None, 0.0
+            before = process_cpu(sim.pid)
+            measured = run.run_measured(
                 [smpctl, "--json", "fleet", "run", str(manifest), "--parallel", str(parallel),
                  "--journal", str(tmp / "fleet.journal")], 900)
+            return measured, process_cpu(sim.pid) - before
         finally:
             os.killpg(sim.pid, signal.SIGKILL)
             sim.wait(timeout=10)
@@ -128,7 +153,7 @@ def emulated_ble(args: argparse.Namespace) -> int:
     size = Path(image).stat().st_size
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        fleet = run_fleet(smpctl, tmp, image, count, count, ["--slow-every", "1", "--slow-link", args.link])
+        fleet, _ = run_fleet(smpctl, tmp, image, count, count, ["--slow-every", "1", "--slow-link", args.link])
         if fleet is None:
             return 1
         uploads, requests, retries = [], [], 0

@@ -1,11 +1,19 @@
 // One device of a run: read its image list, decide, and run the client's dfu workflow for each
-// image it needs, within the device's deadline and tries. Every phase change is journaled
-// (synced) before the run goes on; upload progress is journaled every few seconds.
+// image it needs, within the device's deadline and tries. Every phase change is journaled, and
+// on disk before the device is sent anything after it (group commit: FleetJournal, RunState);
+// upload progress is journaled every few seconds.
 
 import Foundation
 import SMPCtlClient
 import SMPCtlProtocol
+import SMPCtlTransport
 import SMPCtlLocking
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 struct FleetDeviceUpdate: Sendable {
     let device: FleetDevice
@@ -41,6 +49,8 @@ struct FleetDeviceUpdate: Sendable {
             outcome = .success(Final.done("updated by an earlier try of this rollout; \(reason)", slots, plans))
         }
         let final = tracker.finish(outcome, seconds: seconds)
+        // The runner acts on the device's end (counts it, may halt): on disk first.
+        await tracker.durable()
         log.write("finished: \(final.state.rawValue)\(final.reason.map { ": \($0)" } ?? "") after \(String(format: "%.2f", seconds)) s")
         log.close()
         return final
@@ -87,7 +97,11 @@ struct FleetDeviceUpdate: Sendable {
             settings,
             log: { line in log.write(line) },
             notice: { notice in tracker.notice(notice) })
-        return try await FleetSession.with(device, factory: factory, options: options) { client throws(SMPClientError) -> Final in
+        let factory = self.factory
+        let journaled: FleetTransportFactory = { spec in
+            FleetJournaledTransport(base: try factory(spec), durable: { await tracker.durable() })
+        }
+        return try await FleetSession.with(device, factory: journaled, options: options) { client throws(SMPClientError) -> Final in
             tracker.phase("reading")
             let state = try await client.readImageState()
             tracker.contacted(state.images)
@@ -138,6 +152,9 @@ struct FleetDeviceUpdate: Sendable {
     final class Tracker: Sendable {
         private struct State {
             var record: FleetDeviceReport
+            /// The journal number of the device's last transition, and the last one known on disk.
+            var journaled: UInt64 = 0
+            var durable: UInt64 = 0
             var contacted = false
             var lastProgressJournal = 0.0
             var lastProgressEvent = 0.0
@@ -156,12 +173,21 @@ struct FleetDeviceUpdate: Sendable {
         }
 
         private func change(journal: Bool = true, _ body: (inout FleetDeviceReport) -> Void) {
-            let record = state.withLock { state -> FleetDeviceReport in
+            let run = self.run
+            state.withLock { state in
                 body(&state.record)
                 state.record.updated = Date().timeIntervalSince1970
-                return state.record
+                // Queued under the device's lock, so its records reach the journal in order.
+                if journal { state.journaled = max(state.journaled, run.transition(state.record)) }
             }
-            if journal { run.transition(record) }
+        }
+
+        /// Returns once the device's transitions so far are on disk (or the journal failed).
+        func durable() async {
+            let (wanted, known) = state.withLock { ($0.journaled, $0.durable) }
+            guard wanted > known else { return }
+            await run.durable(wanted)
+            state.withLock { $0.durable = max($0.durable, wanted) }
         }
 
         func begin() {
@@ -294,7 +320,7 @@ struct FleetDeviceUpdate: Sendable {
         func finish(_ outcome: Result<Final, SMPClientError>, seconds: Double) -> FleetDeviceReport {
             let contacted = state.withLock { $0.contacted }
             var final: FleetDeviceReport?
-            change(journal: false) { record in
+            change { record in
                 record.phase = nil
                 record.finished = Date().timeIntervalSince1970
                 record.updateSeconds = seconds
@@ -326,11 +352,32 @@ struct FleetDeviceUpdate: Sendable {
                 }
                 final = record
             }
-            let record = final ?? state.withLock { $0.record }
-            run.transition(record)
-            return record
+            return final ?? state.withLock { $0.record }
         }
     }
+}
+
+/// A device's transport as the fleet uses it: before it opens the link or sends a request, the
+/// device's journaled transitions are on disk, so a kill never leaves the device ahead of the journal.
+struct FleetJournaledTransport: SMPTransport {
+    let base: any SMPTransport
+    let durable: @Sendable () async -> Void
+
+    var description: String { base.description }
+    var framing: SMPFraming { get async { await base.framing } }
+    var linkModel: LinkModel? { get async { await base.linkModel } }
+
+    func open(events: AsyncStream<SMPTransportEvent>.Continuation) async throws(SMPTransportError) {
+        await durable()
+        try await base.open(events: events)
+    }
+
+    func send(_ packet: [UInt8]) async throws(SMPTransportError) {
+        await durable()
+        try await base.send(packet)
+    }
+
+    func close() async { await base.close() }
 }
 
 enum FleetSlots {
@@ -343,47 +390,70 @@ enum FleetSlots {
     }
 }
 
-/// A device's log file: one line per event, with the time; at most 4 MiB.
+/// A device's log file: one line per event, with the time; at most 4 MiB. One `open` (appending:
+/// a device tried again keeps its earlier lines) and one `write` per line; FileManager's
+/// exists-create-open took five system calls and a rename per device.
 final class FleetDeviceLog: Sendable {
     static let maximumSize = 4 << 20
     let path: String?
-    private let handle: LockedValue<(file: FileHandle?, written: Int)>
+    private let handle: LockedValue<(fd: Int32, written: Int)>
 
     init(directory: String?, name: String) {
         guard let directory else {
             path = nil
-            handle = LockedValue((nil, 0))
+            handle = LockedValue((-1, 0))
             return
         }
         let path = URL(fileURLWithPath: directory).appendingPathComponent("\(name).log").path
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: path) {
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        let flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW
+        var fd = open(path, flags, 0o644)
+        if fd < 0, errno == ENOENT {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            fd = open(path, flags, 0o644)
         }
-        let file = FileHandle(forWritingAtPath: path)
-        _ = try? file?.seekToEnd()
-        self.path = file == nil ? nil : path
-        handle = LockedValue((file, 0))
+        self.path = fd < 0 ? nil : path
+        handle = LockedValue((fd, 0))
     }
 
+    deinit { close() }
+
     func write(_ line: String) {
-        let stamp = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
-        let data = Data("\(stamp) \(line)\n".utf8)
+        guard path != nil else { return }
+        var bytes = Array(UTCTimestamp.string(Date(), zone: false).utf8)
+        bytes.append(UInt8(ascii: " "))
+        bytes += line.utf8
+        bytes.append(0x0A)
         handle.withLock { state in
-            guard let file = state.file, state.written < Self.maximumSize else { return }
-            state.written += data.count
-            if state.written >= Self.maximumSize {
-                try? file.write(contentsOf: Data("(log truncated at \(Self.maximumSize) bytes)\n".utf8))
-            } else {
-                try? file.write(contentsOf: data)
-            }
+            guard state.fd >= 0, state.written < Self.maximumSize else { return }
+            state.written += bytes.count
+            if state.written >= Self.maximumSize { bytes = Array("(log truncated at \(Self.maximumSize) bytes)\n".utf8) }
+            logAppend(state.fd, bytes)
         }
     }
 
     func close() {
         handle.withLock { state in
-            try? state.file?.close()
-            state.file = nil
+            if state.fd >= 0 { logClose(state.fd) }
+            state.fd = -1
         }
     }
+}
+
+/// The whole of `bytes` to `fd` (file scope: the log's own `write` and `close` would shadow libc's).
+private func logAppend(_ fd: Int32, _ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { buffer in
+        guard var pointer = buffer.baseAddress else { return }
+        var left = buffer.count
+        while left > 0 {
+            let count = write(fd, pointer, left)
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return }
+            left -= count
+            pointer += count
+        }
+    }
+}
+
+private func logClose(_ fd: Int32) {
+    _ = close(fd)
 }

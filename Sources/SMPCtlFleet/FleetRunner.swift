@@ -275,6 +275,11 @@ public enum FleetRunner {
 }
 
 /// What the devices of a run share: the journal, the event sink, a journal failure.
+///
+/// A device's transitions are journaled with group commit: ``transition(_:)`` queues the record,
+/// and the device's transport (``FleetJournaledTransport``) sends nothing until it is on disk, so
+/// every transition is durable before the device is asked for anything after it, as when each
+/// transition had its own fsync; the device's last record is awaited before its task ends.
 final class RunState: Sendable {
     let journal: FleetJournal
     let events: (@Sendable (FleetEvent) -> Void)?
@@ -285,7 +290,7 @@ final class RunState: Sendable {
         self.events = events
     }
 
-    var journalFailure: String? { failure.withLock { $0 } }
+    var journalFailure: String? { failure.withLock { $0 } ?? journal.failure }
 
     /// Journals a device record and reports it.
     func write(_ record: FleetDeviceReport, sync: Bool) throws(FleetError) {
@@ -294,14 +299,26 @@ final class RunState: Sendable {
         try journal.append(line, sync: sync)
     }
 
-    /// Journals a transition; a failure to write stops new devices from starting.
-    func transition(_ record: FleetDeviceReport) {
-        do {
-            try write(record, sync: true)
+    /// Queues a transition for the journal and returns its number there (0 when it could not be
+    /// queued, which stops new devices from starting). Its event goes out once it is on disk; the
+    /// device awaits ``durable(_:)`` before its next request (``FleetJournaledTransport``).
+    func transition(_ record: FleetDeviceReport) -> UInt64 {
+        var line = FleetJournalRecord(kind: .device, time: record.updated)
+        line.device = record
+        var announce: (@Sendable () -> Void)?
+        if let events = self.events { announce = { events(.device(record)) } }
+        do throws(FleetError) {
+            return try journal.enqueue(line, after: announce)
         } catch {
             failure.withLock { $0 = $0 ?? error.description }
+            events?(.device(record))
+            return 0
         }
-        events?(.device(record))
+    }
+
+    /// Returns once transition `number` (and every one before it) is on disk, or the journal failed.
+    func durable(_ number: UInt64) async {
+        await journal.durable(number)
     }
 
     func progress(name: String, offset: Int, total: Int, rate: Double, journal: Bool) {

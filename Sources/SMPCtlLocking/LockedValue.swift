@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+public import Glibc
 #elseif canImport(Musl)
-import Musl
+public import Musl
 #endif
 
 /// A value that several threads share, guarded by a POSIX mutex.
@@ -13,8 +13,10 @@ import Musl
 /// data the lock guarded (FUZZING.md, "Sanitizers"); with this lock it sees every hand-over, so a
 /// report is a real one. The cost is one heap allocation per lock, made once.
 public final class LockedValue<Value: ~Copyable>: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var value: Value
+    // Visible to inlined code: `withLock` is inlinable, so each caller gets it specialized for its
+    // value and result types (an unspecialized generic call per lock use cost metadata look-ups).
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline var value: Value
 
     /// Creates the lock around `initialValue`.
     public init(_ initialValue: consuming sending Value) {
@@ -33,6 +35,7 @@ public final class LockedValue<Value: ~Copyable>: @unchecked Sendable {
 
     /// Runs `body` with the lock held and the value borrowed mutably; returns what `body` returns.
     /// Not reentrant: calling `withLock` of the same lock inside `body` deadlocks.
+    @inlinable
     public func withLock<Result: ~Copyable, E: Error>(
         _ body: (inout sending Value) throws(E) -> sending Result
     ) throws(E) -> sending Result {

@@ -38,13 +38,22 @@ package final class DescriptorReader: Sendable {
                 onOutput(.closed(EBADF))
                 return false
             }
-            let result = buffer.withLock { buffer -> Result<[UInt8], Errno> in
-                buffer.withUnsafeMutableBytes { raw in
-                    valueOrErrno {
-                        datagrams ? recv(fd, raw.baseAddress, size, Int32(MSG_DONTWAIT)) : read(fd, raw.baseAddress, size)
-                    }.map { Array(raw.prefix($0)) }
+            // A datagram socket is read until it is empty (up to 16 datagrams): the answers to a
+            // window of requests often wait together, and each poll round costs a pass over every
+            // descriptor. A stream gets one read per round, as before.
+            var result: Result<[UInt8], Errno> = .success([])
+            for _ in 0..<(datagrams ? 16 : 1) {
+                result = buffer.withLock { buffer -> Result<[UInt8], Errno> in
+                    buffer.withUnsafeMutableBytes { raw in
+                        valueOrErrno {
+                            datagrams ? recv(fd, raw.baseAddress, size, Int32(MSG_DONTWAIT)) : read(fd, raw.baseAddress, size)
+                        }.map { Array(raw.prefix($0)) }
+                    }
                 }
+                guard datagrams, case .success(let bytes) = result, !bytes.isEmpty else { break }
+                onOutput(.bytes(bytes))
             }
+            if datagrams, case .success(let bytes) = result, !bytes.isEmpty { return true }
             switch result {
             case .success(let bytes) where !bytes.isEmpty:
                 onOutput(.bytes(bytes))

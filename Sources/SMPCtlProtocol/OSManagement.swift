@@ -241,13 +241,16 @@ extension OSManagement.EchoRequest {
     /// the two sizes (36 and 269) that CBOR's length heads make impossible; `nil` below 12 bytes.
     public static func padded(toPacketSize size: Int) -> OSManagement.EchoRequest? {
         // Header, a one-entry map, the key "d", then a text string with a 1-, 2- or 3-byte head.
+        // The first fit is found by arithmetic and only its text is made (path learning asks for
+        // a few of these per device; building every candidate string was a hot spot of fleet runs).
         let fixed = SMPHeader.size + 1 + 2
         for target in [size, size - 1] {
             for head in [1, 2, 3] {
                 let length = target - fixed - head
                 guard length >= 0 else { continue }
-                let request = OSManagement.EchoRequest(String(repeating: "x", count: length))
-                if SMPHeader.size + request.bodyBytes.count == target { return request }
+                let needed = length < 24 ? 1 : length < 256 ? 2 : length < 65536 ? 3 : 5
+                guard needed == head else { continue }
+                return OSManagement.EchoRequest(String(decoding: [UInt8](repeating: UInt8(ascii: "x"), count: length), as: UTF8.self))
             }
         }
         return nil

@@ -290,17 +290,21 @@ extension SimulatedDevice {
         note("erase: slot \(slot) for a \(length)-byte upload")
         let sector = max(configuration.sectorSize, 1)
         let end = min(size, (length + sector - 1) / sector * sector)
-        if end > 0 { flash[slot].replaceSubrange(0..<end, with: repeatElement(0xFF, count: end)) }
-        let trailerStart = max(0, (size - 1) / sector * sector)
-        if trailerStart < size {
-            flash[slot].replaceSubrange(trailerStart..<size, with: repeatElement(0xFF, count: size - trailerStart))
+        // Filled in place (replaceSubrange with a repeated element went byte by byte).
+        flash[slot].withUnsafeMutableBufferPointer { bytes in
+            if end > 0 { bytes[0..<end].update(repeating: 0xFF) }
+            let trailerStart = max(0, (size - 1) / sector * sector)
+            if trailerStart < size { bytes[trailerStart..<size].update(repeating: 0xFF) }
         }
     }
 
     func write(_ data: ArraySlice<UInt8>, slot: Int, at offset: Int) {
         let end = min(offset + data.count, flash[slot].count)
         guard offset < end else { return }
-        flash[slot].replaceSubrange(offset..<end, with: data.prefix(end - offset))
+        // Copied in place: the slot keeps its size, so no replaceSubrange is needed.
+        flash[slot].withUnsafeMutableBufferPointer { bytes in
+            _ = bytes[offset..<end].update(fromContentsOf: data.prefix(end - offset))
+        }
     }
 
     /// Image erase as Zephyr's img_mgmt_erase (subsys/mgmt/mcumgr/grp/img_mgmt/src/img_mgmt.c):

@@ -248,14 +248,16 @@ struct FleetRunCommand: AsyncParsableCommand {
         live?.stop()
         var written = report
         written.sources = [paths.journal]
+        // Encoded once, for the file and (with --json) standard output.
+        let document = Result { () throws(FleetError) -> Data in try written.json() }
         do {
-            try written.json().write(to: URL(fileURLWithPath: paths.report))
+            try document.get().write(to: URL(fileURLWithPath: paths.report))
             try Data(FleetJUnit.xml(written).utf8).write(to: URL(fileURLWithPath: paths.junit))
         } catch {
             Output.diagnostic("smpctl: error: cannot write the report: \(error)")
         }
         if selection.json {
-            if let data = try? written.json() { print(String(decoding: data, as: UTF8.self)) }
+            if case .success(let data) = document { print(String(decoding: data, as: UTF8.self)) }
         } else {
             FleetEvents.summary(written, reportPath: paths.report, junitPath: paths.junit, logs: paths.logs)
         }

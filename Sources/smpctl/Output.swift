@@ -71,7 +71,7 @@ struct Output: Sendable {
 
     /// `2026-12-03T11:41:30.123Z`.
     static func timestamp(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        UTCTimestamp.string(date, zone: true)
     }
 
     /// The JSON of an error document: `ok` false, an `error` kind (from the exit status unless the
