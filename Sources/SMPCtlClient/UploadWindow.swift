@@ -61,8 +61,6 @@ public struct UploadWindow: Sendable, Hashable {
     private var wentBack = false
     /// Answers older than one already counted (a lower offset than ``acknowledged``), so far.
     public private(set) var staleAnswers = 0
-    /// The lower offset of the last stale answer, until an answer moves on.
-    private var heldStale: Int?
 
     /// A window over `length` bytes. With a `startOffset` above 0 the device is known to hold
     /// that many bytes already (a file upload continued after its hash was compared): the window
@@ -120,7 +118,6 @@ public struct UploadWindow: Sendable, Hashable {
         bytesWithoutProgress = 0
         match = nil
         wentBack = false
-        heldStale = nil
     }
 
     /// Starts again with a first chunk (a lost link, or the device lost its upload state).
@@ -161,18 +158,14 @@ public struct UploadWindow: Sendable, Hashable {
             restart()
             return everything ? .verifyThenRestart : .restart
         }
-        if reported > 0, reported < acknowledged, started, heldStale != reported {
+        if reported > 0, reported < acknowledged, started {
             // An answer the device gave before one already counted: this chunk reached it ahead of
             // the one sent before it (several ATT bearers under EATT deliver writes out of order),
-            // so it was refused, while the earlier chunk was taken. The device is where the later
-            // answer left it: continue from there. The same lower offset twice in a row is the
-            // device's real offset (below).
-            heldStale = reported
+            // or the device went back. Either way the window follows the device's offset (a chunk
+            // it already holds is refused with the offset it expects, which costs one request),
+            // and the engine takes the count as a sign that the link reorders.
             staleAnswers += 1
-            resync()
-            return .resync
         }
-        heldStale = nil
         started = true
         if isFirst, reported > chunk.upperBound, resumedFrom == 0 { resumedFrom = reported }
         if reported < acknowledged { wentBack = true }
