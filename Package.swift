@@ -56,7 +56,7 @@ let package = Package(
             name: "CSMPCtlDBus", pkgConfig: "dbus-1", providers: [.apt(["libdbus-1-dev"]), .yum(["dbus-devel"])]),
         .target(name: "SMPCtlDBus", dependencies: ["CSMPCtlDBus", "SMPCtlLocking"], swiftSettings: strictSwift),
         .target(
-            name: "SMPCtlBlueZ", dependencies: ["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlLocking"],
+            name: "SMPCtlBlueZ", dependencies: ["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlLocking", "SMPCtlFiles"],
             swiftSettings: strictSwift),
         // Connection strings and saved profiles (parsing only; the CLI builds the transports).
         .target(name: "SMPCtlConnection", dependencies: ["SMPCtlFiles"], swiftSettings: strictSwift),

@@ -163,7 +163,9 @@ public final class BLEPeripheral: Sendable {
                 throw BlueZError.from(error, while: "registering the advertisement on \(chosen.name)")
             }
             if security != .open {
-                // A central pairs before it may subscribe: accept Just Works, as the device would.
+                // A central pairs before it may subscribe: accept Just Works, as a Zephyr device that
+                // registers no pairing_confirm callback does (subsys/bluetooth/host/smp.c asks the
+                // application for consent to Just Works only through that callback).
                 try await BlueZPeripheralAgent.register(bus: bus, path: agentPath)
             }
             return BLEPeripheral(
@@ -329,8 +331,10 @@ private actor PeripheralCharacteristic: DBusObjectHandler {
             var writes = 0
             for await input in stream {
                 guard case .write(let fragment) = input else {
-                    // smp_bt_ccc_changed: notifications turned off (the central unsubscribed or the
-                    // link dropped) drop the packet gathered so far.
+                    // Zephyr's smp_bt_ccc_changed (subsys/mgmt/mcumgr/transport/src/smp_bt.c): when
+                    // notifications turn off (the central unsubscribed, or the link dropped and the
+                    // CCC of an unbonded peer was cleared), smp_reassembly_drop discards the packet
+                    // gathered so far.
                     reassembly.reset()
                     writes = 0
                     continue

@@ -1,5 +1,6 @@
 import Foundation
 import SMPCtlDBus
+import SMPCtlFiles
 import SMPCtlPOSIX
 import SMPCtlProtocol
 public import SMPCtlTransport
@@ -152,12 +153,10 @@ public actor BLETransport: SMPTransport {
         return channels
     }
 
-    /// Whether the local bluetoothd opens EATT bearers, from its configuration file (bounded read;
-    /// an unreadable file counts as the default).
+    /// Whether the local bluetoothd opens EATT bearers, from its configuration file (a regular
+    /// file of at most 64 KiB; anything else counts as the default).
     static func localChannels(path: String) -> Int {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return 3 }
-        defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: largestConfiguration)) ?? Data()
+        guard let data = try? RegularFile.read(path, limit: largestConfiguration) else { return 3 }
         return gattChannels(configuration: Substring(String(decoding: data, as: UTF8.self)))
     }
 

@@ -325,7 +325,7 @@ struct BlueZAgentManagerProxy: Sendable {
 
 /// The agent of a simulated peripheral (`smpctl simulate --ble --ble-security ...`): registered as
 /// bluetoothd's default agent, it accepts Just Works pairing from any central, as a Zephyr device
-/// without pairing callbacks does; passkeys are refused.
+/// without a `pairing_confirm` callback does (subsys/bluetooth/host/smp.c); passkeys are refused.
 enum BlueZPeripheralAgent {
     static func register(bus: BusConnection, path: String) async throws(BlueZError) {
         // Only bluetoothd may ask it.

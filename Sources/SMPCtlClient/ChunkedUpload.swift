@@ -93,6 +93,14 @@ extension SMPClient {
         let framing = await transport.framing
         var oneWritePerRequest = false
         var redoneWithOneWrite = false
+        /// From now on every request fits one write; `false` when it already does or cannot.
+        func switchToOneWritePerRequest() -> Bool {
+            guard !oneWritePerRequest, framing.splitsAcrossWrites, packetLimit > framing.maximumWrite else { return false }
+            oneWritePerRequest = true
+            bodyBudget = framing.maximumWrite - SMPHeader.size
+            notify(.reordering(writeLimit: framing.maximumWrite))
+            return true
+        }
         let overtakingAtStart = overtakingAnswers
         let reader = try FirmwareReader(file: file)
         let windowSize = max(1, settings.window)
@@ -272,11 +280,8 @@ extension SMPClient {
             let stale = state.staleAnswers > staleBefore && stalls == 0
             if stale { reorderedAnswers += 1 }
             if stale || overtakingAnswers > overtakingAtStart {
-                if !oneWritePerRequest, framing.splitsAcrossWrites, packetLimit > framing.maximumWrite {
-                    oneWritePerRequest = true
-                    bodyBudget = framing.maximumWrite - SMPHeader.size
+                if switchToOneWritePerRequest() {
                     log("the device received chunks out of order (several ATT bearers: EATT); one write per request from offset \(state.acknowledged)")
-                    notify(.reordering(writeLimit: framing.maximumWrite))
                 }
             }
             if state.highWater > before {
@@ -299,11 +304,7 @@ extension SMPClient {
                 // the writes of a request split across several were put together out of order (EATT),
                 // which no answer shows. Send everything again, each request in one write.
                 redoneWithOneWrite = true
-                if !oneWritePerRequest {
-                    oneWritePerRequest = true
-                    bodyBudget = framing.maximumWrite - SMPHeader.size
-                    notify(.reordering(writeLimit: framing.maximumWrite))
-                }
+                _ = switchToOneWritePerRequest()
                 log("the device's hash of the upload does not match the file after requests split across writes; uploading again, one write per request")
                 dropInFlight()
                 state.startOver()

@@ -137,6 +137,15 @@ public final class FleetJournal: Sendable {
         if let failure = queue.withLock({ $0.failure }) { throw .file(failure) }
     }
 
+    /// Waits until everything appended is on disk and the journal's queue holds no drain of its
+    /// own, so that whoever lets the journal go releases its lock at once: a drain still running
+    /// on the queue would otherwise keep the journal, and its lock, a moment after the run ended
+    /// (a second run on the same journal, started right after, was refused).
+    public func finish() {
+        drain(through: queue.withLock { $0.queued }, sync: true)
+        flusher.sync {}
+    }
+
     /// Waits until everything appended is on disk.
     public func sync() throws(FleetError) {
         drain(through: queue.withLock { $0.queued }, sync: true)

@@ -94,6 +94,7 @@ public enum FleetRunner {
         _ manifest: FleetManifest, options: FleetRunOptions, journal: FleetJournal, factory: @escaping FleetTransportFactory,
         events: (@Sendable (FleetEvent) -> Void)? = nil
     ) async throws(FleetError) -> FleetReport {
+        defer { journal.finish() }
         let previous = try FleetJournal.read(path: journal.path)
         let run = RunState(journal: journal, events: events)
         var start = FleetJournalRecord(kind: .run)

@@ -221,6 +221,17 @@ struct BLETransportTests {
         #expect(BLETransport.gattChannels(configuration: "[GATT]\nChannels = many\n") == 3)
     }
 
+    @Test("a bluetoothd configuration that is not a regular file counts as the default, without blocking")
+    func gattChannelsFromFIFO() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("smpctl-main-\(UUID().uuidString).conf").path
+        #expect(mkfifo(path, 0o600) == 0)
+        defer { unlink(path) }
+        let start = ContinuousClock.now
+        #expect(BLETransport.localChannels(path: path) == 3)
+        #expect(ContinuousClock.now - start < .seconds(2))
+        #expect(BLETransport.localChannels(path: path + ".missing") == 3)
+    }
+
     @Test(
         "a device that offers EATT, with bluetoothd opening several channels: every request is one write from the start",
         arguments: [(3, true), (1, false)])

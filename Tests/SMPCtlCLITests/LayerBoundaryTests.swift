@@ -23,7 +23,7 @@ struct LayerBoundaryTests {
         "SMPCtlPOSIX": system.union(["SMPCtlTransport", "SMPCtlProtocol", "SMPCtlLocking"]),
         "CSMPCtlDBus": [],
         "SMPCtlDBus": system.union(["CSMPCtlDBus", "SMPCtlLocking"]),
-        "SMPCtlBlueZ": system.union(["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlLocking"]),
+        "SMPCtlBlueZ": system.union(["SMPCtlDBus", "SMPCtlTransport", "SMPCtlPOSIX", "SMPCtlProtocol", "SMPCtlLocking", "SMPCtlFiles"]),
         // The client gathers; Diagnosis (below it) judges what it gathers.
         "SMPCtlClient": system.union([
             "SMPCtlCBOR", "SMPCtlProtocol", "SMPCtlImage", "SMPCtlTransport", "SMPCtlFiles", "SMPCtlDiagnosis", "Crypto",
