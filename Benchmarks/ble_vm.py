@@ -61,7 +61,8 @@ def run_vm(label: str, channels: int, args, image: Path) -> list[dict]:
     config = WORK / "config"
     config.write_text(
         f"LABEL={label}\nRUNS={args.runs}\nIMAGE=/mnt/host/{image.relative_to(REPO)}\n"
-        f"BUF_SIZE={args.buf_size}\nPEER_TIMEOUT={args.peer_timeout}\nCLIENTS={args.clients}\n")
+        f"BUF_SIZE={args.buf_size}\nPEER_TIMEOUT={args.peer_timeout}\nCLIENTS={args.clients}\n"
+        f"SMPCTL_QUERY='{args.smpctl_query}'\n")
     env = dict(os.environ)
     env["VM_APPEND"] = f"smpctl_eatt={channels} smpctl_mtu={args.mtu}"
     env["VM_LOG"] = str(WORK / f"console-{label}.log")
@@ -136,6 +137,7 @@ def main() -> int:
                         help="smpctl: leave the baseline out (quick runs of smpctl alone)")
     parser.add_argument("--label", default="", help="a suffix for the result files of this run")
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--smpctl-query", default="", help="more ble: options for smpctl, e.g. '&write=command'")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     if not args.no_build:

@@ -43,6 +43,9 @@ public actor BLETransport: SMPTransport {
         public var agentResponder: (any BlueZAgentResponder)?
         /// Try `AcquireWrite`/`AcquireNotify` before `WriteValue`/`StartNotify`.
         public var preferAcquiredSockets = true
+        /// When every piece goes out as an ATT Write Request (``WriteMode/request``), each one
+        /// answered before the next is sent.
+        public var writeMode: WriteMode = .automatic
         /// Disconnect the device on `close()`.
         public var disconnectOnClose = true
         /// bluetoothd's configuration, read for its `[GATT] Channels` (EATT bearers); `nil` skips
@@ -64,6 +67,17 @@ public actor BLETransport: SMPTransport {
         case dbus
     }
 
+    /// How writes go out.
+    public enum WriteMode: String, Sendable {
+        /// Write commands, unless the link runs several bearers (``multipleBearers``): then
+        /// write requests, one at a time, which keep their order across the bearers.
+        case automatic
+        /// Write commands (write without response) always.
+        case command
+        /// Write requests always: `WriteValue` type `request`, each answered before the next.
+        case request
+    }
+
     public nonisolated let description: String
     public let configuration: Configuration
     /// The ATT MTU of the current link.
@@ -76,6 +90,12 @@ public actor BLETransport: SMPTransport {
     /// offers EATT and the local bluetoothd opens more than one channel. Writes and notifications
     /// may then arrive out of order, so every request is kept to one write.
     public private(set) var multipleBearers = false
+    /// Whether the current link sends every piece as a write request, one at a time
+    /// (``WriteMode``). bluetoothd hands queued writes to whichever bearer is free
+    /// (src/shared/att.c, `pick_next_send_op`), so write commands can overtake each other on
+    /// an EATT link; a request waits for its answer before the next piece is queued, so the
+    /// pieces arrive in order and a packet may span several writes again.
+    public private(set) var orderedWrites = false
     /// Writes made on the current and earlier links, for reports and tests.
     public private(set) var writeCount = 0
     /// The largest single write made.
@@ -121,9 +141,12 @@ public actor BLETransport: SMPTransport {
     public var writeSize: Int { min(mtu - 3, Self.largestWrite) }
 
     /// One write per piece; a packet may span several writes when the device reassembles, unless
-    /// the link runs several bearers (``multipleBearers``): their writes can be put together out of order.
+    /// the link runs several bearers (``multipleBearers``) with write commands: their writes can
+    /// be put together out of order. Ordered writes (``orderedWrites``) may span again.
     public var framing: SMPFraming {
-        SMPFraming(maximumWrite: writeSize, splitsAcrossWrites: !multipleBearers, maximumPacket: Int(UInt16.max) + 8)
+        SMPFraming(
+            maximumWrite: writeSize, splitsAcrossWrites: !multipleBearers || orderedWrites,
+            maximumPacket: Int(UInt16.max) + 8)
     }
 
     /// The GATT service's Server Supported Features characteristic (Core spec Vol 3, Part G,
@@ -262,14 +285,21 @@ public actor BLETransport: SMPTransport {
                 model: model, device: deviceProxy,
                 characteristic: BlueZCharacteristicProxy(bus: bus, path: characteristic.path), link: link)
             do {
-                try await subscribe(&session, bus: bus, characteristic: characteristic, devicePath: device.path,
-                    watch: mark)
-                self.session = session
+                // Before subscribing: ordered writes go through WriteValue, which bluetoothd refuses
+                // once the write side is acquired ("Write acquired", src/gatt-client.c).
                 if let path = configuration.bluetoothConfigurationPath, Self.localChannels(path: path) > 1 {
                     multipleBearers = await Self.peerOffersEATT(bus: bus, model: model, devicePath: device.path)
                 } else {
                     multipleBearers = false
                 }
+                switch configuration.writeMode {
+                case .automatic: orderedWrites = multipleBearers
+                case .command: orderedWrites = false
+                case .request: orderedWrites = true
+                }
+                try await subscribe(&session, bus: bus, characteristic: characteristic, devicePath: device.path,
+                    watch: mark)
+                self.session = session
                 return
             } catch {
                 let retry = error.code == .authenticationRequired && mayPair && !paired
@@ -632,7 +662,7 @@ public actor BLETransport: SMPTransport {
                     .in(.notificationSubscription)
             }
         }
-        if configuration.preferAcquiredSockets {
+        if configuration.preferAcquiredSockets, !orderedWrites {
             switch try await step(.writeAccess, "AcquireWrite", address: address, watch: watch, {
                 (timeout: Duration) async throws(DBusError) -> AcquiredSocket in
                 let acquired = try await proxy.acquireWrite(timeout: timeout)
@@ -696,7 +726,13 @@ public actor BLETransport: SMPTransport {
             start += chunk.count
             writeCount += 1
             largestWrite = max(largestWrite, chunk.count)
-            if let fd = session.writeFD {
+            if orderedWrites {
+                do {
+                    try await session.characteristic.writeRequest(chunk, timeout: configuration.gattTimeout)
+                } catch {
+                    throw Self.classifyWriteFailure(error, session: session)
+                }
+            } else if let fd = session.writeFD {
                 if let code = sendDatagram(fd: fd, chunk) {
                     let reason = "writing to \(session.link.device) failed (\(describeErrno(code))): the link dropped"
                     session.link.reportDisconnect(reason)
@@ -706,17 +742,21 @@ public actor BLETransport: SMPTransport {
                 do {
                     try await session.characteristic.writeCommand(chunk)
                 } catch {
-                    let classified = BlueZError.from(error, while: "writing an SMP request", device: session.link.device)
-                    if classified.code == .disconnected || error.name == .unknownObject
-                        || error.name == .unknownMethod
-                    {
-                        session.link.reportDisconnect(classified.message)
-                        throw SMPTransportError(.disconnected, classified.description)
-                    }
-                    throw SMPTransportError(.sendFailed, classified.description)
+                    throw Self.classifyWriteFailure(error, session: session)
                 }
             }
         }
+    }
+
+    /// A failed `WriteValue` as a transport error: a lost link (reported once to the link's
+    /// events), or a failed send.
+    private static func classifyWriteFailure(_ error: DBusError, session: Session) -> SMPTransportError {
+        let classified = BlueZError.from(error, while: "writing an SMP request", device: session.link.device)
+        if classified.code == .disconnected || error.name == .unknownObject || error.name == .unknownMethod {
+            session.link.reportDisconnect(classified.message)
+            return SMPTransportError(.disconnected, classified.description)
+        }
+        return SMPTransportError(.sendFailed, classified.description)
     }
 
     // MARK: - Closing

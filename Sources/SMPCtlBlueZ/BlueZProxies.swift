@@ -206,6 +206,18 @@ public struct BlueZCharacteristicProxy: Sendable {
             timeout: .seconds(10))
     }
 
+    /// `WriteValue` with type `request`: an ATT Write Request, answered once the device's ATT
+    /// layer took the value. BlueZ sends it whatever the characteristic's flags say
+    /// (src/gatt-client.c, `characteristic_write_value`), and Zephyr's GATT server checks only
+    /// the attribute's permissions, not its properties (subsys/bluetooth/host/gatt.c,
+    /// `bt_gatt_check_perm`), so the SMP characteristic takes it.
+    public func writeRequest(_ value: [UInt8], timeout: Duration = .seconds(10)) async throws(DBusError) {
+        _ = try await bus.call(
+            destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface,
+            member: "WriteValue", arguments: [.bytes(value), .propertyDictionary(["type": .string("request")])],
+            timeout: timeout)
+    }
+
     /// Starts notifications, which then arrive as `PropertiesChanged` of `Value`.
     public func startNotify(timeout: Duration = .seconds(10)) async throws(DBusError) {
         _ = try await bus.call(

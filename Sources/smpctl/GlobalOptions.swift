@@ -98,11 +98,13 @@ extension GlobalOptions {
         let writes = await ble.writeCount
         let largest = await ble.largestWrite
         let eatt = await ble.multipleBearers
+        let ordered = await ble.orderedWrites
         if output.json {
             Output.diagnostic(
-                "{\"event\":\"ble_link\",\"mtu\":\(mtu),\"write_path\":\"\(write)\",\"notify_path\":\"\(notify)\",\"writes\":\(writes),\"largest_write\":\(largest),\"eatt\":\(eatt)}")
+                "{\"event\":\"ble_link\",\"mtu\":\(mtu),\"write_path\":\"\(write)\",\"notify_path\":\"\(notify)\",\"writes\":\(writes),\"largest_write\":\(largest),\"eatt\":\(eatt),\"write_requests\":\(ordered)}")
         } else {
-            Output.diagnostic("ble link: MTU \(mtu), writes via \(write), notifications via \(notify), \(writes) writes, largest \(largest) bytes\(eatt ? ", EATT (one write per request)" : "")")
+            let mode = ordered ? ", write requests one at a time" : (eatt ? ", one write per request" : "")
+            Output.diagnostic("ble link: MTU \(mtu), writes via \(write), notifications via \(notify), \(writes) writes, largest \(largest) bytes\(eatt ? ", EATT" : "")\(mode)")
         }
     }
 }

@@ -91,12 +91,16 @@ struct BLETransportTests {
         var options = FakeBlueZOptions()
         options.mtu = mtu
         try await FakeBluetoothSetup.run(options: options) { setup in
-            let transport = setup.transport(acquire: route == .socket)
+            // Bounds, not expectations: the reconnect after the reset rescans, and under a loaded
+            // parallel test run one 2-second discovery was once not enough.
+            let transport = setup.transport(acquire: route == .socket, discoveryTimeout: .seconds(6))
             let client = SMPClient(transport: transport, options: testClientOptions())
             try await client.open()
             let file = try FirmwareFile(path: testImagePath)
             let identity = try FirmwareImageIdentity(file: file)
-            let report = try await client.update(file, imageHash: identity.hash, options: testUpdateOptions())
+            var updateOptions = testUpdateOptions()
+            updateOptions.reconnectTimeout = .seconds(20)
+            let report = try await client.update(file, imageHash: identity.hash, options: updateOptions)
             await client.close()
             #expect(report.running)
             #expect(report.confirmed)
@@ -233,12 +237,16 @@ struct BLETransportTests {
     }
 
     @Test(
-        "a device that offers EATT, with bluetoothd opening several channels: every request is one write from the start",
-        arguments: [(3, true), (1, false)])
-    func eattKeepsOneWritePerRequest(channels: Int, expectEATT: Bool) async throws {
+        "a device that offers EATT, with bluetoothd opening several channels: write requests one at a time keep the order, or one write per request",
+        arguments: [
+            (3, BLETransport.WriteMode.automatic, true), (3, .command, true), (1, .automatic, false), (1, .request, false),
+        ])
+    func eattWriteModes(channels: Int, mode: BLETransport.WriteMode, expectEATT: Bool) async throws {
         var options = FakeBlueZOptions()
         options.mtu = 247
         options.offersEATT = true
+        // Write commands overtake each other as on an EATT link; write requests cannot.
+        options.reorderEvery = expectEATT ? 5 : 0
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("smpctl-eatt-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -247,13 +255,27 @@ struct BLETransportTests {
         try await FakeBluetoothSetup.run(options: options) { setup in
             var configuration = BLETransport.Configuration(target: "smp-sim", busAddress: setup.bus.address)
             configuration.bluetoothConfigurationPath = conf.path
+            configuration.writeMode = mode
             let transport = BLETransport(configuration: configuration)
-            let (result, _, _) = try await uploadTestImage(transport)
+            let (result, notices, _) = try await uploadTestImage(transport)
             #expect(await transport.multipleBearers == expectEATT)
             #expect(result.match == true)
-            if expectEATT {
+            let ordered = mode == .request || (mode == .automatic && expectEATT)
+            #expect(await transport.orderedWrites == ordered)
+            if ordered {
+                // Every piece a write request through WriteValue (bluetoothd refuses WriteValue
+                // once AcquireWrite took the write side), each answered before the next: the
+                // requests span several writes again and none was overtaken.
+                #expect(await transport.writePath == .dbus)
+                #expect(await setup.fake.writeRequests == setup.fake.writes)
+                #expect(await setup.fake.reorderedWrites == 0)
+                #expect(result.chunkSize > 244, "requests span several writes: \(result.chunkSize)")
+                #expect(!notices.contains { if case .reordering = $0 { true } else { false } })
+            } else if expectEATT {
+                #expect(await setup.fake.writeRequests == 0)
                 #expect(result.chunkSize <= 244 - 8, "one write per request: \(result.chunkSize)")
             } else {
+                #expect(await setup.fake.writeRequests == 0)
                 #expect(result.chunkSize > 244, "requests span several writes: \(result.chunkSize)")
             }
         }

@@ -413,7 +413,14 @@ actor FakeBlueZ {
                 oversizeWrites += 1
                 throw DBusError(.bluezFailed, "Failed to initiate write")
             }
-            await receive(bytes)
+            if Self.writeType(arguments) == "request" {
+                // A write request is answered after the device's ATT layer took it, so the next
+                // one cannot overtake it on another bearer: delivered in order, then answered.
+                writeRequests += 1
+                await deliver(bytes)
+            } else {
+                await receive(bytes)
+            }
             return []
         case "StartNotify":
             guard notifySocket == nil else { throw DBusError(.bluezNotPermitted, "Notify acquired") }
@@ -459,6 +466,18 @@ actor FakeBlueZ {
         }
         await receive(bytes)
     }
+
+    /// `WriteValue`'s `type` option (`command`, `request`, ...), if given.
+    private static func writeType(_ arguments: [DBusValue]) -> String? {
+        guard arguments.count > 1, let options = arguments[1].stringKeyedDictionary else { return nil }
+        switch options["type"] {
+        case .variant(.string(let type))?, .string(let type)?: return type
+        default: return nil
+        }
+    }
+
+    /// `WriteValue` calls of type `request`.
+    private(set) var writeRequests = 0
 
     /// A write held back by ``FakeBlueZOptions/reorderEvery``, with its number.
     private var heldWrite: (bytes: [UInt8], number: Int)?

@@ -8,7 +8,8 @@ set -u
 cd /mnt/host
 . .build/ble-bench/config
 SMPCTL=/mnt/host/.build/release/smpctl
-CONN="ble:smpctl-sim?adapter=hci1"
+# SMPCTL_QUERY (config, may be empty): more ble: options for smpctl, such as &write=command.
+CONN="ble:smpctl-sim?adapter=hci1${SMPCTL_QUERY:-}"
 OUT=".build/ble-bench/results-$LABEL.jsonl"
 : >"$OUT"
 LOGS=".build/ble-bench/logs-$LABEL"
