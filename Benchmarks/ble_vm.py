@@ -47,6 +47,8 @@ def make_image(kib: int) -> Path:
     image = WORK / f"bench-{kib}k.signed.bin"
     if image.exists():
         return image
+    if subprocess.run([sys.executable, "-c", "import imgtool"], capture_output=True).returncode != 0:
+        sh([sys.executable, "-m", "pip", "install", "-q", "imgtool"])
     key = WORK / "throwaway-key.pem"
     if not key.exists():
         sh([sys.executable, "-m", "imgtool.main", "keygen", "-k", str(key), "-t", "ecdsa-p256"], capture_output=True)

@@ -43,9 +43,8 @@ public actor BLETransport: SMPTransport {
         public var agentResponder: (any BlueZAgentResponder)?
         /// Try `AcquireWrite`/`AcquireNotify` before `WriteValue`/`StartNotify`.
         public var preferAcquiredSockets = true
-        /// When every piece goes out as an ATT Write Request (``WriteMode/request``), each one
-        /// answered before the next is sent.
-        public var writeMode: WriteMode = .automatic
+        /// Write commands (the default) or write requests one at a time (``WriteMode``).
+        public var writeMode: WriteMode = .command
         /// Disconnect the device on `close()`.
         public var disconnectOnClose = true
         /// bluetoothd's configuration, read for its `[GATT] Channels` (EATT bearers); `nil` skips
@@ -69,12 +68,12 @@ public actor BLETransport: SMPTransport {
 
     /// How writes go out.
     public enum WriteMode: String, Sendable {
-        /// Write commands, unless the link runs several bearers (``multipleBearers``): then
-        /// write requests, one at a time, which keep their order across the bearers.
-        case automatic
-        /// Write commands (write without response) always.
+        /// Write commands (write without response): streamed, as many per connection event as
+        /// the link carries. On a link with several bearers each request is kept to one write.
         case command
-        /// Write requests always: `WriteValue` type `request`, each answered before the next.
+        /// Write requests: `WriteValue` type `request`, each answered before the next. They keep
+        /// their order across EATT bearers, so a request may span several writes on any link, at
+        /// the cost of an ATT round trip per write (BENCHMARKS.md, "BLE in the VM").
         case request
     }
 
@@ -91,10 +90,10 @@ public actor BLETransport: SMPTransport {
     /// may then arrive out of order, so every request is kept to one write.
     public private(set) var multipleBearers = false
     /// Whether the current link sends every piece as a write request, one at a time
-    /// (``WriteMode``). bluetoothd hands queued writes to whichever bearer is free
-    /// (src/shared/att.c, `pick_next_send_op`), so write commands can overtake each other on
-    /// an EATT link; a request waits for its answer before the next piece is queued, so the
-    /// pieces arrive in order and a packet may span several writes again.
+    /// (``WriteMode/request``). bluetoothd hands each queued write to whichever bearer is free
+    /// (src/shared/att.c, `pick_next_send_op`), so write commands can overtake each other on an
+    /// EATT link; the next write request is queued only after the last one was answered, so
+    /// the pieces arrive in order and a packet may span several writes again.
     public private(set) var orderedWrites = false
     /// Writes made on the current and earlier links, for reports and tests.
     public private(set) var writeCount = 0
@@ -285,18 +284,14 @@ public actor BLETransport: SMPTransport {
                 model: model, device: deviceProxy,
                 characteristic: BlueZCharacteristicProxy(bus: bus, path: characteristic.path), link: link)
             do {
-                // Before subscribing: ordered writes go through WriteValue, which bluetoothd refuses
-                // once the write side is acquired ("Write acquired", src/gatt-client.c).
+                // Before subscribing: write requests go through WriteValue, which bluetoothd
+                // refuses once the write side is acquired ("Write acquired", src/gatt-client.c).
                 if let path = configuration.bluetoothConfigurationPath, Self.localChannels(path: path) > 1 {
                     multipleBearers = await Self.peerOffersEATT(bus: bus, model: model, devicePath: device.path)
                 } else {
                     multipleBearers = false
                 }
-                switch configuration.writeMode {
-                case .automatic: orderedWrites = multipleBearers
-                case .command: orderedWrites = false
-                case .request: orderedWrites = true
-                }
+                orderedWrites = configuration.writeMode == .request
                 try await subscribe(&session, bus: bus, characteristic: characteristic, devicePath: device.path,
                     watch: mark)
                 self.session = session

@@ -27,7 +27,7 @@ public enum ConnectionSpec: Equatable, Sendable {
           sim[?state=FILE]                 the embedded device simulator (no hardware); new for each command unless state=FILE keeps it
           udp:HOST[:PORT][?mtu=N]          SMP over UDP (default port 1337; the largest datagram is learned, or N; IPv6 as udp:[::1]:1337)
           serial:PATH[?baud=N]             SMP console framing on a serial port (default 115200 baud)
-          ble:NAME-OR-ADDRESS[?adapter=hciN][&write=dbus|request|command][&pair=yes]  Bluetooth LE through BlueZ (bluetoothd over D-Bus; pair=yes pairs when the device requires it)
+          ble:NAME-OR-ADDRESS[?adapter=hciN][&write=dbus|request][&pair=yes]  Bluetooth LE through BlueZ (bluetoothd over D-Bus; pair=yes pairs when the device requires it)
           NAME                             a profile saved with `smpctl profile add`
         Give it with -c/--connection or the SMPCTL_CONNECTION environment variable.
         """
@@ -75,10 +75,9 @@ public enum ConnectionSpec: Equatable, Sendable {
                 case "dbus": options.dbusWrites = true
                 case "socket": options.dbusWrites = false
                 case "request": options.writeRequests = true
-                case "command": options.writeRequests = false
                 default:
                     throw ConnectionError(
-                        "write must be socket (AcquireWrite), dbus (WriteValue), request (write requests, one at a time) or command (write commands always), not \"\(write)\"")
+                        "write must be socket (AcquireWrite), dbus (WriteValue) or request (write requests, one at a time), not \"\(write)\"")
                 }
             }
             if let pair = query["pair"] {
@@ -180,12 +179,11 @@ public struct BLEConnectionOptions: Equatable, Sendable {
     /// `pair=yes`: when the device refuses an unencrypted access ("Not paired"), pair with
     /// smpctl's agent and try once more.
     public var pair: Bool
-    /// `write=request`: every write an ATT Write Request, each answered before the next (order
-    /// kept on an EATT link); `write=command`: write commands even on an EATT link; `nil`
-    /// (default): write requests only when the link runs several bearers.
-    public var writeRequests: Bool?
+    /// `write=request`: every write an ATT Write Request through `WriteValue`, each answered
+    /// before the next, so writes keep their order on an EATT link.
+    public var writeRequests: Bool
 
-    public init(dbusWrites: Bool = false, pair: Bool = false, writeRequests: Bool? = nil) {
+    public init(dbusWrites: Bool = false, pair: Bool = false, writeRequests: Bool = false) {
         self.dbusWrites = dbusWrites
         self.pair = pair
         self.writeRequests = writeRequests

@@ -56,11 +56,7 @@ func makeTransport(_ spec: ConnectionSpec) throws -> any SMPTransport {
         // The system bus, or DBUS_SYSTEM_BUS_ADDRESS when set.
         var configuration = BLETransport.Configuration(target: target, adapter: adapter)
         configuration.preferAcquiredSockets = !options.dbusWrites
-        switch options.writeRequests {
-        case nil: configuration.writeMode = .automatic
-        case true?: configuration.writeMode = .request
-        case false?: configuration.writeMode = .command
-        }
+        configuration.writeMode = options.writeRequests ? .request : .command
         if options.pair {
             configuration.pairing = .whenRequired
             configuration.agentResponder = TerminalAgentResponder.ifTerminal()

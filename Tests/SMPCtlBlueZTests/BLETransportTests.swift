@@ -237,9 +237,9 @@ struct BLETransportTests {
     }
 
     @Test(
-        "a device that offers EATT, with bluetoothd opening several channels: write requests one at a time keep the order, or one write per request",
+        "a device that offers EATT, with bluetoothd opening several channels: one write per request, or write requests one at a time that keep their order",
         arguments: [
-            (3, BLETransport.WriteMode.automatic, true), (3, .command, true), (1, .automatic, false), (1, .request, false),
+            (3, BLETransport.WriteMode.command, true), (3, .request, true), (1, .command, false), (1, .request, false),
         ])
     func eattWriteModes(channels: Int, mode: BLETransport.WriteMode, expectEATT: Bool) async throws {
         var options = FakeBlueZOptions()
@@ -260,7 +260,7 @@ struct BLETransportTests {
             let (result, notices, _) = try await uploadTestImage(transport)
             #expect(await transport.multipleBearers == expectEATT)
             #expect(result.match == true)
-            let ordered = mode == .request || (mode == .automatic && expectEATT)
+            let ordered = mode == .request
             #expect(await transport.orderedWrites == ordered)
             if ordered {
                 // Every piece a write request through WriteValue (bluetoothd refuses WriteValue

@@ -21,6 +21,7 @@ struct ConnectionSpecTests {
         #expect(try ConnectionSpec.parse("ble:AA:BB:CC:DD:EE:FF?write=dbus&pair=no") == .ble(target: "AA:BB:CC:DD:EE:FF", adapter: nil, options: BLEConnectionOptions(dbusWrites: true, pair: false)))
         #expect(throws: ConnectionError.self) { try ConnectionSpec.parse("ble:smp_svr?pair=maybe") }
         #expect(throws: ConnectionError.self) { try ConnectionSpec.parse("ble:smp_svr?write=gatt") }
+        #expect(try ConnectionSpec.parse("ble:smp_svr?write=request") == .ble(target: "smp_svr", adapter: nil, options: BLEConnectionOptions(writeRequests: true)))
         #expect(try ConnectionSpec.parse("bench") == nil)
     }
 

@@ -50,7 +50,9 @@ t0=$(now)
 echo "image list: $(elapsed "$t0" "$(now)") s"
 
 t0=$(now)
-"$SMPCTL" -c "$CONN" --json dfu Examples/images/blinky-1.1.0.signed.bin >/tmp/dfu.json 2>/tmp/dfu.err || status=$?
+# A reconnect budget above one Connect timeout (30 s): on btvirt a Connect after the reset was once
+# never answered (a handle its controllers disagreed on), and a second try needs time left.
+"$SMPCTL" -c "$CONN" --json dfu --reconnect-timeout 75 Examples/images/blinky-1.1.0.signed.bin >/tmp/dfu.json 2>/tmp/dfu.err || status=$?
 t1=$(now)
 cat /tmp/dfu.json
 grep '"event":"ble_link"' /tmp/dfu.err
@@ -73,6 +75,21 @@ if [ "$status" -eq 0 ] && grep -q '"write_path":"dbus"' /tmp/upload-dbus.err; th
 else
     tail -15 /tmp/upload-dbus.err
     fail "the upload over WriteValue (?write=dbus) exited with $status"
+fi
+status=0
+# Write requests (?write=request, what smpctl uses on an EATT link): every piece a WriteValue of
+# type request, each answered before the next, against the real bluetoothd's GATT server.
+t0=$(now)
+"$SMPCTL" -c "$CONN&write=request" --json image upload Examples/images/blinky-1.1.0.signed.bin \
+    >/tmp/upload-request.json 2>/tmp/upload-request.err || status=$?
+t1=$(now)
+grep '"event":"ble_link"' /tmp/upload-request.err
+if [ "$status" -eq 0 ] && grep -q '"write_requests":true' /tmp/upload-request.err \
+    && grep -q '"match" *: *true' /tmp/upload-request.json; then
+    echo "upload with write requests: $(elapsed "$t0" "$t1") s"
+else
+    tail -15 /tmp/upload-request.err
+    fail "the upload with write requests (?write=request) exited with $status"
 fi
 status=0
 kill -TERM "$peripheral"
@@ -155,6 +172,16 @@ addr_of() { # adapter name...: the addresses scans list for each NAME, in order 
         [ -n "$addresses" ] && { echo $addresses; return; }
     done
 }
+# btvirt reports an advertiser once per scan start and once when its advertising starts, and a busy
+# kernel can lose a report (bluez-vm-notes.md), so a central scans already while a peripheral starts;
+# addr_of scans again if that scan missed it.
+scan_in_background() { # adapter seconds file: a JSON scan into FILE; its pid in scan_pid
+    "$SMPCTL" --json scan --adapter "$1" --timeout "$2" >"$3" 2>/dev/null &
+    scan_pid=$!
+}
+address_in() { # file name: the address the scan in FILE listed for NAME
+    tr '{' '\n' <"$1" | grep "\"name\":\"$2\"" | sed -n 's/.*"address":"\([0-9A-F:]*\)".*/\1/p' | head -1
+}
 connect_dbus() { # adapter address: Device1.Connect, held after dbus-send exits
     dbus-send --system --print-reply --reply-timeout=20000 --dest=org.bluez \
         "/org/bluez/$1/dev_$(echo "$2" | tr : _)" org.bluez.Device1.Connect >/dev/null
@@ -172,15 +199,26 @@ start_peripheral() { # adapter name
 }
 sleep 3  # bluetoothd holds a disconnect 2 s: let hci1's earlier links go first
 echo "two peripherals at once: setting up the pad link (hci3 to hci4) and the two links from hci1"
+scan_in_background hci3 8 /tmp/scan-pad.json
+sleep 1
 start_peripheral hci4 smpctl-pad; pad=$started_pid
-pad_addr=$(addr_of hci3 smpctl-pad)
+wait "$scan_pid" || true
+pad_addr=$(address_in /tmp/scan-pad.json smpctl-pad)
+[ -n "$pad_addr" ] || pad_addr=$(addr_of hci3 smpctl-pad)
 [ -n "$pad_addr" ] || fail "hci3 did not find the pad peripheral"
 connect_dbus hci3 "$pad_addr" || fail "hci3 could not connect to the pad peripheral"
+scan_in_background hci1 10 /tmp/scan-ab.json
+sleep 1
 start_peripheral hci2 smpctl-a; peripheral_a=$started_pid
 start_peripheral hci3 smpctl-b; peripheral_b=$started_pid
-both=$(addr_of hci1 smpctl-a smpctl-b)
-a_addr=$(echo "$both" | cut -d' ' -f1)
-b_addr=$(echo "$both" | cut -d' ' -f2)
+wait "$scan_pid" || true
+a_addr=$(address_in /tmp/scan-ab.json smpctl-a)
+b_addr=$(address_in /tmp/scan-ab.json smpctl-b)
+if [ -z "$a_addr" ] || [ -z "$b_addr" ]; then
+    both=$(addr_of hci1 smpctl-a smpctl-b)
+    a_addr=$(echo "$both" | cut -d' ' -f1)
+    b_addr=$(echo "$both" | cut -d' ' -f2)
+fi
 [ -n "$a_addr" ] && [ -n "$b_addr" ] || fail "three scans of hci1 did not list both smpctl-a and smpctl-b"
 # In this order, so that hci1's links get 0x002a (smpctl-a) and 0x002b (smpctl-b, whose 0x002a is the pad).
 connect_dbus hci1 "$a_addr" || fail "hci1 could not connect to smpctl-a"
@@ -210,7 +248,76 @@ b_first=$(stamps /tmp/up-b.err | head -1); b_last=$(stamps /tmp/up-b.err | tail 
 echo "two peripherals at once: smpctl-a uploaded $a_first to $a_last, smpctl-b $b_first to $b_last"
 [ -n "$a_first" ] && [ -n "$b_first" ] || fail "no upload progress from both uploads"
 { [ "$a_first" \< "$b_last" ] && [ "$b_first" \< "$a_last" ]; } || fail "the two uploads did not overlap"
-for p in "$peripheral_a" "$peripheral_b" "$pad"; do
+# A fleet over BLE through the same bluetoothd (issue 10): `smpctl fleet run` updates smpctl-a and
+# smpctl-b in parallel, a whole dfu each (upload, test, reset, reconnect, confirm). A reset and
+# reconnect on a central that holds two links breaks on btvirt's handle bug (above), so here each
+# peripheral has a central of its own: hci1 for smpctl-a, and hci4 (the pad's controller, freed)
+# for smpctl-b; the step above has two links on one central.
+echo "fleet over BLE: freeing hci4 (the pad) as the central for smpctl-b"
+kill -TERM "$pad"
+wait "$pad" || true
+dbus-send --system --print-reply --dest=org.bluez "/org/bluez/hci3/dev_$(echo "$pad_addr" | tr : _)" \
+    org.bluez.Device1.Disconnect >/dev/null 2>&1 || true
+sleep 3  # bluetoothd holds each disconnect 2 s
+b_via_hci4=$(addr_of hci4 smpctl-b)
+[ -n "$b_via_hci4" ] || fail "hci4 did not find smpctl-b"
+# The step above left the image in both secondary slots: erase them, so the fleet uploads it whole.
+"$SMPCTL" -c "ble:$a_addr?adapter=hci1" image erase >/dev/null || fail "erasing smpctl-a's secondary slot failed"
+"$SMPCTL" -c "ble:$b_via_hci4?adapter=hci4" image erase >/dev/null || fail "erasing smpctl-b's secondary slot failed"
+cat >/tmp/fleet-ble.yaml <<EOF
+version: 1
+defaults:
+  timeout: 10
+  deadline: 300
+  reconnect-timeout: 60
+images:
+  app:
+    file: /mnt/host/Examples/images/blinky-1.1.0.signed.bin
+    version: 1.1.0
+devices:
+  - name: smpctl-a
+    connection: ble:$a_addr?adapter=hci1
+    image: app
+  - name: smpctl-b
+    connection: ble:$b_via_hci4?adapter=hci4
+    image: app
+EOF
+t0=$(now)
+fleet_status=0
+"$SMPCTL" --json fleet run /tmp/fleet-ble.yaml --parallel 2 --journal /tmp/fleet-ble.journal \
+    --report /tmp/fleet-ble.report.json >/tmp/fleet-ble.out 2>/tmp/fleet-ble.err || fleet_status=$?
+t1=$(now)
+if [ "$fleet_status" -ne 0 ]; then
+    tail -20 /tmp/fleet-ble.err
+    for log in /tmp/fleet-ble.logs/*.log; do [ -f "$log" ] && { echo "--- $log"; tail -15 "$log"; }; done
+    fail "fleet run over BLE exited with $fleet_status"
+fi
+# Both done, the new image active and confirmed on each (as read back at the end), and the two
+# updates overlapped in time.
+python3 - /tmp/fleet-ble.report.json Examples/images/blinky-1.1.0.signed.bin <<'PY' || fail "the fleet report does not show both devices updated at once"
+import json, os, sys
+report = json.load(open(sys.argv[1]))
+length = os.path.getsize(sys.argv[2])
+devices = {d["name"]: d for d in report["devices"]}
+ok = True
+for name in ("smpctl-a", "smpctl-b"):
+    d = devices.get(name)
+    if d is None or d["state"] != "done":
+        print(f"fleet over BLE: {name}: {d and d['state']}: {d and d.get('reason')}"); ok = False; continue
+    if d.get("uploaded_bytes", 0) < length:
+        print(f"fleet over BLE: {name} uploaded {d.get('uploaded_bytes')} of {length} bytes"); ok = False
+    active = [s for s in d.get("final_slots") or [] if s["active"] and s["image"] == 0]
+    if not active or active[0]["version"] != "1.1.0" or not active[0]["confirmed"]:
+        print(f"fleet over BLE: {name} does not run a confirmed 1.1.0: {d.get('final_slots')}"); ok = False
+    print(f"fleet over BLE: {name} done in {d.get('update_seconds')} s, {d.get('uploaded_bytes')} bytes, "
+          f"{d.get('reconnects')} reconnect(s)")
+a, b = devices.get("smpctl-a"), devices.get("smpctl-b")
+if ok and not (a["started"] < b["finished"] and b["started"] < a["finished"]):
+    print("fleet over BLE: the two updates did not overlap"); ok = False
+sys.exit(0 if ok else 1)
+PY
+echo "fleet over BLE: both peripherals updated in parallel in $(elapsed "$t0" "$t1") s"
+for p in "$peripheral_a" "$peripheral_b"; do
     kill -TERM "$p"
     pst=0
     wait "$p" || pst=$?
