@@ -145,4 +145,35 @@ struct DiagnosisFuzzRegressionTests {
         #expect(inspection.packageImages.count == 2)
         #expect(inspection.packageImages.allSatisfy { $0.problem?.hasPrefix("cannot extract") == true })
     }
+
+    /// The fuzz-archive target trapped on this 924-byte package (4 December run): its central
+    /// directory declares sizes that clamp to `Int.max`, and the target summed them unchecked.
+    /// The library was right; this keeps it so: the entries are listed, nothing over the bounds
+    /// is inflated, every failure is a typed error, and the inspector answers.
+    @Test("a package whose directory declares sizes near Int.max is refused entry by entry, without a trap")
+    func archiveHugeDeclaredSizes() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Fuzz/Findings/archive-zip64-sizes.zip").standardizedFileURL.path
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(bytes.count == 924)
+        let archive = try ImageArchive(bytes: bytes)
+        let declared = archive.entries.map(\.uncompressedSize)
+        #expect(archive.entries.contains { $0.uncompressedSize > Int.max / 4 || $0.compressedSize > Int.max / 4 },
+            "the input declares sizes near Int.max: \(declared)")
+        for entry in archive.entries {
+            do {
+                let contents = try archive.extract(entry)
+                #expect(contents.count == entry.uncompressedSize)
+                #expect(contents.count <= ImageArchive.maximumEntrySize)
+            } catch {
+                #expect(!error.reason.isEmpty, "\(entry.name)")
+            }
+            if entry.uncompressedSize > ImageArchive.maximumEntrySize {
+                #expect(throws: (any Error).self) { try archive.extract(entry) }
+            }
+        }
+        #expect(archive.extractedBytes <= ImageArchive.maximumTotalSize)
+        let inspection = ImageInspector.inspect(bytes: bytes, name: "dfu_application.zip")
+        _ = inspection.refusal
+    }
 }
