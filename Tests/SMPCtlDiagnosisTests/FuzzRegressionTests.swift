@@ -176,4 +176,29 @@ struct DiagnosisFuzzRegressionTests {
         let inspection = ImageInspector.inspect(bytes: bytes, name: "dfu_application.zip")
         _ = inspection.refusal
     }
+
+    /// The fuzz-yaml target's line invariant fired on a partitions.yml with a NEL (U+0085) in it
+    /// (4 December run, `Fuzz/Findings/yaml-nel-line-break`): libyaml, under Yams, ends a line at
+    /// NEL, LS and PS as YAML 1.1 does, so the entries after one are a line further down than an
+    /// LF count says. The doctor reports the reader's lines; this pins what they are.
+    @Test("line breaks as libyaml counts them: NEL, LS and PS end a line like LF, CR and CR LF")
+    func yamlLineBreaks() throws {
+        for (text, expected) in [
+            ("a: 1\nb: 2\n", 2), ("a: 1\r\nb: 2\r\n", 2), ("a: 1\rb: 2", 2),
+            ("a: 1\u{85}b: 2", 2), ("a: 1\u{2028}b: 2", 2), ("a: 1\u{2029}\nb: 2", 3),
+        ] {
+            let node = try DoctorYAML.parse(text)
+            guard case .mapping(let entries) = node, entries.count == 2 else {
+                Issue.record("\(text.debugDescription) did not read as a mapping of two entries: \(node)")
+                continue
+            }
+            #expect(entries[0].line == 1, "\(text.debugDescription)")
+            #expect(entries[1].line == expected, "\(text.debugDescription)")
+        }
+        // The input the target stopped on parses or is refused, without a trap.
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Fuzz/Findings/yaml-nel-line-break").standardizedFileURL.path
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        _ = try? DoctorYAML.parse(String(decoding: bytes, as: UTF8.self))
+    }
 }

@@ -11,13 +11,11 @@ import FuzzSupport
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: fuzzBytes(data, size), as: UTF8.self)
-    // Lines as YAML counts them (YAML 1.2, 5.4): LF, CR and CR LF each end a line. Counting LF
-    // alone made a lone CR look like a line past the end (found by this target, 3 December).
-    let lineCount = text.unicodeScalars.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r" }.count
-        - text.unicodeScalars.indices.filter { index in
-            text.unicodeScalars[index] == "\r" && text.unicodeScalars.index(after: index) < text.unicodeScalars.endIndex
-                && text.unicodeScalars[text.unicodeScalars.index(after: index)] == "\n"
-        }.count
+    // Lines as libyaml (under Yams) counts them: LF, CR and CR LF each end a line, and so do NEL
+    // (U+0085), LS (U+2028) and PS (U+2029), its line breaks of YAML 1.1. Counting LF alone made a
+    // lone CR look like a line past the end (found by this target, 3 December), and counting LF
+    // and CR alone did the same for a NEL (4 December).
+    let lineCount = yamlLineCount(text)
     let node: DoctorYAMLNode
     do {
         node = try DoctorYAML.parse(text)
@@ -52,4 +50,26 @@ private func walk(_ node: DoctorYAMLNode, lineCount: Int, depth: Int) {
             walk(entry.value, lineCount: lineCount, depth: depth + 1)
         }
     }
+}
+
+/// The number of lines in `text`, with libyaml's line breaks (`IS_BREAK` in yaml_private.h).
+private func yamlLineCount(_ text: String) -> Int {
+    var lines = 1
+    var afterCR = false
+    for scalar in text.unicodeScalars {
+        switch scalar.value {
+        case 0x0A:
+            if !afterCR { lines += 1 }
+            afterCR = false
+        case 0x0D:
+            lines += 1
+            afterCR = true
+        case 0x85, 0x2028, 0x2029:
+            lines += 1
+            afterCR = false
+        default:
+            afterCR = false
+        }
+    }
+    return lines
 }
