@@ -155,6 +155,18 @@ struct ManifestTests {
         } catch {
             #expect(error.field == "images.app.version" && error.line == 3)
         }
+        // Lines as the YAML reader counts them: a lone CR ends a line as LF does (the fuzz-manifest
+        // target's own LF count put such an error past the last line, 4 December).
+        for lineBreak in ["\n", "\r\n", "\r"] {
+            let text = ["version: 1", "images:", "  app: {file: images/blinky.bin}", "devices: []", ""]
+                .joined(separator: lineBreak)
+            do {
+                _ = try FleetFixture.manifest(text, in: folder)
+                Issue.record("a manifest without a target version was accepted")
+            } catch {
+                #expect(error.field == "images.app.version" && error.line == 3, "\(lineBreak.debugDescription): \(error)")
+            }
+        }
         // A file over the size bound is refused before it is parsed.
         let big = folder + "/big.yaml"
         _ = FileManager.default.createFile(atPath: big, contents: nil)

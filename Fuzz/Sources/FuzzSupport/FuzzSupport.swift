@@ -80,3 +80,27 @@ public func runBlocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) 
     guard let value = box.value else { fatalError("runBlocking: the task finished without a value") }
     return value
 }
+
+/// The number of lines in `text` as libyaml (under Yams) counts them (`IS_BREAK` in
+/// yaml_private.h): LF, CR and CR LF end a line, and so do NEL (U+0085), LS (U+2028) and PS
+/// (U+2029), YAML 1.1's line breaks.
+public func yamlLineCount(_ text: String) -> Int {
+    var lines = 1
+    var afterCR = false
+    for scalar in text.unicodeScalars {
+        switch scalar.value {
+        case 0x0A:
+            if !afterCR { lines += 1 }
+            afterCR = false
+        case 0x0D:
+            lines += 1
+            afterCR = true
+        case 0x85, 0x2028, 0x2029:
+            lines += 1
+            afterCR = false
+        default:
+            afterCR = false
+        }
+    }
+    return lines
+}

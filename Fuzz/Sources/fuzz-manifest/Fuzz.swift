@@ -10,7 +10,9 @@ import SMPCtlFleet
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: fuzzBytes(data, size), as: UTF8.self)
-    let lineCount = text.split(separator: "\n", omittingEmptySubsequences: false).count
+    // Lines as the YAML reader counts them: a lone CR or a NEL ends a line too (a count of LF
+    // alone put an error past the last line, found by this target, 4 December).
+    let lineCount = yamlLineCount(text)
     do throws(ManifestError) {
         let manifest = try FleetManifest.parse(text: text, file: "fleet.yaml", baseDirectory: "/nonexistent-smpctl-fuzz")
         invariant(manifest.devices.count <= FleetManifest.maximumDevices, "\(manifest.devices.count) devices")

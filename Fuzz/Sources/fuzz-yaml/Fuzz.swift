@@ -52,24 +52,3 @@ private func walk(_ node: DoctorYAMLNode, lineCount: Int, depth: Int) {
     }
 }
 
-/// The number of lines in `text`, with libyaml's line breaks (`IS_BREAK` in yaml_private.h).
-private func yamlLineCount(_ text: String) -> Int {
-    var lines = 1
-    var afterCR = false
-    for scalar in text.unicodeScalars {
-        switch scalar.value {
-        case 0x0A:
-            if !afterCR { lines += 1 }
-            afterCR = false
-        case 0x0D:
-            lines += 1
-            afterCR = true
-        case 0x85, 0x2028, 0x2029:
-            lines += 1
-            afterCR = false
-        default:
-            afterCR = false
-        }
-    }
-    return lines
-}
