@@ -89,12 +89,12 @@ public actor BLETransport: SMPTransport {
     /// offers EATT and the local bluetoothd opens more than one channel. Writes and notifications
     /// may then arrive out of order, so every request is kept to one write.
     public private(set) var multipleBearers = false
-    /// Whether the current link sends every piece as a write request, one at a time
-    /// (``WriteMode/request``). bluetoothd hands each queued write to whichever bearer is free
-    /// (src/shared/att.c, `pick_next_send_op`), so write commands can overtake each other on an
-    /// EATT link; the next write request is queued only after the last one was answered, so
-    /// the pieces arrive in order and a packet may span several writes again.
-    public private(set) var orderedWrites = false
+    /// Whether every piece goes out as a write request, one at a time (``WriteMode/request``).
+    /// bluetoothd hands each queued write to whichever bearer is free (src/shared/att.c,
+    /// `pick_next_send_op`), so write commands can overtake each other on an EATT link; the next
+    /// write request is queued only after the last one was answered, so the pieces arrive in
+    /// order and a packet may span several writes again.
+    public var orderedWrites: Bool { configuration.writeMode == .request }
     /// Writes made on the current and earlier links, for reports and tests.
     public private(set) var writeCount = 0
     /// The largest single write made.
@@ -284,17 +284,14 @@ public actor BLETransport: SMPTransport {
                 model: model, device: deviceProxy,
                 characteristic: BlueZCharacteristicProxy(bus: bus, path: characteristic.path), link: link)
             do {
-                // Before subscribing: write requests go through WriteValue, which bluetoothd
-                // refuses once the write side is acquired ("Write acquired", src/gatt-client.c).
+                try await subscribe(&session, bus: bus, characteristic: characteristic, devicePath: device.path,
+                    watch: mark)
+                self.session = session
                 if let path = configuration.bluetoothConfigurationPath, Self.localChannels(path: path) > 1 {
                     multipleBearers = await Self.peerOffersEATT(bus: bus, model: model, devicePath: device.path)
                 } else {
                     multipleBearers = false
                 }
-                orderedWrites = configuration.writeMode == .request
-                try await subscribe(&session, bus: bus, characteristic: characteristic, devicePath: device.path,
-                    watch: mark)
-                self.session = session
                 return
             } catch {
                 let retry = error.code == .authenticationRequired && mayPair && !paired
@@ -657,6 +654,8 @@ public actor BLETransport: SMPTransport {
                     .in(.notificationSubscription)
             }
         }
+        // Write requests go through WriteValue, which bluetoothd refuses once the write side is
+        // acquired ("Write acquired", src/gatt-client.c).
         if configuration.preferAcquiredSockets, !orderedWrites {
             switch try await step(.writeAccess, "AcquireWrite", address: address, watch: watch, {
                 (timeout: Duration) async throws(DBusError) -> AcquiredSocket in

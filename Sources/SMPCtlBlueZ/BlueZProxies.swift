@@ -200,10 +200,7 @@ public struct BlueZCharacteristicProxy: Sendable {
 
     /// Writes without response (`type: command`); `value` must fit one ATT PDU (MTU−3 bytes).
     public func writeCommand(_ value: [UInt8]) async throws(DBusError) {
-        _ = try await bus.call(
-            destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface,
-            member: "WriteValue", arguments: [.bytes(value), .propertyDictionary(["type": .string("command")])],
-            timeout: .seconds(10))
+        try await writeValue(value, type: "command", timeout: .seconds(10))
     }
 
     /// `WriteValue` with type `request`: an ATT Write Request, answered once the device's ATT
@@ -212,9 +209,13 @@ public struct BlueZCharacteristicProxy: Sendable {
     /// the attribute's permissions, not its properties (subsys/bluetooth/host/gatt.c,
     /// `bt_gatt_check_perm`), so the SMP characteristic takes it.
     public func writeRequest(_ value: [UInt8], timeout: Duration = .seconds(10)) async throws(DBusError) {
+        try await writeValue(value, type: "request", timeout: timeout)
+    }
+
+    private func writeValue(_ value: [UInt8], type: String, timeout: Duration) async throws(DBusError) {
         _ = try await bus.call(
             destination: BlueZ.serviceName, path: path, interface: BlueZ.gattCharacteristicInterface,
-            member: "WriteValue", arguments: [.bytes(value), .propertyDictionary(["type": .string("request")])],
+            member: "WriteValue", arguments: [.bytes(value), .propertyDictionary(["type": .string(type)])],
             timeout: timeout)
     }
 
