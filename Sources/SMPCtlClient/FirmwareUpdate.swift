@@ -196,7 +196,19 @@ extension SMPClient {
         }
     }
 
-    /// Reopens the link after a reset and waits until the device answers an echo.
+    /// How long one reopen after a reset may take, out of what is left of the reconnect budget:
+    /// half of it, but at least 5 s (or all of it when less is left). A transport's open can
+    /// otherwise outlast the budget: a BLE `Connect` that bluetoothd never answers waits for the
+    /// transport's own 30 s, and one seen in the BLE VM after a reset ("ACL packet for unknown
+    /// connection handle") never came back, while the next `Connect` worked.
+    static func reconnectAttemptBound(remaining: Duration) -> Duration {
+        guard remaining > .zero else { return .zero }
+        return max(remaining / 2, min(remaining, .seconds(5)))
+    }
+
+    /// Reopens the link after a reset and waits until the device answers an echo. Each reopen is
+    /// bounded by ``reconnectAttemptBound(remaining:)``, so the wait ends within the budget (plus
+    /// the probe's own timeout) even when an open never returns.
     public func waitForDevice(after options: FirmwareUpdateOptions) async throws(SMPClientError) -> Double {
         let clock = ContinuousClock()
         let start = clock.now
@@ -211,7 +223,7 @@ extension SMPClient {
         while clock.now < deadline {
             if Task.isCancelled { throw .cancelled }
             do {
-                try await reopen()
+                try await reopen(within: Self.reconnectAttemptBound(remaining: deadline - clock.now))
                 _ = try await send(OSManagement.EchoRequest("smpctl"), policy: probe)
                 return (clock.now - start).seconds
             } catch {

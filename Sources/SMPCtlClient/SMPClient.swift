@@ -154,13 +154,21 @@ public actor SMPClient {
     }
 
     /// Opens the transport and starts receiving.
-    public func open() async throws(SMPClientError) {
+    ///
+    /// - Parameter limit: how long the transport's open may take; when it has not ended by then
+    ///   it is cancelled and the call throws a transport error `timedOut`. `nil` leaves the bound
+    ///   to the transport (a BLE connection's own phase deadlines, for example).
+    public func open(within limit: Duration? = nil) async throws(SMPClientError) {
         eventTask?.cancel()
         let (events, continuation) = AsyncStream<SMPTransportEvent>.makeStream()
-        do {
-            try await transport.open(events: continuation)
-        } catch {
-            throw .transport(error)
+        if let limit {
+            try await Self.openTransport(transport, events: continuation, within: limit)
+        } else {
+            do {
+                try await transport.open(events: continuation)
+            } catch {
+                throw .transport(error)
+            }
         }
         isOpen = true
         lastDisconnect = nil
@@ -182,10 +190,56 @@ public actor SMPClient {
         await transport.close()
     }
 
-    /// Closes and opens the transport again, as after a device reset.
-    public func reopen() async throws(SMPClientError) {
+    /// Closes and opens the transport again, as after a device reset; `limit` bounds the open
+    /// as in ``open(within:)``.
+    public func reopen(within limit: Duration? = nil) async throws(SMPClientError) {
         await close()
-        try await open()
+        try await open(within: limit)
+    }
+
+    /// Races the transport's open against `limit`. An open that loses is cancelled and awaited
+    /// (the task group waits for it), and one that still succeeded on the way out is closed, so
+    /// nothing stays open behind the error.
+    private static func openTransport(
+        _ transport: any SMPTransport, events: AsyncStream<SMPTransportEvent>.Continuation, within limit: Duration
+    ) async throws(SMPClientError) {
+        enum Outcome: Sendable {
+            case opened
+            case failed(SMPTransportError)
+            case timedOut
+        }
+        let outcome = await withTaskGroup(of: Outcome.self) { group -> Outcome in
+            group.addTask {
+                do throws(SMPTransportError) {
+                    try await transport.open(events: events)
+                    return .opened
+                } catch {
+                    return .failed(error)
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return .timedOut
+            }
+            let first = await group.next() ?? .timedOut
+            group.cancelAll()
+            var openedLate = false
+            while let other = await group.next() {
+                if case .opened = other { openedLate = true }
+            }
+            if case .timedOut = first, openedLate { await transport.close() }
+            return first
+        }
+        switch outcome {
+        case .opened:
+            return
+        case .failed(let error):
+            throw .transport(error)
+        case .timedOut:
+            if Task.isCancelled { throw .cancelled }
+            throw .transport(SMPTransportError(.timedOut,
+                "opening \(transport.description) did not finish within \(limit)"))
+        }
     }
 
     // MARK: - Requests

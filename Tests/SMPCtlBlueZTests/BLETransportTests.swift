@@ -119,6 +119,42 @@ struct BLETransportTests {
         }
     }
 
+    @Test("a Connect after the reset that bluetoothd never answers ends the dfu within the reconnect budget")
+    func unansweredConnectAfterReset() async throws {
+        var options = FakeBlueZOptions()
+        options.unansweredConnects = Set(2...100)
+        try await FakeBluetoothSetup.run(options: options) { setup in
+            var configuration = BLETransport.Configuration(target: "smp-sim", busAddress: setup.bus.address)
+            configuration.discoveryTimeout = .seconds(6)
+            configuration.connectTimeout = .seconds(30)  // the default; the reconnect budget is far less
+            let transport = BLETransport(configuration: configuration)
+            let client = SMPClient(transport: transport, options: testClientOptions())
+            try await client.open()
+            let file = try FirmwareFile(path: testImagePath)
+            let identity = try FirmwareImageIdentity(file: file)
+            var updateOptions = testUpdateOptions()
+            updateOptions.reconnectTimeout = .seconds(6)
+            let resetAt = LockedValue<ContinuousClock.Instant?>(nil)
+            do {
+                _ = try await client.update(file, imageHash: identity.hash, options: updateOptions) { event in
+                    if case .resetting = event { resetAt.withLock { $0 = ContinuousClock.now } }
+                }
+                Issue.record("the update succeeded though no Connect after the reset was answered")
+            } catch {
+                guard case .verificationFailed(.noAnswerAfterReset, _)? = error as? SMPClientError else {
+                    Issue.record("unexpected error \(error)")
+                    return
+                }
+            }
+            let afterReset = try #require(resetAt.withLock { $0 }).duration(to: ContinuousClock.now)
+            await client.close()
+            // Each Connect is given up after its share of the 6 s; before, the first one alone
+            // waited out the transport's 30 s.
+            #expect(afterReset < .seconds(12), "\(afterReset)")
+            #expect(await setup.fake.connectCount >= 2)
+        }
+    }
+
     @Test("writes are MTU - 3 and never over 510 bytes; packets may span writes")
     func framingReportsWriteSize() async throws {
         try await FakeBluetoothSetup.run { setup in

@@ -27,6 +27,9 @@ struct FakeBlueZOptions: Sendable {
     /// Calls that never answer (until the fake stops): `StartDiscovery`, `Connect`, `StopNotify`,
     /// `AcquireNotify`, `StartNotify`, `AcquireWrite`, `Pair`, and `MTU` for reading that property.
     var hang: Set<String> = []
+    /// `Connect` calls (counted from 1) that never answer and leave the link down, as one after a
+    /// reset in the BLE VM did ("ACL packet for unknown connection handle"); the next one works.
+    var unansweredConnects: Set<Int> = []
     /// The call during which the link drops (`Connected` turns false) before the call hangs;
     /// `ServicesResolved` drops it after `Connect` answered, before the services resolve.
     var dropLinkDuring: String?
@@ -302,6 +305,10 @@ actor FakeBlueZ {
             return []
         case (.device, "Connect"):
             connectCount += 1
+            if options.unansweredConnects.contains(connectCount) {
+                await hangForever()
+                throw DBusError(.bluezFailed, "the fake stopped")
+            }
             try await connectLink()
             return []
         case (.device, "Disconnect"):
