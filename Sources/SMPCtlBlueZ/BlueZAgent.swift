@@ -49,7 +49,8 @@ public protocol BlueZAgentResponder: Sendable {
     func display(passkey: UInt32, device: String) async
     /// A legacy PIN (1-16 characters), or `nil` to refuse.
     func pinCode(device: String) async -> String?
-    /// bluetoothd cancelled the request it made.
+    /// bluetoothd cancelled the request it made; a question still open for it may end (its
+    /// answer is no longer read). Called while that question waits.
     func cancelled() async
 }
 
@@ -99,6 +100,12 @@ struct BlueZAgentObject: DBusObjectHandler {
     /// bluetoothd's unique name, when it could be read.
     let bluetoothd: String?
     let requests: RequestLog
+
+    /// `Cancel` is answered beside the queue: bluetoothd sends it while the request it cancels
+    /// (a passkey question, say) still waits for its answer, and waits for `Cancel`'s reply.
+    func answersAtOnce(_ call: DBusMethodCall) -> Bool {
+        call.member == "Cancel" && (call.interface == nil || call.interface == BlueZ.agentInterface)
+    }
 
     func handleMethodCall(_ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {
         guard call.interface == nil || call.interface == BlueZ.agentInterface else {

@@ -4,7 +4,8 @@ import SMPCtlLocking
 
 /// Answers method calls made to an object exported with ``BusConnection/export(_:at:)``.
 ///
-/// Calls to one object are handled one at a time, in the order they arrived.
+/// Calls to one object are handled one at a time, in the order they arrived, except those
+/// ``answersAtOnce(_:)`` picks out.
 public protocol DBusObjectHandler: Sendable {
     /// Handles a method call (anything but `org.freedesktop.DBus.Properties`) and returns the reply's arguments.
     func handleMethodCall(_ call: DBusMethodCall) async throws(DBusError) -> [DBusValue]
@@ -12,6 +13,11 @@ public protocol DBusObjectHandler: Sendable {
     func properties(of interface: String) async -> [String: DBusValue]?
     /// Changes a property for `Properties.Set`.
     func setProperty(interface: String, name: String, value: DBusValue) async throws(DBusError)
+    /// Whether `call` is answered at once, beside the object's queue, even while an earlier call
+    /// still waits for its answer: an agent's `Cancel` must not wait behind the question it
+    /// cancels. At most ``BusConnection/callsAnsweredAtOnceLimit`` such calls run at a time per
+    /// object; beyond that they queue with the rest. `false` unless the handler says otherwise.
+    func answersAtOnce(_ call: DBusMethodCall) -> Bool
 }
 
 extension DBusObjectHandler {
@@ -24,6 +30,8 @@ extension DBusObjectHandler {
     public func setProperty(interface: String, name: String, value: DBusValue) async throws(DBusError) {
         throw DBusError("org.freedesktop.DBus.Error.PropertyReadOnly", "property \(interface).\(name) is read-only")
     }
+
+    public func answersAtOnce(_ call: DBusMethodCall) -> Bool { false }
 }
 
 /// A connection to a D-Bus bus.
@@ -241,17 +249,48 @@ public final class BusConnection: Sendable {
             }
         }
         let thread = self.thread
+        // The dispatcher takes every call as it arrives, so that one answered at once is seen
+        // while an earlier call is still being answered; the rest go to the object's queue,
+        // answered one at a time in order.
+        let (queue, queued) = AsyncStream<IncomingMethodCall>.makeStream(bufferingPolicy: .unbounded)
         Task {
-            for await incoming in stream {
-                let result: Result<[DBusValue], DBusError>
-                do throws(DBusError) {
-                    result = .success(try await Self.answer(incoming.call, handler: handler))
-                } catch {
-                    result = .failure(error)
-                }
-                thread.enqueue { state in state.reply(to: incoming, with: result) }
+            for await incoming in queue {
+                await Self.answerAndReply(incoming, handler: handler, thread: thread)
             }
         }
+        Task {
+            // Calls answered beside the queue, still running; at most callsAnsweredAtOnceLimit.
+            let answeringAtOnce = LockedValue(0)
+            for await incoming in stream {
+                let startedApart = handler.answersAtOnce(incoming.call) && answeringAtOnce.withLock { running in
+                    guard running < Self.callsAnsweredAtOnceLimit else { return false }
+                    running += 1
+                    return true
+                }
+                guard startedApart else {
+                    queued.yield(incoming)
+                    continue
+                }
+                Task {
+                    await Self.answerAndReply(incoming, handler: handler, thread: thread)
+                    answeringAtOnce.withLock { $0 -= 1 }
+                }
+            }
+            queued.finish()
+        }
+    }
+
+    /// How many calls an exported object may be answering at once beside its queue (``DBusObjectHandler/answersAtOnce(_:)``).
+    public static let callsAnsweredAtOnceLimit = 4
+
+    private static func answerAndReply(_ incoming: IncomingMethodCall, handler: any DBusObjectHandler, thread: BusThread) async {
+        let result: Result<[DBusValue], DBusError>
+        do throws(DBusError) {
+            result = .success(try await answer(incoming.call, handler: handler))
+        } catch {
+            result = .failure(error)
+        }
+        thread.enqueue { state in state.reply(to: incoming, with: result) }
     }
 
     /// Stops answering calls at `path`.

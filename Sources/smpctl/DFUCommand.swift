@@ -49,7 +49,7 @@ struct DFUCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("test-and-confirm (the default), confirm-only, test-only or upload-only.", valueName: "mode"))
     var mode: FirmwareUpdateMode?
 
-    @Option(name: .customLong("reconnect-timeout"), help: ArgumentHelp("Seconds to wait for the device after the reset.", valueName: "seconds"))
+    @Option(name: .customLong("reconnect-timeout"), help: ArgumentHelp("Seconds to wait for the device after the reset. Each attempt to reconnect may take half of what is left (at least 5 s), so one that never answers does not use it all.", valueName: "seconds"))
     var reconnectTimeout: Double = 30
 
     func run() async throws {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SMPCtlBlueZ
 import SMPCtlConnection
+import SMPCtlLocking
 
 /// `smpctl pair ble:NAME`: pairs and bonds through BlueZ with smpctl's own agent.
 struct PairCommand: AsyncParsableCommand {
@@ -99,6 +100,12 @@ struct TerminalAgentResponder: BlueZAgentResponder {
     /// How long one question waits for an answer: less than the pairing may take, so that a
     /// question nobody answers is refused before bluetoothd gives up on the pairing.
     let answerTimeout: Duration
+    /// How many times bluetoothd has cancelled a request: a question open when it changes ends.
+    private let cancellations = LockedValue<UInt64>(0)
+
+    init(answerTimeout: Duration) {
+        self.answerTimeout = answerTimeout
+    }
 
     var capability: BlueZAgentCapability { .keyboardDisplay }
 
@@ -137,7 +144,8 @@ struct TerminalAgentResponder: BlueZAgentResponder {
     }
 
     func cancelled() async {
-        Self.say("bluetoothd cancelled the pairing request.\n")
+        cancellations.withLock { $0 &+= 1 }
+        Self.say("\nbluetoothd cancelled the pairing request.\n")
     }
 
     private static func say(_ text: String) {
@@ -149,18 +157,24 @@ struct TerminalAgentResponder: BlueZAgentResponder {
     }
 
     /// Asks on /dev/tty and reads one line of at most 64 bytes within `answerTimeout`, on a thread
-    /// of its own so that no task thread blocks; `nil` on timeout or when the terminal fails.
+    /// of its own so that no task thread blocks; `nil` on timeout, when the terminal fails, or when
+    /// bluetoothd cancels the request meanwhile (checked at least every 200 ms).
     private func ask(_ question: String) async -> String? {
         let timeout = answerTimeout
+        let cancellations = self.cancellations
+        let asked = cancellations.withLock { $0 }
         return await withCheckedContinuation { continuation in
             let thread = Thread {
-                continuation.resume(returning: Self.readLine(question: question, timeout: timeout))
+                let answer = Self.readLine(question: question, timeout: timeout) {
+                    cancellations.withLock { $0 } != asked
+                }
+                continuation.resume(returning: answer)
             }
             thread.start()
         }
     }
 
-    private static func readLine(question: String, timeout: Duration) -> String? {
+    private static func readLine(question: String, timeout: Duration, cancelled: () -> Bool) -> String? {
         let fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -170,11 +184,13 @@ struct TerminalAgentResponder: BlueZAgentResponder {
         let deadline = clock.now + timeout
         var line: [UInt8] = []
         while line.count < 64 {
+            // The cancellation's own message says why the question ended.
+            if cancelled() { return nil }
             let left = deadline - clock.now
             guard left > .zero else { break }
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let milliseconds = Int32(clamping: left.components.seconds * 1000 + 1)
-            let ready = poll(&poller, 1, min(milliseconds, 1000))
+            let milliseconds = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+            let ready = poll(&poller, 1, min(milliseconds, 200))
             if ready < 0, errno == EINTR { continue }
             guard ready >= 0 else { return nil }
             if ready == 0 { continue }

@@ -121,9 +121,10 @@ struct BLEPairCommandTests {
 }
 
 /// smpctl on a pseudo-terminal that is its controlling terminal (through util-linux `setsid
-/// --ctty`), so that its agent prompts on /dev/tty; `answer` is typed once the prompt appears.
+/// --ctty`), so that its agent prompts on /dev/tty; `answer` is typed once the prompt appears
+/// (nothing is typed when it is nil).
 enum TerminalRun {
-    static func run(_ arguments: [String], environment: [String: String], prompt: String, answer: String,
+    static func run(_ arguments: [String], environment: [String: String], prompt: String, answer: String?,
         timeout: Duration = .seconds(90)) async throws -> (status: Int32, screen: String)
     {
         let executable = try #require(SMPCtlBinary.path, "build smpctl first")
@@ -157,7 +158,7 @@ enum TerminalRun {
         while ContinuousClock.now < deadline {
             let count = read(controller, &buffer, buffer.count)
             if count > 0 { screen += buffer[0..<count] }
-            if !answered, String(decoding: screen, as: UTF8.self).contains(prompt) {
+            if !answered, let answer, String(decoding: screen, as: UTF8.self).contains(prompt) {
                 let bytes = Array((answer + "\n").utf8)
                 _ = bytes.withUnsafeBytes { write(controller, $0.baseAddress, $0.count) }
                 answered = true
@@ -209,6 +210,31 @@ struct BLEPairTerminalTests {
                 #expect(result.screen.contains("(pairing)"), "\(result.screen)")
                 #expect(await setup.fake.paired == false)
                 #expect(await setup.fake.receivedPasskey == nil)
+            }
+        }
+    }
+
+    @Test("bluetoothd cancels the passkey question nobody answers: Cancel is answered at once, the prompt ends, pairing fails")
+    func cancelledPrompt() async throws {
+        var options = FakeBlueZOptions()
+        options.pairing = .passkey(654_321)
+        options.cancelsPasskeyAfter = .milliseconds(700)
+        try await withTemporaryRuntimeFolder {
+            try await FakeBluetoothSetup.run(options: options) { setup in
+                let start = ContinuousClock.now
+                let result = try await TerminalRun.run(
+                    ["pair", "ble:smp-sim"], environment: ["DBUS_SYSTEM_BUS_ADDRESS": setup.bus.address],
+                    prompt: "Enter the passkey", answer: nil)
+                #expect(result.status == 3, "screen: \(result.screen)")
+                #expect(result.screen.contains("Enter the passkey 00:AA:01:00:00:00 shows"), "\(result.screen)")
+                #expect(result.screen.contains("bluetoothd cancelled the pairing request"), "\(result.screen)")
+                // Cancel did not wait behind the open question (the prompt waits up to 50 s)...
+                let answeredIn = await setup.fake.cancelAnsweredIn
+                #expect(answeredIn.map { $0 < .seconds(1) } == true, "Cancel answered in \(String(describing: answeredIn))")
+                // ...and the question ended with a refusal instead of waiting for the terminal.
+                #expect(await setup.fake.cancelledQuestionOutcome == "org.bluez.Error.Rejected")
+                #expect(await setup.fake.paired == false)
+                #expect(ContinuousClock.now - start < .seconds(30))
             }
         }
     }

@@ -1,3 +1,4 @@
+import SMPCtlTestSupport
 import Foundation
 import SMPCtlLocking
 import Testing
@@ -35,6 +36,28 @@ final class ScriptedResponder: BlueZAgentResponder {
     func display(passkey: UInt32, device: String) async {
         asked.withLock { $0.append("display \(passkey)") }
     }
+}
+
+/// A responder whose passkey question stays open until bluetoothd cancels it (or 10 s pass).
+final class WaitingResponder: BlueZAgentResponder {
+    let capability = BlueZAgentCapability.keyboardDisplay
+    private let cancels = LockedValue(0)
+
+    var cancelCount: Int { cancels.withLock { $0 } }
+
+    func passkey(device: String) async -> UInt32? {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while clock.now < deadline {
+            if cancelCount > 0 { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return 123_456
+    }
+
+    func confirm(passkey: UInt32?, device: String) async -> Bool { false }
+    func display(passkey: UInt32, device: String) async {}
+    func cancelled() async { cancels.withLock { $0 += 1 } }
 }
 
 extension FakeBluetoothSetup {
@@ -266,5 +289,42 @@ struct BLEPairingTests {
         }
         #expect(error?.name == .bluezRejected)
         #expect(refused.questions == ["confirm 7 00:AA:01:00:00:00"])
+    }
+
+    @Test("bluetoothd's Cancel reaches the agent while its passkey question is open, and the question is refused")
+    func cancelWhileAsking() async throws {
+        try await withPrivateBus { bus in
+            let agentBus = try await BusConnection.connect(address: bus.address)
+            let bluetoothd = try await BusConnection.connect(address: bus.address)
+            let device = "/org/bluez/hci0/dev_00_AA_01_00_00_00"
+            let responder = WaitingResponder()
+            let agent = BlueZAgentObject(
+                responder: responder, devicePath: device, address: "00:AA:01:00:00:00",
+                bluetoothd: bluetoothd.uniqueName, requests: RequestLog())
+            let path = "/org/smpctl/agent_test"
+            try await agentBus.export(agent, at: path)
+            func call(_ member: String, _ arguments: [DBusValue], timeout: Duration) async throws(DBusError) -> [DBusValue] {
+                try await bluetoothd.call(
+                    destination: agentBus.uniqueName, path: path, interface: BlueZ.agentInterface, member: member,
+                    arguments: arguments, timeout: timeout)
+            }
+            let start = ContinuousClock.now
+            let question = Task { () async throws(DBusError) -> [DBusValue] in
+                try await call("RequestPasskey", [.objectPath(device)], timeout: .seconds(15))
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            // bluetoothd waits for Cancel's reply; it must not wait behind the question it cancels.
+            _ = try await call("Cancel", [], timeout: .seconds(3))
+            #expect(responder.cancelCount == 1)
+            let result = await question.result
+            guard case .failure(let failure) = result, let error = failure as? DBusError else {
+                Issue.record("the cancelled question was not refused with a D-Bus error: \(result)")
+                return
+            }
+            #expect(error.name == .bluezRejected)
+            #expect(ContinuousClock.now - start < .seconds(5))
+            await bluetoothd.close()
+            await agentBus.close()
+        }
     }
 }

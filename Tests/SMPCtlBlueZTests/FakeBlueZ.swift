@@ -42,6 +42,10 @@ struct FakeBlueZOptions: Sendable {
     var mtuProperty = true
     /// How `Pair` authenticates.
     var pairing: FakePairingMethod = .justWorks
+    /// With passkey pairing: this long after asking RequestPasskey, cancel it as bluetoothd does
+    /// when the pairing times out or the device gives up: `Agent1.Cancel` while the question is
+    /// still open, then `Pair` fails with AuthenticationCanceled.
+    var cancelsPasskeyAfter: Duration?
     /// `Pair` fails with this error after the agent answered (the device refused, say).
     var pairingFailure: DBusErrorName?
     /// The characteristic's flags say it needs encryption (`encrypt-write`, `encrypt-notify`).
@@ -115,6 +119,11 @@ actor FakeBlueZ {
     private(set) var receivedPasskey: UInt32?
     /// The agent methods the fake called, in order.
     private(set) var agentCalls: [String] = []
+    /// With `cancelsPasskeyAfter`: how long the agent took to answer Cancel (nil: no answer within 3 s).
+    private(set) var cancelAnsweredIn: Duration?
+    /// With `cancelsPasskeyAfter`: the cancelled RequestPasskey's answer ("answered", or the
+    /// error's name), nil when it had none within 3 s of the Cancel.
+    private(set) var cancelledQuestionOutcome: String?
     private var stopped = false
 
     private init(bus: BusConnection, server: any SMPPacketServer, options: FakeBlueZOptions) {
@@ -375,6 +384,7 @@ actor FakeBlueZ {
                 // No way to enter the passkey: the device's MITM requirement fails.
                 throw DBusError(.bluezAuthenticationFailed, "Authentication Failed")
             }
+            if let delay = options.cancelsPasskeyAfter { try await askAndCancel(agent, after: delay) }
             let reply: [DBusValue]
             do {
                 reply = try await callAgent(agent, "RequestPasskey", [.objectPath(devicePath)])
@@ -394,6 +404,38 @@ actor FakeBlueZ {
         bonded = true
         await changed(.device, BlueZ.deviceInterface, ["Paired": .bool(true), "Bonded": .bool(true)])
         return []
+    }
+
+    /// Asks RequestPasskey, and `delay` later calls Cancel while the question is open (each
+    /// answer waited for at most 3 s, as recorded); then fails the pairing as cancelled.
+    private func askAndCancel(_ agent: (sender: String, path: String, capability: String), after delay: Duration)
+        async throws(DBusError)
+    {
+        let devicePath = self.devicePath
+        Task {
+            let outcome: String
+            do throws(DBusError) {
+                _ = try await callAgent(agent, "RequestPasskey", [.objectPath(devicePath)])
+                outcome = "answered"
+            } catch {
+                outcome = error.name.rawValue
+            }
+            cancelledQuestionOutcome = outcome
+        }
+        try? await Task.sleep(for: delay)
+        let start = ContinuousClock.now
+        agentCalls.append("Cancel")
+        if (try? await bus.call(
+            destination: agent.sender, path: agent.path, interface: BlueZ.agentInterface, member: "Cancel",
+            arguments: [], timeout: .seconds(3))) != nil
+        {
+            cancelAnsweredIn = ContinuousClock.now - start
+        }
+        let cancelled = ContinuousClock.now
+        while cancelledQuestionOutcome == nil, ContinuousClock.now - cancelled < .seconds(3) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        throw DBusError(.bluezAuthenticationCanceled, "Authentication Canceled")
     }
 
     private func callAgent(_ agent: (sender: String, path: String, capability: String), _ member: String,

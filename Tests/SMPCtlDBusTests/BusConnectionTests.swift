@@ -2,6 +2,7 @@ import SMPCtlTestSupport
 import Foundation
 import Testing
 import SMPCtlDBus
+import SMPCtlLocking
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,6 +54,34 @@ struct EchoObject: DBusObjectHandler {
     func properties(of interface: String) async -> [String: DBusValue]? {
         guard interface == Self.interface else { return nil }
         return ["Name": .string("echo"), "Count": .uint32(7)]
+    }
+}
+
+/// An object with a question that waits (up to 10 s) until `Cancel` ends it; `Cancel` is answered
+/// at once, beside the queue, as an agent's is.
+struct QuestionObject: DBusObjectHandler {
+    let cancelled = LockedValue(false)
+
+    func answersAtOnce(_ call: DBusMethodCall) -> Bool { call.member == "Cancel" }
+
+    func handleMethodCall(_ call: DBusMethodCall) async throws(DBusError) -> [DBusValue] {
+        switch call.member {
+        case "Ask":
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(10)
+            while clock.now < deadline {
+                if cancelled.withLock({ $0 }) { return [.string("cancelled")] }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return [.string("nobody cancelled")]
+        case "Cancel":
+            cancelled.withLock { $0 = true }
+            return []
+        case "Echo":
+            return call.arguments
+        default:
+            throw DBusError(.unknownMethod, "no method \(call.member)")
+        }
     }
 }
 
@@ -204,6 +233,39 @@ struct BusConnectionTests {
             #expect(error.name == .cancelled)
             let echoed = try await echo(client, [.string("after")])
             #expect(echoed == [.string("after")])
+        }
+    }
+
+    @Test("a call the handler answers at once does not wait behind one still open; the others keep their queue")
+    func answeredAtOnce() async throws {
+        try await withPrivateBus { bus in
+            let server = try await BusConnection.connect(address: bus.address)
+            let client = try await BusConnection.connect(address: bus.address)
+            let path = "/org/smpctl/Question"
+            try await server.export(QuestionObject(), at: path)
+            func call(_ member: String, _ arguments: [DBusValue] = [], timeout: Duration) async throws(DBusError)
+                -> [DBusValue]
+            {
+                try await client.call(
+                    destination: server.uniqueName, path: path, interface: "org.smpctl.Test.Question",
+                    member: member, arguments: arguments, timeout: timeout)
+            }
+            let start = ContinuousClock.now
+            let question = Task { () async throws(DBusError) -> [DBusValue] in try await call("Ask", timeout: .seconds(15)) }
+            try await Task.sleep(for: .milliseconds(200))
+            // An ordinary call still waits its turn behind the open question...
+            let queued = await #expect(throws: DBusError.self) {
+                try await call("Echo", [.byte(1)], timeout: .milliseconds(300))
+            }
+            #expect(queued?.name == .noReply)
+            // ...but Cancel is answered while the question is open, and ends it.
+            _ = try await call("Cancel", timeout: .seconds(3))
+            let answer = try await question.value
+            #expect(answer == [.string("cancelled")])
+            #expect(ContinuousClock.now - start < .seconds(5))
+            #expect(try await call("Echo", [.byte(2)], timeout: .seconds(3)) == [.byte(2)])
+            await client.close()
+            await server.close()
         }
     }
 

@@ -16,6 +16,71 @@ fail() {
     exit 1
 }
 
+# fleet_step TAG LABEL MODE A_CONNECTION B_CONNECTION [fleet run options...]
+# One `smpctl fleet run --parallel 2` of smpctl-a and smpctl-b with blinky 1.1.0 (MODE upload-only,
+# or dfu: upload, test, reset, reconnect, confirm), files /tmp/TAG.*; then its JSON report must
+# show both done, each having uploaded the whole image, the two overlapping in time, and with dfu
+# each running a confirmed 1.1.0 as read back at the end.
+fleet_step() {
+    tag=$1 label=$2 mode=$3 a_connection=$4 b_connection=$5
+    shift 5
+    if [ "$mode" = upload-only ]; then mode_line="  mode: upload-only"; else mode_line="  reconnect-timeout: 60"; fi
+    cat >"/tmp/$tag.yaml" <<EOF
+version: 1
+defaults:
+  timeout: 10
+  deadline: 300
+$mode_line
+images:
+  app:
+    file: /mnt/host/Examples/images/blinky-1.1.0.signed.bin
+    version: 1.1.0
+devices:
+  - name: smpctl-a
+    connection: $a_connection
+    image: app
+  - name: smpctl-b
+    connection: $b_connection
+    image: app
+EOF
+    step_t0=$(now)
+    fleet_status=0
+    "$SMPCTL" --json fleet run "/tmp/$tag.yaml" --parallel 2 "$@" --journal "/tmp/$tag.journal" \
+        --report "/tmp/$tag.report.json" >"/tmp/$tag.out" 2>"/tmp/$tag.err" || fleet_status=$?
+    step_t1=$(now)
+    if [ "$fleet_status" -ne 0 ]; then
+        tail -20 "/tmp/$tag.err"
+        for log in "/tmp/$tag.logs"/*.log; do [ -f "$log" ] && { echo "--- $log"; tail -15 "$log"; }; done
+        fail "$label: fleet run ($mode) exited with $fleet_status"
+    fi
+    python3 - "/tmp/$tag.report.json" Examples/images/blinky-1.1.0.signed.bin "$mode" "$label" <<'PY' ||
+import json, os, sys
+report = json.load(open(sys.argv[1]))
+length = os.path.getsize(sys.argv[2])
+mode, label = sys.argv[3], sys.argv[4]
+devices = {d["name"]: d for d in report["devices"]}
+ok = True
+for name in ("smpctl-a", "smpctl-b"):
+    d = devices.get(name)
+    if d is None or d["state"] != "done":
+        print(f"{label}: {name}: {d and d['state']}: {d and d.get('reason')}"); ok = False; continue
+    if d.get("uploaded_bytes", 0) < length:
+        print(f"{label}: {name} uploaded {d.get('uploaded_bytes')} of {length} bytes"); ok = False
+    if mode == "dfu":
+        active = [s for s in d.get("final_slots") or [] if s["active"] and s["image"] == 0]
+        if not active or active[0]["version"] != "1.1.0" or not active[0]["confirmed"]:
+            print(f"{label}: {name} does not run a confirmed 1.1.0: {d.get('final_slots')}"); ok = False
+    print(f"{label}: {name} {d['state']} from {d['started']:.3f} to {d['finished']:.3f}, "
+          f"{d.get('uploaded_bytes')} bytes, {d.get('reconnects')} reconnect(s)")
+a, b = devices.get("smpctl-a"), devices.get("smpctl-b")
+if ok and not (a["started"] < b["finished"] and b["started"] < a["finished"]):
+    print(f"{label}: the two did not overlap in time"); ok = False
+sys.exit(0 if ok else 1)
+PY
+        fail "$label: the fleet report does not show both devices done at once"
+    echo "$label: both done ($mode) in $(elapsed "$step_t0" "$step_t1") s"
+}
+
 # The peripheral reports its whole buffer (2048 bytes) and reassembles requests split across
 # writes, so the central's requests are larger than one write (MTU − 3) and the split path runs.
 BUF_SIZE=2048
@@ -223,57 +288,11 @@ fi
 # In this order, so that hci1's links get 0x002a (smpctl-a) and 0x002b (smpctl-b, whose 0x002a is the pad).
 connect_dbus hci1 "$a_addr" || fail "hci1 could not connect to smpctl-a"
 connect_dbus hci1 "$b_addr" || fail "hci1 could not connect to smpctl-b"
-t0=$(now)
 # Both uploads through `smpctl fleet run` (mode upload-only: no reset, which btvirt's handles would
 # not survive on one central), both devices on hci1 at once (--per-adapter 2): the fleet's own
 # scheduling, links and notifications on one shared adapter.
-cat >/tmp/fleet-one.yaml <<EOF
-version: 1
-defaults:
-  timeout: 10
-  deadline: 300
-  mode: upload-only
-images:
-  app:
-    file: /mnt/host/Examples/images/blinky-1.1.0.signed.bin
-    version: 1.1.0
-devices:
-  - name: smpctl-a
-    connection: ble:$a_addr?adapter=hci1
-    image: app
-  - name: smpctl-b
-    connection: ble:$b_addr?adapter=hci1
-    image: app
-EOF
-fleet_status=0
-"$SMPCTL" --json fleet run /tmp/fleet-one.yaml --parallel 2 --per-adapter 2 --journal /tmp/fleet-one.journal \
-    --report /tmp/fleet-one.report.json >/tmp/fleet-one.out 2>/tmp/fleet-one.err || fleet_status=$?
-t1=$(now)
-if [ "$fleet_status" -ne 0 ]; then
-    tail -20 /tmp/fleet-one.err
-    for log in /tmp/fleet-one.logs/*.log; do [ -f "$log" ] && { echo "--- $log"; tail -15 "$log"; }; done
-    fail "fleet run (upload-only) of two peripherals on hci1 exited with $fleet_status"
-fi
-# Both done, each uploaded the whole image, and the two uploads overlapped in time.
-python3 - /tmp/fleet-one.report.json Examples/images/blinky-1.1.0.signed.bin <<'PY' || fail "the fleet report does not show both uploads at once on hci1"
-import json, os, sys
-report = json.load(open(sys.argv[1]))
-length = os.path.getsize(sys.argv[2])
-devices = {d["name"]: d for d in report["devices"]}
-ok = True
-for name in ("smpctl-a", "smpctl-b"):
-    d = devices.get(name)
-    if d is None or d["state"] != "done" or d.get("uploaded_bytes", 0) < length:
-        print(f"two peripherals at once: {name}: {d and d['state']}, {d and d.get('uploaded_bytes')} bytes: {d and d.get('reason')}")
-        ok = False
-        continue
-    print(f"two peripherals at once: {name} uploaded {d['uploaded_bytes']} bytes from {d['started']:.3f} to {d['finished']:.3f}")
-a, b = devices.get("smpctl-a"), devices.get("smpctl-b")
-if ok and not (a["started"] < b["finished"] and b["started"] < a["finished"]):
-    print("two peripherals at once: the two uploads did not overlap"); ok = False
-sys.exit(0 if ok else 1)
-PY
-echo "two peripherals at once: both uploads of one fleet run on hci1 done in $(elapsed "$t0" "$t1") s"
+fleet_step fleet-one "two peripherals at once" upload-only "ble:$a_addr?adapter=hci1" "ble:$b_addr?adapter=hci1" \
+    --per-adapter 2
 # A fleet over BLE through the same bluetoothd (issue 10): `smpctl fleet run` updates smpctl-a and
 # smpctl-b in parallel, a whole dfu each (upload, test, reset, reconnect, confirm). A reset and
 # reconnect on a central that holds two links breaks on btvirt's handle bug (above), so here each
@@ -290,59 +309,7 @@ b_via_hci4=$(addr_of hci4 smpctl-b)
 # The step above left the image in both secondary slots: erase them, so the fleet uploads it whole.
 "$SMPCTL" -c "ble:$a_addr?adapter=hci1" image erase >/dev/null || fail "erasing smpctl-a's secondary slot failed"
 "$SMPCTL" -c "ble:$b_via_hci4?adapter=hci4" image erase >/dev/null || fail "erasing smpctl-b's secondary slot failed"
-cat >/tmp/fleet-ble.yaml <<EOF
-version: 1
-defaults:
-  timeout: 10
-  deadline: 300
-  reconnect-timeout: 60
-images:
-  app:
-    file: /mnt/host/Examples/images/blinky-1.1.0.signed.bin
-    version: 1.1.0
-devices:
-  - name: smpctl-a
-    connection: ble:$a_addr?adapter=hci1
-    image: app
-  - name: smpctl-b
-    connection: ble:$b_via_hci4?adapter=hci4
-    image: app
-EOF
-t0=$(now)
-fleet_status=0
-"$SMPCTL" --json fleet run /tmp/fleet-ble.yaml --parallel 2 --journal /tmp/fleet-ble.journal \
-    --report /tmp/fleet-ble.report.json >/tmp/fleet-ble.out 2>/tmp/fleet-ble.err || fleet_status=$?
-t1=$(now)
-if [ "$fleet_status" -ne 0 ]; then
-    tail -20 /tmp/fleet-ble.err
-    for log in /tmp/fleet-ble.logs/*.log; do [ -f "$log" ] && { echo "--- $log"; tail -15 "$log"; }; done
-    fail "fleet run over BLE exited with $fleet_status"
-fi
-# Both done, the new image active and confirmed on each (as read back at the end), and the two
-# updates overlapped in time.
-python3 - /tmp/fleet-ble.report.json Examples/images/blinky-1.1.0.signed.bin <<'PY' || fail "the fleet report does not show both devices updated at once"
-import json, os, sys
-report = json.load(open(sys.argv[1]))
-length = os.path.getsize(sys.argv[2])
-devices = {d["name"]: d for d in report["devices"]}
-ok = True
-for name in ("smpctl-a", "smpctl-b"):
-    d = devices.get(name)
-    if d is None or d["state"] != "done":
-        print(f"fleet over BLE: {name}: {d and d['state']}: {d and d.get('reason')}"); ok = False; continue
-    if d.get("uploaded_bytes", 0) < length:
-        print(f"fleet over BLE: {name} uploaded {d.get('uploaded_bytes')} of {length} bytes"); ok = False
-    active = [s for s in d.get("final_slots") or [] if s["active"] and s["image"] == 0]
-    if not active or active[0]["version"] != "1.1.0" or not active[0]["confirmed"]:
-        print(f"fleet over BLE: {name} does not run a confirmed 1.1.0: {d.get('final_slots')}"); ok = False
-    print(f"fleet over BLE: {name} done in {d.get('update_seconds')} s, {d.get('uploaded_bytes')} bytes, "
-          f"{d.get('reconnects')} reconnect(s)")
-a, b = devices.get("smpctl-a"), devices.get("smpctl-b")
-if ok and not (a["started"] < b["finished"] and b["started"] < a["finished"]):
-    print("fleet over BLE: the two updates did not overlap"); ok = False
-sys.exit(0 if ok else 1)
-PY
-echo "fleet over BLE: both peripherals updated in parallel in $(elapsed "$t0" "$t1") s"
+fleet_step fleet-ble "fleet over BLE" dfu "ble:$a_addr?adapter=hci1" "ble:$b_via_hci4?adapter=hci4"
 for p in "$peripheral_a" "$peripheral_b"; do
     kill -TERM "$p"
     pst=0
