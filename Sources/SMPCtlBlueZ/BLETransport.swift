@@ -365,6 +365,18 @@ public actor BLETransport: SMPTransport {
             _ = await Phase.run(within: callBound, watch: nil) { () async throws(DBusError) in
                 try await adapterProxy.setDiscoveryFilter(uuids: [])
             }
+            // StopDiscovery goes out even when the open is cancelled meanwhile (a D-Bus call does
+            // not start in a cancelled task, so it runs in a task of its own): otherwise bluetoothd
+            // keeps scanning for this client until its bus connection closes, and the transport
+            // keeps that across opens. Bounded by callBound, and by 2 s once cancelled.
+            @Sendable func stopDiscovery() async {
+                let bound = Task.isCancelled ? min(callBound, .seconds(2)) : callBound
+                await Task {
+                    _ = await Phase.run(within: bound, watch: nil) { () async throws(DBusError) in
+                        try await adapterProxy.stopDiscovery(timeout: Phase.callTimeout(bound))
+                    }
+                }.value
+            }
             // The controller may report a device's advertising once per scan, and a busy host can
             // lose that report (bluez-vm-notes.md: BlueZ 5.66's emulated controller; real
             // controllers that filter duplicates in hardware do the same): scan again every few
@@ -378,6 +390,10 @@ public actor BLETransport: SMPTransport {
                     break
                 case .answered(.failure(let error)) where error.name == .bluezInProgress:
                     break  // Someone else is discovering; their results serve us too.
+                case .answered(.failure(let error)) where error.name == .cancelled:
+                    // Cancelled while StartDiscovery was on its way: bluetoothd may have started.
+                    await stopDiscovery()
+                    throw BlueZError.from(error, while: "starting discovery on \(adapter.name)").in(.discovery)
                 case .answered(.failure(let error)):
                     throw BlueZError.from(error, while: "starting discovery on \(adapter.name)").in(.discovery)
                 case .timedOut, .dropped:
@@ -390,9 +406,7 @@ public actor BLETransport: SMPTransport {
                 found = await model.wait(timeout: scan) { model in
                     model.devices.first { Self.isTarget($0, target: target, adapterPath: adapterPath) }
                 }
-                _ = await Phase.run(within: callBound, watch: nil) { () async throws(DBusError) in
-                    try await adapterProxy.stopDiscovery(timeout: Phase.callTimeout(callBound))
-                }
+                await stopDiscovery()
             }
         }
         guard let device = found else {

@@ -348,6 +348,30 @@ struct BLETransportTests {
         }
     }
 
+    @Test("an open cancelled while discovering still stops the discovery")
+    func cancelledDiscoveryStops() async throws {
+        try await FakeBluetoothSetup.run { setup in
+            let transport = setup.transport(target: "no-such-device", discoveryTimeout: .seconds(20))
+            let opening = Task {
+                let (_, continuation) = AsyncStream<SMPTransportEvent>.makeStream()
+                try await transport.open(events: continuation)
+            }
+            let clock = ContinuousClock()
+            let started = clock.now
+            while await !setup.fake.discovering, clock.now - started < .seconds(5) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(await setup.fake.discovering, "discovery never started")
+            try await Task.sleep(for: .milliseconds(200))
+            let cancelled = clock.now
+            opening.cancel()
+            _ = await opening.result
+            #expect(clock.now - cancelled < .seconds(3))
+            #expect(await setup.fake.discovering == false, "the cancelled open left discovery on")
+            await transport.close()
+        }
+    }
+
     @Test("an unknown device is not found before the timeout")
     func deviceNotFound() async throws {
         try await FakeBluetoothSetup.run { setup in

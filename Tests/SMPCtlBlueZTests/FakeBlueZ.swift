@@ -88,7 +88,8 @@ actor FakeBlueZ {
     private(set) var disconnectCalls = 0
     private var servicesResolved = false
     private var notifying = false
-    private var discovering = false
+    /// Whether discovery is on (StartDiscovery called, StopDiscovery not since).
+    private(set) var discovering = false
     private var writeSocket: (mine: Int32, given: Int32)?
     private var notifySocket: (mine: Int32, given: Int32)?
     private var writeReader: DescriptorReader?
