@@ -369,7 +369,7 @@ public actor BLETransport: SMPTransport {
             // not start in a cancelled task, so it runs in a task of its own): otherwise bluetoothd
             // keeps scanning for this client until its bus connection closes, and the transport
             // keeps that across opens. Bounded by callBound, and by 2 s once cancelled.
-            @Sendable func stopDiscovery() async {
+            func stopDiscovery() async {
                 let bound = Task.isCancelled ? min(callBound, .seconds(2)) : callBound
                 await Task {
                     _ = await Phase.run(within: bound, watch: nil) { () async throws(DBusError) in
@@ -390,11 +390,9 @@ public actor BLETransport: SMPTransport {
                     break
                 case .answered(.failure(let error)) where error.name == .bluezInProgress:
                     break  // Someone else is discovering; their results serve us too.
-                case .answered(.failure(let error)) where error.name == .cancelled:
-                    // Cancelled while StartDiscovery was on its way: bluetoothd may have started.
-                    await stopDiscovery()
-                    throw BlueZError.from(error, while: "starting discovery on \(adapter.name)").in(.discovery)
                 case .answered(.failure(let error)):
+                    // Cancelled while StartDiscovery was on its way: bluetoothd may have started.
+                    if error.name == .cancelled { await stopDiscovery() }
                     throw BlueZError.from(error, while: "starting discovery on \(adapter.name)").in(.discovery)
                 case .timedOut, .dropped:
                     throw BlueZError(

@@ -410,7 +410,7 @@ actor FakeBlueZ {
     /// Asks RequestPasskey, and `delay` later calls Cancel while the question is open (each
     /// answer waited for at most 3 s, as recorded); then fails the pairing as cancelled.
     private func askAndCancel(_ agent: (sender: String, path: String, capability: String), after delay: Duration)
-        async throws(DBusError)
+        async throws(DBusError) -> Never
     {
         let devicePath = self.devicePath
         Task {
@@ -425,11 +425,7 @@ actor FakeBlueZ {
         }
         try? await Task.sleep(for: delay)
         let start = ContinuousClock.now
-        agentCalls.append("Cancel")
-        if (try? await bus.call(
-            destination: agent.sender, path: agent.path, interface: BlueZ.agentInterface, member: "Cancel",
-            arguments: [], timeout: .seconds(3))) != nil
-        {
+        if (try? await callAgent(agent, "Cancel", [], timeout: .seconds(3))) != nil {
             cancelAnsweredIn = ContinuousClock.now - start
         }
         let cancelled = ContinuousClock.now
@@ -440,12 +436,12 @@ actor FakeBlueZ {
     }
 
     private func callAgent(_ agent: (sender: String, path: String, capability: String), _ member: String,
-        _ arguments: [DBusValue]) async throws(DBusError) -> [DBusValue]
+        _ arguments: [DBusValue], timeout: Duration = .seconds(30)) async throws(DBusError) -> [DBusValue]
     {
         agentCalls.append(member)
         return try await bus.call(
             destination: agent.sender, path: agent.path, interface: BlueZ.agentInterface, member: member,
-            arguments: arguments, timeout: .seconds(30))
+            arguments: arguments, timeout: timeout)
     }
 
     private func handleCharacteristic(_ member: String, _ arguments: [DBusValue]) async throws(DBusError) -> [DBusValue] {

@@ -122,7 +122,10 @@ struct ReconnectBoundTests {
         }
         let elapsed = clock.now - start
         await client.close()
-        #expect(elapsed < .seconds(4), "\(elapsed)")
+        // The budget is 3 s; the slack is for a loaded 2-core machine, where the parallel suites
+        // starve the task pool for seconds (a run once measured 4.9 s). Without the bound the
+        // hanging open lasts 120 s.
+        #expect(elapsed < .seconds(3) + .seconds(5), "\(elapsed)")
         #expect(transport.cancelledOpens >= 1)
     }
 
